@@ -1,0 +1,205 @@
+//! Finding the Codex CLI and checking that it is a version we support.
+//!
+//! Search order, first hit wins: `CODEX_BIN`, then `codex` on `PATH`, then the
+//! project's own pinned install (`codex-cli/node_modules/.bin/codex`, put there
+//! by `make setup`). An explicit `CODEX_BIN` that does not exist is an error,
+//! never a silent fall-through: the user asked for that binary.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use semver::Version;
+
+/// The oldest Codex CLI whose app-server protocol this crate was verified
+/// against; older ones lack the WebSocket capability-token auth we rely on.
+pub const MIN_SUPPORTED_VERSION: Version = Version::new(0, 169, 0);
+
+/// `codex --version` only prints a line, but the npm launcher starts Node
+/// first; on a loaded 2-core machine that can take a few seconds.
+const VERSION_PROBE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The environment variable that names the binary explicitly.
+pub const CODEX_BIN_ENV: &str = "CODEX_BIN";
+
+/// Where `make setup` installs the pinned CLI, relative to the crate root.
+const PROJECT_INSTALL: &str = "codex-cli/node_modules/.bin/codex";
+
+/// What went wrong finding or probing the Codex CLI. Every message says what
+/// to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum CodexBinError {
+    #[error(
+        "{CODEX_BIN_ENV} is set to {path}, which does not exist; point it at a `codex` binary or unset it"
+    )]
+    EnvPathMissing { path: PathBuf },
+    #[error(
+        "no Codex CLI found (looked in: {searched}); run `make setup` in the codex-mcp-sidecar checkout, \
+         `npm install -g @openai/codex@{MIN_SUPPORTED_VERSION}`, or set {CODEX_BIN_ENV}"
+    )]
+    NotFound { searched: String },
+    #[error("could not run `{path} --version`: {source}; check that it is an executable Codex CLI")]
+    NotRunnable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "`{path} --version` did not finish within {VERSION_PROBE_TIMEOUT:?}; check that it is a working Codex CLI"
+    )]
+    ProbeTimedOut { path: PathBuf },
+    #[error(
+        "`{path} --version` printed {output:?}, not `codex-cli X.Y.Z`; is {path} really the Codex CLI?"
+    )]
+    UnrecognisedVersion { path: PathBuf, output: String },
+    #[error(
+        "Codex CLI {found} at {path} is older than {MIN_SUPPORTED_VERSION}, the oldest this sidecar supports; \
+         upgrade it (`npm install -g @openai/codex@latest`) or point {CODEX_BIN_ENV} at a newer one"
+    )]
+    TooOld { path: PathBuf, found: Version },
+}
+
+/// Which step of the search order found the binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinarySource {
+    Env,
+    Path,
+    ProjectInstall,
+}
+
+impl fmt::Display for BinarySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BinarySource::Env => CODEX_BIN_ENV,
+            BinarySource::Path => "PATH",
+            BinarySource::ProjectInstall => "project install",
+        })
+    }
+}
+
+/// A Codex CLI that was found and answered `--version` with a supported version.
+#[derive(Debug, Clone)]
+pub struct CodexBinary {
+    pub path: PathBuf,
+    pub source: BinarySource,
+    pub version: Version,
+}
+
+impl CodexBinary {
+    /// Finds the binary in the documented order and checks its version.
+    pub async fn discover() -> Result<CodexBinary, CodexBinError> {
+        let project_install = Path::new(env!("CARGO_MANIFEST_DIR")).join(PROJECT_INSTALL);
+        let (path, source) = locate(std::env::var_os(CODEX_BIN_ENV), &project_install)?;
+        let version = probe_version(&path).await?;
+        if version < MIN_SUPPORTED_VERSION {
+            return Err(CodexBinError::TooOld {
+                path,
+                found: version,
+            });
+        }
+        Ok(CodexBinary {
+            path,
+            source,
+            version,
+        })
+    }
+}
+
+/// The search itself, with the environment passed in so that it can be tested
+/// without touching the process environment.
+pub fn locate(
+    codex_bin_env: Option<OsString>,
+    project_install: &Path,
+) -> Result<(PathBuf, BinarySource), CodexBinError> {
+    if let Some(explicit) = codex_bin_env.filter(|value| !value.is_empty()) {
+        let path = PathBuf::from(explicit);
+        // A bare name ("codex") is looked up on PATH like a shell would.
+        let resolved = if path.components().count() == 1 {
+            which::which(&path).ok()
+        } else {
+            path.exists().then(|| path.clone())
+        };
+        return resolved
+            .map(|found| (found, BinarySource::Env))
+            .ok_or(CodexBinError::EnvPathMissing { path });
+    }
+    if let Ok(found) = which::which("codex") {
+        return Ok((found, BinarySource::Path));
+    }
+    if project_install.exists() {
+        return Ok((project_install.to_path_buf(), BinarySource::ProjectInstall));
+    }
+    Err(CodexBinError::NotFound {
+        searched: format!("{CODEX_BIN_ENV}, PATH, {}", project_install.display()),
+    })
+}
+
+/// Runs `codex --version` and parses `codex-cli X.Y.Z`.
+pub async fn probe_version(path: &Path) -> Result<Version, CodexBinError> {
+    let mut command = tokio::process::Command::new(path);
+    command
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(VERSION_PROBE_TIMEOUT, command.output())
+        .await
+        .map_err(|_| CodexBinError::ProbeTimedOut {
+            path: path.to_path_buf(),
+        })?
+        .map_err(|source| CodexBinError::NotRunnable {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    parse_version(&stdout).ok_or_else(|| CodexBinError::UnrecognisedVersion {
+        path: path.to_path_buf(),
+        output: stdout.trim().to_string(),
+    })
+}
+
+/// Parses the first line of `codex --version`, e.g. `codex-cli 0.169.0`.
+pub fn parse_version(output: &str) -> Option<Version> {
+    let line = output.lines().next()?.trim();
+    let number = line.strip_prefix("codex-cli")?.trim();
+    Version::parse(number).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_release_and_prerelease_versions() {
+        assert_eq!(
+            parse_version("codex-cli 0.169.0\n"),
+            Some(Version::new(0, 169, 0))
+        );
+        let pre = parse_version("codex-cli 0.170.0-alpha.2").unwrap();
+        assert!(pre > MIN_SUPPORTED_VERSION);
+        assert_eq!(parse_version("codex 0.169.0"), None);
+        assert_eq!(parse_version(""), None);
+        assert_eq!(parse_version("codex-cli banana"), None);
+    }
+
+    #[test]
+    fn explicit_env_path_that_is_missing_is_an_error_not_a_fallback() {
+        let dir = tempfile::tempdir().unwrap();
+        let install = dir.path().join("codex");
+        std::fs::write(&install, "").unwrap();
+        let err = locate(Some("/nonexistent/codex".into()), &install).unwrap_err();
+        assert!(matches!(err, CodexBinError::EnvPathMissing { .. }));
+        assert!(err.to_string().contains("/nonexistent/codex"));
+    }
+
+    #[test]
+    fn env_wins_over_project_install() {
+        let dir = tempfile::tempdir().unwrap();
+        let explicit = dir.path().join("my-codex");
+        std::fs::write(&explicit, "").unwrap();
+        let (found, source) = locate(Some(explicit.clone().into()), Path::new("/nope")).unwrap();
+        assert_eq!((found, source), (explicit, BinarySource::Env));
+    }
+}

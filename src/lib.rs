@@ -1,0 +1,4 @@
+//! `codex-mcp-sidecar`: the Codex CLI behind an MCP server.
+
+pub mod codex_bin;
+pub mod protocol;

@@ -1,0 +1,14 @@
+//! The app-server's wire types, with no IO: JSON-RPC framing, the typed
+//! params and results of the methods we call, and the notifications and
+//! requests the server sends us. Anything we do not model is kept as raw JSON.
+
+pub mod events;
+pub mod jsonrpc;
+pub mod types;
+
+pub use events::{
+    ApprovalDecision, ApprovalParams, NotificationKind, ServerNotification, ServerRequest,
+    ServerRequestKind,
+};
+pub use jsonrpc::{Incoming, RequestId, RpcError};
+pub use types::*;
