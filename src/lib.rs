@@ -1,4 +1,5 @@
 //! `codex-mcp-sidecar`: the Codex CLI behind an MCP server.
 
+pub mod appserver;
 pub mod codex_bin;
 pub mod protocol;

@@ -1,0 +1,9 @@
+//! The app-server as a process we start and as a connection we hold.
+
+pub mod connection;
+pub mod process;
+pub mod token;
+
+pub use connection::{AppServerConnection, ConnectOptions, ConnectionError, ServerEvent};
+pub use process::{AppServerError, AppServerProcess, SpawnOptions};
+pub use token::CapabilityToken;
