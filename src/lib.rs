@@ -3,3 +3,4 @@
 pub mod appserver;
 pub mod codex_bin;
 pub mod protocol;
+pub mod scripted_model;

@@ -1,0 +1,178 @@
+//! Routing: every request is recorded; `POST …/responses` is answered by its
+//! script, anything else with 404.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use super::log::{Log, RequestOutcome};
+use super::script::{Script, is_tool_follow_up, user_message_texts};
+use super::sse::{self, Answer, Step};
+
+/// Largest request body read. Codex sends the whole conversation each time,
+/// tool schemas and instructions included (tens of KiB); 64 MiB leaves room
+/// for long test conversations while still bounding a runaway client.
+const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// The answer to a request without a marker, so unmarked prompts still work.
+pub const DEFAULT_REPLY: &str = "scripted reply";
+
+/// The shell tool of Codex 0.169.0.
+const EXEC_TOOL: &str = "exec_command";
+
+#[derive(Clone)]
+struct Server {
+    log: Log,
+    stopping: watch::Receiver<bool>,
+}
+
+pub fn router(log: Log, stopping: watch::Receiver<bool>) -> Router {
+    Router::new()
+        .fallback(handle)
+        .with_state(Server { log, stopping })
+}
+
+async fn handle(State(server): State<Server>, request: Request) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let bytes = match axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            tracing::warn!(%error, %path, "could not read a request body");
+            Default::default()
+        }
+    };
+    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let is_responses = method == Method::POST && path.ends_with("/responses");
+    let script = if is_responses {
+        Script::from_request(&body)
+    } else {
+        None
+    };
+    let outcome = if is_responses {
+        match script {
+            Some(Script::HttpError { http_error }) => {
+                RequestOutcome::HttpError(error_status(http_error).as_u16())
+            }
+            _ => RequestOutcome::Streaming,
+        }
+    } else {
+        RequestOutcome::NotFound
+    };
+    let seq = server.log.push(
+        method.to_string(),
+        path.clone(),
+        body.clone(),
+        script.clone(),
+        outcome,
+    );
+    tracing::debug!(seq, %method, %path, ?script, "scripted model request");
+    if !is_responses {
+        return (StatusCode::NOT_FOUND, "not served by the scripted model").into_response();
+    }
+    let answer = Answer::new(seq, bytes.len());
+    let steps = match script {
+        Some(Script::HttpError { http_error }) => return http_error_response(http_error),
+        Some(script) => steps_for(&answer, script, &body),
+        None => text_steps(&answer, DEFAULT_REPLY),
+    };
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(sse::body(server.log, seq, steps, server.stopping))
+        .unwrap_or_else(|error| {
+            tracing::warn!(%error, "could not build an SSE response");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        })
+}
+
+/// The status a scripted error is sent with: a code HTTP cannot carry becomes
+/// 500, and the record says so.
+fn error_status(scripted: u16) -> StatusCode {
+    StatusCode::from_u16(scripted).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+fn http_error_response(scripted: u16) -> Response {
+    let status = error_status(scripted);
+    let body = json!({
+        "error": {
+            "message": format!("scripted HTTP error {}", status.as_u16()),
+            "type": "server_error",
+            "code": null,
+        }
+    });
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn steps_for(answer: &Answer, script: Script, body: &Value) -> Vec<Step> {
+    match script {
+        Script::Text { text } => text_steps(answer, &text),
+        Script::Stream { stream, delay_ms } => {
+            let full: String = stream.concat();
+            let mut steps = vec![answer.created(), answer.message_added()];
+            for part in &stream {
+                steps.push(Step::Sleep(Duration::from_millis(delay_ms)));
+                steps.push(answer.delta(part));
+            }
+            steps.push(answer.message_done(&full));
+            steps.push(answer.completed(&full));
+            steps
+        }
+        Script::Exec { then, .. } if is_tool_follow_up(body) => text_steps(answer, &then),
+        Script::Exec { exec, escalate, .. } => {
+            let arguments = exec_arguments(&exec, escalate);
+            vec![
+                answer.created(),
+                answer.function_call_done(EXEC_TOOL, &arguments),
+                answer.completed(&arguments.to_string()),
+            ]
+        }
+        Script::Cut { cut } => vec![
+            answer.created(),
+            answer.message_added(),
+            answer.delta(&cut),
+            Step::Sleep(sse::CUT_FLUSH_PAUSE),
+            Step::Cut,
+        ],
+        Script::Hang { .. } => vec![answer.created(), Step::Hang],
+        Script::EchoHistory { .. } => text_steps(answer, &user_message_texts(body).join("\n")),
+        // Answered before any body is built; kept total for the compiler.
+        Script::HttpError { .. } => text_steps(answer, DEFAULT_REPLY),
+    }
+}
+
+fn text_steps(answer: &Answer, text: &str) -> Vec<Step> {
+    vec![
+        answer.created(),
+        answer.message_done(text),
+        answer.completed(text),
+    ]
+}
+
+/// The arguments of an `exec_command` call. Escalation uses the fields of the
+/// tool's schema in 0.169.0: `sandbox_permissions: "require_escalated"` with a
+/// `justification`, which Codex turns into an approval request.
+fn exec_arguments(command: &str, escalate: bool) -> Value {
+    if escalate {
+        json!({
+            "cmd": command,
+            "sandbox_permissions": "require_escalated",
+            "justification": "The scripted model asks to run this outside the sandbox.",
+        })
+    } else {
+        json!({ "cmd": command })
+    }
+}

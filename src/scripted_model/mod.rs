@@ -1,0 +1,168 @@
+//! The scripted model: an OpenAI Responses-API server on loopback that the
+//! real Codex CLI talks to instead of a real model. It owns the HTTP server
+//! and its task, the record of every request it received, and the answers,
+//! which a `SCRIPT{…}` marker in each prompt chooses (see [`Script`]). One
+//! server serves many concurrent Codex runs, each with its own marker.
+
+mod handler;
+mod log;
+mod script;
+mod sse;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use log::{RecordedRequest, RequestOutcome};
+pub use script::{Script, is_tool_follow_up, user_message_texts};
+
+use log::Log;
+
+/// How long [`ScriptedModel::shutdown`] lets open connections finish before
+/// it aborts the server. Open streams end as soon as they see the shutdown
+/// and idle keep-alive connections close at once, so this only matters when
+/// a client will not let go; two seconds does not hold up a test run.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScriptedModelError {
+    #[error("could not listen on loopback: {0}")]
+    Bind(#[source] std::io::Error),
+    #[error(
+        "no request log state satisfied the condition within {timeout:?} ({seen} requests seen)"
+    )]
+    WaitTimedOut { timeout: Duration, seen: usize },
+}
+
+/// A running scripted model server on `127.0.0.1`, on a port of its own.
+pub struct ScriptedModel {
+    addr: SocketAddr,
+    log: Log,
+    shutdown: watch::Sender<bool>,
+    server: Option<JoinHandle<()>>,
+}
+
+impl ScriptedModel {
+    pub async fn start() -> Result<ScriptedModel, ScriptedModelError> {
+        let listener = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(ScriptedModelError::Bind)?;
+        let addr = listener.local_addr().map_err(ScriptedModelError::Bind)?;
+        let log = Log::new();
+        let (shutdown, stopping) = watch::channel(false);
+        let app = handler::router(log.clone(), stopping.clone());
+        let mut until_stopped = stopping;
+        let server = tokio::spawn(async move {
+            let stopped = async move {
+                // An error means the model was dropped, which also means stop.
+                let _ = until_stopped.wait_for(|stopping| *stopping).await;
+            };
+            if let Err(error) = axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
+            {
+                tracing::warn!(%error, "scripted model server failed");
+            }
+        });
+        tracing::debug!(%addr, "scripted model listening");
+        Ok(ScriptedModel {
+            addr,
+            log,
+            shutdown,
+            server: Some(server),
+        })
+    }
+
+    /// The `base_url` of a Codex model provider: `http://127.0.0.1:PORT/v1`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.log.snapshot()
+    }
+
+    /// Resolves with the request log once `pred` holds for it, checking again
+    /// on every new request and every outcome change.
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&[RecordedRequest]) -> bool,
+    ) -> Result<Vec<RecordedRequest>, ScriptedModelError> {
+        let mut changes = self.log.subscribe();
+        let waited = tokio::time::timeout(timeout, async {
+            // The sender lives in `self`, so the channel cannot close while we
+            // wait; the error arm only keeps this total.
+            match changes.wait_for(|requests| pred(requests)).await {
+                Ok(requests) => Some(requests.clone()),
+                Err(_) => None,
+            }
+        })
+        .await;
+        match waited {
+            Ok(Some(requests)) => Ok(requests),
+            _ => Err(ScriptedModelError::WaitTimedOut {
+                timeout,
+                seen: self.log.snapshot().len(),
+            }),
+        }
+    }
+
+    /// Writes a `config.toml` into `codex_home` (created if missing) that
+    /// points Codex at this server, needs no login, and never retries, so a
+    /// scripted failure shows up as one failed request.
+    pub fn write_codex_home(&self, codex_home: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(codex_home)?;
+        let config = format!(
+            r#"model = "mock-model"
+model_provider = "mock"
+approval_policy = "never"
+sandbox_mode = "read-only"
+
+[model_providers.mock]
+name = "mock"
+base_url = "{}"
+wire_api = "responses"
+request_max_retries = 0
+stream_max_retries = 0
+"#,
+            self.base_url()
+        );
+        std::fs::write(codex_home.join("config.toml"), config)
+    }
+
+    /// Stops serving: open streams end, idle connections close, and after
+    /// [`SHUTDOWN_GRACE`] whatever is left is aborted.
+    pub async fn shutdown(mut self) {
+        self.shutdown.send_replace(true);
+        if let Some(mut server) = self.server.take() {
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut server)
+                .await
+                .is_err()
+            {
+                tracing::warn!("scripted model connections outlived the grace period; aborting");
+                server.abort();
+            }
+        }
+    }
+}
+
+impl Drop for ScriptedModel {
+    fn drop(&mut self) {
+        // The signal also ends streams on connections the server task has
+        // already handed off, which aborting the task alone would leave behind.
+        self.shutdown.send_replace(true);
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
