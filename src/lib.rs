@@ -1,6 +1,24 @@
-//! `codex-mcp-sidecar`: the Codex CLI behind an MCP server.
+//! `codex-mcp-sidecar` hands work from an MCP client to the real Codex CLI
+//! through `codex app-server`, keeps an audit of every run, and lets a person
+//! attach the Codex terminal UI to the same live session.
+//!
+//! # Layout
+//!
+//! - [`codex_bin`]: finding the Codex CLI (`CODEX_BIN`, `PATH`, the project's
+//!   pinned install) and checking its version.
+//! - [`protocol`]: the app-server's wire types, with no IO. Unknown
+//!   notifications, requests and item kinds are kept as raw JSON.
+//! - [`appserver`]: the app-server as a process we start (process group,
+//!   capability token, stderr, `/readyz`) and the WebSocket connection to it
+//!   (one worker owns the socket; requests are matched to answers by id).
+//! - [`scripted_model`]: an OpenAI Responses-API server over SSE whose
+//!   answers are scripted by a marker in the prompt, so that Codex runs
+//!   offline in the demo, the tests and the benchmarks.
+//! - [`demo`]: the connection demo that `make demo` runs.
 
 pub mod appserver;
+pub mod cli;
 pub mod codex_bin;
+pub mod demo;
 pub mod protocol;
 pub mod scripted_model;

@@ -1,1 +1,3 @@
-fn main() {}
+fn main() -> std::process::ExitCode {
+    codex_mcp_sidecar::cli::main()
+}

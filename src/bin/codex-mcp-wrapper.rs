@@ -1,1 +1,6 @@
-fn main() {}
+//! The same server under its older name, so existing MCP configurations keep
+//! working.
+
+fn main() -> std::process::ExitCode {
+    codex_mcp_sidecar::cli::main()
+}

@@ -1,0 +1,27 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+# Each installs what it needs first (the pinned Codex CLI through npm).
+
+CODEX_CLI := codex-cli
+CODEX_STAMP := $(CODEX_CLI)/node_modules/.installed
+# Tests and the demo run the pinned CLI, whatever `codex` may be on PATH.
+export CODEX_BIN := $(CURDIR)/$(CODEX_CLI)/node_modules/.bin/codex
+
+.PHONY: setup demo test lint
+
+setup: $(CODEX_STAMP)
+
+# `npm ci` installs exactly the lockfile; re-run only when it changes.
+$(CODEX_STAMP): $(CODEX_CLI)/package.json $(CODEX_CLI)/package-lock.json
+	cd $(CODEX_CLI) && npm ci --no-audit --no-fund
+	$(CODEX_BIN) --version
+	touch $@
+
+demo: setup
+	cargo run --quiet --bin codex-mcp-sidecar -- demo
+
+test: setup
+	cargo test --locked
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets --locked -- -D warnings
