@@ -1,0 +1,175 @@
+//! The rig shared by the integration tests: a scripted model, a throwaway
+//! `CODEX_HOME` and work directory, and a real `codex app-server` on a free
+//! loopback port, all private to one test.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use codex_mcp_sidecar::appserver::process::live_group_members;
+use codex_mcp_sidecar::appserver::{
+    AppServerConnection, AppServerProcess, ConnectOptions, ServerEvent, SpawnOptions,
+};
+use codex_mcp_sidecar::protocol::events::TurnEvent;
+use codex_mcp_sidecar::protocol::{
+    ApprovalPolicy, NotificationKind, SandboxMode, ServerRequest, ThreadStartParams,
+};
+use codex_mcp_sidecar::scripted_model::ScriptedModel;
+use tempfile::TempDir;
+use tokio::sync::mpsc;
+
+/// Longest any single expected event may take to arrive. A scripted turn
+/// finishes in well under a second; this only trips when something is stuck,
+/// and then the test fails instead of hanging.
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The Codex binary the tests run: `CODEX_BIN` when set, else the project's
+/// pinned install (`make setup` puts it there).
+pub fn codex_bin() -> PathBuf {
+    match std::env::var_os("CODEX_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/codex-cli/node_modules/.bin/codex"
+        )),
+    }
+}
+
+/// One test's private world.
+pub struct Rig {
+    pub model: ScriptedModel,
+    pub codex_home: TempDir,
+    /// The project directory Codex works in.
+    pub work: TempDir,
+    /// Holds the token file.
+    _secrets: TempDir,
+    pub server: AppServerProcess,
+}
+
+impl Rig {
+    pub async fn start() -> Rig {
+        let model = ScriptedModel::start().await.expect("scripted model starts");
+        let codex_home = tempfile::tempdir().expect("codex home");
+        model
+            .write_codex_home(codex_home.path())
+            .expect("config.toml");
+        let work = tempfile::tempdir().expect("work dir");
+        let secrets = tempfile::tempdir().expect("secrets dir");
+        let mut options = SpawnOptions::loopback(codex_bin(), secrets.path().join("token"));
+        options.codex_home = Some(codex_home.path().to_path_buf());
+        let server = AppServerProcess::spawn(options)
+            .await
+            .expect("app-server starts");
+        Rig {
+            model,
+            codex_home,
+            work,
+            _secrets: secrets,
+            server,
+        }
+    }
+
+    pub fn connect_options(&self) -> ConnectOptions {
+        ConnectOptions::new(self.server.url(), Some(self.server.token().clone()))
+    }
+
+    pub async fn connect(&self) -> (AppServerConnection, Events) {
+        let (connection, events) = AppServerConnection::connect(self.connect_options())
+            .await
+            .expect("connects and initializes");
+        (connection, Events(events))
+    }
+
+    /// Settings for a thread in this rig's work directory.
+    pub fn thread_params(
+        &self,
+        approval: ApprovalPolicy,
+        sandbox: SandboxMode,
+    ) -> ThreadStartParams {
+        ThreadStartParams {
+            cwd: Some(path_string(self.work.path())),
+            approval_policy: Some(approval),
+            sandbox: Some(sandbox),
+            ..ThreadStartParams::default()
+        }
+    }
+
+    /// Stops the app-server and checks that no process of its group is left:
+    /// neither the npm launcher nor the native binary it spawned.
+    pub async fn finish(self) {
+        let pgid = self.server.pgid();
+        self.server.shutdown().await.expect("app-server stops");
+        assert_no_process_left(pgid);
+        self.model.shutdown().await;
+    }
+}
+
+pub fn assert_no_process_left(pgid: i32) {
+    let left = live_group_members(pgid);
+    assert!(left.is_empty(), "codex processes left behind: {left:?}");
+}
+
+pub fn path_string(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// The events of one connection, with waits that fail instead of hanging.
+pub struct Events(pub mpsc::Receiver<ServerEvent>);
+
+impl Events {
+    /// The next event that `pick` accepts; others are skipped.
+    pub async fn until<T>(&mut self, mut pick: impl FnMut(ServerEvent) -> Option<T>) -> T {
+        let wait = async {
+            while let Some(event) = self.0.recv().await {
+                if let Some(found) = pick(event) {
+                    return found;
+                }
+            }
+            panic!("the event stream ended first")
+        };
+        tokio::time::timeout(EVENT_TIMEOUT, wait)
+            .await
+            .expect("expected event within EVENT_TIMEOUT")
+    }
+
+    /// Waits for `turn/completed` of `turn_id`, collecting that turn's
+    /// agent-message deltas on the way.
+    pub async fn turn_completed(&mut self, turn_id: &str) -> (TurnEvent, Vec<String>) {
+        let mut deltas = Vec::new();
+        let completed = self
+            .until(|event| match event {
+                ServerEvent::Notification(note) => match note.kind {
+                    NotificationKind::AgentMessageDelta(delta) if delta.turn_id == turn_id => {
+                        deltas.push(delta.delta);
+                        None
+                    }
+                    NotificationKind::TurnCompleted(done) if done.turn.id == turn_id => Some(done),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .await;
+        (completed, deltas)
+    }
+
+    /// The next server request (an approval, say).
+    pub async fn server_request(&mut self) -> ServerRequest {
+        self.until(|event| match event {
+            ServerEvent::Request(request) => Some(request),
+            _ => None,
+        })
+        .await
+    }
+}
+
+/// The output Codex posted back for the last tool call in a Responses-API
+/// request body, when there is one.
+pub fn function_call_output(body: &serde_json::Value) -> Option<String> {
+    let input = body.get("input")?.as_array()?;
+    let item = input.iter().rev().find(|item| {
+        item.get("type").and_then(|kind| kind.as_str()) == Some("function_call_output")
+    })?;
+    match item.get("output")? {
+        serde_json::Value::String(text) => Some(text.clone()),
+        other => Some(other.to_string()),
+    }
+}

@@ -1,0 +1,3 @@
+mod appserver;
+mod cli;
+mod scripted_model;
