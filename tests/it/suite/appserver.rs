@@ -43,7 +43,10 @@ async fn handshake_reports_the_server_and_its_codex_home() {
             .any(|line| line.trim() == format!("listening on: {}", rig.server.url())),
         "{stderr:?}"
     );
-    assert!(stderr.iter().all(|line| !line.contains('\u{1b}')), "{stderr:?}");
+    assert!(
+        stderr.iter().all(|line| !line.contains('\u{1b}')),
+        "{stderr:?}"
+    );
     rig.finish().await;
 }
 
