@@ -55,9 +55,12 @@ pub enum SandboxMode {
 
 // ---- thread/start, thread/resume, thread/read -----------------------------
 
+/// How a thread runs: where, under which approval policy and sandbox, with
+/// which model. `None` leaves the setting to Codex's config (or, on resume,
+/// to what the thread already has).
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ThreadStartParams {
+pub struct ThreadSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -68,18 +71,15 @@ pub struct ThreadStartParams {
     pub model: Option<String>,
 }
 
+/// `thread/start` takes the settings alone.
+pub type ThreadStartParams = ThreadSettings;
+
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ThreadResumeParams {
     pub thread_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cwd: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub approval_policy: Option<ApprovalPolicy>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sandbox: Option<SandboxMode>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
+    #[serde(flatten)]
+    pub settings: ThreadSettings,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -11,7 +11,8 @@ use codex_mcp_sidecar::appserver::{
 };
 use codex_mcp_sidecar::protocol::events::TurnEvent;
 use codex_mcp_sidecar::protocol::{
-    ApprovalPolicy, NotificationKind, SandboxMode, ServerRequest, ThreadStartParams,
+    ApprovalPolicy, NotificationKind, SandboxMode, ServerRequest, Thread, ThreadStartParams, Turn,
+    TurnStartParams,
 };
 use codex_mcp_sidecar::scripted_model::ScriptedModel;
 use tempfile::TempDir;
@@ -79,18 +80,20 @@ impl Rig {
         (connection, Events(events))
     }
 
-    /// Settings for a thread in this rig's work directory.
-    pub fn thread_params(
+    /// Starts a thread in this rig's work directory.
+    pub async fn thread(
         &self,
+        connection: &AppServerConnection,
         approval: ApprovalPolicy,
         sandbox: SandboxMode,
-    ) -> ThreadStartParams {
-        ThreadStartParams {
+    ) -> Thread {
+        let params = ThreadStartParams {
             cwd: Some(path_string(self.work.path())),
             approval_policy: Some(approval),
             sandbox: Some(sandbox),
             ..ThreadStartParams::default()
-        }
+        };
+        connection.thread_start(&params).await.unwrap().thread
     }
 
     /// Stops the app-server and checks that no process of its group is left:
@@ -110,6 +113,19 @@ pub fn assert_no_process_left(pgid: i32) {
 
 pub fn path_string(path: &Path) -> String {
     path.to_string_lossy().into_owned()
+}
+
+/// Starts a turn with one text input; it runs on after this returns.
+pub async fn start_turn(
+    connection: &AppServerConnection,
+    thread_id: &str,
+    prompt: impl Into<String>,
+) -> Turn {
+    connection
+        .turn_start(&TurnStartParams::text(thread_id, prompt))
+        .await
+        .unwrap()
+        .turn
 }
 
 /// The events of one connection, with waits that fail instead of hanging.

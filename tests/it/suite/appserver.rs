@@ -7,7 +7,7 @@ use codex_mcp_sidecar::appserver::{
 };
 use codex_mcp_sidecar::protocol::{
     ApprovalDecision, ApprovalPolicy, NotificationKind, SandboxMode, ServerRequestKind,
-    ThreadResumeParams, TurnStartParams, TurnStatus,
+    ThreadResumeParams, ThreadSettings, TurnStatus,
 };
 use codex_mcp_sidecar::scripted_model::RequestOutcome;
 use nix::sys::signal::{Signal, killpg};
@@ -16,7 +16,7 @@ use pretty_assertions::assert_eq;
 
 use codex_mcp_sidecar::scripted_model::Script;
 
-use crate::common::{Rig, assert_no_process_left, function_call_output, path_string};
+use crate::common::{Rig, assert_no_process_left, function_call_output, path_string, start_turn};
 
 /// "Promptly", for a request whose server died: the connection notices the
 /// socket closing at once; two seconds is generous even on a loaded machine
@@ -54,20 +54,14 @@ async fn handshake_reports_the_server_and_its_codex_home() {
 async fn turn_streams_deltas_then_completes_with_the_scripted_text() {
     let rig = Rig::start().await;
     let (connection, mut events) = rig.connect().await;
-    let thread = connection
-        .thread_start(&rig.thread_params(ApprovalPolicy::Never, SandboxMode::ReadOnly))
-        .await
-        .unwrap()
-        .thread;
+    let thread = rig
+        .thread(&connection, ApprovalPolicy::Never, SandboxMode::ReadOnly)
+        .await;
     let prompt = format!(
         "Greet me. {}",
         Script::stream(&["Hel", "lo, ", "world"], 30).marker()
     );
-    let turn = connection
-        .turn_start(&TurnStartParams::text(&thread.id, prompt))
-        .await
-        .unwrap()
-        .turn;
+    let turn = start_turn(&connection, &thread.id, prompt).await;
     assert_eq!(turn.status, TurnStatus::InProgress);
 
     let (done, deltas) = events.turn_completed(&turn.id).await;
@@ -83,17 +77,15 @@ async fn turn_streams_deltas_then_completes_with_the_scripted_text() {
 async fn approval_round(decision: ApprovalDecision) -> (Rig, bool, String) {
     let rig = Rig::start().await;
     let (connection, mut events) = rig.connect().await;
-    let thread = connection
-        .thread_start(&rig.thread_params(ApprovalPolicy::Untrusted, SandboxMode::WorkspaceWrite))
-        .await
-        .unwrap()
-        .thread;
+    let thread = rig
+        .thread(
+            &connection,
+            ApprovalPolicy::Untrusted,
+            SandboxMode::WorkspaceWrite,
+        )
+        .await;
     let prompt = Script::exec("touch approved.txt", "all done").marker();
-    let turn = connection
-        .turn_start(&TurnStartParams::text(&thread.id, prompt))
-        .await
-        .unwrap()
-        .turn;
+    let turn = start_turn(&connection, &thread.id, prompt).await;
 
     let request = events.server_request().await;
     let ServerRequestKind::CommandApproval(params) = &request.kind else {
@@ -153,16 +145,10 @@ async fn declined_command_does_not_run() {
 async fn interrupt_ends_a_never_ending_turn() {
     let rig = Rig::start().await;
     let (connection, mut events) = rig.connect().await;
-    let thread = connection
-        .thread_start(&rig.thread_params(ApprovalPolicy::Never, SandboxMode::ReadOnly))
-        .await
-        .unwrap()
-        .thread;
-    let turn = connection
-        .turn_start(&TurnStartParams::text(&thread.id, Script::hang().marker()))
-        .await
-        .unwrap()
-        .turn;
+    let thread = rig
+        .thread(&connection, ApprovalPolicy::Never, SandboxMode::ReadOnly)
+        .await;
+    let turn = start_turn(&connection, &thread.id, Script::hang().marker()).await;
     // Interrupt only once the model is really streaming.
     rig.model
         .wait_for(Duration::from_secs(30), |requests| {
@@ -195,22 +181,13 @@ async fn interrupt_ends_a_never_ending_turn() {
 async fn second_connection_resumes_a_running_thread_and_sees_it_complete() {
     let rig = Rig::start().await;
     let (first, mut first_events) = rig.connect().await;
-    let thread = first
-        .thread_start(&rig.thread_params(ApprovalPolicy::Never, SandboxMode::ReadOnly))
-        .await
-        .unwrap()
-        .thread;
+    let thread = rig
+        .thread(&first, ApprovalPolicy::Never, SandboxMode::ReadOnly)
+        .await;
     // Long enough to resume while it runs: 12 deltas, 150 ms apart.
     let parts: Vec<String> = (0..12).map(|n| format!("part{n} ")).collect();
     let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
-    let turn = first
-        .turn_start(&TurnStartParams::text(
-            &thread.id,
-            Script::stream(&parts, 150).marker(),
-        ))
-        .await
-        .unwrap()
-        .turn;
+    let turn = start_turn(&first, &thread.id, Script::stream(&parts, 150).marker()).await;
     // Resume mid-turn: after the first connection has seen three deltas.
     let mut seen_first = 0;
     first_events
@@ -230,8 +207,10 @@ async fn second_connection_resumes_a_running_thread_and_sees_it_complete() {
     let resumed = second
         .thread_resume(&ThreadResumeParams {
             thread_id: thread.id.clone(),
-            cwd: Some(path_string(rig.work.path())),
-            ..ThreadResumeParams::default()
+            settings: ThreadSettings {
+                cwd: Some(path_string(rig.work.path())),
+                ..ThreadSettings::default()
+            },
         })
         .await
         .unwrap();
@@ -363,19 +342,10 @@ async fn unknown_notifications_do_not_break_the_stream() {
     // and the typed ones still come through.
     let rig = Rig::start().await;
     let (connection, mut events) = rig.connect().await;
-    let thread = connection
-        .thread_start(&rig.thread_params(ApprovalPolicy::Never, SandboxMode::ReadOnly))
-        .await
-        .unwrap()
-        .thread;
-    let turn = connection
-        .turn_start(&TurnStartParams::text(
-            &thread.id,
-            Script::text("plain").marker(),
-        ))
-        .await
-        .unwrap()
-        .turn;
+    let thread = rig
+        .thread(&connection, ApprovalPolicy::Never, SandboxMode::ReadOnly)
+        .await;
+    let turn = start_turn(&connection, &thread.id, Script::text("plain").marker()).await;
     let mut other_methods = Vec::new();
     events
         .until(|event| match event {
