@@ -19,6 +19,7 @@
 pub mod appserver;
 pub mod cli;
 pub mod codex_bin;
+pub mod config;
 pub mod demo;
 pub mod protocol;
 pub mod scripted_model;

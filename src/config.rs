@@ -1,0 +1,313 @@
+//! Settings read from the environment once, at start-up. Every variable is
+//! named here, with its default; `from_lookup` takes the environment as a
+//! function so that tests never touch the process environment.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::protocol::{ApprovalPolicy, SandboxMode};
+
+/// The shared app-server's address when none is configured. One per user:
+/// every sidecar of that user connects to it.
+pub const DEFAULT_SHARED_URL: &str = "ws://127.0.0.1:45123";
+
+/// A wait that returns `still_running` after this long stays under the
+/// MCP clients' tool timeouts (Claude Code's default is several minutes).
+pub const DEFAULT_WAIT_SOFT_TIMEOUT: Duration = Duration::from_millis(240_000);
+
+/// A run that takes longer is interrupted and ends `timed_out`.
+pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_millis(30 * 60 * 1000);
+
+/// A shared app-server with no client and no running turn exits after this
+/// long, so nothing lingers for days; long enough that a person pausing
+/// between two runs does not pay for a restart.
+pub const DEFAULT_SHARED_IDLE_EXIT: Duration = Duration::from_secs(10 * 60);
+
+pub const ENV_MODE: &str = "CODEX_MCP_WRAPPER_APP_SERVER_MODE";
+pub const ENV_URL: &str = "CODEX_MCP_WRAPPER_APP_SERVER_URL";
+/// Older name of [`ENV_URL`].
+pub const ENV_LISTEN: &str = "CODEX_MCP_WRAPPER_APP_SERVER_LISTEN";
+pub const ENV_IDLE_EXIT_MS: &str = "CODEX_MCP_WRAPPER_APP_SERVER_IDLE_MS";
+pub const ENV_RUN_DIR: &str = "CODEX_MCP_WRAPPER_RUN_DIR";
+pub const ENV_POINTER_DIR: &str = "CODEX_MCP_WRAPPER_POINTER_DIR";
+pub const ENV_CODEX_HOME: &str = "CODEX_MCP_WRAPPER_CODEX_HOME";
+pub const ENV_SOFT_TIMEOUT_MS: &str = "CODEX_MCP_WRAPPER_WAIT_SOFT_TIMEOUT_MS";
+pub const ENV_TIMEOUT_MS: &str = "CODEX_MCP_WRAPPER_TIMEOUT_MS";
+pub const ENV_DEFAULT_PERMISSIONS: &str = "CODEX_MCP_WRAPPER_DEFAULT_PERMISSIONS";
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{name}={value:?} is not one of: {expected}")]
+    NotOneOf {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("{name}={value:?} is not a whole number of milliseconds")]
+    NotMillis { name: &'static str, value: String },
+    #[error("{name}={value:?} is not a ws://HOST:PORT or unix://PATH URL")]
+    BadUrl { name: &'static str, value: String },
+    #[error(
+        "no Codex home: set CODEX_HOME (or {ENV_CODEX_HOME}), or HOME so that ~/.codex can be used"
+    )]
+    NoCodexHome,
+}
+
+/// Which app-server the sidecar uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppServerMode {
+    /// One server per user at `url`, started detached by whichever sidecar
+    /// needs it first, shared by all, exiting when idle.
+    Shared { url: String },
+    /// A server of our own on a free port, stopped with the sidecar.
+    Private,
+    /// Someone else's server on a Unix socket (Codex's managed daemon, say):
+    /// we only connect, never start or stop it.
+    Unix { path: PathBuf },
+}
+
+/// What a run may do, as one word: the sandbox and approval policy it gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Permissions {
+    /// Full access, never asks.
+    Yolo,
+    /// Writes inside the workspace; asking to leave it is declined.
+    WorkspaceWrite,
+    /// Reads only; asking for more is declined.
+    ReadOnly,
+}
+
+impl Permissions {
+    pub fn parse(value: &str) -> Option<Permissions> {
+        match value {
+            "yolo" => Some(Permissions::Yolo),
+            "workspace-write" => Some(Permissions::WorkspaceWrite),
+            "read-only" => Some(Permissions::ReadOnly),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permissions::Yolo => "yolo",
+            Permissions::WorkspaceWrite => "workspace-write",
+            Permissions::ReadOnly => "read-only",
+        }
+    }
+
+    pub fn sandbox(self) -> SandboxMode {
+        match self {
+            Permissions::Yolo => SandboxMode::DangerFullAccess,
+            Permissions::WorkspaceWrite => SandboxMode::WorkspaceWrite,
+            Permissions::ReadOnly => SandboxMode::ReadOnly,
+        }
+    }
+
+    pub fn approval_policy(self) -> ApprovalPolicy {
+        match self {
+            Permissions::Yolo => ApprovalPolicy::Never,
+            // Codex may ask to leave the sandbox; the run actor answers.
+            Permissions::WorkspaceWrite | Permissions::ReadOnly => ApprovalPolicy::OnRequest,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub codex_home: PathBuf,
+    /// Holds the pointer index, the shared server's token and locks.
+    pub pointer_dir: PathBuf,
+    /// Replaces `<cwd>/.codex/codex-mcp/runs` for every project.
+    pub run_dir_override: Option<PathBuf>,
+    pub app_server: AppServerMode,
+    pub shared_idle_exit: Duration,
+    /// `None`: a wait blocks until the run ends or its hard timeout.
+    pub wait_soft_timeout: Option<Duration>,
+    pub run_timeout: Duration,
+    pub default_permissions: Permissions,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok().filter(|value| !value.is_empty()))
+    }
+
+    pub fn from_lookup(env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let codex_home = env(ENV_CODEX_HOME)
+            .or_else(|| env("CODEX_HOME"))
+            .map(PathBuf::from)
+            .or_else(|| env("HOME").map(|home| Path::new(&home).join(".codex")))
+            .ok_or(ConfigError::NoCodexHome)?;
+        let pointer_dir = env(ENV_POINTER_DIR)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| codex_home.join("mcp-wrapper"));
+        let url_var = if env(ENV_URL).is_some() {
+            ENV_URL
+        } else {
+            ENV_LISTEN
+        };
+        let url = env(url_var);
+        let app_server = match (env(ENV_MODE).as_deref(), url) {
+            (_, Some(url)) if url.starts_with("unix://") => {
+                let path = url.trim_start_matches("unix://");
+                if path.is_empty() {
+                    return Err(ConfigError::BadUrl {
+                        name: url_var,
+                        value: url,
+                    });
+                }
+                AppServerMode::Unix {
+                    path: PathBuf::from(path),
+                }
+            }
+            (None | Some("shared"), url) => {
+                let url = url.unwrap_or_else(|| DEFAULT_SHARED_URL.to_string());
+                if !url.starts_with("ws://") {
+                    return Err(ConfigError::BadUrl {
+                        name: url_var,
+                        value: url,
+                    });
+                }
+                AppServerMode::Shared { url }
+            }
+            (Some("private"), _) => AppServerMode::Private,
+            (Some(other), _) => {
+                return Err(ConfigError::NotOneOf {
+                    name: ENV_MODE,
+                    value: other.to_string(),
+                    expected: "shared, private",
+                });
+            }
+        };
+        let soft = millis(&env, ENV_SOFT_TIMEOUT_MS)?.unwrap_or(DEFAULT_WAIT_SOFT_TIMEOUT);
+        let default_permissions = match env(ENV_DEFAULT_PERMISSIONS) {
+            None => Permissions::Yolo,
+            Some(value) => Permissions::parse(&value).ok_or(ConfigError::NotOneOf {
+                name: ENV_DEFAULT_PERMISSIONS,
+                value,
+                expected: "yolo, workspace-write, read-only",
+            })?,
+        };
+        Ok(Config {
+            codex_home,
+            pointer_dir,
+            run_dir_override: env(ENV_RUN_DIR).map(PathBuf::from),
+            app_server,
+            shared_idle_exit: millis(&env, ENV_IDLE_EXIT_MS)?.unwrap_or(DEFAULT_SHARED_IDLE_EXIT),
+            wait_soft_timeout: (!soft.is_zero()).then_some(soft),
+            run_timeout: millis(&env, ENV_TIMEOUT_MS)?.unwrap_or(DEFAULT_RUN_TIMEOUT),
+            default_permissions,
+        })
+    }
+
+    /// Where the audit of runs in `cwd` lives.
+    pub fn run_dir(&self, cwd: &Path) -> PathBuf {
+        self.run_dir_override
+            .clone()
+            .unwrap_or_else(|| cwd.join(".codex").join("codex-mcp").join("runs"))
+    }
+
+    /// The cross-project index: run id → project, thread, status.
+    pub fn pointer_index(&self) -> PathBuf {
+        self.pointer_dir.join("runs.index.jsonl")
+    }
+}
+
+fn millis(
+    env: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<Option<Duration>, ConfigError> {
+    env(name)
+        .map(|value| {
+            value
+                .trim()
+                .parse::<u64>()
+                .map(Duration::from_millis)
+                .map_err(|_| ConfigError::NotMillis { name, value })
+        })
+        .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: HashMap<String, String> = pairs
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        Config::from_lookup(|name| env.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let config = config(&[("HOME", "/home/u")]).unwrap();
+        assert_eq!(config.codex_home, PathBuf::from("/home/u/.codex"));
+        assert_eq!(
+            config.pointer_index(),
+            PathBuf::from("/home/u/.codex/mcp-wrapper/runs.index.jsonl")
+        );
+        assert_eq!(
+            config.app_server,
+            AppServerMode::Shared {
+                url: DEFAULT_SHARED_URL.into()
+            }
+        );
+        assert_eq!(config.wait_soft_timeout, Some(DEFAULT_WAIT_SOFT_TIMEOUT));
+        assert_eq!(config.run_timeout, DEFAULT_RUN_TIMEOUT);
+        assert_eq!(config.default_permissions, Permissions::Yolo);
+        assert_eq!(
+            config.run_dir(Path::new("/p")),
+            PathBuf::from("/p/.codex/codex-mcp/runs")
+        );
+    }
+
+    #[test]
+    fn overrides_and_precedence() {
+        let config = config(&[
+            ("HOME", "/home/u"),
+            ("CODEX_HOME", "/ch"),
+            (ENV_CODEX_HOME, "/wrapper-home"),
+            (ENV_LISTEN, "ws://127.0.0.1:9"),
+            (ENV_SOFT_TIMEOUT_MS, "0"),
+            (ENV_RUN_DIR, "/runs"),
+            (ENV_DEFAULT_PERMISSIONS, "read-only"),
+        ])
+        .unwrap();
+        assert_eq!(config.codex_home, PathBuf::from("/wrapper-home"));
+        assert_eq!(
+            config.app_server,
+            AppServerMode::Shared {
+                url: "ws://127.0.0.1:9".into()
+            }
+        );
+        assert_eq!(config.wait_soft_timeout, None);
+        assert_eq!(config.run_dir(Path::new("/p")), PathBuf::from("/runs"));
+        assert_eq!(config.default_permissions, Permissions::ReadOnly);
+        let unix = super::tests::config(&[("HOME", "/h"), (ENV_URL, "unix:///s.sock")]).unwrap();
+        assert_eq!(
+            unix.app_server,
+            AppServerMode::Unix {
+                path: "/s.sock".into()
+            }
+        );
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let error = config(&[("HOME", "/h"), (ENV_MODE, "both")]).unwrap_err();
+        assert!(error.to_string().contains(ENV_MODE));
+        let error = config(&[("HOME", "/h"), (ENV_TIMEOUT_MS, "soon")]).unwrap_err();
+        assert_eq!(
+            error,
+            ConfigError::NotMillis {
+                name: ENV_TIMEOUT_MS,
+                value: "soon".into()
+            }
+        );
+        assert_eq!(config(&[]).unwrap_err(), ConfigError::NoCodexHome);
+    }
+}
