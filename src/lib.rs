@@ -23,3 +23,4 @@ pub mod config;
 pub mod demo;
 pub mod protocol;
 pub mod scripted_model;
+pub mod store;

@@ -1,3 +1,4 @@
 mod appserver;
 mod cli;
 mod scripted_model;
+mod store;

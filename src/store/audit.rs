@@ -1,0 +1,366 @@
+//! One run's files (event log, stderr log, summary, active marker), the
+//! project index and the per-user pointer index, and their readers. Where
+//! each file lives is decided here and nowhere else.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use super::StoreError;
+use super::files::{
+    FILE_MODE, append_json_line, append_lines, create_private_dir, read_jsonl, write_atomic,
+};
+use super::records::{ActiveRecord, AuditEvent, AuditRecord, IndexRecord, PointerRecord};
+use super::run_id::{RunId, now_rfc3339};
+use super::summary::{RunSummary, render_markdown};
+
+/// Keeps the audit (prompts, outputs, maybe secrets) out of every commit.
+const GITIGNORE: &str = ".gitignore";
+const GITIGNORE_CONTENT: &[u8] = b"*\n";
+const ACTIVE_DIR: &str = "active";
+const INDEX_FILE: &str = "index.jsonl";
+const EVENTS_SUFFIX: &str = ".jsonl";
+const STDERR_SUFFIX: &str = ".stderr.log";
+const SUMMARY_SUFFIX: &str = ".md";
+const ACTIVE_SUFFIX: &str = ".json";
+
+/// Where one run's files are. Computing them creates nothing, so readers can
+/// use this too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunPaths {
+    pub events: PathBuf,
+    pub stderr: PathBuf,
+    pub summary: PathBuf,
+    pub active: PathBuf,
+}
+
+impl RunPaths {
+    pub fn new(run_dir: &Path, run_id: &RunId) -> RunPaths {
+        let file = |suffix: &str| run_dir.join(format!("{run_id}{suffix}"));
+        RunPaths {
+            events: file(EVENTS_SUFFIX),
+            stderr: file(STDERR_SUFFIX),
+            summary: file(SUMMARY_SUFFIX),
+            active: run_dir
+                .join(ACTIVE_DIR)
+                .join(format!("{run_id}{ACTIVE_SUFFIX}")),
+        }
+    }
+}
+
+/// The writer of one run's files. Cheap to hold: it keeps no file open, so
+/// many runs (and processes) can write the shared files side by side.
+#[derive(Debug, Clone)]
+pub struct RunAudit {
+    run_dir: PathBuf,
+    run_id: RunId,
+    paths: RunPaths,
+}
+
+impl RunAudit {
+    /// Prepares `run_dir` (owner-only, with its `.gitignore` and `active/`).
+    pub fn open(run_dir: &Path, run_id: &RunId) -> Result<RunAudit, StoreError> {
+        prepare_run_dir(run_dir)?;
+        create_private_dir(&run_dir.join(ACTIVE_DIR))?;
+        let paths = RunPaths::new(run_dir, run_id);
+        // Every run has its stderr log, empty when nothing was said: a
+        // missing file would read as "not recorded".
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(FILE_MODE)
+            .open(&paths.stderr)
+            .map_err(|source| StoreError::io(&paths.stderr, source))?;
+        Ok(RunAudit {
+            run_dir: run_dir.to_path_buf(),
+            run_id: run_id.clone(),
+            paths,
+        })
+    }
+
+    pub fn run_id(&self) -> &RunId {
+        &self.run_id
+    }
+
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+
+    pub fn paths(&self) -> &RunPaths {
+        &self.paths
+    }
+
+    /// Logs `event`, stamped as received now.
+    pub fn append(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        self.append_record(&AuditRecord::now(event.clone()))
+    }
+
+    /// Logs an event stamped by whoever received it ([`AuditRecord::now`]),
+    /// for a caller whose writes may lag behind the events.
+    pub fn append_record(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        append_json_line(&self.paths.events, record)
+    }
+
+    /// Logs a line of text (app-server stderr, an error notification). Each
+    /// of its lines gets the time, and all go in one append, so a multi-line
+    /// message stays together.
+    pub fn append_stderr(&self, line: &str) -> Result<(), StoreError> {
+        let at = now_rfc3339();
+        let mut text = String::with_capacity(line.len() + at.len() + 2);
+        for part in line.trim_end_matches(['\r', '\n']).split('\n') {
+            text.push_str(&at);
+            text.push(' ');
+            text.push_str(part.trim_end_matches('\r'));
+            text.push('\n');
+        }
+        append_lines(&self.paths.stderr, text.as_bytes())
+    }
+
+    pub fn write_summary(&self, summary: &RunSummary) -> Result<(), StoreError> {
+        write_atomic(&self.paths.summary, render_markdown(summary).as_bytes())
+    }
+
+    pub fn write_active(&self, record: &ActiveRecord) -> Result<(), StoreError> {
+        let mut json = serde_json::to_vec_pretty(record).map_err(|source| StoreError::Encode {
+            path: self.paths.active.clone(),
+            source,
+        })?;
+        json.push(b'\n');
+        write_atomic(&self.paths.active, &json)
+    }
+
+    /// Removes the active marker; already gone is fine.
+    pub fn remove_active(&self) -> Result<(), StoreError> {
+        match std::fs::remove_file(&self.paths.active) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => {
+                Err(StoreError::io(&self.paths.active, error))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Creates `run_dir` owner-only and its `.gitignore`. A `.gitignore` already
+/// there is the user's to keep.
+fn prepare_run_dir(run_dir: &Path) -> Result<(), StoreError> {
+    create_private_dir(run_dir)?;
+    let gitignore = run_dir.join(GITIGNORE);
+    match std::fs::symlink_metadata(&gitignore) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            write_atomic(&gitignore, GITIGNORE_CONTENT)
+        }
+        Err(error) => Err(StoreError::io(&gitignore, error)),
+    }
+}
+
+pub fn append_index(run_dir: &Path, record: &IndexRecord) -> Result<(), StoreError> {
+    prepare_run_dir(run_dir)?;
+    append_json_line(&run_dir.join(INDEX_FILE), record)
+}
+
+/// Appends to the per-user pointer index, creating its directory
+/// owner-only.
+pub fn append_pointer(pointer_index: &Path, record: &PointerRecord) -> Result<(), StoreError> {
+    if let Some(dir) = pointer_index
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+    {
+        create_private_dir(dir)?;
+    }
+    append_json_line(pointer_index, record)
+}
+
+/// The project's index, oldest first. Unparseable lines are skipped.
+pub fn read_index(run_dir: &Path) -> Result<Vec<IndexRecord>, StoreError> {
+    read_jsonl(&run_dir.join(INDEX_FILE))
+}
+
+/// The pointer index, oldest first. Unparseable lines are skipped.
+pub fn read_pointer(pointer_index: &Path) -> Result<Vec<PointerRecord>, StoreError> {
+    read_jsonl(pointer_index)
+}
+
+/// A run's events, in the order received. Unparseable lines are skipped.
+pub fn read_events(run_dir: &Path, run_id: &RunId) -> Result<Vec<AuditRecord>, StoreError> {
+    read_jsonl(&RunPaths::new(run_dir, run_id).events)
+}
+
+/// The last index record of each run, oldest run first.
+pub fn latest_status(run_dir: &Path) -> Result<Vec<IndexRecord>, StoreError> {
+    let mut latest = BTreeMap::new();
+    for record in read_index(run_dir)? {
+        latest.insert(record.run_id.clone(), record);
+    }
+    Ok(latest.into_values().collect())
+}
+
+/// The active markers in `run_dir`, oldest run first. A marker that does not
+/// parse is skipped with a warning; temp files of atomic writes are never
+/// read. A marker whose owner (`pid`) is gone is stale: the caller decides.
+pub fn list_active(run_dir: &Path) -> Result<Vec<ActiveRecord>, StoreError> {
+    let dir = run_dir.join(ACTIVE_DIR);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(StoreError::io(&dir, error)),
+    };
+    let mut records = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|error| StoreError::io(&dir, error))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with('.') || !name.ends_with(ACTIVE_SUFFIX) {
+            continue;
+        }
+        let path = entry.path();
+        let parsed = std::fs::read(&path)
+            .map_err(|error| error.to_string())
+            .and_then(|bytes| {
+                serde_json::from_slice::<ActiveRecord>(&bytes).map_err(|error| error.to_string())
+            });
+        match parsed {
+            Ok(record) => records.push(record),
+            // Removed between listing and reading: the run just ended.
+            Err(_) if !path.exists() => {}
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "skipped an unreadable active record");
+            }
+        }
+    }
+    records.sort_by(|a, b| a.run_id.cmp(&b.run_id));
+    Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::records::{IndexEvent, RunStatus};
+    use std::os::unix::fs::PermissionsExt;
+
+    fn active(run_id: &RunId) -> ActiveRecord {
+        ActiveRecord {
+            run_id: run_id.clone(),
+            thread_id: "thr".into(),
+            turn_id: Some("turn".into()),
+            cwd: "/p".into(),
+            title: "t".into(),
+            started_at: now_rfc3339(),
+            app_server_url: "ws://127.0.0.1:1".into(),
+            pid: std::process::id(),
+        }
+    }
+
+    fn index(run_id: &RunId, event: IndexEvent, status: RunStatus) -> IndexRecord {
+        IndexRecord {
+            event,
+            run_id: run_id.clone(),
+            thread_id: None,
+            turn_id: None,
+            title: "t".into(),
+            cwd: "/p".into(),
+            status,
+            at: now_rfc3339(),
+            duration_ms: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_run_leaves_its_files_owner_only_and_ignored_by_git() {
+        let root = tempfile::tempdir().unwrap();
+        let run_dir = root.path().join("p/.codex/codex-mcp/runs");
+        let run_id = RunId::generate();
+        let audit = RunAudit::open(&run_dir, &run_id).unwrap();
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(std::fs::read(run_dir.join(GITIGNORE)).unwrap(), b"*\n");
+        assert_eq!(mode(&run_dir), 0o700);
+        assert_eq!(mode(&run_dir.join(ACTIVE_DIR)), 0o700);
+
+        audit.append(&AuditEvent::sidecar("hello", None)).unwrap();
+        audit.append_stderr("boom\r\nsecond line\n").unwrap();
+        audit
+            .write_summary(&RunSummary::new(run_id.clone(), None, "do it", "/p".into()))
+            .unwrap();
+        let record = active(&run_id);
+        audit.write_active(&record).unwrap();
+        let paths = audit.paths();
+        for path in [&paths.events, &paths.stderr, &paths.summary, &paths.active] {
+            assert_eq!(mode(path), 0o600, "{}", path.display());
+        }
+        let stderr = std::fs::read_to_string(&paths.stderr).unwrap();
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 2, "{stderr}");
+        assert!(lines[0].ends_with("Z boom") && lines[1].ends_with("Z second line"));
+
+        let events = read_events(&run_dir, &run_id).unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].event, AuditEvent::sidecar("hello", None));
+        assert_eq!(list_active(&run_dir).unwrap(), [record]);
+        audit.remove_active().unwrap();
+        audit.remove_active().unwrap();
+        assert!(list_active(&run_dir).unwrap().is_empty());
+    }
+
+    #[test]
+    fn list_active_skips_temp_and_broken_files() {
+        let root = tempfile::tempdir().unwrap();
+        let run_id = RunId::generate();
+        let audit = RunAudit::open(root.path(), &run_id).unwrap();
+        audit.write_active(&active(&run_id)).unwrap();
+        let dir = root.path().join(ACTIVE_DIR);
+        std::fs::write(dir.join(".x.json.abc123.tmp"), "{\"runId\":").unwrap();
+        std::fs::write(dir.join("20261121-052301-482-7f3a9c.json"), "{\"runId\":").unwrap();
+        std::fs::write(dir.join("notes.txt"), "hi").unwrap();
+        let listed = list_active(root.path()).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].run_id, run_id);
+    }
+
+    #[test]
+    fn indexes_append_and_resolve() {
+        let root = tempfile::tempdir().unwrap();
+        let run_dir = root.path().join("runs");
+        let (first, second) = (RunId::generate(), RunId::generate());
+        append_index(
+            &run_dir,
+            &index(&first, IndexEvent::Start, RunStatus::Running),
+        )
+        .unwrap();
+        append_index(
+            &run_dir,
+            &index(&second, IndexEvent::Start, RunStatus::Running),
+        )
+        .unwrap();
+        append_index(
+            &run_dir,
+            &index(&first, IndexEvent::End, RunStatus::Completed),
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(run_dir.join(GITIGNORE)).unwrap(), b"*\n");
+        assert_eq!(read_index(&run_dir).unwrap().len(), 3);
+        let latest = latest_status(&run_dir).unwrap();
+        let status = |id: &RunId| latest.iter().find(|r| &r.run_id == id).unwrap().status;
+        assert_eq!(latest.len(), 2);
+        assert_eq!(status(&first), RunStatus::Completed);
+        assert_eq!(status(&second), RunStatus::Running);
+
+        let pointer_index = root.path().join("home/mcp-wrapper/runs.index.jsonl");
+        let pointer = PointerRecord {
+            run_id: first.clone(),
+            project_root: "/p".into(),
+            run_dir: run_dir.clone(),
+            thread_id: Some("thr".into()),
+            status: RunStatus::Completed,
+            at: now_rfc3339(),
+        };
+        append_pointer(&pointer_index, &pointer).unwrap();
+        let mode = std::fs::metadata(pointer_index.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert_eq!(read_pointer(&pointer_index).unwrap(), [pointer]);
+    }
+}

@@ -1,0 +1,292 @@
+//! The file primitives the store is built on: owner-only directories,
+//! whole-line appends to JSONL files that many runs and processes share,
+//! atomic replacement of whole files, and a JSONL reader that survives a
+//! torn tail. A line exists once its `\n` is on disk; nothing else counts.
+
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::StoreError;
+
+/// Owner-only: the audit holds prompts, commands and outputs of the project.
+pub const DIR_MODE: u32 = 0o700;
+
+/// Owner-only, for the same reason as [`DIR_MODE`].
+pub const FILE_MODE: u32 = 0o600;
+
+/// How far back a torn tail is searched per read: one line is usually far
+/// smaller, so one read finds the last complete line.
+const TAIL_SCAN_CHUNK: usize = 64 * 1024;
+
+/// Temp files are hidden and end in `.tmp`, so no reader that looks for
+/// `*.json` or `*.md` mistakes one (left by a crash) for a real file.
+const TEMP_PREFIX: &str = ".";
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// Creates `path` and any missing parents, owner-only. An existing directory
+/// is left as it is: it may be the user's.
+pub fn create_private_dir(path: &Path) -> Result<(), StoreError> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(path)
+        .map_err(|source| StoreError::io(path, source))
+}
+
+/// Appends `value` as one compact JSON line. Lines from any number of threads
+/// and processes never interleave: see [`append_lines`].
+pub fn append_json_line<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), StoreError> {
+    let mut line = serde_json::to_vec(value).map_err(|source| StoreError::Encode {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    // Compact serde_json escapes every newline inside strings.
+    debug_assert!(!line.contains(&b'\n'));
+    line.push(b'\n');
+    append_lines(path, &line)
+}
+
+/// Appends `lines` (whole lines, each ending in `\n`) with one `write_all` on
+/// a file opened `O_APPEND`, under an exclusive `flock`. `O_APPEND` alone
+/// makes the kernel place each write at the end without interleaving on a
+/// local filesystem; the lock also covers network filesystems and a
+/// `write_all` that needs more than one `write`. A file is opened per call so
+/// that each writer has its own open file description, which is what `flock`
+/// locks.
+pub(crate) fn append_lines(path: &Path, lines: &[u8]) -> Result<(), StoreError> {
+    debug_assert!(lines.ends_with(b"\n"));
+    let file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .mode(FILE_MODE)
+        .open(path)
+        .map_err(|source| StoreError::io(path, source))?;
+    let result = match lock_exclusive(file, path) {
+        Ok(locked) => drop_torn_tail(&locked, path).and_then(|()| (&*locked).write_all(lines)),
+        // Without the lock another writer may be mid-line: leave the tail.
+        Err(file) => (&file).write_all(lines),
+    };
+    result.map_err(|source| StoreError::io(path, source))
+}
+
+/// The file locked, or back unlocked when this filesystem cannot lock (we
+/// still append: losing the event would be worse than the lock's extra
+/// guarantee).
+fn lock_exclusive(mut file: File, path: &Path) -> Result<Flock<File>, File> {
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusive) {
+            Ok(locked) => return Ok(locked),
+            Err((back, Errno::EINTR)) => file = back,
+            Err((back, errno)) => {
+                // Once per process: a filesystem that cannot lock would
+                // otherwise log on every line.
+                static WARNED: AtomicBool = AtomicBool::new(false);
+                if !WARNED.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        path = %path.display(),
+                        %errno,
+                        "cannot flock; appending with O_APPEND alone"
+                    );
+                }
+                return Err(back);
+            }
+        }
+    }
+}
+
+/// A writer killed mid-`write` (SIGKILL stops a large write between pages)
+/// or a power loss leaves a last line without its `\n`. That line was never
+/// acknowledged, so it is cut off; otherwise the next line would be glued to
+/// it and lost too. Only called under the lock, so no live writer is mid-line.
+fn drop_torn_tail(file: &File, path: &Path) -> io::Result<()> {
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut last = [0u8; 1];
+    file.read_exact_at(&mut last, len - 1)?;
+    if last[0] == b'\n' {
+        return Ok(());
+    }
+    let mut buffer = vec![0u8; TAIL_SCAN_CHUNK];
+    let mut end = len;
+    let mut keep = 0;
+    while end > 0 {
+        let start = end.saturating_sub(TAIL_SCAN_CHUNK as u64);
+        let chunk = &mut buffer[..(end - start) as usize];
+        file.read_exact_at(chunk, start)?;
+        if let Some(newline) = chunk.iter().rposition(|&byte| byte == b'\n') {
+            keep = start + newline as u64 + 1;
+            break;
+        }
+        end = start;
+    }
+    tracing::warn!(
+        path = %path.display(),
+        dropped_bytes = len - keep,
+        "cut an unfinished last line left by a crashed writer"
+    );
+    file.set_len(keep)
+}
+
+/// Replaces `path` with `bytes` so that a crash at any instant leaves either
+/// the old content or the new, never a mix: a temp file in the same
+/// directory (mode 0600 from creation), written, synced, renamed over the
+/// target, then the directory synced (best effort) so the rename survives a
+/// power loss.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    write_atomic_with(path, |file| file.write_all(bytes))
+}
+
+fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut File) -> io::Result<()>,
+) -> Result<(), StoreError> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().ok_or_else(|| {
+        StoreError::io(
+            path,
+            io::Error::new(io::ErrorKind::InvalidInput, "not a file name"),
+        )
+    })?;
+    let mut temp = tempfile::Builder::new()
+        .prefix(&format!("{TEMP_PREFIX}{}.", name.to_string_lossy()))
+        .suffix(TEMP_SUFFIX)
+        .permissions(std::fs::Permissions::from_mode(FILE_MODE))
+        .tempfile_in(dir)
+        .map_err(|source| StoreError::io(dir, source))?;
+    // On any error below, dropping `temp` removes the temp file.
+    fill(temp.as_file_mut())
+        .and_then(|()| temp.as_file().sync_all())
+        .map_err(|source| StoreError::io(temp.path(), source))?;
+    temp.persist(path)
+        .map_err(|error| StoreError::io(path, error.error))?;
+    if let Err(error) = File::open(dir).and_then(|dir| dir.sync_all()) {
+        tracing::debug!(dir = %dir.display(), %error, "cannot fsync the directory");
+    }
+    Ok(())
+}
+
+/// Every complete line of a JSONL file that parses as `T`; a missing file is
+/// empty. A line that does not parse (torn by a power loss) and an unfinished
+/// last line (being written, or its writer died) are skipped with a warning:
+/// one bad line must not hide the rest of the audit.
+pub fn read_jsonl<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, StoreError> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(StoreError::io(path, source)),
+    };
+    let mut records = Vec::new();
+    let mut skipped = 0usize;
+    let mut first_error = None;
+    for line in bytes.split_inclusive(|&byte| byte == b'\n') {
+        let Some(body) = line.strip_suffix(b"\n") else {
+            skipped += 1;
+            continue;
+        };
+        if body.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice(body) {
+            Ok(record) => records.push(record),
+            Err(error) => {
+                skipped += 1;
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    if skipped > 0 {
+        tracing::warn!(
+            path = %path.display(),
+            skipped,
+            first_error = ?first_error.map(|error| error.to_string()),
+            "skipped JSONL lines that are unfinished or do not parse"
+        );
+    }
+    Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn dirs_and_files_are_owner_only() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("a/b");
+        create_private_dir(&dir).unwrap();
+        assert_eq!(mode(&root.path().join("a")), DIR_MODE);
+        assert_eq!(mode(&dir), DIR_MODE);
+        let log = dir.join("log.jsonl");
+        append_json_line(&log, &json!({"a": 1})).unwrap();
+        assert_eq!(mode(&log), FILE_MODE);
+        let whole = dir.join("whole.json");
+        write_atomic(&whole, b"{}").unwrap();
+        assert_eq!(mode(&whole), FILE_MODE);
+    }
+
+    #[test]
+    fn a_failed_atomic_write_keeps_the_old_content_and_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("active.json");
+        write_atomic(&path, br#"{"old":true}"#).unwrap();
+        let error = write_atomic_with(&path, |file| {
+            file.write_all(br#"{"new":"#)?;
+            Err(io::Error::other("disk full"))
+        })
+        .unwrap_err();
+        assert!(error.to_string().contains("disk full"), "{error}");
+        assert_eq!(std::fs::read(&path).unwrap(), br#"{"old":true}"#);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["active.json"]);
+        write_atomic(&path, br#"{"new":true}"#).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), br#"{"new":true}"#);
+    }
+
+    #[test]
+    fn reader_skips_bad_and_torn_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.jsonl");
+        assert!(read_jsonl::<Value>(&path).unwrap().is_empty());
+        std::fs::write(&path, "{\"n\":1}\n\nnot json\n{\"n\":2}\n{\"n\":3").unwrap();
+        let values: Vec<Value> = read_jsonl(&path).unwrap();
+        assert_eq!(values, [json!({"n": 1}), json!({"n": 2})]);
+    }
+
+    #[test]
+    fn an_append_cuts_a_torn_tail_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.jsonl");
+        let torn = format!("{{\"n\":1}}\n{{\"n\":2,\"pad\":\"{}", "x".repeat(200_000));
+        std::fs::write(&path, torn).unwrap();
+        append_json_line(&path, &json!({"n": 3})).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"n\":1}\n{\"n\":3}\n"
+        );
+        std::fs::write(&path, "no newline at all").unwrap();
+        append_json_line(&path, &json!({"n": 4})).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"n\":4}\n");
+    }
+}

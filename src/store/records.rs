@@ -1,0 +1,287 @@
+//! The JSON records of the audit: one line of a run's event log, the active
+//! marker of a running run, and the lines of the project and pointer indexes.
+//! camelCase on disk; optional fields are left out when absent.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::run_id::{RunId, now_rfc3339};
+use crate::protocol::{RequestId, RpcError};
+
+/// One thing that happened in a run, as received (or, for `sidecar`, as we
+/// decided it). Params and results are kept raw so nothing is lost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    tag = "kind",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum AuditEvent {
+    /// A notification from the app-server.
+    Notification {
+        method: String,
+        #[serde(default)]
+        params: Value,
+    },
+    /// A request the app-server sent us (an approval, say).
+    ServerRequest {
+        id: RequestId,
+        method: String,
+        #[serde(default)]
+        params: Value,
+    },
+    /// Our answer to a server request: a result or an error.
+    Response {
+        id: RequestId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        result: Option<Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<RpcError>,
+    },
+    /// The sidecar's own note ("approval declined because …", "run timed out").
+    Sidecar {
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data: Option<Value>,
+    },
+}
+
+impl AuditEvent {
+    pub fn sidecar(message: impl Into<String>, data: Option<Value>) -> AuditEvent {
+        AuditEvent::Sidecar {
+            message: message.into(),
+            data,
+        }
+    }
+}
+
+/// One line of `<runId>.jsonl`: the event and when it was received. The
+/// time is taken by whoever received the event, not by the writer, which may
+/// run a little later.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditRecord {
+    pub received_at: String,
+    #[serde(flatten)]
+    pub event: AuditEvent,
+}
+
+impl AuditRecord {
+    /// `event`, received now.
+    pub fn now(event: AuditEvent) -> AuditRecord {
+        AuditRecord {
+            received_at: now_rfc3339(),
+            event,
+        }
+    }
+}
+
+/// Where a run stands. On disk as `running`, `completed`, `failed`,
+/// `interrupted` or `timed_out`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Completed,
+    Failed,
+    Interrupted,
+    TimedOut,
+    /// A status written by a newer version: read as this rather than losing
+    /// the whole record.
+    #[serde(other)]
+    Unknown,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::TimedOut => "timed_out",
+            RunStatus::Unknown => "unknown",
+        }
+    }
+
+    /// Whether the run is over.
+    pub fn is_final(self) -> bool {
+        !matches!(self, RunStatus::Running)
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `active/<runId>.json`: present exactly while the run goes, so a picker can
+/// find live sessions to attach to and see which sidecar owns each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActiveRecord {
+    pub run_id: RunId,
+    pub thread_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turn_id: Option<String>,
+    pub cwd: PathBuf,
+    pub title: String,
+    pub started_at: String,
+    pub app_server_url: String,
+    /// The sidecar that owns the run: if it is gone, the record is stale.
+    pub pid: u32,
+}
+
+/// Whether an [`IndexRecord`] opens or closes a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IndexEvent {
+    Start,
+    End,
+}
+
+/// One line of `index.jsonl`: a run started or ended in this project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexRecord {
+    pub event: IndexEvent,
+    pub run_id: RunId,
+    /// Absent when the run failed before Codex gave it a thread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turn_id: Option<String>,
+    pub title: String,
+    pub cwd: PathBuf,
+    pub status: RunStatus,
+    pub at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One line of the per-user pointer index: where a run's audit lives, so a
+/// run id resolves from any project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PointerRecord {
+    pub run_id: RunId,
+    pub project_root: PathBuf,
+    pub run_dir: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+    pub status: RunStatus,
+    pub at: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn id() -> RunId {
+        RunId::parse("20261121-052301-482-7f3a9c").unwrap()
+    }
+
+    #[test]
+    fn audit_lines_have_the_documented_shape() {
+        let cases = [
+            (
+                AuditEvent::Notification {
+                    method: "turn/started".into(),
+                    params: json!({"turn": {"id": "t1"}}),
+                },
+                json!({"receivedAt": "T", "kind": "notification", "method": "turn/started",
+                       "params": {"turn": {"id": "t1"}}}),
+            ),
+            (
+                AuditEvent::ServerRequest {
+                    id: RequestId::Integer(7),
+                    method: "item/commandExecution/requestApproval".into(),
+                    params: json!({"command": "ls"}),
+                },
+                json!({"receivedAt": "T", "kind": "serverRequest", "id": 7,
+                       "method": "item/commandExecution/requestApproval",
+                       "params": {"command": "ls"}}),
+            ),
+            (
+                AuditEvent::Response {
+                    id: RequestId::String("r".into()),
+                    result: Some(json!({"decision": "decline"})),
+                    error: None,
+                },
+                json!({"receivedAt": "T", "kind": "response", "id": "r",
+                       "result": {"decision": "decline"}}),
+            ),
+            (
+                AuditEvent::Response {
+                    id: RequestId::Integer(8),
+                    result: None,
+                    error: Some(RpcError {
+                        code: -32601,
+                        message: "no".into(),
+                        data: None,
+                    }),
+                },
+                json!({"receivedAt": "T", "kind": "response", "id": 8,
+                       "error": {"code": -32601, "message": "no"}}),
+            ),
+            (
+                AuditEvent::sidecar("run timed out", Some(json!({"afterMs": 5}))),
+                json!({"receivedAt": "T", "kind": "sidecar", "message": "run timed out",
+                       "data": {"afterMs": 5}}),
+            ),
+        ];
+        for (event, expected) in cases {
+            let record = AuditRecord {
+                received_at: "T".into(),
+                event,
+            };
+            let value = serde_json::to_value(&record).unwrap();
+            assert_eq!(value, expected);
+            let line = serde_json::to_string(&record).unwrap();
+            assert!(line.starts_with(r#"{"receivedAt":"T","kind":"#), "{line}");
+            assert_eq!(serde_json::from_str::<AuditRecord>(&line).unwrap(), record);
+        }
+    }
+
+    #[test]
+    fn index_and_pointer_records_are_camel_case() {
+        let record = IndexRecord {
+            event: IndexEvent::End,
+            run_id: id(),
+            thread_id: Some("th".into()),
+            turn_id: None,
+            title: "Fix it".into(),
+            cwd: "/p".into(),
+            status: RunStatus::TimedOut,
+            at: "T".into(),
+            duration_ms: Some(12),
+            error: Some("took too long".into()),
+        };
+        assert_eq!(
+            serde_json::to_value(&record).unwrap(),
+            json!({"event": "end", "runId": "20261121-052301-482-7f3a9c", "threadId": "th",
+                   "title": "Fix it", "cwd": "/p", "status": "timed_out", "at": "T",
+                   "durationMs": 12, "error": "took too long"})
+        );
+        let pointer: PointerRecord = serde_json::from_value(json!({
+            "runId": "20261121-052301-482-7f3a9c", "projectRoot": "/p",
+            "runDir": "/p/.codex/codex-mcp/runs", "status": "paused_by_a_newer_version",
+            "at": "T"}))
+        .unwrap();
+        assert_eq!(pointer.status, RunStatus::Unknown);
+        assert_eq!(pointer.thread_id, None);
+        assert!(
+            serde_json::from_value::<PointerRecord>(json!({
+                "runId": "../../etc", "projectRoot": "/p", "runDir": "/r",
+                "status": "failed", "at": "T"}))
+            .is_err()
+        );
+    }
+}
