@@ -56,7 +56,7 @@ const COMMAND_CHANNEL_CAPACITY: usize = 256;
 /// Everything that can go wrong talking to the app-server.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
-    #[error("{0} is not a ws://HOST:PORT app-server URL")]
+    #[error("{0} is not a ws://HOST:PORT or unix://PATH app-server URL")]
     InvalidUrl(String),
     #[error("could not reach the app-server at {url}: {source}")]
     Connect {
@@ -116,7 +116,7 @@ pub enum ServerEvent {
 /// How to reach the server and who we are.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
-    /// `ws://127.0.0.1:PORT`
+    /// `ws://127.0.0.1:PORT`, or `unix://PATH` for a server on a Unix socket.
     pub url: String,
     /// Sent as `Authorization: Bearer …`; `None` sends no header.
     pub token: Option<CapabilityToken>,
@@ -180,23 +180,15 @@ impl AppServerConnection {
         options: ConnectOptions,
     ) -> Result<(AppServerConnection, mpsc::Receiver<ServerEvent>), ConnectionError> {
         let url = options.url.clone();
-        let socket = tokio::time::timeout(CONNECT_TIMEOUT, open_socket(&options))
-            .await
-            .map_err(|_| ConnectionError::ConnectTimedOut { url: url.clone() })??;
-
         let (commands, command_rx) = mpsc::channel(COMMAND_CHANNEL_CAPACITY);
         let (event_tx, event_rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
         let closed = Arc::new(Mutex::new(None));
-        tokio::spawn(
-            Worker {
-                socket,
-                commands: command_rx,
-                events: event_tx,
-                pending: HashMap::new(),
-                closed: closed.clone(),
-            }
-            .run(),
-        );
+        tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            open_and_spawn(&options, command_rx, event_tx, closed.clone()),
+        )
+        .await
+        .map_err(|_| ConnectionError::ConnectTimedOut { url: url.clone() })??;
 
         let mut connection = AppServerConnection {
             commands,
@@ -376,17 +368,52 @@ impl AppServerConnection {
     }
 }
 
-/// Opens the TCP stream and performs the WebSocket upgrade with our token.
-async fn open_socket(
+/// Opens the stream (TCP for `ws://`, a Unix socket for `unix://PATH`) and
+/// performs the WebSocket upgrade with our token, then starts the worker.
+async fn open_and_spawn(
     options: &ConnectOptions,
-) -> Result<WebSocketStream<tokio::net::TcpStream>, ConnectionError> {
+    command_rx: mpsc::Receiver<Command>,
+    event_tx: mpsc::Sender<ServerEvent>,
+    closed: Arc<Mutex<Option<String>>>,
+) -> Result<(), ConnectionError> {
     let url = options.url.as_str();
+    let invalid = || ConnectionError::InvalidUrl(url.to_string());
+    let connect_error = |source| ConnectionError::Connect {
+        url: url.to_string(),
+        source,
+    };
+    if let Some(path) = url.strip_prefix("unix://") {
+        // The upgrade request still needs an http URI; the host is unused.
+        let request = upgrade_request("ws://localhost/", options, url)?;
+        let stream = tokio::net::UnixStream::connect(path)
+            .await
+            .map_err(connect_error)?;
+        let socket = upgrade(request, stream, url).await?;
+        tokio::spawn(Worker::new(socket, command_rx, event_tx, closed).run());
+        return Ok(());
+    }
     let authority = url
         .strip_prefix("ws://")
         .map(|rest| rest.split('/').next().unwrap_or(rest))
         .filter(|authority| !authority.is_empty())
-        .ok_or_else(|| ConnectionError::InvalidUrl(url.to_string()))?;
-    let mut request = url
+        .ok_or_else(invalid)?;
+    let request = upgrade_request(url, options, url)?;
+    let stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .map_err(connect_error)?;
+    // Frames are small JSON messages; Nagle would only add latency.
+    let _ = stream.set_nodelay(true);
+    let socket = upgrade(request, stream, url).await?;
+    tokio::spawn(Worker::new(socket, command_rx, event_tx, closed).run());
+    Ok(())
+}
+
+fn upgrade_request(
+    uri: &str,
+    options: &ConnectOptions,
+    url: &str,
+) -> Result<tungstenite::handshake::client::Request, ConnectionError> {
+    let mut request = uri
         .into_client_request()
         .map_err(|_| ConnectionError::InvalidUrl(url.to_string()))?;
     if let Some(token) = &options.token {
@@ -394,14 +421,14 @@ async fn open_socket(
             .map_err(|_| ConnectionError::InvalidUrl(url.to_string()))?;
         request.headers_mut().insert(header::AUTHORIZATION, value);
     }
-    let stream = tokio::net::TcpStream::connect(authority)
-        .await
-        .map_err(|source| ConnectionError::Connect {
-            url: url.to_string(),
-            source,
-        })?;
-    // Frames are small JSON messages; Nagle would only add latency.
-    let _ = stream.set_nodelay(true);
+    Ok(request)
+}
+
+async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
+    request: tungstenite::handshake::client::Request,
+    stream: S,
+    url: &str,
+) -> Result<WebSocketStream<S>, ConnectionError> {
     match tokio_tungstenite::client_async(request, stream).await {
         Ok((socket, _response)) => Ok(socket),
         Err(tungstenite::Error::Http(response)) => {
@@ -434,6 +461,21 @@ struct Worker<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Worker<S> {
+    fn new(
+        socket: WebSocketStream<S>,
+        commands: mpsc::Receiver<Command>,
+        events: mpsc::Sender<ServerEvent>,
+        closed: Arc<Mutex<Option<String>>>,
+    ) -> Worker<S> {
+        Worker {
+            socket,
+            commands,
+            events,
+            pending: HashMap::new(),
+            closed,
+        }
+    }
+
     async fn run(mut self) {
         let reason = loop {
             tokio::select! {
