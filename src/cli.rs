@@ -25,6 +25,37 @@ enum Command {
     /// Find the Codex CLI (CODEX_BIN, PATH, the project's pinned install) and
     /// check its version.
     Check,
+    /// The shared app-server that every sidecar of this user connects to.
+    #[command(name = "app-server")]
+    AppServer {
+        #[command(subcommand)]
+        action: AppServerAction,
+    },
+    /// Runs the detached keeper of the shared app-server (started by
+    /// `ensure`, never by hand).
+    #[command(name = crate::appserver::keeper::KEEPER_SUBCOMMAND, hide = true)]
+    AppServerKeeper {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        pointer_dir: std::path::PathBuf,
+        #[arg(long)]
+        codex_bin: std::path::PathBuf,
+        #[arg(long)]
+        codex_home: Option<std::path::PathBuf>,
+        #[arg(long)]
+        idle_exit_ms: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AppServerAction {
+    /// Start the shared app-server unless it runs, and print its URL and the
+    /// keeper's pid. It keeps running after this command exits, until idle.
+    Ensure,
+    /// Stop the shared app-server (SIGTERM to its keeper) and wait until it
+    /// is gone.
+    Stop,
 }
 
 /// Entry point shared by both binary names.
@@ -42,6 +73,27 @@ pub fn main() -> ExitCode {
         match cli.command {
             Some(Command::Demo) => crate::demo::run().await.map_err(|error| error.to_string()),
             Some(Command::Check) => check().await,
+            Some(Command::AppServer {
+                action: AppServerAction::Ensure,
+            }) => app_server_ensure().await,
+            Some(Command::AppServer {
+                action: AppServerAction::Stop,
+            }) => app_server_stop().await,
+            Some(Command::AppServerKeeper {
+                url,
+                pointer_dir,
+                codex_bin,
+                codex_home,
+                idle_exit_ms,
+            }) => crate::appserver::keeper::run_keeper(crate::appserver::keeper::KeeperArgs {
+                url,
+                pointer_dir,
+                codex_bin,
+                codex_home,
+                idle_exit: std::time::Duration::from_millis(idle_exit_ms),
+            })
+            .await
+            .map_err(|error| error.to_string()),
             None => Err(
                 "the MCP server is not built yet; available now: `demo`, `check` (see --help)"
                     .to_string(),
@@ -67,6 +119,60 @@ async fn check() -> Result<(), String> {
         codex.path.display(),
         codex.source
     );
+    Ok(())
+}
+
+/// `app-server ensure`: the lease is released when this process exits, so
+/// the server then lives on until it has been idle for the configured time.
+async fn app_server_ensure() -> Result<(), String> {
+    use crate::appserver::shared::{SharedOptions, ensure_shared};
+    use crate::config::{AppServerMode, Config};
+
+    let config = Config::from_env().map_err(|error| error.to_string())?;
+    let AppServerMode::Shared { url } = config.app_server else {
+        return Err("`app-server ensure` needs the shared mode (unset CODEX_MCP_WRAPPER_APP_SERVER_MODE, use a ws:// URL)".to_string());
+    };
+    let codex = CodexBinary::discover()
+        .await
+        .map_err(|error| error.to_string())?;
+    let options = SharedOptions {
+        url,
+        pointer_dir: config.pointer_dir,
+        codex_bin: codex.path,
+        codex_home: Some(config.codex_home),
+        idle_exit: config.shared_idle_exit,
+    };
+    let lease = ensure_shared(&options)
+        .await
+        .map_err(|error| error.to_string())?;
+    let keeper = lease.state.as_ref().map_or_else(
+        || "unknown".to_string(),
+        |state| state.keeper_pid.to_string(),
+    );
+    println!("shared app-server {} keeper pid {keeper}", lease.url);
+    Ok(())
+}
+
+/// `app-server stop`.
+async fn app_server_stop() -> Result<(), String> {
+    use crate::appserver::keeper::{StopOutcome, stop_keeper};
+
+    let config = crate::config::Config::from_env().map_err(|error| error.to_string())?;
+    match stop_keeper(&config.pointer_dir)
+        .await
+        .map_err(|error| error.to_string())?
+    {
+        StopOutcome::NotRunning => println!(
+            "no shared app-server runs from {}",
+            config.pointer_dir.display()
+        ),
+        StopOutcome::Stale(keeper_pid) => {
+            println!("the keeper (pid {keeper_pid}) was already gone; cleaned up after it")
+        }
+        StopOutcome::Stopped(keeper_pid) => {
+            println!("stopped the shared app-server (keeper pid {keeper_pid})")
+        }
+    }
     Ok(())
 }
 

@@ -1,7 +1,9 @@
 //! The app-server as a process we start and as a connection we hold.
 
 pub mod connection;
+pub mod keeper;
 pub mod process;
+pub mod shared;
 pub mod token;
 
 pub use connection::{AppServerConnection, ConnectOptions, ConnectionError, ServerEvent};

@@ -144,14 +144,13 @@ stream_max_retries = 0
     /// [`SHUTDOWN_GRACE`] whatever is left is aborted.
     pub async fn shutdown(mut self) {
         self.shutdown.send_replace(true);
-        if let Some(mut server) = self.server.take() {
-            if tokio::time::timeout(SHUTDOWN_GRACE, &mut server)
+        if let Some(mut server) = self.server.take()
+            && tokio::time::timeout(SHUTDOWN_GRACE, &mut server)
                 .await
                 .is_err()
-            {
-                tracing::warn!("scripted model connections outlived the grace period; aborting");
-                server.abort();
-            }
+        {
+            tracing::warn!("scripted model connections outlived the grace period; aborting");
+            server.abort();
         }
     }
 }

@@ -2,3 +2,4 @@ mod appserver;
 mod cli;
 mod scripted_model;
 mod store;
+mod shared;
