@@ -25,6 +25,13 @@ enum Command {
     /// Find the Codex CLI (CODEX_BIN, PATH, the project's pinned install) and
     /// check its version.
     Check,
+    /// Start a Codex run and wait for it, printing one JSON object a line:
+    /// the run handle, progress at each slice's end, the result.
+    Run(crate::cli_runs::RunArgs),
+    /// A new turn on the thread of an earlier run.
+    Resume(crate::cli_runs::ResumeArgs),
+    /// Wait for a run (started here or by another sidecar) to end.
+    Wait(crate::cli_runs::WaitArgs),
     /// The shared app-server that every sidecar of this user connects to.
     #[command(name = "app-server")]
     AppServer {
@@ -73,6 +80,9 @@ pub fn main() -> ExitCode {
         match cli.command {
             Some(Command::Demo) => crate::demo::run().await.map_err(|error| error.to_string()),
             Some(Command::Check) => check().await,
+            Some(Command::Run(args)) => crate::cli_runs::run(args).await,
+            Some(Command::Resume(args)) => crate::cli_runs::resume(args).await,
+            Some(Command::Wait(args)) => crate::cli_runs::wait(args).await,
             Some(Command::AppServer {
                 action: AppServerAction::Ensure,
             }) => app_server_ensure().await,

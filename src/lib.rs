@@ -16,8 +16,10 @@
 //!   offline in the demo, the tests and the benchmarks.
 //! - [`demo`]: the connection demo that `make demo` runs.
 
+pub mod actors;
 pub mod appserver;
 pub mod cli;
+pub mod cli_runs;
 pub mod codex_bin;
 pub mod config;
 pub mod demo;

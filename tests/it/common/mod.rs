@@ -2,6 +2,8 @@
 //! `CODEX_HOME` and work directory, and a real `codex app-server` on a free
 //! loopback port, all private to one test.
 
+pub mod engine;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -1,5 +1,7 @@
 mod appserver;
 mod cli;
+mod engine;
+mod recovery;
 mod scripted_model;
-mod store;
 mod shared;
+mod store;

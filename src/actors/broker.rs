@@ -1,0 +1,230 @@
+//! `WaitBroker`: answers waits on runs. A wait either gets the final result
+//! the instant its run ends, or, when its soft timeout comes first, the run's
+//! progress so far. Nothing polls: run actors tell the broker when a run
+//! starts, moves and ends; a slice's end is a message the broker sends
+//! itself. Any number of waiters on one run all wake.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+
+use crate::actors::types::{ActiveRun, EngineError, Progress, RunResult, WaitOutcome};
+use crate::store::RunId;
+
+/// Finished runs remembered for later waits. Older ones are answered from
+/// their audit files instead; a few hundred covers any agent's working set.
+const FINISHED_REMEMBERED: usize = 512;
+
+pub struct WaitBroker;
+
+pub type BrokerRef = ActorRef<BrokerMsg>;
+
+pub enum BrokerMsg {
+    /// A run began (from its run actor, or from the supervisor on recovery).
+    Started {
+        run_id: RunId,
+        thread_id: String,
+        title: String,
+        cwd: PathBuf,
+    },
+    Progress {
+        run_id: RunId,
+        progress: Progress,
+    },
+    Ended(RunResult),
+    /// Call: wait on a run for at most `soft_timeout` (`None`: until it ends).
+    /// Replies `UnknownRun` when the broker never heard of it.
+    Wait {
+        run_id: RunId,
+        soft_timeout: Option<Duration>,
+        reply: RpcReplyPort<Result<WaitOutcome, EngineError>>,
+    },
+    /// A waiter's slice is over (sent to itself).
+    SliceOver {
+        waiter: u64,
+    },
+    /// Call: the runs still going.
+    Active(RpcReplyPort<Vec<ActiveRun>>),
+}
+
+struct Entry {
+    thread_id: String,
+    title: String,
+    cwd: PathBuf,
+    started: Instant,
+    progress: Progress,
+    result: Option<RunResult>,
+}
+
+struct Waiter {
+    run_id: RunId,
+    since: Instant,
+    reply: RpcReplyPort<Result<WaitOutcome, EngineError>>,
+}
+
+#[derive(Default)]
+pub struct BrokerState {
+    runs: HashMap<RunId, Entry>,
+    /// Finished run ids, oldest first, to forget beyond the limit.
+    finished: VecDeque<RunId>,
+    waiters: HashMap<u64, Waiter>,
+    next_waiter: u64,
+}
+
+impl Actor for WaitBroker {
+    type Msg = BrokerMsg;
+    type State = BrokerState;
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        _myself: BrokerRef,
+        _args: (),
+    ) -> Result<BrokerState, ActorProcessingErr> {
+        Ok(BrokerState::default())
+    }
+
+    async fn handle(
+        &self,
+        myself: BrokerRef,
+        message: BrokerMsg,
+        state: &mut BrokerState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            BrokerMsg::Started {
+                run_id,
+                thread_id,
+                title,
+                cwd,
+            } => {
+                state.runs.entry(run_id).or_insert(Entry {
+                    thread_id,
+                    title,
+                    cwd,
+                    started: Instant::now(),
+                    progress: Progress::default(),
+                    result: None,
+                });
+            }
+            BrokerMsg::Progress { run_id, progress } => {
+                if let Some(entry) = state.runs.get_mut(&run_id) {
+                    entry.progress = progress;
+                }
+            }
+            BrokerMsg::Ended(result) => state.on_ended(result),
+            BrokerMsg::Wait {
+                run_id,
+                soft_timeout,
+                reply,
+            } => state.on_wait(&myself, run_id, soft_timeout, reply),
+            BrokerMsg::SliceOver { waiter } => state.on_slice_over(waiter),
+            BrokerMsg::Active(reply) => {
+                let _ = reply.send(state.active());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl BrokerState {
+    fn on_ended(&mut self, result: RunResult) {
+        let run_id = result.run_id.clone();
+        let entry = self.runs.entry(run_id.clone()).or_insert_with(|| Entry {
+            thread_id: result.thread_id.clone(),
+            title: String::new(),
+            cwd: PathBuf::new(),
+            started: Instant::now(),
+            progress: Progress::default(),
+            result: None,
+        });
+        entry.result = Some(result.clone());
+        let woken: Vec<u64> = self
+            .waiters
+            .iter()
+            .filter(|(_, waiter)| waiter.run_id == run_id)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in woken {
+            if let Some(waiter) = self.waiters.remove(&id) {
+                let _ = waiter.reply.send(Ok(WaitOutcome::Finished(result.clone())));
+            }
+        }
+        self.finished.push_back(run_id);
+        while self.finished.len() > FINISHED_REMEMBERED {
+            if let Some(old) = self.finished.pop_front() {
+                self.runs.remove(&old);
+            }
+        }
+    }
+
+    fn on_wait(
+        &mut self,
+        myself: &BrokerRef,
+        run_id: RunId,
+        soft_timeout: Option<Duration>,
+        reply: RpcReplyPort<Result<WaitOutcome, EngineError>>,
+    ) {
+        let Some(entry) = self.runs.get(&run_id) else {
+            let _ = reply.send(Err(EngineError::UnknownRun(run_id.to_string())));
+            return;
+        };
+        if let Some(result) = &entry.result {
+            let _ = reply.send(Ok(WaitOutcome::Finished(result.clone())));
+            return;
+        }
+        let id = self.next_waiter;
+        self.next_waiter += 1;
+        self.waiters.insert(
+            id,
+            Waiter {
+                run_id,
+                since: Instant::now(),
+                reply,
+            },
+        );
+        if let Some(soft_timeout) = soft_timeout {
+            myself.send_after(soft_timeout, move || BrokerMsg::SliceOver { waiter: id });
+        }
+    }
+
+    fn on_slice_over(&mut self, waiter: u64) {
+        // Gone already when its run ended first.
+        let Some(waiter) = self.waiters.remove(&waiter) else {
+            return;
+        };
+        let outcome = match self.runs.get(&waiter.run_id) {
+            Some(entry) => WaitOutcome::StillRunning {
+                run_id: waiter.run_id.clone(),
+                thread_id: entry.thread_id.clone(),
+                progress: entry.progress.clone(),
+                waited: waiter.since.elapsed(),
+            },
+            None => {
+                let _ = waiter
+                    .reply
+                    .send(Err(EngineError::UnknownRun(waiter.run_id.to_string())));
+                return;
+            }
+        };
+        let _ = waiter.reply.send(Ok(outcome));
+    }
+
+    fn active(&self) -> Vec<ActiveRun> {
+        let mut active: Vec<ActiveRun> = self
+            .runs
+            .iter()
+            .filter(|(_, entry)| entry.result.is_none())
+            .map(|(run_id, entry)| ActiveRun {
+                run_id: run_id.clone(),
+                thread_id: entry.thread_id.clone(),
+                title: entry.title.clone(),
+                cwd: entry.cwd.clone(),
+                elapsed_ms: u64::try_from(entry.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            })
+            .collect();
+        active.sort_by(|a, b| a.run_id.as_str().cmp(b.run_id.as_str()));
+        active
+    }
+}

@@ -1,0 +1,177 @@
+//! The engine every client talks to: a `Supervisor` that owns the app-server
+//! and its connection, a `RunActor` per turn, and a `WaitBroker` for waits.
+//! [`Engine`] is the handle; `actors.md` at the repository root draws the
+//! tree and every message.
+
+mod audit_writer;
+pub mod broker;
+pub mod record;
+pub mod resolve;
+pub mod run;
+pub mod supervisor;
+pub mod types;
+
+use std::time::Duration;
+
+use ractor::{Actor, ActorRef};
+
+pub use types::{
+    ActiveRun, EngineError, Progress, ResumeRequest, RunRequest, RunResult, RunStarted, RunStatus,
+    WaitOutcome,
+};
+
+use crate::codex_bin::CodexBinary;
+use crate::config::Config;
+use crate::store::RunId;
+use broker::{BrokerMsg, WaitBroker};
+use supervisor::{Adopted, Supervisor, SupervisorArgs, SupervisorMsg};
+
+/// Starting a run may first start the app-server (30 s at worst, see
+/// `process::STARTUP_TIMEOUT`) and then makes two requests of at most
+/// `connection::REQUEST_TIMEOUT` each.
+const START_CALL_TIMEOUT: Duration = Duration::from_secs(100);
+
+/// Calls that only read actor state.
+const QUERY_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A wait's call outlives its slice by this much, so the slice (not the
+/// call) is what ends it.
+const WAIT_CALL_MARGIN: Duration = Duration::from_secs(10);
+
+/// The running actor system.
+pub struct Engine {
+    supervisor: ActorRef<SupervisorMsg>,
+    broker: ActorRef<BrokerMsg>,
+    config: Config,
+}
+
+impl Engine {
+    pub async fn start(config: Config, codex: CodexBinary) -> Result<Engine, EngineError> {
+        let (broker, _) = Actor::spawn(None, WaitBroker, ())
+            .await
+            .map_err(|error| EngineError::Actor(error.to_string()))?;
+        let args = SupervisorArgs {
+            config: config.clone(),
+            codex,
+            broker: broker.clone(),
+        };
+        let (supervisor, _) = Actor::spawn(None, Supervisor, args)
+            .await
+            .map_err(|error| EngineError::Actor(error.to_string()))?;
+        Ok(Engine {
+            supervisor,
+            broker,
+            config,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Starts a new thread and turn; returns as soon as the turn runs.
+    pub async fn run(&self, request: RunRequest) -> Result<RunStarted, EngineError> {
+        settle(
+            self.supervisor
+                .call(
+                    |reply| SupervisorMsg::StartRun(request, reply),
+                    Some(START_CALL_TIMEOUT),
+                )
+                .await?,
+        )?
+    }
+
+    /// A new turn on the thread of an earlier run.
+    pub async fn resume(&self, request: ResumeRequest) -> Result<RunStarted, EngineError> {
+        settle(
+            self.supervisor
+                .call(
+                    |reply| SupervisorMsg::Resume(request, reply),
+                    Some(START_CALL_TIMEOUT),
+                )
+                .await?,
+        )?
+    }
+
+    /// One wait slice: the result once the run ends, or its progress when
+    /// `soft_timeout` comes first (`None`: wait until the end, which the hard
+    /// timeout bounds). A run no live actor has is answered from its audit,
+    /// or adopted when the sidecar that started it died while it ran.
+    pub async fn wait(
+        &self,
+        run_id: &RunId,
+        soft_timeout: Option<Duration>,
+    ) -> Result<WaitOutcome, EngineError> {
+        let soft = soft_timeout;
+        match self.wait_broker(run_id, soft).await {
+            Err(EngineError::UnknownRun(_)) => {}
+            other => return other,
+        }
+        let id = run_id.clone();
+        let adopted = settle(
+            self.supervisor
+                .call(
+                    |reply| SupervisorMsg::Adopt(id, reply),
+                    Some(START_CALL_TIMEOUT),
+                )
+                .await?,
+        )??;
+        match adopted {
+            Adopted::Finished(result) => Ok(WaitOutcome::Finished(result)),
+            Adopted::Live => self.wait_broker(run_id, soft).await,
+        }
+    }
+
+    async fn wait_broker(
+        &self,
+        run_id: &RunId,
+        soft: Option<Duration>,
+    ) -> Result<WaitOutcome, EngineError> {
+        let id = run_id.clone();
+        settle(
+            self.broker
+                .call(
+                    |reply| BrokerMsg::Wait {
+                        run_id: id,
+                        soft_timeout: soft,
+                        reply,
+                    },
+                    soft.map(|soft| soft + WAIT_CALL_MARGIN),
+                )
+                .await?,
+        )?
+    }
+
+    /// Turns running in this engine, oldest first.
+    pub async fn active_runs(&self) -> Result<Vec<ActiveRun>, EngineError> {
+        settle(
+            self.broker
+                .call(BrokerMsg::Active, Some(QUERY_CALL_TIMEOUT))
+                .await?,
+        )
+    }
+
+    /// Stops the actors: runs first (linked to the supervisor), then the
+    /// private app-server if there is one.
+    pub async fn shutdown(self) {
+        let _ = self
+            .supervisor
+            .stop_and_wait(None, Some(QUERY_CALL_TIMEOUT))
+            .await;
+        let _ = self
+            .broker
+            .stop_and_wait(None, Some(QUERY_CALL_TIMEOUT))
+            .await;
+    }
+}
+
+/// A call's outcome as our error: the reply, or why there was none.
+fn settle<T>(outcome: ractor::rpc::CallResult<T>) -> Result<T, EngineError> {
+    match outcome {
+        ractor::rpc::CallResult::Success(value) => Ok(value),
+        ractor::rpc::CallResult::Timeout => Err(EngineError::Actor("the call timed out".into())),
+        ractor::rpc::CallResult::SenderError => {
+            Err(EngineError::Actor("the actor dropped the reply".into()))
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! What one run has seen, kept by its `RunActor`: folded from notifications
+//! with no IO, so the rules (which turn is ours, how usage is counted, what
+//! ends the run) are tested without a server.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::actors::types::{Progress, RunResult, RunStatus};
+use crate::config::Permissions;
+use crate::protocol::{
+    ApprovalPolicy, NotificationKind, SandboxMode, ServerNotification, ThreadItem, TokenCounts,
+    Turn, TurnStatus,
+};
+use crate::store::{self, RefusedRequest, RunId, RunSummary};
+
+/// The settings a run was started with, as the summary shows them.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    pub permissions: Permissions,
+    pub sandbox: SandboxMode,
+    pub approval_policy: ApprovalPolicy,
+    pub model: Option<String>,
+    pub reasoning_effort: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct RunRecord {
+    pub run_id: RunId,
+    pub title: String,
+    pub prompt: String,
+    pub cwd: PathBuf,
+    pub settings: RunSettings,
+    pub thread_id: String,
+    pub turn_id: Option<String>,
+    pub status: RunStatus,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    pub started: Instant,
+    pub duration_ms: Option<u64>,
+    events: u64,
+    last_activity: Option<String>,
+    /// The thread's token totals before this turn: a resumed thread's
+    /// totals include earlier turns, which are not this run's.
+    usage_baseline: Option<TokenCounts>,
+    usage: TokenCounts,
+    commands: Vec<(String, Option<i64>)>,
+    files_changed: BTreeSet<String>,
+    final_message: Option<String>,
+    pub error: Option<String>,
+    refused: Vec<RefusedRequest>,
+    /// The hard timeout fired and interrupted the turn.
+    pub timed_out: bool,
+}
+
+impl RunRecord {
+    pub fn new(
+        run_id: RunId,
+        title: String,
+        prompt: String,
+        cwd: PathBuf,
+        settings: RunSettings,
+        thread_id: String,
+    ) -> RunRecord {
+        RunRecord {
+            run_id,
+            title,
+            prompt,
+            cwd,
+            settings,
+            thread_id,
+            turn_id: None,
+            status: RunStatus::Running,
+            started_at: store::now_rfc3339(),
+            ended_at: None,
+            started: Instant::now(),
+            duration_ms: None,
+            events: 0,
+            last_activity: None,
+            usage_baseline: None,
+            usage: TokenCounts::default(),
+            commands: Vec::new(),
+            files_changed: BTreeSet::new(),
+            final_message: None,
+            error: None,
+            refused: Vec::new(),
+            timed_out: false,
+        }
+    }
+
+    /// Folds one notification of our thread in. Returns the turn when it is
+    /// our turn's `turn/completed`: the run is over.
+    pub fn apply(&mut self, note: &ServerNotification) -> Option<Turn> {
+        self.events += 1;
+        self.last_activity = Some(store::now_rfc3339());
+        let ours = |turn_id: &str| self.turn_id.as_deref() == Some(turn_id);
+        match &note.kind {
+            NotificationKind::TokenUsageUpdated(update) if ours(&update.turn_id) => {
+                let usage = update.token_usage;
+                let baseline = *self
+                    .usage_baseline
+                    .get_or_insert_with(|| minus(usage.total, usage.last));
+                self.usage = minus(usage.total, baseline);
+            }
+            NotificationKind::ItemCompleted(done) if ours(&done.turn_id) => {
+                self.note_item(&done.item)
+            }
+            NotificationKind::Error(error) if ours(&error.turn_id) && !error.will_retry => {
+                self.error = Some(error.error.message.clone());
+            }
+            NotificationKind::TurnCompleted(done) if ours(&done.turn.id) => {
+                let turn = done.turn.clone();
+                self.finish_with_turn(&turn);
+                return Some(turn);
+            }
+            _ => {}
+        }
+        None
+    }
+
+    fn note_item(&mut self, item: &ThreadItem) {
+        match item {
+            ThreadItem::CommandExecution {
+                command, exit_code, ..
+            } => self.commands.push((command.clone(), *exit_code)),
+            ThreadItem::FileChange { changes, .. } => {
+                let paths = changes
+                    .iter()
+                    .filter_map(|change| change.get("path").and_then(|path| path.as_str()));
+                self.files_changed.extend(paths.map(str::to_string));
+            }
+            ThreadItem::AgentMessage { text, .. } => self.final_message = Some(text.clone()),
+            _ => {}
+        }
+    }
+
+    /// Ends the run from a finished turn (live, or read back with
+    /// `thread/read` after nobody watched).
+    pub fn finish_with_turn(&mut self, turn: &Turn) {
+        for item in &turn.items {
+            self.note_item(item);
+        }
+        if let Some(message) = turn.final_message() {
+            self.final_message = Some(message.to_string());
+        }
+        if let Some(error) = &turn.error {
+            self.error = Some(error.message.clone());
+        }
+        let status = match turn.status {
+            TurnStatus::Completed => RunStatus::Completed,
+            TurnStatus::Interrupted if self.timed_out => RunStatus::TimedOut,
+            TurnStatus::Interrupted => RunStatus::Interrupted,
+            TurnStatus::Failed | TurnStatus::Unknown | TurnStatus::InProgress => RunStatus::Failed,
+        };
+        self.finish(status, None);
+    }
+
+    /// Ends the run; `error` replaces any error seen so far.
+    pub fn finish(&mut self, status: RunStatus, error: Option<String>) {
+        if self.status != RunStatus::Running {
+            return;
+        }
+        self.status = status;
+        if error.is_some() {
+            self.error = error;
+        }
+        self.ended_at = Some(store::now_rfc3339());
+        self.duration_ms = Some(self.elapsed_ms());
+    }
+
+    pub fn note_refused(&mut self, refused: RefusedRequest) {
+        self.refused.push(refused);
+    }
+
+    pub fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    pub fn progress(&self) -> Progress {
+        Progress {
+            events: self.events,
+            total_tokens: self.usage.total_tokens,
+            output_tokens: self.usage.output_tokens,
+            reasoning_tokens: self.usage.reasoning_output_tokens,
+            last_activity: self.last_activity.clone(),
+        }
+    }
+
+    pub fn result(&self) -> RunResult {
+        RunResult {
+            run_id: self.run_id.clone(),
+            thread_id: self.thread_id.clone(),
+            status: self.status,
+            result: self.final_message.clone(),
+            usage: self.usage,
+            duration_ms: self.duration_ms.unwrap_or_else(|| self.elapsed_ms()),
+            error: self.error.clone(),
+        }
+    }
+
+    pub fn summary(&self) -> RunSummary {
+        RunSummary {
+            run_id: self.run_id.clone(),
+            title: self.title.clone(),
+            prompt: self.prompt.clone(),
+            cwd: self.cwd.clone(),
+            thread_id: Some(self.thread_id.clone()),
+            turn_id: self.turn_id.clone(),
+            model: self.settings.model.clone(),
+            reasoning_effort: self.settings.reasoning_effort.clone(),
+            permissions: Some(self.settings.permissions),
+            sandbox: Some(self.settings.sandbox),
+            approval_policy: Some(self.settings.approval_policy),
+            status: self.status,
+            started_at: self.started_at.clone(),
+            ended_at: self.ended_at.clone(),
+            duration_ms: self.duration_ms,
+            commands: self
+                .commands
+                .iter()
+                .map(|(command, exit_code)| store::CommandRun {
+                    command: command.clone(),
+                    exit_code: exit_code.and_then(|code| i32::try_from(code).ok()),
+                })
+                .collect(),
+            files_changed: self.files_changed.iter().cloned().collect(),
+            final_message: self.final_message.clone(),
+            token_usage: Some(store::TokenUsage {
+                total: self.usage.total_tokens,
+                input: self.usage.input_tokens,
+                output: self.usage.output_tokens,
+                reasoning: self.usage.reasoning_output_tokens,
+            }),
+            error: self.error.clone(),
+            refused_requests: self.refused.clone(),
+        }
+    }
+}
+
+fn minus(total: TokenCounts, before: TokenCounts) -> TokenCounts {
+    TokenCounts {
+        total_tokens: total.total_tokens.saturating_sub(before.total_tokens),
+        input_tokens: total.input_tokens.saturating_sub(before.input_tokens),
+        cached_input_tokens: total
+            .cached_input_tokens
+            .saturating_sub(before.cached_input_tokens),
+        output_tokens: total.output_tokens.saturating_sub(before.output_tokens),
+        reasoning_output_tokens: total
+            .reasoning_output_tokens
+            .saturating_sub(before.reasoning_output_tokens),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record() -> RunRecord {
+        let mut record = RunRecord::new(
+            RunId::generate(),
+            "t".into(),
+            "p".into(),
+            PathBuf::from("/p"),
+            RunSettings {
+                permissions: Permissions::Yolo,
+                sandbox: SandboxMode::DangerFullAccess,
+                approval_policy: ApprovalPolicy::Never,
+                model: None,
+                reasoning_effort: None,
+            },
+            "th".into(),
+        );
+        record.turn_id = Some("mine".into());
+        record
+    }
+
+    fn note(method: &str, params: serde_json::Value) -> ServerNotification {
+        ServerNotification::new(method.into(), params)
+    }
+
+    fn usage(total: u64, last: u64) -> ServerNotification {
+        note(
+            "thread/tokenUsage/updated",
+            json!({"threadId": "th", "turnId": "mine", "tokenUsage": {
+                "total": {"totalTokens": total, "outputTokens": total / 10},
+                "last": {"totalTokens": last, "outputTokens": last / 10}}}),
+        )
+    }
+
+    #[test]
+    fn usage_counts_only_this_turn_on_a_resumed_thread() {
+        let mut record = record();
+        // The thread had used 1000 tokens before; this turn's first call is 300.
+        record.apply(&usage(1300, 300));
+        record.apply(&usage(1800, 500));
+        assert_eq!(record.progress().total_tokens, 800);
+        assert_eq!(record.progress().events, 2);
+    }
+
+    #[test]
+    fn only_our_turn_completes_the_run() {
+        let mut record = record();
+        let other = note(
+            "turn/completed",
+            json!({"threadId": "th", "turn": {"id": "other", "status": "completed", "items": []}}),
+        );
+        assert!(record.apply(&other).is_none());
+        assert_eq!(record.status, RunStatus::Running);
+        let ours = note(
+            "turn/completed",
+            json!({"threadId": "th", "turn": {"id": "mine", "status": "completed", "items": [
+                {"type": "commandExecution", "id": "c", "command": "ls", "exitCode": 0},
+                {"type": "agentMessage", "id": "m", "text": "done"}]}}),
+        );
+        assert!(record.apply(&ours).is_some());
+        let result = record.result();
+        assert_eq!(result.status, RunStatus::Completed);
+        assert_eq!(result.result.as_deref(), Some("done"));
+        assert_eq!(record.summary().commands.len(), 1);
+    }
+
+    #[test]
+    fn an_interrupt_after_the_hard_timeout_is_timed_out() {
+        let mut record = record();
+        record.timed_out = true;
+        let turn: Turn =
+            serde_json::from_value(json!({"id": "mine", "status": "interrupted", "items": []}))
+                .unwrap();
+        record.finish_with_turn(&turn);
+        assert_eq!(record.status, RunStatus::TimedOut);
+        // A later ending does not overwrite the first.
+        record.finish(RunStatus::Failed, Some("late".into()));
+        assert_eq!(record.status, RunStatus::TimedOut);
+    }
+}

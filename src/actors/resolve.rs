@@ -1,0 +1,181 @@
+//! Finding a run that no live actor has: its project, thread and state, from
+//! the project index, the pointer index, then the audit files themselves.
+//! Blocking file reads; callers run these on the blocking pool.
+
+use std::path::{Path, PathBuf};
+
+use crate::actors::record::{RunRecord, RunSettings};
+use crate::actors::types::{RunResult, RunStatus};
+use crate::config::{Config, Permissions};
+use crate::protocol::{ApprovalPolicy, SandboxMode, ServerNotification};
+use crate::store::{self, ActiveRecord, AuditEvent, IndexEvent, IndexRecord, RunId};
+
+/// Where a run lives and how far it got.
+#[derive(Debug, Clone)]
+pub struct Located {
+    pub run_id: RunId,
+    pub thread_id: String,
+    pub cwd: PathBuf,
+    pub run_dir: PathBuf,
+    /// Its end record, when it has one.
+    pub ended: Option<IndexRecord>,
+    /// Its `active/` record, when it is listed as running.
+    pub active: Option<ActiveRecord>,
+}
+
+/// Looks the run up: in the project index of `cwd_hint` (or the run-dir
+/// override), then the pointer index, then the audit files.
+pub fn locate(config: &Config, run_id: &RunId, cwd_hint: Option<&Path>) -> Option<Located> {
+    let hinted_dirs: Vec<PathBuf> = cwd_hint
+        .map(|cwd| config.run_dir(cwd))
+        .into_iter()
+        .chain(config.run_dir_override.clone())
+        .collect();
+    for run_dir in &hinted_dirs {
+        if let Some(located) = from_index(run_dir, run_id) {
+            return Some(located);
+        }
+    }
+    let pointer = store::read_pointer(&config.pointer_index())
+        .unwrap_or_default()
+        .into_iter()
+        .rev()
+        .find(|record| &record.run_id == run_id);
+    if let Some(pointer) = pointer {
+        let run_dir = pointer.run_dir.clone();
+        if let Some(located) = from_index(&run_dir, run_id) {
+            return Some(located);
+        }
+        if let Some(thread_id) = pointer.thread_id.clone() {
+            return Some(Located {
+                run_id: run_id.clone(),
+                thread_id,
+                cwd: pointer.project_root.clone(),
+                active: active_record(&run_dir, run_id),
+                run_dir,
+                ended: None,
+            });
+        }
+    }
+    hinted_dirs
+        .iter()
+        .find_map(|run_dir| from_audit_file(run_dir, run_id, cwd_hint))
+}
+
+fn from_index(run_dir: &Path, run_id: &RunId) -> Option<Located> {
+    let records: Vec<IndexRecord> = store::read_index(run_dir)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|record| &record.run_id == run_id)
+        .collect();
+    let first = records.first()?;
+    Some(Located {
+        run_id: run_id.clone(),
+        thread_id: records.iter().find_map(|record| record.thread_id.clone())?,
+        cwd: first.cwd.clone(),
+        run_dir: run_dir.to_path_buf(),
+        ended: records
+            .iter()
+            .rev()
+            .find(|record| record.event == IndexEvent::End)
+            .cloned(),
+        active: active_record(run_dir, run_id),
+    })
+}
+
+/// The last resort: an audit file whose index records were lost.
+fn from_audit_file(run_dir: &Path, run_id: &RunId, cwd_hint: Option<&Path>) -> Option<Located> {
+    let thread_id = store::read_events(run_dir, run_id)
+        .unwrap_or_default()
+        .iter()
+        .find_map(|record| match &record.event {
+            AuditEvent::Notification { params, .. } | AuditEvent::ServerRequest { params, .. } => {
+                params
+                    .get("threadId")
+                    .and_then(|id| id.as_str())
+                    .map(str::to_string)
+            }
+            _ => None,
+        })?;
+    Some(Located {
+        run_id: run_id.clone(),
+        thread_id,
+        cwd: cwd_hint.map(Path::to_path_buf).unwrap_or_default(),
+        run_dir: run_dir.to_path_buf(),
+        ended: None,
+        active: active_record(run_dir, run_id),
+    })
+}
+
+fn active_record(run_dir: &Path, run_id: &RunId) -> Option<ActiveRecord> {
+    store::list_active(run_dir)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|record| &record.run_id == run_id)
+}
+
+/// The result of a run that ended, rebuilt from its audit: the events are
+/// folded exactly as the live run folded them; the end record's status and
+/// error are authoritative.
+pub fn finished_result(located: &Located, end: &IndexRecord) -> RunResult {
+    let settings = RunSettings {
+        permissions: Permissions::ReadOnly,
+        sandbox: SandboxMode::ReadOnly,
+        approval_policy: ApprovalPolicy::Never,
+        model: None,
+        reasoning_effort: None,
+    };
+    let mut record = RunRecord::new(
+        located.run_id.clone(),
+        end.title.clone(),
+        String::new(),
+        located.cwd.clone(),
+        settings,
+        located.thread_id.clone(),
+    );
+    record.turn_id = end.turn_id.clone();
+    for record_line in store::read_events(&located.run_dir, &located.run_id).unwrap_or_default() {
+        if let AuditEvent::Notification { method, params } = record_line.event {
+            record.apply(&ServerNotification::new(method, params));
+        }
+    }
+    let mut result = record.result();
+    result.status = end.status;
+    result.error = end.error.clone().or(result.error);
+    result.duration_ms = end.duration_ms.unwrap_or(result.duration_ms);
+    result
+}
+
+/// Runs listed as running for `app_server_url` whose owning sidecar is gone:
+/// the ones a new sidecar should adopt.
+pub fn orphans(config: &Config, app_server_url: &str) -> Vec<Located> {
+    let mut seen = std::collections::HashSet::new();
+    let mut orphans = Vec::new();
+    let pointers = store::read_pointer(&config.pointer_index()).unwrap_or_default();
+    for pointer in pointers.into_iter().rev() {
+        if !seen.insert(pointer.run_id.clone()) || pointer.status != RunStatus::Running {
+            continue;
+        }
+        let Some(located) = from_index(&pointer.run_dir, &pointer.run_id) else {
+            continue;
+        };
+        let orphaned = located.ended.is_none()
+            && located.active.as_ref().is_some_and(|active| {
+                active.app_server_url == app_server_url && !process_alive(active.pid)
+            });
+        if orphaned {
+            orphans.push(located);
+        }
+    }
+    orphans
+}
+
+/// Whether a process with this pid runs (and is not a zombie).
+pub fn process_alive(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    stat.rfind(')')
+        .and_then(|end| stat[end + 1..].split_whitespace().next())
+        .is_some_and(|state| state != "Z" && state != "X")
+}

@@ -1,0 +1,604 @@
+//! `RunActor`: one per turn. It starts (or recovers) its turn, receives the
+//! turn's notifications and server requests from the supervisor, answers
+//! every request, keeps the run's audit, reports progress and the end to the
+//! wait broker, and stops when the turn is over.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde_json::{Value, json};
+
+use crate::actors::audit_writer::{AuditOp, AuditWriter};
+use crate::actors::broker::BrokerMsg;
+use crate::actors::record::{RunRecord, RunSettings};
+use crate::actors::supervisor::SupervisorMsg;
+use crate::actors::types::{EngineError, RunStarted, RunStatus};
+use crate::appserver::AppServerConnection;
+use crate::protocol::jsonrpc::RpcError;
+use crate::protocol::{
+    ApprovalDecision, SandboxMode, ServerNotification, ServerRequest, ServerRequestKind,
+    ThreadResumeParams, ThreadSettings, TurnStartParams, TurnStatus,
+};
+use crate::store::{
+    self, ActiveRecord, AuditEvent, IndexEvent, IndexRecord, PointerRecord, Refusal,
+    RefusedRequest, RunId,
+};
+
+/// After the hard timeout interrupts a turn, Codex confirms with
+/// `turn/completed` at once; if it has not within this long, the run ends
+/// `timed_out` anyway so that no run stays running forever.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
+
+/// The readable summary is rewritten at most this often while a run goes:
+/// often enough to follow along, rarely enough that a flood of deltas does
+/// not turn into a flood of fsyncs.
+const SUMMARY_REFRESH: Duration = Duration::from_secs(2);
+
+/// JSON-RPC code for a server request we will not serve.
+const DECLINED_REQUEST: i64 = -32000;
+
+pub struct RunActor;
+
+pub type RunRef = ActorRef<RunMsg>;
+
+pub enum RunMsg {
+    /// A notification of this run's thread (cast by the supervisor).
+    Notification(ServerNotification),
+    /// A server request of this run's thread; answered, never left hanging.
+    Request(ServerRequest),
+    /// An app-server stderr line seen while this run was active.
+    Stderr(String),
+    /// The run's hard timeout (sent to itself).
+    HardTimeout,
+    InterruptGraceOver,
+    /// The connection came back after a drop: subscribe again and catch up.
+    Reconnected(AppServerConnection),
+    /// The app-server is gone; the turn cannot finish.
+    ServerGone(String),
+}
+
+/// How the run begins.
+pub enum Start {
+    /// `thread/start`, then `turn/start`.
+    New { settings: RunSettings },
+    /// `thread/resume` of an earlier run's thread, then `turn/start`.
+    Resume {
+        thread_id: String,
+        settings: RunSettings,
+    },
+    /// A run another sidecar started and left behind: subscribe again and
+    /// catch up from `thread/read`.
+    Recover(Box<ActiveRecord>),
+}
+
+pub struct RunArgs {
+    pub run_id: RunId,
+    pub start: Start,
+    pub prompt: String,
+    pub title: String,
+    pub cwd: PathBuf,
+    pub connection: AppServerConnection,
+    pub supervisor: ActorRef<SupervisorMsg>,
+    pub broker: ActorRef<BrokerMsg>,
+    pub run_dir: PathBuf,
+    pub pointer_index: PathBuf,
+    pub app_server_url: String,
+    pub timeout: Duration,
+    /// Where the caller waits for the run handle (`None` when recovering).
+    pub reply: Option<RpcReplyPort<Result<RunStarted, EngineError>>>,
+}
+
+pub struct RunState {
+    args: Option<RunArgs>,
+    connection: AppServerConnection,
+    supervisor: ActorRef<SupervisorMsg>,
+    broker: ActorRef<BrokerMsg>,
+    run_dir: PathBuf,
+    /// `None` until the thread is known (the start can fail before that).
+    record: Option<RunRecord>,
+    audit: Option<AuditWriter>,
+    summary_written: Instant,
+    /// Decides approvals: a request may only have what this sandbox allows.
+    sandbox: Option<SandboxMode>,
+}
+
+impl Actor for RunActor {
+    type Msg = RunMsg;
+    type State = RunState;
+    type Arguments = RunArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: RunRef,
+        args: RunArgs,
+    ) -> Result<RunState, ActorProcessingErr> {
+        // Network and disk work happens in post_start, so that spawning does
+        // not hold up the supervisor.
+        Ok(RunState {
+            connection: args.connection.clone(),
+            supervisor: args.supervisor.clone(),
+            broker: args.broker.clone(),
+            run_dir: args.run_dir.clone(),
+            args: Some(args),
+            record: None,
+            audit: None,
+            summary_written: Instant::now(),
+            sandbox: None,
+        })
+    }
+
+    async fn post_start(
+        &self,
+        myself: RunRef,
+        state: &mut RunState,
+    ) -> Result<(), ActorProcessingErr> {
+        let Some(mut args) = state.args.take() else {
+            return Ok(());
+        };
+        let reply = args.reply.take();
+        match self.begin(&myself, state, args).await {
+            Ok(started) => {
+                if let Some(reply) = reply {
+                    let _ = reply.send(Ok(started));
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "run failed to start");
+                let message = error.to_string();
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(error));
+                }
+                self.end(&myself, state, RunStatus::Failed, Some(message))
+                    .await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: RunRef,
+        message: RunMsg,
+        state: &mut RunState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            RunMsg::Notification(note) => self.on_notification(&myself, state, note).await,
+            RunMsg::Request(request) => self.on_request(state, request).await,
+            RunMsg::Stderr(line) => write(state, AuditOp::Stderr(line)),
+            RunMsg::HardTimeout => self.on_hard_timeout(&myself, state).await,
+            RunMsg::InterruptGraceOver => {
+                let reason =
+                    format!("the turn did not stop within {INTERRUPT_GRACE:?} of the interrupt");
+                self.end(&myself, state, RunStatus::TimedOut, Some(reason))
+                    .await;
+            }
+            RunMsg::Reconnected(connection) => {
+                state.connection = connection;
+                self.catch_up(&myself, state).await;
+            }
+            RunMsg::ServerGone(reason) => {
+                note(state, &format!("app-server gone: {reason}"), Value::Null);
+                self.end(&myself, state, RunStatus::Failed, Some(reason))
+                    .await;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl RunActor {
+    /// Starts or recovers the turn; the run handle on success.
+    async fn begin(
+        &self,
+        myself: &RunRef,
+        state: &mut RunState,
+        args: RunArgs,
+    ) -> Result<RunStarted, EngineError> {
+        let audit =
+            AuditWriter::open(&args.run_dir, &args.run_id, args.pointer_index.clone()).await?;
+        state.audit = Some(audit);
+        let connection = state.connection.clone();
+        let (settings, thread_id, recovered) = match args.start {
+            Start::New { settings } => {
+                let params = ThreadSettings {
+                    cwd: Some(args.cwd.display().to_string()),
+                    approval_policy: Some(settings.approval_policy),
+                    sandbox: Some(settings.sandbox),
+                    model: settings.model.clone(),
+                };
+                let thread = connection.thread_start(&params).await?.thread;
+                (settings, thread.id, None)
+            }
+            Start::Resume {
+                thread_id,
+                settings,
+            } => {
+                let params = ThreadResumeParams {
+                    thread_id: thread_id.clone(),
+                    settings: ThreadSettings {
+                        cwd: Some(args.cwd.display().to_string()),
+                        approval_policy: Some(settings.approval_policy),
+                        sandbox: Some(settings.sandbox),
+                        model: settings.model.clone(),
+                    },
+                };
+                connection.thread_resume(&params).await?;
+                (settings, thread_id, None)
+            }
+            Start::Recover(active) => {
+                let settings = RunSettings {
+                    permissions: crate::config::Permissions::ReadOnly,
+                    // Unknown after a crash: approve nothing.
+                    sandbox: SandboxMode::ReadOnly,
+                    approval_policy: crate::protocol::ApprovalPolicy::Never,
+                    model: None,
+                    reasoning_effort: None,
+                };
+                let thread_id = active.thread_id.clone();
+                (settings, thread_id, Some(active))
+            }
+        };
+        state.sandbox = Some(settings.sandbox);
+        let mut record = RunRecord::new(
+            args.run_id.clone(),
+            args.title.clone(),
+            args.prompt.clone(),
+            args.cwd.clone(),
+            settings.clone(),
+            thread_id.clone(),
+        );
+        // Routed before our turn starts, so none of its events is missed.
+        state.supervisor.cast(SupervisorMsg::Route {
+            thread_id: thread_id.clone(),
+            run: myself.clone(),
+        })?;
+
+        if let Some(active) = recovered {
+            record.turn_id = active.turn_id.clone();
+            record.started_at = active.started_at.clone();
+            state.record = Some(record);
+            note(
+                state,
+                "recovered by a new sidecar after its owner stopped",
+                json!({"pid": std::process::id()}),
+            );
+            self.schedule_timeout(myself, args.timeout);
+            self.catch_up(myself, state).await;
+            let turn_id = active.turn_id.unwrap_or_default();
+            return Ok(RunStarted {
+                run_id: args.run_id,
+                thread_id,
+                turn_id,
+            });
+        }
+
+        let mut turn = TurnStartParams::text(&thread_id, &args.prompt);
+        turn.model = settings.model.clone();
+        turn.effort = settings.reasoning_effort.clone();
+        // Record the thread before turn/start, so a failure is audited with it.
+        state.record = Some(record);
+        let turn = connection.turn_start(&turn).await?.turn;
+        let started = RunStarted {
+            run_id: args.run_id.clone(),
+            thread_id: thread_id.clone(),
+            turn_id: turn.id.clone(),
+        };
+        if let Some(record) = state.record.as_mut() {
+            record.turn_id = Some(turn.id.clone());
+        }
+        note(
+            state,
+            "run started",
+            json!({"prompt": args.prompt, "turnId": turn.id}),
+        );
+        self.write_start_records(state, &args.app_server_url);
+        if let Some(audit) = &state.audit {
+            audit.flush().await;
+        }
+        if let Some(record) = &state.record {
+            state.broker.cast(BrokerMsg::Started {
+                run_id: record.run_id.clone(),
+                thread_id: thread_id.clone(),
+                title: record.title.clone(),
+                cwd: record.cwd.clone(),
+            })?;
+        }
+        self.schedule_timeout(myself, args.timeout);
+        Ok(started)
+    }
+
+    fn schedule_timeout(&self, myself: &RunRef, timeout: Duration) {
+        myself.send_after(timeout, || RunMsg::HardTimeout);
+    }
+
+    fn write_start_records(&self, state: &mut RunState, app_server_url: &str) {
+        let Some(record) = &state.record else { return };
+        let active = ActiveRecord {
+            run_id: record.run_id.clone(),
+            thread_id: record.thread_id.clone(),
+            turn_id: record.turn_id.clone(),
+            cwd: record.cwd.clone(),
+            title: record.title.clone(),
+            started_at: record.started_at.clone(),
+            app_server_url: app_server_url.to_string(),
+            pid: std::process::id(),
+        };
+        let ops = [
+            AuditOp::Active(Box::new(active)),
+            AuditOp::Index(Box::new(index_record(record, IndexEvent::Start))),
+            AuditOp::Pointer(Box::new(pointer_record(record, &state.run_dir))),
+            AuditOp::Summary(Box::new(record.summary())),
+        ];
+        for op in ops {
+            write(state, op);
+        }
+        state.summary_written = Instant::now();
+    }
+
+    async fn on_notification(
+        &self,
+        myself: &RunRef,
+        state: &mut RunState,
+        note: ServerNotification,
+    ) {
+        write(
+            state,
+            AuditOp::event(AuditEvent::Notification {
+                method: note.method.clone(),
+                params: note.params.clone(),
+            }),
+        );
+        if note.method == "error" {
+            write(
+                state,
+                AuditOp::Stderr(format!("error notification: {}", note.params)),
+            );
+        }
+        let Some(record) = state.record.as_mut() else {
+            return;
+        };
+        let finished = record.apply(&note);
+        let progress = record.progress();
+        let run_id = record.run_id.clone();
+        let _ = state.broker.cast(BrokerMsg::Progress { run_id, progress });
+        if finished.is_some() {
+            self.end(myself, state, RunStatus::Completed, None).await;
+        } else if state.summary_written.elapsed() >= SUMMARY_REFRESH {
+            let summary = record.summary();
+            write(state, AuditOp::Summary(Box::new(summary)));
+            state.summary_written = Instant::now();
+        }
+    }
+
+    /// Every request gets an answer: an approval is granted only when the
+    /// run's sandbox already allows everything (full access); anything else
+    /// is declined, and the reason goes into the audit.
+    async fn on_request(&self, state: &mut RunState, request: ServerRequest) {
+        write(
+            state,
+            AuditOp::event(AuditEvent::ServerRequest {
+                id: request.id.clone(),
+                method: request.method.clone(),
+                params: request.params.clone(),
+            }),
+        );
+        let full_access = state.sandbox == Some(SandboxMode::DangerFullAccess);
+        let sandbox = state
+            .sandbox
+            .map(|sandbox| format!("{sandbox:?}"))
+            .unwrap_or_else(|| "unknown".into());
+        let answer: Result<Value, String> = match &request.kind {
+            ServerRequestKind::CommandApproval(_) | ServerRequestKind::FileChangeApproval(_) => {
+                if full_access {
+                    Ok(ApprovalDecision::Accept.to_result())
+                } else {
+                    let reason = format!(
+                        "declined {}: the run's sandbox is {sandbox}, and the sidecar grants nothing beyond it",
+                        request.method
+                    );
+                    refuse(state, &request, Refusal::Declined, &reason);
+                    Ok(ApprovalDecision::Decline.to_result())
+                }
+            }
+            ServerRequestKind::McpElicitation => {
+                let reason = "declined an MCP elicitation: no person is attached to answer it";
+                refuse(state, &request, Refusal::Declined, reason);
+                Ok(json!({"action": "decline"}))
+            }
+            _ => {
+                let reason = format!(
+                    "refused {}: the sidecar does not serve this request",
+                    request.method
+                );
+                refuse(state, &request, Refusal::Declined, &reason);
+                Err(reason)
+            }
+        };
+        let (sent, response) = match answer {
+            Ok(result) => (
+                state.connection.respond(&request.id, &result).await,
+                AuditEvent::Response {
+                    id: request.id.clone(),
+                    result: Some(result),
+                    error: None,
+                },
+            ),
+            Err(message) => {
+                let error = RpcError {
+                    code: DECLINED_REQUEST,
+                    message,
+                    data: None,
+                };
+                let sent = state.connection.respond_error(&request.id, &error).await;
+                let response = AuditEvent::Response {
+                    id: request.id.clone(),
+                    result: None,
+                    error: Some(error),
+                };
+                (sent, response)
+            }
+        };
+        if let Err(error) = sent {
+            tracing::warn!(%error, method = %request.method, "could not answer a server request");
+        }
+        write(state, AuditOp::event(response));
+    }
+
+    async fn on_hard_timeout(&self, myself: &RunRef, state: &mut RunState) {
+        let Some(record) = state.record.as_mut() else {
+            return;
+        };
+        if record.status != RunStatus::Running {
+            return;
+        }
+        record.timed_out = true;
+        let (thread_id, turn_id) = (record.thread_id.clone(), record.turn_id.clone());
+        note(state, "hard timeout: interrupting the turn", Value::Null);
+        if let Some(turn_id) = turn_id
+            && let Err(error) = state.connection.turn_interrupt(&thread_id, &turn_id).await
+        {
+            tracing::warn!(%error, "interrupt after the hard timeout failed");
+        }
+        myself.send_after(INTERRUPT_GRACE, || RunMsg::InterruptGraceOver);
+    }
+
+    /// After a reconnect or a recovery: subscribe to the thread again and,
+    /// when the turn ended while nobody watched, close the run from the
+    /// thread's record.
+    async fn catch_up(&self, myself: &RunRef, state: &mut RunState) {
+        let Some(record) = &state.record else { return };
+        let (thread_id, turn_id) = (record.thread_id.clone(), record.turn_id.clone());
+        let resume = ThreadResumeParams {
+            thread_id: thread_id.clone(),
+            settings: ThreadSettings::default(),
+        };
+        if let Err(error) = state.connection.thread_resume(&resume).await {
+            let reason = format!("the thread is gone: {error}");
+            self.end(myself, state, RunStatus::Failed, Some(reason))
+                .await;
+            return;
+        }
+        let turns = match state.connection.thread_read(&thread_id, true).await {
+            Ok(response) => response.thread.turns,
+            Err(error) => {
+                tracing::warn!(%error, "thread/read after catching up failed");
+                return;
+            }
+        };
+        let turn = match &turn_id {
+            Some(turn_id) => turns.iter().find(|turn| &turn.id == turn_id),
+            None => turns.last(),
+        };
+        if let Some(turn) = turn
+            && turn.status != TurnStatus::InProgress
+        {
+            if let Some(record) = state.record.as_mut() {
+                record.turn_id = Some(turn.id.clone());
+                record.finish_with_turn(turn);
+            }
+            note(
+                state,
+                "closed from thread/read: the turn ended while nobody watched",
+                json!({"turnId": turn.id}),
+            );
+            self.end(myself, state, RunStatus::Completed, None).await;
+        }
+    }
+
+    /// Ends the run (if it is not over yet, with `status` and `error`),
+    /// writes the end records, flushes the audit, tells the broker and the
+    /// supervisor, and stops.
+    async fn end(
+        &self,
+        myself: &RunRef,
+        state: &mut RunState,
+        status: RunStatus,
+        error: Option<String>,
+    ) {
+        if let Some(record) = state.record.as_mut() {
+            record.finish(status, error);
+            let record = &*record;
+            let ops = [
+                AuditOp::Summary(Box::new(record.summary())),
+                AuditOp::Index(Box::new(index_record(record, IndexEvent::End))),
+                AuditOp::Pointer(Box::new(pointer_record(record, &state.run_dir))),
+                AuditOp::RemoveActive,
+            ];
+            for op in ops {
+                write(state, op);
+            }
+        }
+        if let Some(audit) = state.audit.take() {
+            audit.close().await;
+        }
+        if let Some(record) = &state.record {
+            let _ = state.broker.cast(BrokerMsg::Ended(record.result()));
+            let _ = state.supervisor.cast(SupervisorMsg::RunEnded {
+                run_id: record.run_id.clone(),
+                thread_id: record.thread_id.clone(),
+            });
+        }
+        myself.stop(None);
+    }
+}
+
+fn write(state: &RunState, op: AuditOp) {
+    if let Some(audit) = &state.audit {
+        audit.send(op);
+    }
+}
+
+/// A note of our own in the run's event stream.
+fn note(state: &RunState, message: &str, data: Value) {
+    write(
+        state,
+        AuditOp::event(AuditEvent::sidecar(
+            message,
+            (!data.is_null()).then_some(data),
+        )),
+    );
+}
+
+/// Records a request we did not grant: in the event stream and the summary.
+fn refuse(state: &mut RunState, request: &ServerRequest, refusal: Refusal, reason: &str) {
+    note(state, reason, request.params.clone());
+    if let Some(record) = state.record.as_mut() {
+        record.note_refused(RefusedRequest {
+            method: request.method.clone(),
+            detail: request
+                .params
+                .get("command")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            refusal,
+            reason: reason.to_string(),
+        });
+    }
+}
+
+fn index_record(record: &RunRecord, event: IndexEvent) -> IndexRecord {
+    IndexRecord {
+        event,
+        run_id: record.run_id.clone(),
+        thread_id: Some(record.thread_id.clone()),
+        turn_id: record.turn_id.clone(),
+        title: record.title.clone(),
+        cwd: record.cwd.clone(),
+        status: record.status,
+        at: store::now_rfc3339(),
+        duration_ms: record.duration_ms,
+        error: record.error.clone(),
+    }
+}
+
+fn pointer_record(record: &RunRecord, run_dir: &std::path::Path) -> PointerRecord {
+    PointerRecord {
+        run_id: record.run_id.clone(),
+        project_root: record.cwd.clone(),
+        run_dir: run_dir.to_path_buf(),
+        thread_id: Some(record.thread_id.clone()),
+        status: record.status,
+        at: store::now_rfc3339(),
+    }
+}

@@ -1,0 +1,149 @@
+//! What clients of the engine send and get back: requests to start or
+//! resume a run, run status, progress and results, and the engine's errors.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::appserver::shared::SharedError;
+use crate::appserver::{AppServerError, ConnectionError};
+use crate::codex_bin::CodexBinError;
+use crate::config::Permissions;
+use crate::protocol::{ApprovalPolicy, SandboxMode, TokenCounts};
+pub use crate::store::RunStatus;
+use crate::store::{RunId, StoreError};
+
+/// A new thread and its first turn.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub prompt: String,
+    pub cwd: PathBuf,
+    pub run_name: Option<String>,
+    /// `None`: the configured default.
+    pub permissions: Option<Permissions>,
+    /// Overrides the sandbox the permissions imply.
+    pub sandbox: Option<SandboxMode>,
+    /// Overrides the approval policy the permissions imply.
+    pub approval_policy: Option<ApprovalPolicy>,
+    pub model: Option<String>,
+    pub reasoning_effort: Option<String>,
+    /// `None`: the configured run timeout.
+    pub timeout: Option<Duration>,
+}
+
+impl RunRequest {
+    pub fn new(prompt: impl Into<String>, cwd: impl Into<PathBuf>) -> RunRequest {
+        RunRequest {
+            prompt: prompt.into(),
+            cwd: cwd.into(),
+            run_name: None,
+            permissions: None,
+            sandbox: None,
+            approval_policy: None,
+            model: None,
+            reasoning_effort: None,
+            timeout: None,
+        }
+    }
+}
+
+/// A new turn on the thread of an earlier run.
+#[derive(Debug, Clone)]
+pub struct ResumeRequest {
+    pub run_id: RunId,
+    pub prompt: String,
+    /// `None`: the earlier run's project.
+    pub cwd: Option<PathBuf>,
+    pub model: Option<String>,
+    pub reasoning_effort: Option<String>,
+    pub timeout: Option<Duration>,
+}
+
+/// The handle a started run returns at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunStarted {
+    pub run_id: RunId,
+    pub thread_id: String,
+    pub turn_id: String,
+}
+
+/// How far a running turn has got, for a wait slice that ends early.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    pub events: u64,
+    pub total_tokens: u64,
+    pub output_tokens: u64,
+    pub reasoning_tokens: u64,
+    /// RFC 3339 time of the last event.
+    pub last_activity: Option<String>,
+}
+
+/// A finished run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunResult {
+    pub run_id: RunId,
+    pub thread_id: String,
+    pub status: RunStatus,
+    /// Codex's final message.
+    pub result: Option<String>,
+    pub usage: TokenCounts,
+    pub duration_ms: u64,
+    pub error: Option<String>,
+}
+
+/// What one wait slice ends with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitOutcome {
+    StillRunning {
+        run_id: RunId,
+        thread_id: String,
+        progress: Progress,
+        waited: Duration,
+    },
+    Finished(RunResult),
+}
+
+/// A running turn, for listings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActiveRun {
+    pub run_id: RunId,
+    pub thread_id: String,
+    pub title: String,
+    pub cwd: PathBuf,
+    pub elapsed_ms: u64,
+}
+
+/// Everything the engine can refuse or fail with. Messages say what happened
+/// and, where there is something to do, what.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("unknown run id {0}: no live run, index record or audit file has it")]
+    UnknownRun(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("run {run_id} is still running; wait for it before resuming its thread")]
+    StillRunning { run_id: RunId },
+    #[error(transparent)]
+    Codex(#[from] CodexBinError),
+    #[error(transparent)]
+    AppServer(#[from] AppServerError),
+    #[error(transparent)]
+    Shared(#[from] SharedError),
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the engine is shutting down or an actor stopped: {0}")]
+    Actor(String),
+}
+
+impl<T> From<ractor::MessagingErr<T>> for EngineError {
+    fn from(error: ractor::MessagingErr<T>) -> EngineError {
+        EngineError::Actor(error.to_string())
+    }
+}

@@ -1,0 +1,198 @@
+//! `run`, `resume` and `wait` on the command line: a thin client of the
+//! engine that prints one JSON object a line, so scripts (and tests) can
+//! drive runs without an MCP client.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use serde_json::{Value, json};
+
+use crate::actors::{Engine, ResumeRequest, RunRequest, WaitOutcome};
+use crate::codex_bin::CodexBinary;
+use crate::config::{Config, Permissions};
+use crate::store::RunId;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// What Codex should do.
+    pub prompt: String,
+    /// The project directory (default: the current directory).
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// A title for listings (default: the prompt's first line).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// yolo, workspace-write or read-only.
+    #[arg(long)]
+    pub permissions: Option<String>,
+    /// Interrupt the run after this long.
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
+    /// Print the run handle and exit instead of waiting.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Each wait slice's length (0: block until the end).
+    #[arg(long)]
+    pub soft_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    pub run_id: String,
+    pub prompt: String,
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
+    #[arg(long)]
+    pub no_wait: bool,
+    #[arg(long)]
+    pub soft_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    pub run_id: String,
+    /// Each slice's length (0: block until the end).
+    #[arg(long)]
+    pub soft_timeout_ms: Option<u64>,
+    /// Return after one slice instead of waiting to the end.
+    #[arg(long)]
+    pub once: bool,
+}
+
+pub async fn run(args: RunArgs) -> Result<(), String> {
+    let engine = engine().await?;
+    let cwd = match args.cwd {
+        Some(cwd) => cwd,
+        None => std::env::current_dir().map_err(|error| error.to_string())?,
+    };
+    let permissions = args
+        .permissions
+        .as_deref()
+        .map(|value| {
+            Permissions::parse(value).ok_or_else(|| {
+                format!("--permissions {value:?} is not yolo, workspace-write or read-only")
+            })
+        })
+        .transpose()?;
+    let mut request = RunRequest::new(args.prompt, cwd);
+    request.run_name = args.name;
+    request.permissions = permissions;
+    request.timeout = args.timeout_ms.map(Duration::from_millis);
+    let outcome = async {
+        let started = engine
+            .run(request)
+            .await
+            .map_err(|error| error.to_string())?;
+        emit(&serde_json::to_value(&started).unwrap_or(Value::Null));
+        if args.no_wait {
+            return Ok(());
+        }
+        wait_to_end(&engine, &started.run_id, slice(args.soft_timeout_ms), false).await
+    }
+    .await;
+    engine.shutdown().await;
+    outcome
+}
+
+pub async fn resume(args: ResumeArgs) -> Result<(), String> {
+    let engine = engine().await?;
+    let run_id = RunId::parse(&args.run_id).map_err(|error| error.to_string())?;
+    let request = ResumeRequest {
+        run_id,
+        prompt: args.prompt,
+        cwd: args.cwd,
+        model: None,
+        reasoning_effort: None,
+        timeout: args.timeout_ms.map(Duration::from_millis),
+    };
+    let outcome = async {
+        let started = engine
+            .resume(request)
+            .await
+            .map_err(|error| error.to_string())?;
+        emit(&serde_json::to_value(&started).unwrap_or(Value::Null));
+        if args.no_wait {
+            return Ok(());
+        }
+        wait_to_end(&engine, &started.run_id, slice(args.soft_timeout_ms), false).await
+    }
+    .await;
+    engine.shutdown().await;
+    outcome
+}
+
+pub async fn wait(args: WaitArgs) -> Result<(), String> {
+    let engine = engine().await?;
+    let outcome = match RunId::parse(&args.run_id) {
+        Ok(run_id) => wait_to_end(&engine, &run_id, slice(args.soft_timeout_ms), args.once).await,
+        Err(error) => Err(error.to_string()),
+    };
+    engine.shutdown().await;
+    outcome
+}
+
+async fn engine() -> Result<Engine, String> {
+    let config = Config::from_env().map_err(|error| error.to_string())?;
+    let codex = CodexBinary::discover()
+        .await
+        .map_err(|error| error.to_string())?;
+    Engine::start(config, codex)
+        .await
+        .map_err(|error| error.to_string())
+}
+
+/// `Some(0)` means "block", which the engine spells `None`.
+fn slice(soft_timeout_ms: Option<u64>) -> Option<Option<Duration>> {
+    soft_timeout_ms.map(|ms| (ms > 0).then(|| Duration::from_millis(ms)))
+}
+
+async fn wait_to_end(
+    engine: &Engine,
+    run_id: &RunId,
+    slice: Option<Option<Duration>>,
+    once: bool,
+) -> Result<(), String> {
+    loop {
+        let soft = match slice {
+            Some(soft) => soft,
+            None => engine.config().wait_soft_timeout,
+        };
+        let outcome = engine
+            .wait(run_id, soft)
+            .await
+            .map_err(|error| error.to_string())?;
+        match outcome {
+            WaitOutcome::StillRunning {
+                run_id,
+                thread_id,
+                progress,
+                waited,
+            } => {
+                emit(&json!({
+                    "runId": run_id,
+                    "status": "still_running",
+                    "threadId": thread_id,
+                    "waitElapsedMs": waited.as_millis() as u64,
+                    "progress": progress,
+                }));
+                if once {
+                    return Ok(());
+                }
+            }
+            WaitOutcome::Finished(result) => {
+                emit(&serde_json::to_value(&result).unwrap_or(Value::Null));
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn emit(value: &Value) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{value}");
+    let _ = stdout.flush();
+}
