@@ -5,3 +5,4 @@ mod recovery;
 mod scripted_model;
 mod shared;
 mod store;
+mod unix;
