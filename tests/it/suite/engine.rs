@@ -236,8 +236,7 @@ async fn approvals_follow_the_permissions_profile() {
         written: bool,
         requests: usize,
     }
-    // Not under /tmp: workspace-write lets Codex write to /tmp as well.
-    let outside = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let outside = tempfile::tempdir().unwrap();
     let cases = [
         // Full access: writes anywhere, never asks.
         Case {
@@ -301,6 +300,15 @@ async fn approvals_follow_the_permissions_profile() {
         },
     ];
     let rig = EngineRig::start(&[]).await;
+    // workspace-write also lets Codex write to /tmp and $TMPDIR, where every
+    // directory of this test lives; take those away so that "outside the
+    // workspace" is outside. (The app-server reads this at its first run.)
+    let config = rig.codex_home.path().join("config.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(
+        "\n[sandbox_workspace_write]\nexclude_slash_tmp = true\nexclude_tmpdir_env_var = true\n",
+    );
+    std::fs::write(&config, text).unwrap();
     for case in cases {
         let project = tempfile::tempdir().unwrap();
         let target = case
