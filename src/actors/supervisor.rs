@@ -32,6 +32,12 @@ use crate::store::{self, RunId};
 const RECONNECT_BASE: Duration = Duration::from_millis(100);
 const RECONNECT_ATTEMPTS: u32 = 6;
 
+/// After the connection drops, how long a private server may take to be
+/// seen exiting. A killed process is reaped within milliseconds; a second
+/// covers a loaded machine, and a live server never holds us up longer
+/// before the reconnect.
+const EXIT_SETTLE: Duration = Duration::from_secs(1);
+
 /// JSON-RPC code for a server request no run claims.
 const UNROUTED_REQUEST: i64 = -32001;
 
@@ -582,16 +588,19 @@ impl Supervisor {
     async fn server_gone(&self, state: &mut SupervisorState) -> bool {
         match state.config.app_server.clone() {
             AppServerMode::Private => {
-                let gone = state
-                    .private
-                    .as_ref()
-                    .is_none_or(|process| live_group_members(process.pgid()).is_empty());
-                if gone {
-                    // Reap it; the next request starts a new one.
-                    if let Some(mut process) = state.private.take() {
-                        let _ = process.kill();
-                        let _ = process.wait().await;
-                    }
+                let Some(process) = state.private.as_mut() else {
+                    return true;
+                };
+                // The socket closes the instant the server dies, a moment
+                // before the kernel has torn it down: its exit is the answer.
+                let exited = tokio::time::timeout(EXIT_SETTLE, process.wait())
+                    .await
+                    .is_ok();
+                let gone = exited || live_group_members(process.pgid()).is_empty();
+                if gone && let Some(mut process) = state.private.take() {
+                    // Reap the rest of the group; the next request starts anew.
+                    let _ = process.kill();
+                    let _ = process.wait().await;
                 }
                 gone
             }
@@ -623,6 +632,9 @@ impl Supervisor {
                 for run in state.runs.values() {
                     let _ = run.cast(RunMsg::Reconnected(connection.clone()));
                 }
+            }
+            Err(_) if self.server_gone(state).await => {
+                self.fail_runs(state, "the app-server exited while the run was in flight");
             }
             Err(error) if attempt + 1 < RECONNECT_ATTEMPTS => {
                 tracing::warn!(%error, attempt, "reconnect failed; retrying");
