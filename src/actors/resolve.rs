@@ -179,3 +179,96 @@ pub fn process_alive(pid: u32) -> bool {
         .and_then(|end| stat[end + 1..].split_whitespace().next())
         .is_some_and(|state| state != "Z" && state != "X")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{AuditRecord, RunAudit};
+    use std::collections::HashMap;
+
+    fn config(pointer: &Path, run_dir: Option<&Path>) -> Config {
+        let mut env = HashMap::from([
+            ("HOME".to_string(), "/nonexistent".to_string()),
+            (
+                "CODEX_MCP_WRAPPER_POINTER_DIR".to_string(),
+                pointer.display().to_string(),
+            ),
+        ]);
+        if let Some(run_dir) = run_dir {
+            env.insert(
+                "CODEX_MCP_WRAPPER_RUN_DIR".into(),
+                run_dir.display().to_string(),
+            );
+        }
+        Config::from_lookup(|name| env.get(name).cloned()).unwrap()
+    }
+
+    #[test]
+    fn a_run_with_only_its_audit_file_still_resolves() {
+        let dir = tempfile::tempdir().unwrap();
+        let run_dir = dir.path().join("runs");
+        let run_id = RunId::generate();
+        let audit = RunAudit::open(&run_dir, &run_id).unwrap();
+        audit
+            .append_record(&AuditRecord::now(AuditEvent::Notification {
+                method: "turn/started".into(),
+                params: serde_json::json!({"threadId": "th-from-audit", "turn": {"id": "t"}}),
+            }))
+            .unwrap();
+        let config = config(&dir.path().join("pointer"), Some(&run_dir));
+        let located = locate(&config, &run_id, None).expect("found in the audit file");
+        assert_eq!(located.thread_id, "th-from-audit");
+        assert!(locate(&config, &RunId::generate(), None).is_none());
+    }
+
+    #[test]
+    fn the_pointer_index_resolves_runs_of_other_projects() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = dir.path().join("elsewhere");
+        let config = config(&dir.path().join("pointer"), None);
+        let run_dir = config.run_dir(&project);
+        let run_id = RunId::generate();
+        for event in [IndexEvent::Start, IndexEvent::End] {
+            store::append_index(
+                &run_dir,
+                &IndexRecord {
+                    event,
+                    run_id: run_id.clone(),
+                    thread_id: Some("th-elsewhere".into()),
+                    turn_id: None,
+                    title: "t".into(),
+                    cwd: project.clone(),
+                    status: if event == IndexEvent::End {
+                        RunStatus::Completed
+                    } else {
+                        RunStatus::Running
+                    },
+                    at: store::now_rfc3339(),
+                    duration_ms: None,
+                    error: None,
+                },
+            )
+            .unwrap();
+        }
+        store::append_pointer(
+            &config.pointer_index(),
+            &store::PointerRecord {
+                run_id: run_id.clone(),
+                project_root: project.clone(),
+                run_dir: run_dir.clone(),
+                thread_id: Some("th-elsewhere".into()),
+                status: RunStatus::Completed,
+                at: store::now_rfc3339(),
+            },
+        )
+        .unwrap();
+        // No hint of the project: found through the pointer index.
+        let located = locate(&config, &run_id, None).expect("found");
+        assert_eq!(located.thread_id, "th-elsewhere");
+        assert_eq!(located.cwd, project);
+        assert_eq!(
+            located.ended.map(|end| end.status),
+            Some(RunStatus::Completed)
+        );
+    }
+}

@@ -449,3 +449,18 @@ async fn twenty_concurrent_runs_each_leave_one_start_and_one_end() {
     }
     rig.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_error_fails_the_run_and_lands_in_its_stderr_log() {
+    let rig = EngineRig::start(&[]).await;
+    let started = rig.run(Script::http_error(500).marker()).await;
+    let result = rig.finish(&started).await;
+    assert_eq!(result.status, RunStatus::Failed, "{result:?}");
+    assert!(result.error.is_some(), "{result:?}");
+    let stderr =
+        std::fs::read_to_string(rig.run_dir().join(format!("{}.stderr.log", started.run_id)))
+            .unwrap();
+    assert!(stderr.contains("error notification"), "{stderr}");
+    assert!(stderr.contains("internalServerError"), "{stderr}");
+    rig.stop().await;
+}
