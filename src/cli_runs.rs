@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::{Value, json};
 
-use crate::actors::{Engine, ResumeRequest, RunRequest, WaitOutcome};
+use crate::actors::{Engine, ResumeRequest, RunRequest, RunStarted, WaitOutcome};
 use crate::codex_bin::CodexBinary;
 use crate::config::{Config, Permissions};
 use crate::store::RunId;
@@ -27,6 +27,25 @@ pub struct RunArgs {
     /// yolo, workspace-write or read-only.
     #[arg(long)]
     pub permissions: Option<String>,
+    #[command(flatten)]
+    pub turn: TurnFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The earlier run whose thread gets the new turn.
+    pub run_id: String,
+    pub prompt: String,
+    /// The project directory (default: the earlier run's).
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    #[command(flatten)]
+    pub turn: TurnFlags,
+}
+
+/// How long the turn may run and how the command waits for it.
+#[derive(Debug, Args)]
+pub struct TurnFlags {
     /// Interrupt the run after this long.
     #[arg(long)]
     pub timeout_ms: Option<u64>,
@@ -34,20 +53,6 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_wait: bool,
     /// Each wait slice's length (0: block until the end).
-    #[arg(long)]
-    pub soft_timeout_ms: Option<u64>,
-}
-
-#[derive(Debug, Args)]
-pub struct ResumeArgs {
-    pub run_id: String,
-    pub prompt: String,
-    #[arg(long)]
-    pub cwd: Option<PathBuf>,
-    #[arg(long)]
-    pub timeout_ms: Option<u64>,
-    #[arg(long)]
-    pub no_wait: bool,
     #[arg(long)]
     pub soft_timeout_ms: Option<u64>,
 }
@@ -81,19 +86,11 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
     let mut request = RunRequest::new(args.prompt, cwd);
     request.run_name = args.name;
     request.permissions = permissions;
-    request.timeout = args.timeout_ms.map(Duration::from_millis);
-    let outcome = async {
-        let started = engine
-            .run(request)
-            .await
-            .map_err(|error| error.to_string())?;
-        emit(&serde_json::to_value(&started).unwrap_or(Value::Null));
-        if args.no_wait {
-            return Ok(());
-        }
-        wait_to_end(&engine, &started.run_id, slice(args.soft_timeout_ms), false).await
-    }
-    .await;
+    request.timeout = args.turn.timeout_ms.map(Duration::from_millis);
+    let outcome = match engine.run(request).await {
+        Ok(started) => follow(&engine, &started, &args.turn).await,
+        Err(error) => Err(error.to_string()),
+    };
     engine.shutdown().await;
     outcome
 }
@@ -107,20 +104,12 @@ pub async fn resume(args: ResumeArgs) -> Result<(), String> {
         cwd: args.cwd,
         model: None,
         reasoning_effort: None,
-        timeout: args.timeout_ms.map(Duration::from_millis),
+        timeout: args.turn.timeout_ms.map(Duration::from_millis),
     };
-    let outcome = async {
-        let started = engine
-            .resume(request)
-            .await
-            .map_err(|error| error.to_string())?;
-        emit(&serde_json::to_value(&started).unwrap_or(Value::Null));
-        if args.no_wait {
-            return Ok(());
-        }
-        wait_to_end(&engine, &started.run_id, slice(args.soft_timeout_ms), false).await
-    }
-    .await;
+    let outcome = match engine.resume(request).await {
+        Ok(started) => follow(&engine, &started, &args.turn).await,
+        Err(error) => Err(error.to_string()),
+    };
     engine.shutdown().await;
     outcome
 }
@@ -133,6 +122,15 @@ pub async fn wait(args: WaitArgs) -> Result<(), String> {
     };
     engine.shutdown().await;
     outcome
+}
+
+/// Prints the run handle, then (unless told not to) waits to the end.
+async fn follow(engine: &Engine, started: &RunStarted, flags: &TurnFlags) -> Result<(), String> {
+    emit(&serde_json::to_value(started).unwrap_or(Value::Null));
+    if flags.no_wait {
+        return Ok(());
+    }
+    wait_to_end(engine, &started.run_id, slice(flags.soft_timeout_ms), false).await
 }
 
 async fn engine() -> Result<Engine, String> {

@@ -117,6 +117,19 @@ impl ScriptedModel {
         }
     }
 
+    /// Resolves once any request has reached `outcome`: `Streaming` means a
+    /// turn is certainly under way, `ClientWentAway` that Codex hung up.
+    pub async fn wait_for_outcome(
+        &self,
+        outcome: RequestOutcome,
+        timeout: Duration,
+    ) -> Result<Vec<RecordedRequest>, ScriptedModelError> {
+        self.wait_for(timeout, |requests| {
+            requests.iter().any(|request| request.outcome == outcome)
+        })
+        .await
+    }
+
     /// Writes a `config.toml` into `codex_home` (created if missing) that
     /// points Codex at this server, needs no login, and never retries, so a
     /// scripted failure shows up as one failed request.

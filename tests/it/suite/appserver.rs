@@ -151,11 +151,7 @@ async fn interrupt_ends_a_never_ending_turn() {
     let turn = start_turn(&connection, &thread.id, Script::hang().marker()).await;
     // Interrupt only once the model is really streaming.
     rig.model
-        .wait_for(Duration::from_secs(30), |requests| {
-            requests
-                .iter()
-                .any(|request| request.outcome == RequestOutcome::Streaming)
-        })
+        .wait_for_outcome(RequestOutcome::Streaming, Duration::from_secs(30))
         .await
         .unwrap();
     connection
@@ -167,11 +163,7 @@ async fn interrupt_ends_a_never_ending_turn() {
     assert_eq!(done.turn.status, TurnStatus::Interrupted);
     // The turn is really stopped: Codex hung up on the model.
     rig.model
-        .wait_for(Duration::from_secs(10), |requests| {
-            requests
-                .iter()
-                .any(|request| request.outcome == RequestOutcome::ClientWentAway)
-        })
+        .wait_for_outcome(RequestOutcome::ClientWentAway, Duration::from_secs(10))
         .await
         .expect("the model saw the stream closed");
     rig.finish().await;

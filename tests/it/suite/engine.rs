@@ -148,11 +148,7 @@ async fn the_hard_timeout_interrupts_the_turn_and_ends_it_timed_out() {
     assert_eq!(result.status, RunStatus::TimedOut);
     // Really stopped: Codex hung up on the model.
     rig.model
-        .wait_for(Duration::from_secs(10), |requests| {
-            requests
-                .iter()
-                .any(|request| request.outcome == RequestOutcome::ClientWentAway)
-        })
+        .wait_for_outcome(RequestOutcome::ClientWentAway, Duration::from_secs(10))
         .await
         .expect("the model saw the stream closed");
     rig.stop().await;
@@ -362,11 +358,7 @@ async fn a_killed_app_server_fails_the_run_promptly_and_the_next_run_works() {
     let rig = EngineRig::start(&[]).await;
     let started = rig.run(Script::hang().marker()).await;
     rig.model
-        .wait_for(Duration::from_secs(30), |requests| {
-            requests
-                .iter()
-                .any(|request| request.outcome == RequestOutcome::Streaming)
-        })
+        .wait_for_outcome(RequestOutcome::Streaming, Duration::from_secs(30))
         .await
         .unwrap();
     let pgid = app_server_pgid(rig.codex_home.path());

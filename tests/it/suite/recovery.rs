@@ -128,11 +128,7 @@ async fn a_new_sidecar_completes_the_wait_of_one_killed_mid_run() {
     // Kill it mid-run: once the model is streaming the turn.
     world
         .model
-        .wait_for(Duration::from_secs(30), |requests| {
-            requests
-                .iter()
-                .any(|request| request.outcome == RequestOutcome::Streaming)
-        })
+        .wait_for_outcome(RequestOutcome::Streaming, Duration::from_secs(30))
         .await
         .unwrap();
     kill_hard(&child);
@@ -165,11 +161,7 @@ async fn a_run_that_finished_while_nobody_watched_is_closed_from_thread_read() {
     // Let the turn finish with no sidecar attached.
     world
         .model
-        .wait_for(Duration::from_secs(30), |requests| {
-            requests
-                .iter()
-                .any(|request| request.outcome == RequestOutcome::Completed)
-        })
+        .wait_for_outcome(RequestOutcome::Completed, Duration::from_secs(30))
         .await
         .unwrap();
 

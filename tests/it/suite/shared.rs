@@ -333,11 +333,7 @@ async fn a_running_turn_keeps_the_server_alive() {
         .turn;
     world
         .model
-        .wait_for(Duration::from_secs(30), |requests| {
-            requests
-                .iter()
-                .any(|request| request.outcome == RequestOutcome::Streaming)
-        })
+        .wait_for_outcome(RequestOutcome::Streaming, Duration::from_secs(30))
         .await
         .unwrap();
     // No lease from here on (our connection does not count as a client).

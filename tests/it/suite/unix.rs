@@ -185,11 +185,7 @@ async fn a_dropped_connection_is_reconnected_and_the_run_completes() {
     let started = engine.run(request).await.unwrap();
     server
         .model
-        .wait_for(Duration::from_secs(30), |requests| {
-            requests
-                .iter()
-                .any(|request| request.outcome == RequestOutcome::Streaming)
-        })
+        .wait_for_outcome(RequestOutcome::Streaming, Duration::from_secs(30))
         .await
         .unwrap();
     assert_eq!(proxy.cut(), 1, "one connection was open");
