@@ -104,10 +104,7 @@ pub fn main() -> ExitCode {
             })
             .await
             .map_err(|error| error.to_string()),
-            None => Err(
-                "the MCP server is not built yet; available now: `demo`, `check` (see --help)"
-                    .to_string(),
-            ),
+            None => crate::mcp::serve_stdio().await,
         }
     });
     match outcome {

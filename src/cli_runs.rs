@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::{Value, json};
 
-use crate::actors::{Engine, ResumeRequest, RunRequest, RunStarted, WaitOutcome};
+use crate::actors::{Engine, ResumeRequest, ResumeTarget, RunRequest, RunStarted, WaitOutcome};
 use crate::codex_bin::CodexBinary;
 use crate::config::{Config, Permissions};
 use crate::store::RunId;
@@ -99,7 +99,7 @@ pub async fn resume(args: ResumeArgs) -> Result<(), String> {
     let engine = engine().await?;
     let run_id = RunId::parse(&args.run_id).map_err(|error| error.to_string())?;
     let request = ResumeRequest {
-        run_id,
+        target: ResumeTarget::Run(run_id),
         prompt: args.prompt,
         cwd: args.cwd,
         model: None,

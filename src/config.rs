@@ -34,6 +34,11 @@ pub const ENV_CODEX_HOME: &str = "CODEX_MCP_WRAPPER_CODEX_HOME";
 pub const ENV_SOFT_TIMEOUT_MS: &str = "CODEX_MCP_WRAPPER_WAIT_SOFT_TIMEOUT_MS";
 pub const ENV_TIMEOUT_MS: &str = "CODEX_MCP_WRAPPER_TIMEOUT_MS";
 pub const ENV_DEFAULT_PERMISSIONS: &str = "CODEX_MCP_WRAPPER_DEFAULT_PERMISSIONS";
+pub const ENV_ORIGIN: &str = "CODEX_PERSISTENT_MCP_ORIGIN";
+
+/// The origin header's default name, as the persistent-conversation server
+/// this one replaces called itself.
+pub const DEFAULT_ORIGIN: &str = "codex-persistent-mcp";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -126,6 +131,8 @@ pub struct Config {
     pub wait_soft_timeout: Option<Duration>,
     pub run_timeout: Duration,
     pub default_permissions: Permissions,
+    /// Names the sender in the header of every conversation prompt.
+    pub origin: String,
 }
 
 impl Config {
@@ -198,6 +205,7 @@ impl Config {
             wait_soft_timeout: (!soft.is_zero()).then_some(soft),
             run_timeout: millis(&env, ENV_TIMEOUT_MS)?.unwrap_or(DEFAULT_RUN_TIMEOUT),
             default_permissions,
+            origin: env(ENV_ORIGIN).unwrap_or_else(|| DEFAULT_ORIGIN.to_string()),
         })
     }
 

@@ -5,6 +5,7 @@
 
 mod audit_writer;
 pub mod broker;
+pub mod conversations;
 pub mod record;
 pub mod resolve;
 pub mod run;
@@ -16,14 +17,16 @@ use std::time::Duration;
 use ractor::{Actor, ActorRef};
 
 pub use types::{
-    ActiveRun, EngineError, Progress, ResumeRequest, RunRequest, RunResult, RunStarted, RunStatus,
-    WaitOutcome,
+    ActiveRun, EngineError, Progress, ResumeRequest, ResumeTarget, RunListing, RunRequest,
+    RunResult, RunStarted, RunStatus, WaitOutcome,
 };
 
 use crate::codex_bin::CodexBinary;
 use crate::config::Config;
-use crate::store::RunId;
+use crate::store::{self, RunId};
 use broker::{BrokerMsg, WaitBroker};
+pub use conversations::{ChatReply, ChatRequest};
+use conversations::{ConversationMsg, Conversations, ConversationsArgs};
 use supervisor::{Adopted, Supervisor, SupervisorArgs, SupervisorMsg};
 
 /// Starting a run may first start the app-server (30 s at worst, see
@@ -38,10 +41,13 @@ const QUERY_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// call) is what ends it.
 const WAIT_CALL_MARGIN: Duration = Duration::from_secs(10);
 
-/// The running actor system.
+/// The running actor system. Cheap to clone: it holds actor references.
+#[derive(Clone)]
 pub struct Engine {
     supervisor: ActorRef<SupervisorMsg>,
     broker: ActorRef<BrokerMsg>,
+    /// `None` in the copy the conversations actor itself holds.
+    conversations: Option<ActorRef<ConversationMsg>>,
     config: Config,
 }
 
@@ -58,11 +64,37 @@ impl Engine {
         let (supervisor, _) = Actor::spawn(None, Supervisor, args)
             .await
             .map_err(|error| EngineError::Actor(error.to_string()))?;
-        Ok(Engine {
+        let mut engine = Engine {
             supervisor,
             broker,
+            conversations: None,
             config,
-        })
+        };
+        let args = ConversationsArgs {
+            engine: engine.clone(),
+            origin: engine.config.origin.clone(),
+        };
+        let (conversations, _) = Actor::spawn(None, Conversations, args)
+            .await
+            .map_err(|error| EngineError::Actor(error.to_string()))?;
+        engine.conversations = Some(conversations);
+        Ok(engine)
+    }
+
+    /// One message in a persistent conversation; answers when Codex has.
+    pub async fn chat(&self, request: ChatRequest) -> Result<ChatReply, EngineError> {
+        let conversations = self
+            .conversations
+            .as_ref()
+            .ok_or_else(|| EngineError::Actor("conversations are not running".to_string()))?;
+        // The run's own hard timeout (the request's) ends it; the call only
+        // guards against a stuck actor.
+        let bound = request.timeout + START_CALL_TIMEOUT + WAIT_CALL_MARGIN;
+        settle(
+            conversations
+                .call(|reply| ConversationMsg::Ask(request, reply), Some(bound))
+                .await?,
+        )?
     }
 
     pub fn config(&self) -> &Config {
@@ -142,6 +174,30 @@ impl Engine {
         )?
     }
 
+    /// The most recent runs of every project, newest first, from the pointer
+    /// index (each run's latest record).
+    pub async fn recent_runs(&self, limit: usize) -> Result<Vec<RunListing>, EngineError> {
+        let pointer_index = self.config.pointer_index();
+        let records = tokio::task::spawn_blocking(move || store::read_pointer(&pointer_index))
+            .await
+            .map_err(|error| EngineError::Actor(error.to_string()))??;
+        let mut latest: std::collections::BTreeMap<RunId, store::PointerRecord> =
+            Default::default();
+        for record in records {
+            latest.insert(record.run_id.clone(), record);
+        }
+        Ok(latest
+            .into_values()
+            .rev()
+            .take(limit)
+            .map(|record| RunListing {
+                run_id: record.run_id,
+                status: record.status,
+                title: record.title.unwrap_or_default(),
+            })
+            .collect())
+    }
+
     /// Turns running in this engine, oldest first.
     pub async fn active_runs(&self) -> Result<Vec<ActiveRun>, EngineError> {
         settle(
@@ -151,9 +207,14 @@ impl Engine {
         )
     }
 
-    /// Stops the actors: runs first (linked to the supervisor), then the
-    /// private app-server if there is one.
+    /// Stops the actors: conversations, runs (linked to the supervisor),
+    /// the private app-server if there is one, the broker.
     pub async fn shutdown(self) {
+        if let Some(conversations) = &self.conversations {
+            let _ = conversations
+                .stop_and_wait(None, Some(QUERY_CALL_TIMEOUT))
+                .await;
+        }
         let _ = self
             .supervisor
             .stop_and_wait(None, Some(QUERY_CALL_TIMEOUT))

@@ -114,6 +114,16 @@ fn active_record(run_dir: &Path, run_id: &RunId) -> Option<ActiveRecord> {
         .find(|record| &record.run_id == run_id)
 }
 
+/// The project a thread last ran in, from the pointer index.
+pub fn project_of_thread(config: &Config, thread_id: &str) -> Option<PathBuf> {
+    store::read_pointer(&config.pointer_index())
+        .unwrap_or_default()
+        .into_iter()
+        .rev()
+        .find(|record| record.thread_id.as_deref() == Some(thread_id))
+        .map(|record| record.project_root)
+}
+
 /// The result of a run that ended, rebuilt from its audit: the events are
 /// folded exactly as the live run folded them; the end record's status and
 /// error are authoritative.
@@ -257,6 +267,7 @@ mod tests {
                 project_root: project.clone(),
                 run_dir: run_dir.clone(),
                 thread_id: Some("th-elsewhere".into()),
+                title: None,
                 status: RunStatus::Completed,
                 at: store::now_rfc3339(),
             },

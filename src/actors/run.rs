@@ -598,6 +598,7 @@ fn pointer_record(record: &RunRecord, run_dir: &std::path::Path) -> PointerRecor
         project_root: record.cwd.clone(),
         run_dir: run_dir.to_path_buf(),
         thread_id: Some(record.thread_id.clone()),
+        title: Some(record.title.clone()),
         status: record.status,
         at: store::now_rfc3339(),
     }

@@ -14,7 +14,9 @@ use crate::actors::broker::{BrokerMsg, BrokerRef};
 use crate::actors::record::RunSettings;
 use crate::actors::resolve::{self, Located};
 use crate::actors::run::{RunActor, RunArgs, RunMsg, RunRef, Start};
-use crate::actors::types::{EngineError, ResumeRequest, RunRequest, RunResult, RunStarted};
+use crate::actors::types::{
+    EngineError, ResumeRequest, ResumeTarget, RunRequest, RunResult, RunStarted,
+};
 use crate::appserver::process::live_group_members;
 use crate::appserver::shared::{SharedLease, SharedOptions, ensure_shared};
 use crate::appserver::{
@@ -277,18 +279,13 @@ impl Supervisor {
         if let Err(error) = validate(&request.prompt, request.cwd.as_deref()) {
             return Err((error, reply));
         }
-        let earlier = match self.find(state, &request.run_id, request.cwd.clone()).await {
-            Ok(earlier) => earlier,
+        let (thread_id, cwd) = match self.thread_of(state, &request).await {
+            Ok(found) => found,
             Err(error) => return Err((error, reply)),
         };
-        if state.runs.contains_key(&request.run_id) || state.routes.contains_key(&earlier.thread_id)
-        {
-            return Err((
-                EngineError::StillRunning {
-                    run_id: request.run_id,
-                },
-                reply,
-            ));
+        if state.routes.contains_key(&thread_id) {
+            let target = request.target.to_string();
+            return Err((EngineError::StillRunning { target }, reply));
         }
         let connection = match self.ensure_link(myself, state).await {
             Ok(connection) => connection,
@@ -302,10 +299,9 @@ impl Supervisor {
             model: request.model.clone(),
             reasoning_effort: request.reasoning_effort.clone(),
         };
-        let cwd = request.cwd.clone().unwrap_or(earlier.cwd.clone());
         let title = store::title_for(None, &request.prompt);
         let start = Start::Resume {
-            thread_id: earlier.thread_id,
+            thread_id,
             settings,
         };
         let args = self.run_args(
@@ -321,6 +317,32 @@ impl Supervisor {
         );
         self.spawn_run(myself, state, args).await;
         Ok(())
+    }
+
+    /// The thread a resume goes on, and the project it runs in.
+    async fn thread_of(
+        &self,
+        state: &SupervisorState,
+        request: &ResumeRequest,
+    ) -> Result<(String, PathBuf), EngineError> {
+        match &request.target {
+            ResumeTarget::Run(run_id) => {
+                let earlier = self.find(state, run_id, request.cwd.clone()).await?;
+                let cwd = request.cwd.clone().unwrap_or(earlier.cwd);
+                Ok((earlier.thread_id, cwd))
+            }
+            ResumeTarget::Thread(thread_id) => {
+                if let Some(cwd) = &request.cwd {
+                    return Ok((thread_id.clone(), cwd.clone()));
+                }
+                let (config, id) = (state.config.clone(), thread_id.clone());
+                tokio::task::spawn_blocking(move || resolve::project_of_thread(&config, &id))
+                    .await
+                    .map_err(|error| EngineError::Actor(error.to_string()))?
+                    .map(|cwd| (thread_id.clone(), cwd))
+                    .ok_or_else(|| EngineError::UnknownSession(thread_id.clone()))
+            }
+        }
     }
 
     /// A run's thread and project: live runs first, then the disk.

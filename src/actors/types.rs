@@ -48,12 +48,30 @@ impl RunRequest {
     }
 }
 
-/// A new turn on the thread of an earlier run.
+/// Which thread a new turn goes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResumeTarget {
+    /// The thread of an earlier run.
+    Run(RunId),
+    /// A Codex thread by id (a chat session).
+    Thread(String),
+}
+
+impl std::fmt::Display for ResumeTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ResumeTarget::Run(run_id) => write!(f, "run {run_id}"),
+            ResumeTarget::Thread(thread_id) => write!(f, "session {thread_id}"),
+        }
+    }
+}
+
+/// A new turn on an existing thread.
 #[derive(Debug, Clone)]
 pub struct ResumeRequest {
-    pub run_id: RunId,
+    pub target: ResumeTarget,
     pub prompt: String,
-    /// `None`: the earlier run's project.
+    /// `None`: the project the thread last ran in.
     pub cwd: Option<PathBuf>,
     pub model: Option<String>,
     pub reasoning_effort: Option<String>,
@@ -107,6 +125,15 @@ pub enum WaitOutcome {
     Finished(RunResult),
 }
 
+/// A run of any project, for listings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunListing {
+    pub run_id: RunId,
+    pub status: RunStatus,
+    pub title: String,
+}
+
 /// A running turn, for listings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -126,8 +153,18 @@ pub enum EngineError {
     UnknownRun(String),
     #[error("{0}")]
     BadRequest(String),
-    #[error("run {run_id} is still running; wait for it before resuming its thread")]
-    StillRunning { run_id: RunId },
+    #[error("{target} is still running; wait for it before starting another turn on its thread")]
+    StillRunning { target: String },
+    #[error(
+        "unknown session {0}: no run of this sidecar's index used that thread; start a new session with a cwd"
+    )]
+    UnknownSession(String),
+    #[error("the turn in session {session_id} ended {status}: {error}")]
+    TurnEnded {
+        session_id: String,
+        status: RunStatus,
+        error: String,
+    },
     #[error(transparent)]
     Codex(#[from] CodexBinError),
     #[error(transparent)]

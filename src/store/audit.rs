@@ -352,6 +352,7 @@ mod tests {
             project_root: "/p".into(),
             run_dir: run_dir.clone(),
             thread_id: Some("thr".into()),
+            title: None,
             status: RunStatus::Completed,
             at: now_rfc3339(),
         };

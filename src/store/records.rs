@@ -175,6 +175,9 @@ pub struct PointerRecord {
     pub run_dir: PathBuf,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thread_id: Option<String>,
+    /// For listings across projects without opening each project's index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
     pub status: RunStatus,
     pub at: String,
 }

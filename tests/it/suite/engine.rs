@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use codex_mcp_sidecar::actors::{EngineError, ResumeRequest, RunRequest, RunStatus, WaitOutcome};
+use codex_mcp_sidecar::actors::{
+    EngineError, ResumeRequest, ResumeTarget, RunRequest, RunStatus, WaitOutcome,
+};
 use codex_mcp_sidecar::config::Permissions;
 use codex_mcp_sidecar::protocol::ApprovalPolicy;
 use codex_mcp_sidecar::scripted_model::{RequestOutcome, Script};
@@ -163,7 +165,7 @@ async fn resume_runs_a_second_turn_on_the_same_thread_with_its_context() {
     let second = rig
         .engine
         .resume(ResumeRequest {
-            run_id: first.run_id.clone(),
+            target: ResumeTarget::Run(first.run_id.clone()),
             prompt: format!(
                 "What was the code word? {}",
                 Script::echo_history().marker()
@@ -194,7 +196,7 @@ async fn unknown_run_ids_and_bad_requests_are_refused_and_write_nothing() {
     let error = rig
         .engine
         .resume(ResumeRequest {
-            run_id: unknown,
+            target: ResumeTarget::Run(unknown),
             prompt: "again".into(),
             cwd: None,
             model: None,

@@ -1,6 +1,7 @@
 mod appserver;
 mod cli;
 mod engine;
+mod mcp;
 mod recovery;
 mod scripted_model;
 mod shared;

@@ -1,0 +1,423 @@
+//! The MCP server (rmcp, stdio). Each tool checks its input, translates it
+//! into one engine call, and shapes the reply; the work happens in the
+//! actors. stdout is the protocol: logs go to stderr.
+
+mod params;
+pub mod replies;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::ToolCallContext;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, ServerCapabilities,
+    ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
+
+use crate::actors::{ChatRequest, Engine, ResumeRequest, ResumeTarget, RunRequest};
+use crate::codex_bin::CodexBinary;
+use crate::config::{Config, Permissions};
+use crate::protocol::{ApprovalPolicy, SandboxMode};
+use crate::store::RunId;
+use params::*;
+
+/// A run may be given at most a day: a larger number is a mistake (seconds
+/// for milliseconds, say), not a plan.
+const MAX_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// Conversations answer within this range (ms), 2 minutes by default: long
+/// enough for a considered reply, short enough to stay a conversation.
+const CHAT_TIMEOUT_MIN_MS: u64 = 1_000;
+const CHAT_TIMEOUT_MAX_MS: u64 = 600_000;
+const CHAT_TIMEOUT_DEFAULT_MS: u64 = 120_000;
+
+const RUNS_LIMIT_DEFAULT: u64 = 20;
+const RUNS_LIMIT_MAX: u64 = 200;
+
+/// Starts the engine (when Codex is found) and serves MCP on stdio until the
+/// client closes it.
+pub async fn serve_stdio() -> Result<(), String> {
+    let config = Config::from_env().map_err(|error| error.to_string())?;
+    let codex = CodexBinary::discover()
+        .await
+        .map_err(|error| error.to_string());
+    let engine = match &codex {
+        Ok(codex) => Some(
+            Engine::start(config.clone(), codex.clone())
+                .await
+                .map_err(|error| error.to_string())?,
+        ),
+        // The server still starts, so that codex_wrapper_check can say why.
+        Err(error) => {
+            tracing::warn!(%error, "no usable Codex CLI; only codex_wrapper_check works");
+            None
+        }
+    };
+    let cwd = std::env::current_dir().map_err(|error| error.to_string())?;
+    let server = SidecarServer::new(config, codex, engine.clone(), cwd);
+    let outcome = match server.serve(rmcp::transport::stdio()).await {
+        Ok(service) => service
+            .waiting()
+            .await
+            .map(|_| ())
+            .map_err(|error| error.to_string()),
+        Err(error) => Err(error.to_string()),
+    };
+    if let Some(engine) = engine {
+        engine.shutdown().await;
+    }
+    outcome
+}
+
+#[derive(Clone)]
+pub struct SidecarServer {
+    config: Config,
+    codex: Result<CodexBinary, String>,
+    /// `None` when no usable Codex CLI was found.
+    engine: Option<Engine>,
+    /// Where runs go when a call names no cwd.
+    cwd: PathBuf,
+    tool_router: ToolRouter<SidecarServer>,
+}
+
+type ToolResult = Result<CallToolResult, ErrorData>;
+
+#[tool_router]
+impl SidecarServer {
+    pub fn new(
+        config: Config,
+        codex: Result<CodexBinary, String>,
+        engine: Option<Engine>,
+        cwd: PathBuf,
+    ) -> SidecarServer {
+        SidecarServer {
+            config,
+            codex,
+            engine,
+            cwd,
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    /// Start Codex on a task in the background and get a runId at once.
+    /// Then call codex_wait with that runId; on `still_running`, call
+    /// codex_wait again with the same runId until the result comes.
+    #[tool]
+    async fn codex_run(&self, Parameters(params): Parameters<RunParams>) -> ToolResult {
+        let outcome = async {
+            let engine = self.engine()?;
+            let mut request =
+                RunRequest::new(params.prompt, self.cwd_or_default(params.cwd.as_deref()));
+            request.run_name = params.run_name;
+            request.permissions = params.permissions.map(permissions);
+            request.sandbox = params.sandbox.map(sandbox);
+            request.approval_policy = params.approval_policy.map(approval);
+            request.model = params.model;
+            request.reasoning_effort = params.reasoning_effort;
+            request.timeout = run_timeout(params.timeout_ms)?;
+            let started = engine.run(request).await.map_err(replies::failure)?;
+            self.follow(engine, &started, params.run_async).await
+        };
+        Ok(outcome.await.unwrap_or_else(|failure| failure))
+    }
+
+    /// Continue an earlier run's Codex conversation with a new prompt (a new
+    /// turn on the same thread); returns a new runId to codex_wait on.
+    #[tool]
+    async fn codex_resume(&self, Parameters(params): Parameters<ResumeParams>) -> ToolResult {
+        let outcome = async {
+            let engine = self.engine()?;
+            let run_id = run_id(&params.run_id)?;
+            let request = ResumeRequest {
+                target: ResumeTarget::Run(run_id),
+                prompt: params.prompt,
+                cwd: params.cwd.as_deref().map(|cwd| self.absolute(cwd)),
+                model: params.model,
+                reasoning_effort: params.reasoning_effort,
+                timeout: run_timeout(params.timeout_ms)?,
+            };
+            let started = engine.resume(request).await.map_err(replies::failure)?;
+            self.follow(engine, &started, params.run_async).await
+        };
+        Ok(outcome.await.unwrap_or_else(|failure| failure))
+    }
+
+    /// Wait for a run: returns the result as soon as it ends, or
+    /// `still_running` with progress after the soft timeout; then call
+    /// codex_wait again with the same runId.
+    #[tool]
+    async fn codex_wait(&self, Parameters(params): Parameters<WaitParams>) -> ToolResult {
+        let outcome = async {
+            let engine = self.engine()?;
+            let run_id = run_id(&params.run_id)?;
+            let soft = match params.soft_timeout_ms {
+                Some(ms) => bounded(ms, "soft_timeout_ms")?,
+                None => self.config.wait_soft_timeout,
+            };
+            let slice = match (soft, params.timeout_ms) {
+                (soft, None) => soft,
+                (soft, Some(ms)) => {
+                    let hard = bounded(ms, "timeout_ms")?.unwrap_or(Duration::MAX);
+                    Some(soft.map_or(hard, |soft| soft.min(hard)))
+                }
+            };
+            let outcome = engine
+                .wait(&run_id, slice)
+                .await
+                .map_err(replies::failure)?;
+            Ok(replies::wait_outcome(&outcome, slice.unwrap_or_default()))
+        };
+        Ok(outcome.await.unwrap_or_else(|failure| failure))
+    }
+
+    /// The runs going on now: runId, title, elapsedMs.
+    #[tool]
+    async fn codex_active_runs(&self) -> ToolResult {
+        let outcome = async {
+            let active = self
+                .engine()?
+                .active_runs()
+                .await
+                .map_err(replies::failure)?;
+            Ok(replies::active(&active))
+        };
+        Ok(outcome.await.unwrap_or_else(|failure| failure))
+    }
+
+    /// Recent runs of every project, newest first: runId, status, title.
+    #[tool]
+    async fn codex_runs(&self, Parameters(params): Parameters<RunsParams>) -> ToolResult {
+        let outcome = async {
+            let limit = params.limit.unwrap_or(RUNS_LIMIT_DEFAULT);
+            if !(1..=RUNS_LIMIT_MAX).contains(&limit) {
+                return Err(replies::failure(format!(
+                    "limit must be 1..={RUNS_LIMIT_MAX}, not {limit}"
+                )));
+            }
+            let runs = self
+                .engine()?
+                .recent_runs(limit as usize)
+                .await
+                .map_err(replies::failure)?;
+            Ok(replies::runs(&runs))
+        };
+        Ok(outcome.await.unwrap_or_else(|failure| failure))
+    }
+
+    /// Check the setup: the Codex CLI, its home, the run directory, the
+    /// pointer index and the app-server. `ok` is true when nothing is wrong.
+    #[tool]
+    async fn codex_wrapper_check(&self) -> ToolResult {
+        let health = crate::health::check(&self.config, &self.codex, &self.cwd).await;
+        let value = serde_json::to_value(&health).unwrap_or_default();
+        Ok(CallToolResult::structured(value))
+    }
+
+    /// Talk with Codex in a persistent session: ask, get its reply.
+    /// Pass the returned session_id to continue the same conversation.
+    #[tool]
+    async fn codex_chat(&self, Parameters(params): Parameters<ChatParams>) -> ToolResult {
+        Ok(self.converse(params.prompt, params.settings, "reply").await)
+    }
+
+    /// Ask Codex to critique a plan before it is carried out (no files are
+    /// changed). Returns a critique and a session_id to follow up with.
+    #[tool]
+    async fn codex_plan(&self, Parameters(params): Parameters<PlanParams>) -> ToolResult {
+        let prompt = crate::prompts::plan_critique(
+            &params.requirements,
+            &params.plan,
+            params.constraints.as_deref(),
+        );
+        Ok(self.converse(prompt, params.settings, "critique").await)
+    }
+
+    /// The same as codex_plan (its older name).
+    #[tool]
+    async fn codex_guard_plan(&self, Parameters(params): Parameters<PlanParams>) -> ToolResult {
+        self.codex_plan(Parameters(params)).await
+    }
+
+    /// Ask Codex to review a finished change before it lands (no files are
+    /// changed). Returns a review and a session_id to follow up with.
+    #[tool]
+    async fn codex_review(&self, Parameters(params): Parameters<ReviewParams>) -> ToolResult {
+        let prompt = crate::prompts::change_review(
+            &params.change_summary,
+            params.test_results.as_deref(),
+            params.open_questions.as_deref(),
+        );
+        Ok(self.converse(prompt, params.settings, "review").await)
+    }
+
+    /// The same as codex_review (its older name).
+    #[tool]
+    async fn codex_guard_final(&self, Parameters(params): Parameters<ReviewParams>) -> ToolResult {
+        self.codex_review(Parameters(params)).await
+    }
+}
+
+impl SidecarServer {
+    fn engine(&self) -> Result<&Engine, CallToolResult> {
+        match (&self.engine, &self.codex) {
+            (Some(engine), _) => Ok(engine),
+            (None, Err(error)) => Err(replies::failure(error)),
+            (None, Ok(_)) => Err(replies::failure("the engine is not running")),
+        }
+    }
+
+    fn absolute(&self, path: &str) -> PathBuf {
+        let path = Path::new(path);
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.cwd.join(path)
+        }
+    }
+
+    fn cwd_or_default(&self, cwd: Option<&str>) -> PathBuf {
+        cwd.map(|cwd| self.absolute(cwd))
+            .unwrap_or_else(|| self.cwd.clone())
+    }
+
+    /// The handle at once (async), or the first wait slice's outcome.
+    async fn follow(
+        &self,
+        engine: &Engine,
+        started: &crate::actors::RunStarted,
+        run_async: Option<bool>,
+    ) -> Result<CallToolResult, CallToolResult> {
+        if run_async.unwrap_or(true) {
+            return Ok(replies::handle(started));
+        }
+        let slice = self.config.wait_soft_timeout;
+        let outcome = engine
+            .wait(&started.run_id, slice)
+            .await
+            .map_err(replies::failure)?;
+        Ok(replies::wait_outcome(&outcome, slice.unwrap_or_default()))
+    }
+
+    async fn converse(
+        &self,
+        prompt: String,
+        settings: ConversationSettings,
+        field: &str,
+    ) -> CallToolResult {
+        let outcome = async {
+            let engine = self.engine()?;
+            let timeout_ms = settings.timeout_ms.unwrap_or(CHAT_TIMEOUT_DEFAULT_MS);
+            if !(CHAT_TIMEOUT_MIN_MS..=CHAT_TIMEOUT_MAX_MS).contains(&timeout_ms) {
+                return Err(replies::failure(format!(
+                    "timeout_ms must be {CHAT_TIMEOUT_MIN_MS}..={CHAT_TIMEOUT_MAX_MS}, not {timeout_ms}"
+                )));
+            }
+            let cwd = match (&settings.session_id, settings.cwd.as_deref()) {
+                (_, Some(cwd)) => Some(self.absolute(cwd)),
+                (None, None) => Some(self.cwd.clone()),
+                (Some(_), None) => None,
+            };
+            let request = ChatRequest {
+                session_id: settings.session_id,
+                prompt,
+                cwd,
+                model: settings.model,
+                reasoning_effort: settings.reasoning_effort,
+                timeout: Duration::from_millis(timeout_ms),
+            };
+            let reply = engine.chat(request).await.map_err(replies::failure)?;
+            Ok(replies::conversation(&reply, field))
+        };
+        outcome.await.unwrap_or_else(|failure| failure)
+    }
+}
+
+#[tool_handler]
+impl ServerHandler for SidecarServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "Hand coding tasks to OpenAI Codex. codex_run starts one and returns a runId at once; \
+                 codex_wait returns its result or still_running (then call codex_wait again). \
+                 codex_chat, codex_plan and codex_review hold conversations.",
+            )
+    }
+
+    /// An unknown tool is a tool error that says which tools exist, not a
+    /// protocol error the model cannot read.
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        if !self.tool_router.has_route(&request.name) {
+            let known: Vec<String> = self
+                .tool_router
+                .list_all()
+                .into_iter()
+                .map(|tool| tool.name.to_string())
+                .collect();
+            let message = format!(
+                "unknown tool {}; the tools are: {}",
+                request.name,
+                known.join(", ")
+            );
+            return Ok(replies::failure(message).into());
+        }
+        self.tool_router
+            .call(ToolCallContext::new(self, request, context))
+            .await
+    }
+}
+
+fn run_id(text: &str) -> Result<RunId, CallToolResult> {
+    RunId::parse(text).map_err(replies::failure)
+}
+
+/// `None` for 0 (no bound), an error beyond a day.
+fn bounded(ms: u64, name: &str) -> Result<Option<Duration>, CallToolResult> {
+    if ms > MAX_TIMEOUT_MS {
+        return Err(replies::failure(format!(
+            "{name} must be at most {MAX_TIMEOUT_MS} ms, not {ms}"
+        )));
+    }
+    Ok((ms > 0).then(|| Duration::from_millis(ms)))
+}
+
+fn run_timeout(ms: Option<u64>) -> Result<Option<Duration>, CallToolResult> {
+    match ms {
+        None => Ok(None),
+        Some(0) => Err(replies::failure("timeout_ms must be greater than 0")),
+        Some(ms) => bounded(ms, "timeout_ms"),
+    }
+}
+
+fn permissions(param: PermissionsParam) -> Permissions {
+    match param {
+        PermissionsParam::Yolo => Permissions::Yolo,
+        PermissionsParam::WorkspaceWrite => Permissions::WorkspaceWrite,
+        PermissionsParam::ReadOnly => Permissions::ReadOnly,
+    }
+}
+
+fn sandbox(param: SandboxParam) -> SandboxMode {
+    match param {
+        SandboxParam::ReadOnly => SandboxMode::ReadOnly,
+        SandboxParam::WorkspaceWrite => SandboxMode::WorkspaceWrite,
+        SandboxParam::DangerFullAccess => SandboxMode::DangerFullAccess,
+    }
+}
+
+fn approval(param: ApprovalParam) -> ApprovalPolicy {
+    match param {
+        ApprovalParam::Never => ApprovalPolicy::Never,
+        ApprovalParam::OnRequest => ApprovalPolicy::OnRequest,
+        ApprovalParam::OnFailure => ApprovalPolicy::OnFailure,
+        ApprovalParam::Untrusted => ApprovalPolicy::Untrusted,
+    }
+}

@@ -1,0 +1,132 @@
+//! Tool parameters. Their doc comments are the documentation a model reads,
+//! so they say when to use a field and what it defaults to, briefly.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// What a run may do. `yolo`: full access, never asks (the default unless
+/// CODEX_MCP_WRAPPER_DEFAULT_PERMISSIONS says otherwise); `workspace-write`:
+/// writes inside cwd only; `read-only`: reads only.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum PermissionsParam {
+    Yolo,
+    WorkspaceWrite,
+    ReadOnly,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SandboxParam {
+    ReadOnly,
+    WorkspaceWrite,
+    DangerFullAccess,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApprovalParam {
+    Never,
+    OnRequest,
+    OnFailure,
+    Untrusted,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct RunParams {
+    /// The task for Codex, as you would type it.
+    pub prompt: String,
+    /// Absolute project directory (default: the server's working directory).
+    pub cwd: Option<String>,
+    /// A short title for listings (default: the prompt's first line).
+    pub run_name: Option<String>,
+    /// true (default): return a run handle at once; then call codex_wait.
+    /// false: wait like codex_wait and return the result.
+    #[serde(rename = "async")]
+    pub run_async: Option<bool>,
+    pub permissions: Option<PermissionsParam>,
+    /// Overrides the sandbox that `permissions` implies.
+    pub sandbox: Option<SandboxParam>,
+    /// Overrides the approval policy that `permissions` implies.
+    pub approval_policy: Option<ApprovalParam>,
+    pub model: Option<String>,
+    /// e.g. low, medium, high.
+    pub reasoning_effort: Option<String>,
+    /// Interrupt the run after this many ms (default 30 min).
+    pub timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ResumeParams {
+    /// The runId of an earlier run; the new turn continues its conversation.
+    pub run_id: String,
+    pub prompt: String,
+    /// Default: the earlier run's directory.
+    pub cwd: Option<String>,
+    #[serde(rename = "async")]
+    pub run_async: Option<bool>,
+    pub timeout_ms: Option<u64>,
+    pub model: Option<String>,
+    pub reasoning_effort: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct WaitParams {
+    pub run_id: String,
+    /// Return `still_running` after this many ms (default 240000; 0 blocks
+    /// until the run ends).
+    pub soft_timeout_ms: Option<u64>,
+    /// Upper bound for this call in ms, if lower than the soft timeout.
+    pub timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct RunsParams {
+    /// How many recent runs (default 20, at most 200).
+    pub limit: Option<u64>,
+}
+
+/// Settings every conversation tool takes.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ConversationSettings {
+    /// Continue this session (a Codex thread id; a person can join it with
+    /// `codex resume <session_id>`). Omit to start a new session.
+    pub session_id: Option<String>,
+    /// Absolute project directory; required for a new session (default: the
+    /// server's working directory), inferred for an existing one.
+    pub cwd: Option<String>,
+    /// For this request only.
+    pub model: Option<String>,
+    /// For this request only.
+    pub reasoning_effort: Option<String>,
+    /// 1000..=600000 ms (default 120000).
+    pub timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ChatParams {
+    pub prompt: String,
+    #[serde(flatten)]
+    pub settings: ConversationSettings,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct PlanParams {
+    /// What the change must achieve.
+    pub requirements: String,
+    /// The plan to critique.
+    pub plan: String,
+    pub constraints: Option<String>,
+    #[serde(flatten)]
+    pub settings: ConversationSettings,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ReviewParams {
+    /// What changed and why.
+    pub change_summary: String,
+    pub test_results: Option<String>,
+    pub open_questions: Option<String>,
+    #[serde(flatten)]
+    pub settings: ConversationSettings,
+}

@@ -1,0 +1,159 @@
+//! What the tools answer: only what the caller needs, as structured content
+//! plus a text rendering, within byte budgets (a run handle ≤ 300 bytes,
+//! `still_running` ≤ 400, 20 listed runs ≤ 2.5 KB, a result = the message +
+//! ≤ 200). Paths, commands and logs stay in the audit.
+
+use std::time::Duration;
+
+use rmcp::model::{CallToolResult, ContentBlock};
+use serde_json::{Value, json};
+
+use crate::actors::{ActiveRun, ChatReply, RunListing, RunResult, RunStarted, WaitOutcome};
+use crate::protocol::TokenCounts;
+
+/// Titles in listings are cut to this many characters, so that 20 runs fit
+/// the 2.5 KB a listing may cost the caller.
+const LISTED_TITLE_CHARS: usize = 40;
+
+/// A run's error is cut to this many characters in a reply; the whole of it
+/// is in the run's audit.
+const REPLY_ERROR_CHARS: usize = 160;
+
+pub fn handle(started: &RunStarted) -> CallToolResult {
+    structured(json!({
+        "runId": started.run_id,
+        "status": "running",
+        "threadId": started.thread_id,
+        "timedOut": false,
+    }))
+}
+
+/// One wait slice's end. `next_wait` is the slice to ask for next.
+pub fn wait_outcome(outcome: &WaitOutcome, next_wait: Duration) -> CallToolResult {
+    match outcome {
+        WaitOutcome::StillRunning {
+            run_id,
+            thread_id,
+            progress,
+            waited,
+        } => structured(json!({
+            "runId": run_id,
+            "status": "still_running",
+            "threadId": thread_id,
+            "timedOut": false,
+            "waitElapsedMs": millis(*waited),
+            "nextWaitMs": millis(next_wait),
+            "progress": {
+                "events": progress.events,
+                "totalTokens": progress.total_tokens,
+                "outputTokens": progress.output_tokens,
+                "reasoningTokens": progress.reasoning_tokens,
+            },
+        })),
+        WaitOutcome::Finished(result) => finished(result),
+    }
+}
+
+/// A finished run: the final message whole, and a little around it.
+pub fn finished(result: &RunResult) -> CallToolResult {
+    let mut value = json!({
+        "runId": result.run_id,
+        "status": result.status,
+        "threadId": result.thread_id,
+        "result": result.result,
+        "usage": usage(&result.usage),
+        "durationMs": result.duration_ms,
+    });
+    let error = result
+        .error
+        .as_deref()
+        .map(|error| cut(error, REPLY_ERROR_CHARS));
+    if let (Some(error), Some(object)) = (&error, value.as_object_mut()) {
+        object.insert("error".into(), Value::String(error.clone()));
+    }
+    let mut text = format!(
+        "{} · run {} · {} tokens · {:.1}s",
+        result.status,
+        result.run_id,
+        result.usage.total_tokens,
+        result.duration_ms as f64 / 1000.0
+    );
+    if let Some(error) = &error {
+        text.push_str(&format!("\nerror: {error}"));
+    }
+    if let Some(message) = &result.result {
+        text.push_str("\n\n");
+        text.push_str(message);
+    }
+    with_text(value, text)
+}
+
+pub fn active(runs: &[ActiveRun]) -> CallToolResult {
+    let runs: Vec<Value> = runs
+        .iter()
+        .map(|run| {
+            json!({
+                "runId": run.run_id,
+                "status": "running",
+                "title": cut(&run.title, LISTED_TITLE_CHARS),
+                "elapsedMs": run.elapsed_ms,
+            })
+        })
+        .collect();
+    structured(json!({ "runs": runs }))
+}
+
+pub fn runs(runs: &[RunListing]) -> CallToolResult {
+    let runs: Vec<Value> = runs
+        .iter()
+        .map(|run| {
+            json!({
+                "runId": run.run_id,
+                "status": run.status,
+                "title": cut(&run.title, LISTED_TITLE_CHARS),
+            })
+        })
+        .collect();
+    structured(json!({ "runs": runs }))
+}
+
+/// A conversation's answer under `field` (`reply`, `critique`, `review`).
+pub fn conversation(reply: &ChatReply, field: &str) -> CallToolResult {
+    let mut value = json!({ "session_id": reply.session_id, "usage": usage(&reply.usage) });
+    if let Some(object) = value.as_object_mut() {
+        object.insert(field.to_string(), Value::String(reply.reply.clone()));
+    }
+    let text = format!("session {}\n\n{}", reply.session_id, reply.reply);
+    with_text(value, text)
+}
+
+/// A tool error: the message alone.
+pub fn failure(message: impl std::fmt::Display) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(message.to_string())])
+}
+
+fn usage(usage: &TokenCounts) -> Value {
+    json!({ "totalTokens": usage.total_tokens, "outputTokens": usage.output_tokens })
+}
+
+fn structured(value: Value) -> CallToolResult {
+    CallToolResult::structured(value)
+}
+
+fn with_text(value: Value, text: String) -> CallToolResult {
+    let mut result = CallToolResult::structured(value);
+    result.content = vec![ContentBlock::text(text)];
+    result
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// At most `limit` characters, cut on a character boundary, marked with `…`.
+fn cut(text: &str, limit: usize) -> String {
+    match text.char_indices().nth(limit) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
+    }
+}

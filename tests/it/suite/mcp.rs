@@ -1,0 +1,487 @@
+//! The MCP server as clients see it: an rmcp client in-process over a pipe,
+//! and the built binary over stdio, both on the real Codex.
+
+use std::time::Duration;
+
+use codex_mcp_sidecar::actors::Engine;
+use codex_mcp_sidecar::codex_bin::{BinarySource, CodexBinary, MIN_SUPPORTED_VERSION};
+use codex_mcp_sidecar::mcp::SidecarServer;
+use codex_mcp_sidecar::scripted_model::{Script, ScriptedModel};
+use codex_mcp_sidecar::store::{self, PointerRecord, RunId, RunStatus};
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::RunningService;
+use rmcp::transport::TokioChildProcess;
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use crate::common::engine::config;
+use crate::common::{EVENT_TIMEOUT, codex_bin};
+
+type Client = RunningService<RoleClient, ()>;
+
+/// Every tool a client should see.
+const TOOLS: [&str; 11] = [
+    "codex_active_runs",
+    "codex_chat",
+    "codex_guard_final",
+    "codex_guard_plan",
+    "codex_plan",
+    "codex_resume",
+    "codex_review",
+    "codex_run",
+    "codex_runs",
+    "codex_wait",
+    "codex_wrapper_check",
+];
+
+/// A throwaway world for one server: model, CODEX_HOME, pointer dir, project.
+struct World {
+    model: ScriptedModel,
+    codex_home: TempDir,
+    pointer_dir: TempDir,
+    project: TempDir,
+}
+
+impl World {
+    async fn new() -> World {
+        let model = ScriptedModel::start().await.unwrap();
+        let codex_home = tempfile::tempdir().unwrap();
+        model.write_codex_home(codex_home.path()).unwrap();
+        World {
+            model,
+            codex_home,
+            pointer_dir: tempfile::tempdir().unwrap(),
+            project: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Short wait slices, so a test sees `still_running` quickly.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("CODEX_HOME", self.codex_home.path().display().to_string()),
+            (
+                "CODEX_MCP_WRAPPER_POINTER_DIR",
+                self.pointer_dir.path().display().to_string(),
+            ),
+            ("CODEX_MCP_WRAPPER_APP_SERVER_MODE", "private".into()),
+            ("CODEX_MCP_WRAPPER_WAIT_SOFT_TIMEOUT_MS", "300".into()),
+        ]
+    }
+
+    /// The server in this process, behind a duplex pipe.
+    async fn in_process(&self, codex: Result<CodexBinary, String>) -> (Client, Option<Engine>) {
+        let env: Vec<(&str, String)> = self.env();
+        let pairs: Vec<(&str, &str)> = env
+            .iter()
+            .map(|(name, value)| (*name, value.as_str()))
+            .collect();
+        let config = config(self.codex_home.path(), self.pointer_dir.path(), &pairs);
+        let engine = match &codex {
+            Ok(codex) => Some(Engine::start(config.clone(), codex.clone()).await.unwrap()),
+            Err(_) => None,
+        };
+        let server = SidecarServer::new(
+            config,
+            codex,
+            engine.clone(),
+            self.project.path().to_path_buf(),
+        );
+        let (server_end, client_end) = tokio::io::duplex(1 << 20);
+        tokio::spawn(async move {
+            if let Ok(service) = server.serve(server_end).await {
+                let _ = service.waiting().await;
+            }
+        });
+        (().serve(client_end).await.unwrap(), engine)
+    }
+
+    /// The built binary over stdio, as Claude Code runs it.
+    async fn over_stdio(&self, codex_bin_override: Option<&str>) -> Client {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_codex-mcp-sidecar"));
+        for (name, value) in self.env() {
+            command.env(name, value);
+        }
+        command
+            .env(
+                "CODEX_BIN",
+                codex_bin_override
+                    .map(Into::into)
+                    .unwrap_or_else(|| codex_bin().display().to_string()),
+            )
+            .current_dir(self.project.path());
+        ().serve(TokioChildProcess::new(command).unwrap())
+            .await
+            .unwrap()
+    }
+}
+
+fn real_codex() -> Result<CodexBinary, String> {
+    Ok(CodexBinary {
+        path: codex_bin(),
+        source: BinarySource::Env,
+        version: MIN_SUPPORTED_VERSION,
+    })
+}
+
+async fn call(client: &Client, tool: &str, arguments: Value) -> CallToolResult {
+    let params = CallToolRequestParams::new(tool.to_string())
+        .with_arguments(arguments.as_object().cloned().unwrap_or_default());
+    tokio::time::timeout(EVENT_TIMEOUT, client.call_tool(params))
+        .await
+        .expect("the tool answers in time")
+        .unwrap()
+}
+
+fn structured(result: &CallToolResult) -> Value {
+    assert_ne!(result.is_error, Some(true), "tool error: {}", text(result));
+    result
+        .structured_content
+        .clone()
+        .expect("structured content")
+}
+
+fn text(result: &CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|block| block.as_text().map(|text| text.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn bytes(value: &Value) -> usize {
+    value.to_string().len()
+}
+
+/// Waits slice by slice until the run ends; returns the final reply and
+/// whether a `still_running` slice was seen first.
+async fn wait_to_end(client: &Client, run_id: &str) -> (CallToolResult, bool) {
+    let mut saw_still_running = false;
+    for _ in 0..200 {
+        let reply = call(client, "codex_wait", json!({"run_id": run_id})).await;
+        let value = structured(&reply);
+        if value["status"] == "still_running" {
+            assert!(
+                bytes(&value) <= 400,
+                "still_running is {} bytes: {value}",
+                bytes(&value)
+            );
+            assert!(value["progress"]["events"].as_u64().is_some(), "{value}");
+            assert_eq!(value["nextWaitMs"], 300);
+            saw_still_running = true;
+            continue;
+        }
+        return (reply, saw_still_running);
+    }
+    panic!("the run never ended");
+}
+
+/// The flow the issue lists, through any client: list tools; run, wait in
+/// slices, completed; resume; chat twice on one session; plan and review and
+/// their aliases; the wrapper check.
+async fn full_flow(client: &Client, world: &World) {
+    let mut names: Vec<String> = client
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|tool| tool.name.to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, TOOLS);
+
+    let parts: Vec<String> = (0..6).map(|n| format!("s{n} ")).collect();
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+    let handle = structured(
+        &call(
+            client,
+            "codex_run",
+            json!({"prompt": Script::stream(&parts, 200).marker()}),
+        )
+        .await,
+    );
+    assert!(
+        bytes(&handle) <= 300,
+        "the handle is {} bytes: {handle}",
+        bytes(&handle)
+    );
+    assert_eq!(handle["status"], "running");
+    let run_id = handle["runId"].as_str().unwrap().to_string();
+    let (done, saw_still_running) = wait_to_end(client, &run_id).await;
+    assert!(saw_still_running, "a 1.2 s run outlasts a 300 ms slice");
+    let value = structured(&done);
+    assert_eq!(value["status"], "completed");
+    let message = parts.concat();
+    assert_eq!(value["result"], message.as_str());
+    let rendered = text(&done);
+    assert!(rendered.ends_with(&message), "{rendered}");
+    assert!(rendered.len() <= message.len() + 200, "{rendered}");
+    assert!(bytes(&value) <= message.len() + 200, "{value}");
+
+    let resumed = structured(
+        &call(
+            client,
+            "codex_resume",
+            json!({"run_id": run_id, "prompt": format!("Again. {}", Script::echo_history().marker()), "async": false}),
+        )
+        .await,
+    );
+    assert_eq!(resumed["threadId"], value["threadId"]);
+    assert!(
+        resumed["result"]
+            .as_str()
+            .unwrap()
+            .contains("SCRIPT{\"stream\""),
+        "{resumed}"
+    );
+
+    let first = structured(
+        &call(
+            client,
+            "codex_chat",
+            json!({"prompt": "Remember ALBATROSS."}),
+        )
+        .await,
+    );
+    let session = first["session_id"].as_str().unwrap().to_string();
+    let second = structured(
+        &call(
+            client,
+            "codex_chat",
+            json!({"session_id": session, "prompt": Script::echo_history().marker()}),
+        )
+        .await,
+    );
+    assert_eq!(second["session_id"], session.as_str());
+    let reply = second["reply"].as_str().unwrap();
+    assert!(reply.contains("Remember ALBATROSS."), "{reply}");
+    assert!(
+        reply.contains("[message from codex-persistent-mcp"),
+        "the origin header: {reply}"
+    );
+
+    for (tool, field, arguments) in [
+        (
+            "codex_plan",
+            "critique",
+            json!({"requirements": "R", "plan": "P", "constraints": "C"}),
+        ),
+        (
+            "codex_guard_plan",
+            "critique",
+            json!({"requirements": "R", "plan": "P"}),
+        ),
+        (
+            "codex_review",
+            "review",
+            json!({"change_summary": "S", "test_results": "T"}),
+        ),
+        (
+            "codex_guard_final",
+            "review",
+            json!({"change_summary": "S"}),
+        ),
+    ] {
+        let answer = structured(&call(client, tool, arguments).await);
+        assert_eq!(answer[field], "scripted reply", "{tool}: {answer}");
+        assert!(answer["session_id"].is_string(), "{tool}: {answer}");
+    }
+
+    let check = structured(&call(client, "codex_wrapper_check", json!({})).await);
+    assert_eq!(check["ok"], true, "{check}");
+    assert_eq!(check["codexVersion"], "0.169.0");
+    assert_eq!(check["appServer"]["mode"], "private");
+    assert_eq!(check["defaults"]["softTimeoutMs"], 300);
+    assert!(
+        world
+            .project
+            .path()
+            .join(".codex/codex-mcp/runs/index.jsonl")
+            .exists()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_tool_in_process() {
+    let world = World::new().await;
+    let (client, engine) = world.in_process(real_codex()).await;
+    full_flow(&client, &world).await;
+
+    let active = structured(&call(&client, "codex_active_runs", json!({})).await);
+    assert_eq!(active["runs"], json!([]), "nothing runs now");
+    let listed = structured(&call(&client, "codex_runs", json!({"limit": 3})).await);
+    let listed = listed["runs"].as_array().unwrap().clone();
+    assert_eq!(listed.len(), 3);
+    let ids: Vec<&str> = listed
+        .iter()
+        .map(|run| run["runId"].as_str().unwrap())
+        .collect();
+    let mut newest_first = ids.clone();
+    newest_first.sort_by(|a, b| b.cmp(a));
+    assert_eq!(ids, newest_first);
+
+    client.cancel().await.unwrap();
+    engine.unwrap().shutdown().await;
+    world.model.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_built_binary_over_stdio() {
+    let world = World::new().await;
+    let client = world.over_stdio(None).await;
+    full_flow(&client, &world).await;
+    client.cancel().await.unwrap();
+
+    // Unhealthy: no Codex binary. The server still answers, and says why.
+    let broken = world.over_stdio(Some("/nonexistent/codex")).await;
+    let check = structured(&call(&broken, "codex_wrapper_check", json!({})).await);
+    assert_eq!(check["ok"], false, "{check}");
+    let problems = check["problems"].to_string();
+    assert!(problems.contains("/nonexistent/codex"), "{problems}");
+    let run = call(&broken, "codex_run", json!({"prompt": "hi"})).await;
+    assert_eq!(run.is_error, Some(true));
+    assert!(text(&run).contains("/nonexistent/codex"), "{}", text(&run));
+    broken.cancel().await.unwrap();
+    world.model.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_listed_runs_fit_the_budget() {
+    let world = World::new().await;
+    let (client, engine) = world.in_process(real_codex()).await;
+    // Twenty runs with the longest titles a run can have.
+    for n in 0..20 {
+        store::append_pointer(
+            &world.pointer_dir.path().join("runs.index.jsonl"),
+            &PointerRecord {
+                run_id: RunId::generate(),
+                project_root: world.project.path().into(),
+                run_dir: world.project.path().join(".codex/codex-mcp/runs"),
+                thread_id: Some(format!("01a1fc9e-17f1-7460-9987-77{n:010}")),
+                title: Some(format!(
+                    "{n:02} {}",
+                    "a long title that goes on and on ".repeat(3)
+                )),
+                status: RunStatus::Completed,
+                at: store::now_rfc3339(),
+            },
+        )
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let listed = structured(&call(&client, "codex_runs", json!({})).await);
+    assert_eq!(listed["runs"].as_array().unwrap().len(), 20);
+    assert!(
+        bytes(&listed) <= 2500,
+        "20 runs are {} bytes",
+        bytes(&listed)
+    );
+    assert!(
+        listed["runs"][0]["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("19 "),
+        "newest first"
+    );
+    client.cancel().await.unwrap();
+    engine.unwrap().shutdown().await;
+    world.model.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_a_clear_tool_error_that_writes_nothing() {
+    let world = World::new().await;
+    let (client, engine) = world.in_process(real_codex()).await;
+    let file = world.project.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let unknown = RunId::generate().to_string();
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "codex_wait",
+            json!({"run_id": "../../etc/passwd"}),
+            "run id",
+        ),
+        ("codex_wait", json!({"run_id": "a/b"}), "run id"),
+        ("codex_wait", json!({"run_id": ""}), "run id"),
+        ("codex_wait", json!({"run_id": unknown}), "unknown run id"),
+        (
+            "codex_resume",
+            json!({"run_id": unknown, "prompt": "x"}),
+            "unknown run id",
+        ),
+        (
+            "codex_run",
+            json!({"prompt": "x", "cwd": "/nonexistent/dir"}),
+            "does not exist",
+        ),
+        (
+            "codex_run",
+            json!({"prompt": "x", "cwd": file.display().to_string()}),
+            "not a directory",
+        ),
+        ("codex_run", json!({"prompt": "   "}), "prompt is empty"),
+        ("codex_run", json!({"prompt": 5}), "deserialize"),
+        (
+            "codex_run",
+            json!({"prompt": "x", "permissions": "root"}),
+            "deserialize",
+        ),
+        (
+            "codex_run",
+            json!({"prompt": "x", "timeout_ms": 0}),
+            "timeout_ms",
+        ),
+        (
+            "codex_run",
+            json!({"prompt": "x", "timeout_ms": 100_000_000_000u64}),
+            "timeout_ms",
+        ),
+        (
+            "codex_wait",
+            json!({"run_id": unknown, "soft_timeout_ms": -1}),
+            "deserialize",
+        ),
+        (
+            "codex_chat",
+            json!({"prompt": "x", "timeout_ms": 10}),
+            "timeout_ms",
+        ),
+        ("codex_chat", json!({"prompt": ""}), "prompt is empty"),
+        (
+            "codex_chat",
+            json!({"prompt": "x", "session_id": "no-such-session"}),
+            "unknown session",
+        ),
+        ("codex_runs", json!({"limit": 0}), "limit"),
+        ("codex_teleport", json!({}), "unknown tool"),
+    ];
+    for (tool, arguments, expected) in cases {
+        let params = CallToolRequestParams::new(tool.to_string())
+            .with_arguments(arguments.as_object().cloned().unwrap_or_default());
+        let reply = client.call_tool(params).await;
+        let message = match &reply {
+            Ok(result) => {
+                assert_eq!(
+                    result.is_error,
+                    Some(true),
+                    "{tool} {arguments}: {}",
+                    text(result)
+                );
+                text(result)
+            }
+            Err(error) => error.to_string(),
+        };
+        assert!(
+            message.to_lowercase().contains(&expected.to_lowercase()),
+            "{tool} {arguments}: expected {expected:?} in {message:?}"
+        );
+    }
+    // Still up, and nothing was written for any of them.
+    assert_eq!(client.list_all_tools().await.unwrap().len(), TOOLS.len());
+    assert!(!world.project.path().join(".codex").exists());
+    assert!(!world.pointer_dir.path().join("runs.index.jsonl").exists());
+    client.cancel().await.unwrap();
+    engine.unwrap().shutdown().await;
+    world.model.shutdown().await;
+}
