@@ -485,3 +485,56 @@ async fn bad_input_is_a_clear_tool_error_that_writes_nothing() {
     engine.unwrap().shutdown().await;
     world.model.shutdown().await;
 }
+
+/// A session id is a Codex thread id: a person continues the conversation
+/// in Codex's own CLI (`codex resume <session_id>`, or `codex exec resume`
+/// without a terminal), with the same CODEX_HOME and no extra flag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_continues_in_codex_own_cli() {
+    let world = World::new().await;
+    let (client, engine) = world.in_process(real_codex()).await;
+    let first = structured(
+        &call(
+            &client,
+            "codex_chat",
+            json!({"prompt": "The bird is HERON."}),
+        )
+        .await,
+    );
+    let session = first["session_id"].as_str().unwrap().to_string();
+    client.cancel().await.unwrap();
+    engine.unwrap().shutdown().await;
+
+    let output = tokio::process::Command::new(codex_bin())
+        .args([
+            "exec",
+            "--skip-git-repo-check",
+            "--json",
+            "resume",
+            &session,
+        ])
+        .arg(Script::echo_history().marker())
+        .env("CODEX_HOME", world.codex_home.path())
+        .current_dir(world.project.path())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(EVENT_TIMEOUT, output)
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let last_message = stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|event| event["item"]["type"] == "agent_message")
+        .filter_map(|event| event["item"]["text"].as_str().map(str::to_string))
+        .next_back()
+        .unwrap_or_default();
+    assert!(last_message.contains("The bird is HERON."), "{stdout}");
+    world.model.shutdown().await;
+}
