@@ -207,8 +207,21 @@ impl RunActor {
                     sandbox: Some(settings.sandbox),
                     model: settings.model.clone(),
                 };
-                let thread = connection.thread_start(&params).await?.thread;
-                (settings, thread.id, None)
+                let response = connection.thread_start(&params).await?;
+                // What a later turn without overrides should go back to.
+                let text = |key: &str| {
+                    response
+                        .extra
+                        .get(key)
+                        .and_then(|value| value.as_str())
+                        .map(str::to_string)
+                };
+                state.supervisor.cast(SupervisorMsg::ThreadDefaults {
+                    thread_id: response.thread.id.clone(),
+                    model: text("model"),
+                    reasoning_effort: text("reasoningEffort"),
+                })?;
+                (settings, response.thread.id, None)
             }
             Start::Resume {
                 thread_id,

@@ -65,6 +65,14 @@ pub enum SupervisorMsg {
     Route { thread_id: String, run: RunRef },
     /// From a run actor that stopped.
     RunEnded { run_id: RunId, thread_id: String },
+    /// From a run actor that started a thread: its model and effort, which a
+    /// later turn without overrides returns to (Codex keeps a turn's
+    /// overrides for the turns after it).
+    ThreadDefaults {
+        thread_id: String,
+        model: Option<String>,
+        reasoning_effort: Option<String>,
+    },
     /// From the connection's event pump; `generation` tells stale ones apart.
     Event { generation: u64, event: ServerEvent },
     /// A private app-server's stderr line.
@@ -102,6 +110,10 @@ pub struct SupervisorState {
     lease: Option<SharedLease>,
     routes: HashMap<String, RunRef>,
     runs: HashMap<RunId, RunRef>,
+    /// Each thread's own model and effort, by thread id. Kept for this
+    /// process's life: after a restart a thread keeps whatever its last
+    /// turn used.
+    thread_defaults: HashMap<String, (Option<String>, Option<String>)>,
 }
 
 impl Actor for Supervisor {
@@ -128,6 +140,7 @@ impl Actor for Supervisor {
             lease: None,
             routes: HashMap::new(),
             runs: HashMap::new(),
+            thread_defaults: HashMap::new(),
         })
     }
 
@@ -170,6 +183,15 @@ impl Actor for Supervisor {
             SupervisorMsg::Adopt(run_id, reply) => {
                 let adopted = self.adopt(&myself, state, run_id).await;
                 let _ = reply.send(adopted);
+            }
+            SupervisorMsg::ThreadDefaults {
+                thread_id,
+                model,
+                reasoning_effort,
+            } => {
+                state
+                    .thread_defaults
+                    .insert(thread_id, (model, reasoning_effort));
             }
             SupervisorMsg::Route { thread_id, run } => {
                 state.routes.insert(thread_id, run);
@@ -292,12 +314,19 @@ impl Supervisor {
             Err(error) => return Err((error, reply)),
         };
         let permissions = state.config.default_permissions;
+        // An override is for this request; without one, go back to the
+        // thread's own model and effort.
+        let (default_model, default_effort) = state
+            .thread_defaults
+            .get(&thread_id)
+            .cloned()
+            .unwrap_or_default();
         let settings = RunSettings {
             permissions,
             sandbox: permissions.sandbox(),
             approval_policy: permissions.approval_policy(),
-            model: request.model.clone(),
-            reasoning_effort: request.reasoning_effort.clone(),
+            model: request.model.clone().or(default_model),
+            reasoning_effort: request.reasoning_effort.clone().or(default_effort),
         };
         let title = store::title_for(None, &request.prompt);
         let start = Start::Resume {

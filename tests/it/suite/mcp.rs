@@ -538,3 +538,34 @@ async fn a_session_continues_in_codex_own_cli() {
     assert!(last_message.contains("The bird is HERON."), "{stdout}");
     world.model.shutdown().await;
 }
+
+/// `model` on one conversation request does not stick to the next one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_override_applies_to_its_request_only() {
+    let world = World::new().await;
+    let (client, engine) = world.in_process(real_codex()).await;
+    let first = structured(&call(&client, "codex_chat", json!({"prompt": "one"})).await);
+    let session = first["session_id"].as_str().unwrap().to_string();
+    call(
+        &client,
+        "codex_chat",
+        json!({"session_id": session, "prompt": "two", "model": "other-model"}),
+    )
+    .await;
+    call(
+        &client,
+        "codex_chat",
+        json!({"session_id": session, "prompt": "three"}),
+    )
+    .await;
+    let models: Vec<String> = world
+        .model
+        .requests()
+        .iter()
+        .filter_map(|request| request.body["model"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(models, ["mock-model", "other-model", "mock-model"]);
+    client.cancel().await.unwrap();
+    engine.unwrap().shutdown().await;
+    world.model.shutdown().await;
+}
