@@ -5,15 +5,23 @@ CODEX_CLI := codex-cli
 CODEX_STAMP := $(CODEX_CLI)/node_modules/.installed
 # Tests and the demo run the pinned CLI, whatever `codex` may be on PATH.
 export CODEX_BIN := $(CURDIR)/$(CODEX_CLI)/node_modules/.bin/codex
+# The MCP clients the tests drive the server with (Claude Code), pinned too.
+MCP_CLIENTS := mcp-clients
+MCP_CLIENTS_STAMP := $(MCP_CLIENTS)/node_modules/.installed
 
 .PHONY: setup demo test lint
 
-setup: $(CODEX_STAMP)
+setup: $(CODEX_STAMP) $(MCP_CLIENTS_STAMP)
 
 # `npm ci` installs exactly the lockfile; re-run only when it changes.
 $(CODEX_STAMP): $(CODEX_CLI)/package.json $(CODEX_CLI)/package-lock.json
 	cd $(CODEX_CLI) && npm ci --no-audit --no-fund
 	$(CODEX_BIN) --version
+	touch $@
+
+$(MCP_CLIENTS_STAMP): $(MCP_CLIENTS)/package.json $(MCP_CLIENTS)/package-lock.json
+	cd $(MCP_CLIENTS) && npm ci --no-audit --no-fund
+	$(MCP_CLIENTS)/node_modules/.bin/claude --version
 	touch $@
 
 demo: setup

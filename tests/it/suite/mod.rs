@@ -1,4 +1,5 @@
 mod appserver;
+mod claude_code;
 mod cli;
 mod engine;
 mod mcp;
