@@ -208,6 +208,10 @@ async fn full_flow(client: &Client, world: &World) {
     );
     assert_eq!(handle["status"], "running");
     let run_id = handle["runId"].as_str().unwrap().to_string();
+    let active = structured(&call(client, "codex_active_runs", json!({})).await);
+    assert_eq!(active["runs"][0]["runId"], run_id.as_str(), "{active}");
+    assert_eq!(active["runs"][0]["status"], "running");
+    assert!(active["runs"][0]["elapsedMs"].is_u64());
     let (done, saw_still_running) = wait_to_end(client, &run_id).await;
     assert!(saw_still_running, "a 1.2 s run outlasts a 300 ms slice");
     let value = structured(&done);
@@ -565,6 +569,47 @@ async fn a_model_override_applies_to_its_request_only() {
         .filter_map(|request| request.body["model"].as_str().map(str::to_string))
         .collect();
     assert_eq!(models, ["mock-model", "other-model", "mock-model"]);
+    client.cancel().await.unwrap();
+    engine.unwrap().shutdown().await;
+    world.model.shutdown().await;
+}
+
+/// Two requests for one session at once: the second waits for the first and
+/// then sees it, instead of colliding with a running turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_for_one_session_run_one_at_a_time_in_order() {
+    let world = World::new().await;
+    let (client, engine) = world.in_process(real_codex()).await;
+    let first = structured(&call(&client, "codex_chat", json!({"prompt": "start"})).await);
+    let session = first["session_id"].as_str().unwrap().to_string();
+    let slow = format!(
+        "slow one {}",
+        Script::stream(&["a", "b", "c"], 200).marker()
+    );
+    let (slow, after) = tokio::join!(
+        call(
+            &client,
+            "codex_chat",
+            json!({"session_id": session, "prompt": slow})
+        ),
+        async {
+            // Sent while the slow one runs.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            call(
+                &client,
+                "codex_chat",
+                json!({"session_id": session, "prompt": Script::echo_history().marker()}),
+            )
+            .await
+        }
+    );
+    assert_eq!(structured(&slow)["reply"], "abc");
+    let history = structured(&after)["reply"].as_str().unwrap().to_string();
+    let (start, slow_one) = (
+        history.find("start").unwrap(),
+        history.find("slow one").unwrap(),
+    );
+    assert!(start < slow_one, "in order: {history}");
     client.cancel().await.unwrap();
     engine.unwrap().shutdown().await;
     world.model.shutdown().await;
