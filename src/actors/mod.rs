@@ -27,6 +27,7 @@ use crate::store::{self, RunId};
 use broker::{BrokerMsg, WaitBroker};
 pub use conversations::{ChatReply, ChatRequest};
 use conversations::{ConversationMsg, Conversations, ConversationsArgs};
+pub use supervisor::Interrupted;
 use supervisor::{Adopted, Supervisor, SupervisorArgs, SupervisorMsg};
 
 /// Starting a run may first start the app-server (30 s at worst, see
@@ -196,6 +197,20 @@ impl Engine {
                 title: record.title.unwrap_or_default(),
             })
             .collect())
+    }
+
+    /// Stops a run's turn; the run then ends `interrupted` and its waiters
+    /// wake. A run that has ended is left alone.
+    pub async fn interrupt(&self, run_id: &RunId) -> Result<Interrupted, EngineError> {
+        let id = run_id.clone();
+        settle(
+            self.supervisor
+                .call(
+                    |reply| SupervisorMsg::Interrupt(id, reply),
+                    Some(QUERY_CALL_TIMEOUT),
+                )
+                .await?,
+        )?
     }
 
     /// Turns running in this engine, oldest first.

@@ -51,6 +51,8 @@ pub enum RunMsg {
     Stderr(String),
     /// The run's hard timeout (sent to itself).
     HardTimeout,
+    /// Someone asked to stop the turn (`codex_interrupt`).
+    Interrupt,
     InterruptGraceOver,
     /// The connection came back after a drop: subscribe again and catch up.
     Reconnected(AppServerConnection),
@@ -166,12 +168,18 @@ impl Actor for RunActor {
             RunMsg::Notification(note) => self.on_notification(&myself, state, note).await,
             RunMsg::Request(request) => self.on_request(state, request).await,
             RunMsg::Stderr(line) => write(state, AuditOp::Stderr(line)),
-            RunMsg::HardTimeout => self.on_hard_timeout(&myself, state).await,
+            RunMsg::HardTimeout => self.interrupt(&myself, state, true).await,
+            RunMsg::Interrupt => self.interrupt(&myself, state, false).await,
             RunMsg::InterruptGraceOver => {
                 let reason =
                     format!("the turn did not stop within {INTERRUPT_GRACE:?} of the interrupt");
-                self.end(&myself, state, RunStatus::TimedOut, Some(reason))
-                    .await;
+                let timed_out = state.record.as_ref().is_some_and(|record| record.timed_out);
+                let status = if timed_out {
+                    RunStatus::TimedOut
+                } else {
+                    RunStatus::Interrupted
+                };
+                self.end(&myself, state, status, Some(reason)).await;
             }
             RunMsg::Reconnected(connection) => {
                 state.connection = connection;
@@ -458,20 +466,27 @@ impl RunActor {
         write(state, AuditOp::event(response));
     }
 
-    async fn on_hard_timeout(&self, myself: &RunRef, state: &mut RunState) {
+    /// Asks Codex to stop the turn; it confirms with `turn/completed`
+    /// (`interrupted`), or the grace period ends the run anyway.
+    async fn interrupt(&self, myself: &RunRef, state: &mut RunState, timed_out: bool) {
         let Some(record) = state.record.as_mut() else {
             return;
         };
         if record.status != RunStatus::Running {
             return;
         }
-        record.timed_out = true;
+        record.timed_out |= timed_out;
         let (thread_id, turn_id) = (record.thread_id.clone(), record.turn_id.clone());
-        note(state, "hard timeout: interrupting the turn", Value::Null);
+        let why = if timed_out {
+            "hard timeout"
+        } else {
+            "interrupt requested"
+        };
+        note(state, &format!("{why}: interrupting the turn"), Value::Null);
         if let Some(turn_id) = turn_id
             && let Err(error) = state.connection.turn_interrupt(&thread_id, &turn_id).await
         {
-            tracing::warn!(%error, "interrupt after the hard timeout failed");
+            tracing::warn!(%error, "turn/interrupt failed");
         }
         myself.send_after(INTERRUPT_GRACE, || RunMsg::InterruptGraceOver);
     }

@@ -47,6 +47,16 @@ pub struct Supervisor;
 
 pub type SupervisorRef = ActorRef<SupervisorMsg>;
 
+/// What an interrupt did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interrupted {
+    /// The turn is being stopped; waiters wake with `interrupted`.
+    Requested,
+    /// Nothing to stop: the run ended already (with this status, when
+    /// known).
+    AlreadyEnded(Option<crate::store::RunStatus>),
+}
+
 /// Whether a waited-on run that no actor had was finished or is now adopted.
 pub enum Adopted {
     Finished(RunResult),
@@ -58,6 +68,8 @@ pub enum SupervisorMsg {
     StartRun(RunRequest, RpcReplyPort<Result<RunStarted, EngineError>>),
     /// Call: a new turn on an earlier run's thread.
     Resume(ResumeRequest, RpcReplyPort<Result<RunStarted, EngineError>>),
+    /// Call: stop a run's turn. A run that already ended is a no-op.
+    Interrupt(RunId, RpcReplyPort<Result<Interrupted, EngineError>>),
     /// Call: a run the broker does not know: answer it from disk, or adopt it
     /// when its owner died while it ran.
     Adopt(RunId, RpcReplyPort<Result<Adopted, EngineError>>),
@@ -179,6 +191,18 @@ impl Actor for Supervisor {
                 if let Err((error, reply)) = self.resume(&myself, state, request, reply).await {
                     let _ = reply.send(Err(error));
                 }
+            }
+            SupervisorMsg::Interrupt(run_id, reply) => {
+                let outcome = match state.runs.get(&run_id) {
+                    Some(run) => run
+                        .cast(RunMsg::Interrupt)
+                        .map(|()| Interrupted::Requested)
+                        .map_err(EngineError::from),
+                    None => self.find(state, &run_id, None).await.map(|located| {
+                        Interrupted::AlreadyEnded(located.ended.map(|end| end.status))
+                    }),
+                };
+                let _ = reply.send(outcome);
             }
             SupervisorMsg::Adopt(run_id, reply) => {
                 let adopted = self.adopt(&myself, state, run_id).await;

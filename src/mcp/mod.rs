@@ -18,7 +18,7 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
 
-use crate::actors::{ChatRequest, Engine, ResumeRequest, ResumeTarget, RunRequest};
+use crate::actors::{ChatRequest, Engine, Interrupted, ResumeRequest, ResumeTarget, RunRequest};
 use crate::codex_bin::CodexBinary;
 use crate::config::{Config, Permissions};
 use crate::protocol::{ApprovalPolicy, SandboxMode};
@@ -34,6 +34,11 @@ const MAX_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1000;
 const CHAT_TIMEOUT_MIN_MS: u64 = 1_000;
 const CHAT_TIMEOUT_MAX_MS: u64 = 600_000;
 const CHAT_TIMEOUT_DEFAULT_MS: u64 = 120_000;
+
+/// How long codex_interrupt waits for Codex to confirm the turn stopped
+/// (the run actor itself gives up after 5 s), so it can answer with the
+/// final status.
+const INTERRUPT_REPLY_WAIT: Duration = Duration::from_secs(15);
 
 const RUNS_LIMIT_DEFAULT: u64 = 20;
 const RUNS_LIMIT_MAX: u64 = 200;
@@ -170,6 +175,27 @@ impl SidecarServer {
                 .await
                 .map_err(replies::failure)?;
             Ok(replies::wait_outcome(&outcome, slice.unwrap_or_default()))
+        };
+        Ok(outcome.await.unwrap_or_else(|failure| failure))
+    }
+
+    /// Stop a running run's Codex turn. Returns the run's final status
+    /// (`interrupted`); a run that already ended is left as it is.
+    #[tool]
+    async fn codex_interrupt(&self, Parameters(params): Parameters<InterruptParams>) -> ToolResult {
+        let outcome = async {
+            let engine = self.engine()?;
+            let run_id = run_id(&params.run_id)?;
+            match engine.interrupt(&run_id).await.map_err(replies::failure)? {
+                Interrupted::Requested => {
+                    let outcome = engine
+                        .wait(&run_id, Some(INTERRUPT_REPLY_WAIT))
+                        .await
+                        .map_err(replies::failure)?;
+                    Ok(replies::wait_outcome(&outcome, INTERRUPT_REPLY_WAIT))
+                }
+                Interrupted::AlreadyEnded(status) => Ok(replies::already_ended(&run_id, status)),
+            }
         };
         Ok(outcome.await.unwrap_or_else(|failure| failure))
     }

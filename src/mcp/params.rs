@@ -81,6 +81,11 @@ pub struct WaitParams {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+pub struct InterruptParams {
+    pub run_id: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct RunsParams {
     /// How many recent runs (default 20, at most 200).
     pub limit: Option<u64>,

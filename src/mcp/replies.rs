@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::actors::{ActiveRun, ChatReply, RunListing, RunResult, RunStarted, WaitOutcome};
 use crate::protocol::TokenCounts;
+use crate::store::{RunId, RunStatus};
 
 /// Titles in listings are cut to this many characters, so that 20 runs fit
 /// the 2.5 KB a listing may cost the caller.
@@ -86,6 +87,16 @@ pub fn finished(result: &RunResult) -> CallToolResult {
         text.push_str(message);
     }
     with_text(value, text)
+}
+
+/// An interrupt of a run that had already ended: nothing to do.
+pub fn already_ended(run_id: &RunId, status: Option<RunStatus>) -> CallToolResult {
+    let status = status.map(RunStatus::as_str).unwrap_or("ended");
+    structured(json!({
+        "runId": run_id,
+        "status": status,
+        "note": format!("the run had already ended ({status}); nothing was interrupted"),
+    }))
 }
 
 pub fn active(runs: &[ActiveRun]) -> CallToolResult {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use codex_mcp_sidecar::actors::Engine;
 use codex_mcp_sidecar::codex_bin::{BinarySource, CodexBinary, MIN_SUPPORTED_VERSION};
 use codex_mcp_sidecar::mcp::SidecarServer;
-use codex_mcp_sidecar::scripted_model::{Script, ScriptedModel};
+use codex_mcp_sidecar::scripted_model::{RequestOutcome, Script, ScriptedModel};
 use codex_mcp_sidecar::store::{self, PointerRecord, RunId, RunStatus};
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
@@ -21,11 +21,12 @@ use crate::common::{EVENT_TIMEOUT, codex_bin};
 type Client = RunningService<RoleClient, ()>;
 
 /// Every tool a client should see.
-const TOOLS: [&str; 11] = [
+const TOOLS: [&str; 12] = [
     "codex_active_runs",
     "codex_chat",
     "codex_guard_final",
     "codex_guard_plan",
+    "codex_interrupt",
     "codex_plan",
     "codex_resume",
     "codex_review",
@@ -610,6 +611,54 @@ async fn requests_for_one_session_run_one_at_a_time_in_order() {
         history.find("slow one").unwrap(),
     );
     assert!(start < slow_one, "in order: {history}");
+    client.cancel().await.unwrap();
+    engine.unwrap().shutdown().await;
+    world.model.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupt_stops_a_running_turn_and_is_a_no_op_on_a_finished_one() {
+    let world = World::new().await;
+    let (client, engine) = world.in_process(real_codex()).await;
+    let handle = structured(
+        &call(
+            &client,
+            "codex_run",
+            json!({"prompt": Script::hang().marker()}),
+        )
+        .await,
+    );
+    let run_id = handle["runId"].as_str().unwrap().to_string();
+    world
+        .model
+        .wait_for_outcome(RequestOutcome::Streaming, Duration::from_secs(30))
+        .await
+        .unwrap();
+    // A waiter blocked on the run wakes with the interrupted status.
+    let waiter = call(
+        &client,
+        "codex_wait",
+        json!({"run_id": run_id, "soft_timeout_ms": 0}),
+    );
+    let interrupt = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        call(&client, "codex_interrupt", json!({"run_id": run_id})).await
+    };
+    let (waited, interrupted) = tokio::join!(waiter, interrupt);
+    assert_eq!(structured(&interrupted)["status"], "interrupted");
+    assert_eq!(structured(&waited)["status"], "interrupted");
+    world
+        .model
+        .wait_for_outcome(RequestOutcome::ClientWentAway, Duration::from_secs(10))
+        .await
+        .expect("the turn really stopped");
+
+    let again = structured(&call(&client, "codex_interrupt", json!({"run_id": run_id})).await);
+    assert_eq!(again["status"], "interrupted");
+    assert!(
+        again["note"].as_str().unwrap().contains("already ended"),
+        "{again}"
+    );
     client.cancel().await.unwrap();
     engine.unwrap().shutdown().await;
     world.model.shutdown().await;
