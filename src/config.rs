@@ -35,6 +35,11 @@ pub const ENV_SOFT_TIMEOUT_MS: &str = "CODEX_MCP_WRAPPER_WAIT_SOFT_TIMEOUT_MS";
 pub const ENV_TIMEOUT_MS: &str = "CODEX_MCP_WRAPPER_TIMEOUT_MS";
 pub const ENV_DEFAULT_PERMISSIONS: &str = "CODEX_MCP_WRAPPER_DEFAULT_PERMISSIONS";
 pub const ENV_ORIGIN: &str = "CODEX_PERSISTENT_MCP_ORIGIN";
+pub const ENV_MAX_RESULT_CHARS: &str = "CODEX_MCP_WRAPPER_MAX_RESULT_CHARS";
+
+/// A final message longer than this is returned in pages: about 5k tokens,
+/// as much as a calling agent should take in at once.
+pub const DEFAULT_MAX_RESULT_CHARS: usize = 20_000;
 
 /// The origin header's default name, as the persistent-conversation server
 /// this one replaces called itself.
@@ -50,6 +55,8 @@ pub enum ConfigError {
     },
     #[error("{name}={value:?} is not a whole number of milliseconds")]
     NotMillis { name: &'static str, value: String },
+    #[error("{name}={value:?} is not a whole number greater than 0")]
+    NotCount { name: &'static str, value: String },
     #[error("{name}={value:?} is not a ws://HOST:PORT or unix://PATH URL")]
     BadUrl { name: &'static str, value: String },
     #[error(
@@ -133,6 +140,8 @@ pub struct Config {
     pub default_permissions: Permissions,
     /// Names the sender in the header of every conversation prompt.
     pub origin: String,
+    /// Longest final message one reply carries; the rest comes in pages.
+    pub max_result_chars: usize,
 }
 
 impl Config {
@@ -206,6 +215,18 @@ impl Config {
             run_timeout: millis(&env, ENV_TIMEOUT_MS)?.unwrap_or(DEFAULT_RUN_TIMEOUT),
             default_permissions,
             origin: env(ENV_ORIGIN).unwrap_or_else(|| DEFAULT_ORIGIN.to_string()),
+            max_result_chars: match env(ENV_MAX_RESULT_CHARS) {
+                None => DEFAULT_MAX_RESULT_CHARS,
+                Some(value) => value
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|chars| *chars > 0)
+                    .ok_or(ConfigError::NotCount {
+                        name: ENV_MAX_RESULT_CHARS,
+                        value,
+                    })?,
+            },
         })
     }
 

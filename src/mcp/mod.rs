@@ -174,7 +174,12 @@ impl SidecarServer {
                 .wait(&run_id, slice)
                 .await
                 .map_err(replies::failure)?;
-            Ok(replies::wait_outcome(&outcome, slice.unwrap_or_default()))
+            let offset = usize::try_from(params.offset.unwrap_or(0)).unwrap_or(usize::MAX);
+            Ok(replies::wait_outcome(
+                &outcome,
+                slice.unwrap_or_default(),
+                self.page(offset),
+            ))
         };
         Ok(outcome.await.unwrap_or_else(|failure| failure))
     }
@@ -192,7 +197,11 @@ impl SidecarServer {
                         .wait(&run_id, Some(INTERRUPT_REPLY_WAIT))
                         .await
                         .map_err(replies::failure)?;
-                    Ok(replies::wait_outcome(&outcome, INTERRUPT_REPLY_WAIT))
+                    Ok(replies::wait_outcome(
+                        &outcome,
+                        INTERRUPT_REPLY_WAIT,
+                        self.page(0),
+                    ))
                 }
                 Interrupted::AlreadyEnded(status) => Ok(replies::already_ended(&run_id, status)),
             }
@@ -296,6 +305,13 @@ impl SidecarServer {
         }
     }
 
+    fn page(&self, offset: usize) -> replies::Page {
+        replies::Page {
+            offset,
+            max_chars: self.config.max_result_chars,
+        }
+    }
+
     fn absolute(&self, path: &str) -> PathBuf {
         let path = Path::new(path);
         if path.is_absolute() {
@@ -325,7 +341,11 @@ impl SidecarServer {
             .wait(&started.run_id, slice)
             .await
             .map_err(replies::failure)?;
-        Ok(replies::wait_outcome(&outcome, slice.unwrap_or_default()))
+        Ok(replies::wait_outcome(
+            &outcome,
+            slice.unwrap_or_default(),
+            self.page(0),
+        ))
     }
 
     async fn converse(

@@ -78,6 +78,9 @@ pub struct WaitParams {
     pub soft_timeout_ms: Option<u64>,
     /// Upper bound for this call in ms, if lower than the soft timeout.
     pub timeout_ms: Option<u64>,
+    /// For a long final message: the character offset of the page to return
+    /// (the previous reply's `nextOffset`).
+    pub offset: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -29,8 +29,16 @@ pub fn handle(started: &RunStarted) -> CallToolResult {
     }))
 }
 
+/// Which part of a long final message a reply carries.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    /// In characters.
+    pub offset: usize,
+    pub max_chars: usize,
+}
+
 /// One wait slice's end. `next_wait` is the slice to ask for next.
-pub fn wait_outcome(outcome: &WaitOutcome, next_wait: Duration) -> CallToolResult {
+pub fn wait_outcome(outcome: &WaitOutcome, next_wait: Duration, page: Page) -> CallToolResult {
     match outcome {
         WaitOutcome::StillRunning {
             run_id,
@@ -51,20 +59,47 @@ pub fn wait_outcome(outcome: &WaitOutcome, next_wait: Duration) -> CallToolResul
                 "reasoningTokens": progress.reasoning_tokens,
             },
         })),
-        WaitOutcome::Finished(result) => finished(result),
+        WaitOutcome::Finished(result) => finished(result, page),
     }
 }
 
-/// A finished run: the final message whole, and a little around it.
-pub fn finished(result: &RunResult) -> CallToolResult {
+/// A finished run: its final message (or one page of it) and a little
+/// around it. A message longer than a page is cut on a character boundary,
+/// with `nextOffset` and a marker saying how much remains; nothing is lost:
+/// the whole message is in the audit and in the next pages.
+pub fn finished(result: &RunResult, page: Page) -> CallToolResult {
+    let message = result.result.as_deref().unwrap_or_default();
+    let total = message.chars().count();
+    if page.offset > total || (page.offset > 0 && page.offset == total) {
+        return failure(format!(
+            "offset {} is past the end of the final message ({total} characters)",
+            page.offset
+        ));
+    }
+    let shown: String = message
+        .chars()
+        .skip(page.offset)
+        .take(page.max_chars)
+        .collect();
+    let next = page.offset + shown.chars().count();
+    let remaining = total - next;
     let mut value = json!({
         "runId": result.run_id,
         "status": result.status,
         "threadId": result.thread_id,
-        "result": result.result,
+        "result": result.result.as_ref().map(|_| shown.clone()),
         "usage": usage(&result.usage),
         "durationMs": result.duration_ms,
     });
+    if let Some(object) = value.as_object_mut()
+        && (remaining > 0 || page.offset > 0)
+    {
+        object.insert("offset".into(), json!(page.offset));
+        if remaining > 0 {
+            object.insert("nextOffset".into(), json!(next));
+            object.insert("remainingChars".into(), json!(remaining));
+        }
+    }
     let error = result
         .error
         .as_deref()
@@ -82,9 +117,14 @@ pub fn finished(result: &RunResult) -> CallToolResult {
     if let Some(error) = &error {
         text.push_str(&format!("\nerror: {error}"));
     }
-    if let Some(message) = &result.result {
+    if result.result.is_some() {
         text.push_str("\n\n");
-        text.push_str(message);
+        text.push_str(&shown);
+    }
+    if remaining > 0 {
+        text.push_str(&format!(
+            "\n[… {remaining} more characters: call codex_wait with this run_id and offset {next}]"
+        ));
     }
     with_text(value, text)
 }

@@ -663,3 +663,63 @@ async fn interrupt_stops_a_running_turn_and_is_a_no_op_on_a_finished_one() {
     engine.unwrap().shutdown().await;
     world.model.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_final_message_reads_back_whole_through_pages() {
+    let world = World::new().await;
+    let (client, engine) = world.in_process(real_codex()).await;
+    // 50 000 characters, multibyte ones among them, so pages must cut on
+    // character boundaries.
+    let message: String = "héllo wörld 🦀 ".chars().cycle().take(50_000).collect();
+    let handle = structured(
+        &call(
+            &client,
+            "codex_run",
+            json!({"prompt": Script::text(&message).marker()}),
+        )
+        .await,
+    );
+    let run_id = handle["runId"].as_str().unwrap().to_string();
+    let mut pages = Vec::new();
+    let mut offset = 0;
+    loop {
+        let reply = call(
+            &client,
+            "codex_wait",
+            json!({"run_id": run_id, "soft_timeout_ms": 0, "offset": offset}),
+        )
+        .await;
+        let value = structured(&reply);
+        assert_eq!(value["status"], "completed");
+        let page = value["result"].as_str().unwrap().to_string();
+        assert!(page.chars().count() <= 20_000);
+        assert!(
+            text(&reply).len() <= page.len() + 200 + 100,
+            "a page's text stays small around it"
+        );
+        pages.push(page);
+        match value["nextOffset"].as_u64() {
+            Some(next) => {
+                assert!(
+                    text(&reply).contains(&format!("offset {next}")),
+                    "the marker says where to go on"
+                );
+                offset = next;
+            }
+            None => break,
+        }
+    }
+    assert_eq!(pages.len(), 3);
+    assert_eq!(pages.concat(), message);
+    let past = call(
+        &client,
+        "codex_wait",
+        json!({"run_id": run_id, "offset": 50_000}),
+    )
+    .await;
+    assert_eq!(past.is_error, Some(true));
+    assert!(text(&past).contains("past the end"), "{}", text(&past));
+    client.cancel().await.unwrap();
+    engine.unwrap().shutdown().await;
+    world.model.shutdown().await;
+}
