@@ -36,6 +36,54 @@ pub const ENV_TIMEOUT_MS: &str = "CODEX_MCP_WRAPPER_TIMEOUT_MS";
 pub const ENV_DEFAULT_PERMISSIONS: &str = "CODEX_MCP_WRAPPER_DEFAULT_PERMISSIONS";
 pub const ENV_ORIGIN: &str = "CODEX_PERSISTENT_MCP_ORIGIN";
 pub const ENV_MAX_RESULT_CHARS: &str = "CODEX_MCP_WRAPPER_MAX_RESULT_CHARS";
+pub const ENV_TOOLS: &str = "CODEX_MCP_WRAPPER_TOOLS";
+
+/// Which tool families the MCP server lists: `sidecar` (codex_run, wait and
+/// friends), `persistent` (codex_chat, plan, review and their aliases),
+/// `legacy` (`codex`, `codex-reply`, as Codex's removed built-in server had
+/// them). All three unless CODEX_MCP_WRAPPER_TOOLS names some.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ToolFamilies {
+    pub sidecar: bool,
+    pub persistent: bool,
+    pub legacy: bool,
+}
+
+impl ToolFamilies {
+    pub const ALL: ToolFamilies = ToolFamilies {
+        sidecar: true,
+        persistent: true,
+        legacy: true,
+    };
+
+    /// `sidecar,persistent,legacy`, any of them, in any order.
+    pub fn parse(value: &str) -> Option<ToolFamilies> {
+        let mut families = ToolFamilies {
+            sidecar: false,
+            persistent: false,
+            legacy: false,
+        };
+        for name in value
+            .split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+        {
+            match name {
+                "sidecar" => families.sidecar = true,
+                "persistent" => families.persistent = true,
+                "legacy" => families.legacy = true,
+                _ => return None,
+            }
+        }
+        (families
+            != ToolFamilies {
+                sidecar: false,
+                persistent: false,
+                legacy: false,
+            })
+        .then_some(families)
+    }
+}
 
 /// A final message longer than this is returned in pages: about 5k tokens,
 /// as much as a calling agent should take in at once.
@@ -142,6 +190,7 @@ pub struct Config {
     pub origin: String,
     /// Longest final message one reply carries; the rest comes in pages.
     pub max_result_chars: usize,
+    pub tools: ToolFamilies,
 }
 
 impl Config {
@@ -215,6 +264,14 @@ impl Config {
             run_timeout: millis(&env, ENV_TIMEOUT_MS)?.unwrap_or(DEFAULT_RUN_TIMEOUT),
             default_permissions,
             origin: env(ENV_ORIGIN).unwrap_or_else(|| DEFAULT_ORIGIN.to_string()),
+            tools: match env(ENV_TOOLS) {
+                None => ToolFamilies::ALL,
+                Some(value) => ToolFamilies::parse(&value).ok_or(ConfigError::NotOneOf {
+                    name: ENV_TOOLS,
+                    value,
+                    expected: "a comma-separated list of sidecar, persistent, legacy",
+                })?,
+            },
             max_result_chars: match env(ENV_MAX_RESULT_CHARS) {
                 None => DEFAULT_MAX_RESULT_CHARS,
                 Some(value) => value
@@ -323,6 +380,31 @@ mod tests {
                 path: "/s.sock".into()
             }
         );
+    }
+
+    #[test]
+    fn tool_families_parse_any_subset_and_refuse_the_rest() {
+        assert_eq!(
+            ToolFamilies::parse("sidecar, legacy"),
+            Some(ToolFamilies {
+                sidecar: true,
+                persistent: false,
+                legacy: true
+            })
+        );
+        assert_eq!(
+            ToolFamilies::parse("persistent"),
+            Some(ToolFamilies {
+                sidecar: false,
+                persistent: true,
+                legacy: false
+            })
+        );
+        assert_eq!(ToolFamilies::parse(""), None);
+        assert_eq!(ToolFamilies::parse("sidecar,telepathy"), None);
+        assert_eq!(config(&[("HOME", "/h")]).unwrap().tools, ToolFamilies::ALL);
+        let error = config(&[("HOME", "/h"), (ENV_TOOLS, "nope")]).unwrap_err();
+        assert!(error.to_string().contains(ENV_TOOLS));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use ractor::{Actor, ActorRef};
 
 pub use types::{
     ActiveRun, EngineError, Progress, ResumeRequest, ResumeTarget, RunListing, RunRequest,
-    RunResult, RunStarted, RunStatus, WaitOutcome,
+    RunResult, RunStarted, RunStatus, ThreadExtras, WaitOutcome,
 };
 
 use crate::codex_bin::CodexBinary;

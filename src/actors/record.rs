@@ -22,6 +22,18 @@ pub struct RunSettings {
     pub approval_policy: ApprovalPolicy,
     pub model: Option<String>,
     pub reasoning_effort: Option<String>,
+    /// Only a new thread takes these.
+    pub extras: ThreadExtras,
+}
+
+/// What a new thread may be given beyond the usual settings (the legacy
+/// `codex` tool's fields).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ThreadExtras {
+    /// Codex config overrides (`config.toml` keys).
+    pub config: Option<serde_json::Map<String, serde_json::Value>>,
+    pub base_instructions: Option<String>,
+    pub developer_instructions: Option<String>,
 }
 
 #[derive(Debug)]
@@ -268,6 +280,7 @@ mod tests {
                 approval_policy: ApprovalPolicy::Never,
                 model: None,
                 reasoning_effort: None,
+                extras: Default::default(),
             },
             "th".into(),
         );

@@ -134,6 +134,7 @@ pub fn finished_result(located: &Located, end: &IndexRecord) -> RunResult {
         approval_policy: ApprovalPolicy::Never,
         model: None,
         reasoning_effort: None,
+        extras: Default::default(),
     };
     let mut record = RunRecord::new(
         located.run_id.clone(),

@@ -214,6 +214,9 @@ impl RunActor {
                     approval_policy: Some(settings.approval_policy),
                     sandbox: Some(settings.sandbox),
                     model: settings.model.clone(),
+                    config: settings.extras.config.clone(),
+                    base_instructions: settings.extras.base_instructions.clone(),
+                    developer_instructions: settings.extras.developer_instructions.clone(),
                 };
                 let response = connection.thread_start(&params).await?;
                 // What a later turn without overrides should go back to.
@@ -242,6 +245,7 @@ impl RunActor {
                         approval_policy: Some(settings.approval_policy),
                         sandbox: Some(settings.sandbox),
                         model: settings.model.clone(),
+                        ..ThreadSettings::default()
                     },
                 };
                 connection.thread_resume(&params).await?;
@@ -255,6 +259,7 @@ impl RunActor {
                     approval_policy: crate::protocol::ApprovalPolicy::Never,
                     model: None,
                     reasoning_effort: None,
+                    extras: Default::default(),
                 };
                 let thread_id = active.thread_id.clone();
                 (settings, thread_id, Some(active))

@@ -298,6 +298,7 @@ impl Supervisor {
                 .unwrap_or(permissions.approval_policy()),
             model: request.model.clone(),
             reasoning_effort: request.reasoning_effort.clone(),
+            extras: request.extras.clone(),
         };
         let title = store::title_for(request.run_name.as_deref(), &request.prompt);
         let args = self.run_args(
@@ -351,6 +352,7 @@ impl Supervisor {
             approval_policy: permissions.approval_policy(),
             model: request.model.clone().or(default_model),
             reasoning_effort: request.reasoning_effort.clone().or(default_effort),
+            extras: Default::default(),
         };
         let title = store::title_for(None, &request.prompt);
         let start = Start::Resume {

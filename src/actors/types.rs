@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use crate::actors::record::ThreadExtras;
 use crate::appserver::shared::SharedError;
 use crate::appserver::{AppServerError, ConnectionError};
 use crate::codex_bin::CodexBinError;
@@ -30,6 +31,8 @@ pub struct RunRequest {
     pub reasoning_effort: Option<String>,
     /// `None`: the configured run timeout.
     pub timeout: Option<Duration>,
+    /// Config overrides and instructions for the new thread.
+    pub extras: ThreadExtras,
 }
 
 impl RunRequest {
@@ -44,6 +47,7 @@ impl RunRequest {
             model: None,
             reasoning_effort: None,
             timeout: None,
+            extras: ThreadExtras::default(),
         }
     }
 }

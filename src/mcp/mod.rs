@@ -18,9 +18,10 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
 
+use crate::actors::ThreadExtras;
 use crate::actors::{ChatRequest, Engine, Interrupted, ResumeRequest, ResumeTarget, RunRequest};
 use crate::codex_bin::CodexBinary;
-use crate::config::{Config, Permissions};
+use crate::config::{Config, Permissions, ToolFamilies};
 use crate::protocol::{ApprovalPolicy, SandboxMode};
 use crate::store::RunId;
 use params::*;
@@ -99,13 +100,80 @@ impl SidecarServer {
         engine: Option<Engine>,
         cwd: PathBuf,
     ) -> SidecarServer {
+        let mut tool_router = Self::tool_router();
+        let listed: Vec<String> = tool_router
+            .list_all()
+            .into_iter()
+            .map(|tool| tool.name.to_string())
+            .collect();
+        for name in listed {
+            if !family_enabled(&config.tools, &name) {
+                tool_router.remove_route(&name);
+            }
+        }
         SidecarServer {
             config,
             codex,
             engine,
             cwd,
-            tool_router: Self::tool_router(),
+            tool_router,
         }
+    }
+
+    /// Start a Codex session, and answer when its turn ends. (The `codex`
+    /// tool of Codex's removed built-in MCP server; continue with
+    /// codex-reply.)
+    #[tool(name = "codex")]
+    async fn legacy_codex(&self, Parameters(params): Parameters<LegacyCodexParams>) -> ToolResult {
+        let outcome = async {
+            let engine = self.engine()?;
+            let mut request =
+                RunRequest::new(params.prompt, self.cwd_or_default(params.cwd.as_deref()));
+            request.sandbox = params.sandbox.map(sandbox);
+            request.approval_policy = params.approval_policy.map(approval);
+            request.model = params.model;
+            // A profile's settings first, so explicit config overrides win.
+            let mut config = match &params.profile {
+                Some(profile) => profile_settings(&self.config.codex_home, profile)?,
+                None => serde_json::Map::new(),
+            };
+            config.extend(params.config.unwrap_or_default());
+            if let Some(compact_prompt) = params.compact_prompt {
+                config.insert("compact_prompt".into(), compact_prompt.into());
+            }
+            request.extras = ThreadExtras {
+                config: (!config.is_empty()).then_some(config),
+                base_instructions: params.base_instructions,
+                developer_instructions: params.developer_instructions,
+            };
+            let started = engine.run(request).await.map_err(replies::failure)?;
+            self.legacy_answer(engine, &started.run_id).await
+        };
+        Ok(outcome.await.unwrap_or_else(|failure| failure))
+    }
+
+    /// Continue a Codex session started with the `codex` tool, and answer
+    /// when the turn ends.
+    #[tool(name = "codex-reply")]
+    async fn legacy_reply(&self, Parameters(params): Parameters<LegacyReplyParams>) -> ToolResult {
+        let outcome = async {
+            let engine = self.engine()?;
+            let thread_id = params
+                .thread_id
+                .or(params.conversation_id)
+                .ok_or_else(|| replies::failure("threadId is required"))?;
+            let request = ResumeRequest {
+                target: ResumeTarget::Thread(thread_id),
+                prompt: params.prompt,
+                cwd: None,
+                model: None,
+                reasoning_effort: None,
+                timeout: None,
+            };
+            let started = engine.resume(request).await.map_err(replies::failure)?;
+            self.legacy_answer(engine, &started.run_id).await
+        };
+        Ok(outcome.await.unwrap_or_else(|failure| failure))
     }
 
     /// Start Codex on a task in the background and get a runId at once.
@@ -305,6 +373,20 @@ impl SidecarServer {
         }
     }
 
+    /// Blocks until the run ends; the legacy tools answer `{threadId, content}`.
+    async fn legacy_answer(
+        &self,
+        engine: &Engine,
+        run_id: &RunId,
+    ) -> Result<CallToolResult, CallToolResult> {
+        match engine.wait(run_id, None).await.map_err(replies::failure)? {
+            crate::actors::WaitOutcome::Finished(result) => Ok(replies::legacy(&result)),
+            crate::actors::WaitOutcome::StillRunning { .. } => {
+                Err(replies::failure("a blocking wait returned before the end"))
+            }
+        }
+    }
+
     fn page(&self, offset: usize) -> replies::Page {
         replies::Page {
             offset,
@@ -382,7 +464,7 @@ impl SidecarServer {
     }
 }
 
-#[tool_handler]
+#[tool_handler(router = self.tool_router)]
 impl ServerHandler for SidecarServer {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
@@ -418,6 +500,54 @@ impl ServerHandler for SidecarServer {
         self.tool_router
             .call(ToolCallContext::new(self, request, context))
             .await
+    }
+}
+
+/// A Codex profile's settings, as `codex --profile NAME` reads them:
+/// `$CODEX_HOME/NAME.config.toml`. The app-server takes no profile per
+/// thread, so they travel as config overrides.
+fn profile_settings(
+    codex_home: &Path,
+    name: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, CallToolResult> {
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !valid {
+        return Err(replies::failure(format!(
+            "profile {name:?} is not a profile name"
+        )));
+    }
+    let path = codex_home.join(format!("{name}.config.toml"));
+    let text = std::fs::read_to_string(&path).map_err(|error| {
+        replies::failure(format!(
+            "profile {name}: cannot read {}: {error}",
+            path.display()
+        ))
+    })?;
+    let table: toml::Table = toml::from_str(&text).map_err(|error| {
+        replies::failure(format!(
+            "profile {name}: {} is not valid TOML: {error}",
+            path.display()
+        ))
+    })?;
+    match serde_json::to_value(table) {
+        Ok(serde_json::Value::Object(settings)) => Ok(settings),
+        _ => Err(replies::failure(format!(
+            "profile {name}: unusable settings"
+        ))),
+    }
+}
+
+/// Whether a tool's family is listed (CODEX_MCP_WRAPPER_TOOLS).
+fn family_enabled(families: &ToolFamilies, tool: &str) -> bool {
+    match tool {
+        "codex" | "codex-reply" => families.legacy,
+        "codex_chat" | "codex_plan" | "codex_guard_plan" | "codex_review" | "codex_guard_final" => {
+            families.persistent
+        }
+        _ => families.sidecar,
     }
 }
 

@@ -83,6 +83,44 @@ pub struct WaitParams {
     pub offset: Option<u64>,
 }
 
+/// The `codex` tool of Codex's removed built-in MCP server, field for field.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct LegacyCodexParams {
+    /// The initial user prompt to start the Codex conversation.
+    pub prompt: String,
+    /// untrusted, on-failure, on-request or never.
+    pub approval_policy: Option<ApprovalParam>,
+    /// read-only, workspace-write or danger-full-access.
+    pub sandbox: Option<SandboxParam>,
+    /// Working directory for the session (default: the server's).
+    pub cwd: Option<String>,
+    pub model: Option<String>,
+    /// A profile from config.toml to take default options from.
+    pub profile: Option<String>,
+    /// Individual config settings that override config.toml.
+    pub config: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Instructions used instead of the defaults.
+    pub base_instructions: Option<String>,
+    /// Developer instructions added to the conversation.
+    pub developer_instructions: Option<String>,
+    /// The prompt used when compacting the conversation.
+    pub compact_prompt: Option<String>,
+}
+
+/// The `codex-reply` tool of Codex's removed built-in MCP server.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct LegacyReplyParams {
+    /// The thread to continue (from the `codex` tool's reply).
+    #[serde(rename = "threadId")]
+    pub thread_id: Option<String>,
+    /// Deprecated name of threadId.
+    #[serde(rename = "conversationId")]
+    pub conversation_id: Option<String>,
+    /// The next user prompt.
+    pub prompt: String,
+}
+
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct InterruptParams {
     pub run_id: String,

@@ -129,6 +129,24 @@ pub fn finished(result: &RunResult, page: Page) -> CallToolResult {
     with_text(value, text)
 }
 
+/// The legacy `codex` / `codex-reply` answer: `{threadId, content}`, and
+/// the final message as the text. A turn that did not complete is an error.
+pub fn legacy(result: &RunResult) -> CallToolResult {
+    let content = result.result.clone().unwrap_or_default();
+    if result.status != RunStatus::Completed {
+        let error = result.error.as_deref().unwrap_or_default();
+        return failure(format!(
+            "the turn ended {}: {}",
+            result.status,
+            cut(error, REPLY_ERROR_CHARS)
+        ));
+    }
+    with_text(
+        json!({ "threadId": result.thread_id, "content": content }),
+        content.clone(),
+    )
+}
+
 /// An interrupt of a run that had already ended: nothing to do.
 pub fn already_ended(run_id: &RunId, status: Option<RunStatus>) -> CallToolResult {
     let status = status.map(RunStatus::as_str).unwrap_or("ended");

@@ -21,7 +21,9 @@ use crate::common::{EVENT_TIMEOUT, codex_bin};
 type Client = RunningService<RoleClient, ()>;
 
 /// Every tool a client should see.
-const TOOLS: [&str; 12] = [
+const TOOLS: [&str; 14] = [
+    "codex",
+    "codex-reply",
     "codex_active_runs",
     "codex_chat",
     "codex_guard_final",
@@ -72,7 +74,16 @@ impl World {
 
     /// The server in this process, behind a duplex pipe.
     async fn in_process(&self, codex: Result<CodexBinary, String>) -> (Client, Option<Engine>) {
-        let env: Vec<(&str, String)> = self.env();
+        self.in_process_with(codex, &[]).await
+    }
+
+    async fn in_process_with(
+        &self,
+        codex: Result<CodexBinary, String>,
+        extra: &[(&'static str, &str)],
+    ) -> (Client, Option<Engine>) {
+        let mut env: Vec<(&str, String)> = self.env();
+        env.extend(extra.iter().map(|(name, value)| (*name, value.to_string())));
         let pairs: Vec<(&str, &str)> = env
             .iter()
             .map(|(name, value)| (*name, value.as_str()))
@@ -721,5 +732,170 @@ async fn a_long_final_message_reads_back_whole_through_pages() {
     assert!(text(&past).contains("past the end"), "{}", text(&past));
     client.cancel().await.unwrap();
     engine.unwrap().shutdown().await;
+    world.model.shutdown().await;
+}
+
+/// The two tools of Codex's removed built-in server, with its field names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_then_codex_reply_on_one_thread() {
+    let world = World::new().await;
+    // A profile to select by name, where `codex --profile fast` looks.
+    std::fs::write(
+        world.codex_home.path().join("fast.config.toml"),
+        "model = \"profile-model\"\n",
+    )
+    .unwrap();
+    let (client, engine) = world.in_process(real_codex()).await;
+
+    let tools = client.list_all_tools().await.unwrap();
+    let schema = |name: &str| {
+        let tool = tools.iter().find(|tool| tool.name == name).unwrap();
+        let schema = serde_json::to_value(tool.input_schema.as_ref()).unwrap();
+        let mut fields: Vec<String> = schema["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        fields.sort();
+        (fields, schema["required"].clone())
+    };
+    assert_eq!(
+        schema("codex"),
+        (
+            [
+                "approval-policy",
+                "base-instructions",
+                "compact-prompt",
+                "config",
+                "cwd",
+                "developer-instructions",
+                "model",
+                "profile",
+                "prompt",
+                "sandbox",
+            ]
+            .map(String::from)
+            .to_vec(),
+            json!(["prompt"])
+        )
+    );
+    assert_eq!(
+        schema("codex-reply"),
+        (
+            ["conversationId", "prompt", "threadId"]
+                .map(String::from)
+                .to_vec(),
+            json!(["prompt"])
+        )
+    );
+
+    let started = call(
+        &client,
+        "codex",
+        json!({
+            "prompt": "The fish is TROUT.",
+            "approval-policy": "never",
+            "sandbox": "read-only",
+            "profile": "fast",
+            "base-instructions": "BASE-INSTRUCTIONS-MARK",
+            "developer-instructions": "DEVELOPER-INSTRUCTIONS-MARK",
+            "config": {"model_reasoning_effort": "low"},
+        }),
+    )
+    .await;
+    let value = structured(&started);
+    assert_eq!(value["content"], "scripted reply");
+    assert_eq!(text(&started), "scripted reply");
+    let thread_id = value["threadId"].as_str().unwrap().to_string();
+    let first = world.model.requests()[0].body.clone();
+    assert_eq!(
+        first["model"], "profile-model",
+        "the profile chose the model"
+    );
+    let body = first.to_string();
+    assert!(
+        body.contains("BASE-INSTRUCTIONS-MARK"),
+        "base instructions reach the model"
+    );
+    assert!(
+        body.contains("DEVELOPER-INSTRUCTIONS-MARK"),
+        "developer instructions reach the model"
+    );
+    assert_eq!(
+        first["reasoning"]["effort"], "low",
+        "config overrides apply: {}",
+        first["reasoning"]
+    );
+
+    for field in ["threadId", "conversationId"] {
+        let reply = call(
+            &client,
+            "codex-reply",
+            json!({field: thread_id, "prompt": Script::echo_history().marker()}),
+        )
+        .await;
+        let value = structured(&reply);
+        assert_eq!(value["threadId"], thread_id.as_str());
+        assert!(
+            value["content"]
+                .as_str()
+                .unwrap()
+                .contains("The fish is TROUT."),
+            "{value}"
+        );
+    }
+    client.cancel().await.unwrap();
+    engine.unwrap().shutdown().await;
+    world.model.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tool_family_switch_lists_only_what_it_names() {
+    let world = World::new().await;
+    for (families, expected) in [
+        ("legacy", vec!["codex", "codex-reply"]),
+        (
+            "sidecar,persistent",
+            TOOLS
+                .iter()
+                .copied()
+                .filter(|tool| !tool.starts_with("codex-") && *tool != "codex")
+                .collect(),
+        ),
+        (
+            "persistent",
+            vec![
+                "codex_chat",
+                "codex_guard_final",
+                "codex_guard_plan",
+                "codex_plan",
+                "codex_review",
+            ],
+        ),
+    ] {
+        let (client, engine) = world
+            .in_process_with(real_codex(), &[("CODEX_MCP_WRAPPER_TOOLS", families)])
+            .await;
+        let mut names: Vec<String> = client
+            .list_all_tools()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|tool| tool.name.to_string())
+            .collect();
+        names.sort();
+        assert_eq!(names, expected, "{families}");
+        // A tool that is not listed cannot be called either.
+        let hidden = if families == "legacy" {
+            "codex_run"
+        } else {
+            "codex"
+        };
+        let reply = call(&client, hidden, json!({"prompt": "x"})).await;
+        assert_eq!(reply.is_error, Some(true), "{families}: {hidden}");
+        client.cancel().await.unwrap();
+        engine.unwrap().shutdown().await;
+    }
     world.model.shutdown().await;
 }
