@@ -185,6 +185,14 @@ async fn wait_to_end(
                 emit(&serde_json::to_value(&result).unwrap_or(Value::Null));
                 return Ok(());
             }
+            WaitOutcome::NeedsApproval {
+                run_id, approval, ..
+            } => {
+                emit(
+                    &json!({"runId": run_id, "status": "waiting_for_approval", "pendingApproval": approval}),
+                );
+                return Ok(());
+            }
         }
     }
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
+use crate::actors::approvals::PendingApproval;
 use crate::actors::types::{ActiveRun, EngineError, Progress, RunResult, WaitOutcome};
 use crate::store::RunId;
 
@@ -34,6 +35,16 @@ pub enum BrokerMsg {
         progress: Progress,
     },
     Ended(RunResult),
+    /// A request of the run waits for the caller: waiters wake with it.
+    Pending {
+        run_id: RunId,
+        approval: PendingApproval,
+    },
+    /// The caller (or the hard timeout) answered it.
+    Resolved {
+        run_id: RunId,
+        approval_id: String,
+    },
     /// Call: wait on a run for at most `soft_timeout` (`None`: until it ends).
     /// Replies `UnknownRun` when the broker never heard of it.
     Wait {
@@ -56,6 +67,8 @@ struct Entry {
     started: Instant,
     progress: Progress,
     result: Option<RunResult>,
+    /// Requests waiting for the caller, oldest first.
+    pending: Vec<PendingApproval>,
 }
 
 struct Waiter {
@@ -106,6 +119,7 @@ impl Actor for WaitBroker {
                     started: Instant::now(),
                     progress: Progress::default(),
                     result: None,
+                    pending: Vec::new(),
                 });
             }
             BrokerMsg::Progress { run_id, progress } => {
@@ -114,6 +128,17 @@ impl Actor for WaitBroker {
                 }
             }
             BrokerMsg::Ended(result) => state.on_ended(result),
+            BrokerMsg::Pending { run_id, approval } => state.on_pending(run_id, approval),
+            BrokerMsg::Resolved {
+                run_id,
+                approval_id,
+            } => {
+                if let Some(entry) = state.runs.get_mut(&run_id) {
+                    entry
+                        .pending
+                        .retain(|approval| approval.approval_id != approval_id);
+                }
+            }
             BrokerMsg::Wait {
                 run_id,
                 soft_timeout,
@@ -138,6 +163,7 @@ impl BrokerState {
             started: Instant::now(),
             progress: Progress::default(),
             result: None,
+            pending: Vec::new(),
         });
         entry.result = Some(result.clone());
         let woken: Vec<u64> = self
@@ -174,6 +200,15 @@ impl BrokerState {
             let _ = reply.send(Ok(WaitOutcome::Finished(result.clone())));
             return;
         }
+        // A request waiting for the caller: say so at once.
+        if let Some(approval) = entry.pending.first() {
+            let _ = reply.send(Ok(WaitOutcome::NeedsApproval {
+                run_id,
+                thread_id: entry.thread_id.clone(),
+                approval: approval.clone(),
+            }));
+            return;
+        }
         let id = self.next_waiter;
         self.next_waiter += 1;
         self.waiters.insert(
@@ -186,6 +221,29 @@ impl BrokerState {
         );
         if let Some(soft_timeout) = soft_timeout {
             myself.send_after(soft_timeout, move || BrokerMsg::SliceOver { waiter: id });
+        }
+    }
+
+    fn on_pending(&mut self, run_id: RunId, approval: PendingApproval) {
+        let Some(entry) = self.runs.get_mut(&run_id) else {
+            return;
+        };
+        entry.pending.push(approval.clone());
+        let thread_id = entry.thread_id.clone();
+        let woken: Vec<u64> = self
+            .waiters
+            .iter()
+            .filter(|(_, waiter)| waiter.run_id == run_id)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in woken {
+            if let Some(waiter) = self.waiters.remove(&id) {
+                let _ = waiter.reply.send(Ok(WaitOutcome::NeedsApproval {
+                    run_id: run_id.clone(),
+                    thread_id: thread_id.clone(),
+                    approval: approval.clone(),
+                }));
+            }
         }
     }
 

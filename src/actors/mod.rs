@@ -3,6 +3,7 @@
 //! [`Engine`] is the handle; `actors.md` at the repository root draws the
 //! tree and every message.
 
+pub mod approvals;
 mod audit_writer;
 pub mod broker;
 pub mod conversations;
@@ -197,6 +198,29 @@ impl Engine {
                 title: record.title.unwrap_or_default(),
             })
             .collect())
+    }
+
+    /// Answers a request the run holds for the caller; the run goes on.
+    pub async fn approve(
+        &self,
+        run_id: &RunId,
+        approval_id: &str,
+        choice: approvals::Choice,
+    ) -> Result<(), EngineError> {
+        let (id, approval_id) = (run_id.clone(), approval_id.to_string());
+        settle(
+            self.supervisor
+                .call(
+                    |reply| SupervisorMsg::Approve {
+                        run_id: id,
+                        approval_id,
+                        choice,
+                        reply,
+                    },
+                    Some(QUERY_CALL_TIMEOUT),
+                )
+                .await?,
+        )?
     }
 
     /// Stops a run's turn; the run then ends `interrupted` and its waiters

@@ -24,6 +24,8 @@ pub struct RunSettings {
     pub reasoning_effort: Option<String>,
     /// Only a new thread takes these.
     pub extras: ThreadExtras,
+    /// The caller answers approvals (it chose a policy that asks).
+    pub interactive: bool,
 }
 
 /// What a new thread may be given beyond the usual settings (the legacy
@@ -281,6 +283,7 @@ mod tests {
                 model: None,
                 reasoning_effort: None,
                 extras: Default::default(),
+                interactive: false,
             },
             "th".into(),
         );

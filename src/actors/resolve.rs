@@ -135,6 +135,7 @@ pub fn finished_result(located: &Located, end: &IndexRecord) -> RunResult {
         model: None,
         reasoning_effort: None,
         extras: Default::default(),
+        interactive: false,
     };
     let mut record = RunRecord::new(
         located.run_id.clone(),

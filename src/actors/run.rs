@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::{Value, json};
 
+use crate::actors::approvals::{self, Choice, PendingApproval};
 use crate::actors::audit_writer::{AuditOp, AuditWriter};
 use crate::actors::broker::BrokerMsg;
 use crate::actors::record::{RunRecord, RunSettings};
@@ -17,8 +18,8 @@ use crate::actors::types::{EngineError, RunStarted, RunStatus};
 use crate::appserver::AppServerConnection;
 use crate::protocol::jsonrpc::RpcError;
 use crate::protocol::{
-    ApprovalDecision, SandboxMode, ServerNotification, ServerRequest, ServerRequestKind,
-    ThreadResumeParams, ThreadSettings, TurnStartParams, TurnStatus,
+    SandboxMode, ServerNotification, ServerRequest, ThreadResumeParams, ThreadSettings,
+    TurnStartParams, TurnStatus,
 };
 use crate::store::{
     self, ActiveRecord, AuditEvent, IndexEvent, IndexRecord, PointerRecord, Refusal,
@@ -53,6 +54,12 @@ pub enum RunMsg {
     HardTimeout,
     /// Someone asked to stop the turn (`codex_interrupt`).
     Interrupt,
+    /// Call: the caller's answer to a pending request (`codex_approve`).
+    Approve {
+        approval_id: String,
+        choice: Choice,
+        reply: RpcReplyPort<Result<(), EngineError>>,
+    },
     InterruptGraceOver,
     /// The connection came back after a drop: subscribe again and catch up.
     Reconnected(AppServerConnection),
@@ -103,6 +110,12 @@ pub struct RunState {
     summary_written: Instant,
     /// Decides approvals: a request may only have what this sandbox allows.
     sandbox: Option<SandboxMode>,
+    /// The caller answers requests (it asked for an approval policy that
+    /// asks); otherwise the sandbox does.
+    interactive: bool,
+    /// Requests waiting for the caller, oldest first.
+    pending: Vec<(PendingApproval, ServerRequest)>,
+    next_approval: u64,
 }
 
 impl Actor for RunActor {
@@ -127,6 +140,9 @@ impl Actor for RunActor {
             audit: None,
             summary_written: Instant::now(),
             sandbox: None,
+            interactive: false,
+            pending: Vec::new(),
+            next_approval: 0,
         })
     }
 
@@ -170,6 +186,14 @@ impl Actor for RunActor {
             RunMsg::Stderr(line) => write(state, AuditOp::Stderr(line)),
             RunMsg::HardTimeout => self.interrupt(&myself, state, true).await,
             RunMsg::Interrupt => self.interrupt(&myself, state, false).await,
+            RunMsg::Approve {
+                approval_id,
+                choice,
+                reply,
+            } => {
+                let outcome = self.on_approve(state, &approval_id, choice).await;
+                let _ = reply.send(outcome);
+            }
             RunMsg::InterruptGraceOver => {
                 let reason =
                     format!("the turn did not stop within {INTERRUPT_GRACE:?} of the interrupt");
@@ -260,12 +284,14 @@ impl RunActor {
                     model: None,
                     reasoning_effort: None,
                     extras: Default::default(),
+                    interactive: false,
                 };
                 let thread_id = active.thread_id.clone();
                 (settings, thread_id, Some(active))
             }
         };
         state.sandbox = Some(settings.sandbox);
+        state.interactive = settings.interactive;
         let mut record = RunRecord::new(
             args.run_id.clone(),
             args.title.clone(),
@@ -397,9 +423,9 @@ impl RunActor {
         }
     }
 
-    /// Every request gets an answer: an approval is granted only when the
-    /// run's sandbox already allows everything (full access); anything else
-    /// is declined, and the reason goes into the audit.
+    /// Every request gets an answer. When the caller asked for an approval
+    /// policy that asks, it decides (`Approve`) and the request waits;
+    /// otherwise the sandbox decides at once (see `approvals::automatic`).
     async fn on_request(&self, state: &mut RunState, request: ServerRequest) {
         write(
             state,
@@ -409,66 +435,89 @@ impl RunActor {
                 params: request.params.clone(),
             }),
         );
-        let full_access = state.sandbox == Some(SandboxMode::DangerFullAccess);
-        let sandbox = state
-            .sandbox
-            .map(|sandbox| format!("{sandbox:?}"))
-            .unwrap_or_else(|| "unknown".into());
-        let answer: Result<Value, String> = match &request.kind {
-            ServerRequestKind::CommandApproval(_) | ServerRequestKind::FileChangeApproval(_) => {
-                if full_access {
-                    Ok(ApprovalDecision::Accept.to_result())
-                } else {
-                    let reason = format!(
-                        "declined {}: the run's sandbox is {sandbox}, and the sidecar grants nothing beyond it",
-                        request.method
-                    );
-                    refuse(state, &request, Refusal::Declined, &reason);
-                    Ok(ApprovalDecision::Decline.to_result())
-                }
+        if state.interactive {
+            state.next_approval += 1;
+            let id = format!("a{}", state.next_approval);
+            if let Some(approval) = approvals::pending(&request, id)
+                && let Some(record) = &state.record
+            {
+                let message = format!("waiting for the caller: approval {}", approval.approval_id);
+                note(state, &message, request.params.clone());
+                let _ = state.broker.cast(BrokerMsg::Pending {
+                    run_id: record.run_id.clone(),
+                    approval: approval.clone(),
+                });
+                state.pending.push((approval, request));
+                return;
             }
-            ServerRequestKind::McpElicitation => {
-                let reason = "declined an MCP elicitation: no person is attached to answer it";
-                refuse(state, &request, Refusal::Declined, reason);
-                Ok(json!({"action": "decline"}))
-            }
-            _ => {
-                let reason = format!(
-                    "refused {}: the sidecar does not serve this request",
-                    request.method
-                );
-                refuse(state, &request, Refusal::Declined, &reason);
-                Err(reason)
-            }
-        };
-        let (sent, response) = match answer {
-            Ok(result) => (
-                state.connection.respond(&request.id, &result).await,
-                AuditEvent::Response {
-                    id: request.id.clone(),
-                    result: Some(result),
-                    error: None,
-                },
-            ),
-            Err(message) => {
-                let error = RpcError {
-                    code: DECLINED_REQUEST,
-                    message,
-                    data: None,
-                };
-                let sent = state.connection.respond_error(&request.id, &error).await;
-                let response = AuditEvent::Response {
-                    id: request.id.clone(),
-                    result: None,
-                    error: Some(error),
-                };
-                (sent, response)
-            }
-        };
-        if let Err(error) = sent {
-            tracing::warn!(%error, method = %request.method, "could not answer a server request");
         }
-        write(state, AuditOp::event(response));
+        let (answer, refused) = approvals::automatic(&request, state.sandbox);
+        if let Some(reason) = refused {
+            refuse(state, &request, Refusal::Declined, &reason);
+        }
+        respond(state, &request, answer).await;
+    }
+
+    /// The caller's answer to a pending request.
+    async fn on_approve(
+        &self,
+        state: &mut RunState,
+        approval_id: &str,
+        choice: Choice,
+    ) -> Result<(), EngineError> {
+        let Some(index) = state
+            .pending
+            .iter()
+            .position(|(approval, _)| approval.approval_id == approval_id)
+        else {
+            return Err(EngineError::BadRequest(format!(
+                "no pending approval {approval_id} on this run"
+            )));
+        };
+        let answer = approvals::answer(&state.pending[index].1, choice).ok_or_else(|| {
+            EngineError::BadRequest(
+                "a question needs its answers, which the sidecar cannot give; decline or cancel it"
+                    .to_string(),
+            )
+        })?;
+        let (approval, request) = state.pending.remove(index);
+        let message = format!(
+            "the caller chose {} for approval {}",
+            choice.as_str(),
+            approval.approval_id
+        );
+        note(state, &message, Value::Null);
+        if choice != Choice::Accept {
+            let refusal = if choice == Choice::Cancel {
+                Refusal::Cancelled
+            } else {
+                Refusal::Declined
+            };
+            refuse(state, &request, refusal, &message);
+        }
+        respond(state, &request, answer).await;
+        self.resolved(state, &approval.approval_id);
+        Ok(())
+    }
+
+    /// Declines every request still waiting for the caller, with `reason`.
+    async fn decline_pending(&self, state: &mut RunState, reason: &str) {
+        for (approval, request) in std::mem::take(&mut state.pending) {
+            refuse(state, &request, Refusal::Declined, reason);
+            let answer = approvals::answer(&request, Choice::Decline)
+                .unwrap_or_else(|| Err(reason.to_string()));
+            respond(state, &request, answer).await;
+            self.resolved(state, &approval.approval_id);
+        }
+    }
+
+    fn resolved(&self, state: &RunState, approval_id: &str) {
+        if let Some(record) = &state.record {
+            let _ = state.broker.cast(BrokerMsg::Resolved {
+                run_id: record.run_id.clone(),
+                approval_id: approval_id.to_string(),
+            });
+        }
     }
 
     /// Asks Codex to stop the turn; it confirms with `turn/completed`
@@ -481,6 +530,13 @@ impl RunActor {
             return;
         }
         record.timed_out |= timed_out;
+        if timed_out {
+            self.decline_pending(state, "declined at the hard timeout: nobody answered it")
+                .await;
+        }
+        let Some(record) = state.record.as_ref() else {
+            return;
+        };
         let (thread_id, turn_id) = (record.thread_id.clone(), record.turn_id.clone());
         let why = if timed_out {
             "hard timeout"
@@ -549,6 +605,8 @@ impl RunActor {
         status: RunStatus,
         error: Option<String>,
     ) {
+        self.decline_pending(state, "declined: the turn ended before anyone answered")
+            .await;
         if let Some(record) = state.record.as_mut() {
             record.finish(status, error);
             let record = &*record;
@@ -574,6 +632,38 @@ impl RunActor {
         }
         myself.stop(None);
     }
+}
+
+/// Sends the answer to a server request and audits it.
+async fn respond(state: &RunState, request: &ServerRequest, answer: Result<Value, String>) {
+    let (sent, response) = match answer {
+        Ok(result) => (
+            state.connection.respond(&request.id, &result).await,
+            AuditEvent::Response {
+                id: request.id.clone(),
+                result: Some(result),
+                error: None,
+            },
+        ),
+        Err(message) => {
+            let error = RpcError {
+                code: DECLINED_REQUEST,
+                message,
+                data: None,
+            };
+            let sent = state.connection.respond_error(&request.id, &error).await;
+            let response = AuditEvent::Response {
+                id: request.id.clone(),
+                result: None,
+                error: Some(error),
+            };
+            (sent, response)
+        }
+    };
+    if let Err(error) = sent {
+        tracing::warn!(%error, method = %request.method, "could not answer a server request");
+    }
+    write(state, AuditOp::event(response));
 }
 
 fn write(state: &RunState, op: AuditOp) {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
+use crate::actors::approvals::Choice;
 use crate::actors::broker::{BrokerMsg, BrokerRef};
 use crate::actors::record::RunSettings;
 use crate::actors::resolve::{self, Located};
@@ -68,6 +69,13 @@ pub enum SupervisorMsg {
     StartRun(RunRequest, RpcReplyPort<Result<RunStarted, EngineError>>),
     /// Call: a new turn on an earlier run's thread.
     Resume(ResumeRequest, RpcReplyPort<Result<RunStarted, EngineError>>),
+    /// Call: the caller's answer to a request the run holds for it.
+    Approve {
+        run_id: RunId,
+        approval_id: String,
+        choice: Choice,
+        reply: RpcReplyPort<Result<(), EngineError>>,
+    },
     /// Call: stop a run's turn. A run that already ended is a no-op.
     Interrupt(RunId, RpcReplyPort<Result<Interrupted, EngineError>>),
     /// Call: a run the broker does not know: answer it from disk, or adopt it
@@ -192,6 +200,26 @@ impl Actor for Supervisor {
                     let _ = reply.send(Err(error));
                 }
             }
+            SupervisorMsg::Approve {
+                run_id,
+                approval_id,
+                choice,
+                reply,
+            } => match state.runs.get(&run_id) {
+                // The run answers the caller itself, once it has responded.
+                Some(run) => {
+                    let _ = run.cast(RunMsg::Approve {
+                        approval_id,
+                        choice,
+                        reply,
+                    });
+                }
+                None => {
+                    let _ = reply.send(Err(EngineError::BadRequest(format!(
+                        "run {run_id} is not running here, so it has nothing waiting for approval"
+                    ))));
+                }
+            },
             SupervisorMsg::Interrupt(run_id, reply) => {
                 let outcome = match state.runs.get(&run_id) {
                     Some(run) => run
@@ -299,6 +327,7 @@ impl Supervisor {
             model: request.model.clone(),
             reasoning_effort: request.reasoning_effort.clone(),
             extras: request.extras.clone(),
+            interactive: request.interactive,
         };
         let title = store::title_for(request.run_name.as_deref(), &request.prompt);
         let args = self.run_args(
@@ -353,6 +382,7 @@ impl Supervisor {
             model: request.model.clone().or(default_model),
             reasoning_effort: request.reasoning_effort.clone().or(default_effort),
             extras: Default::default(),
+            interactive: false,
         };
         let title = store::title_for(None, &request.prompt);
         let start = Start::Resume {

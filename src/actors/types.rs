@@ -33,6 +33,9 @@ pub struct RunRequest {
     pub timeout: Option<Duration>,
     /// Config overrides and instructions for the new thread.
     pub extras: ThreadExtras,
+    /// The caller answers Codex's requests (`codex_approve`) instead of the
+    /// sandbox rule; only a caller that can answer should ask for this.
+    pub interactive: bool,
 }
 
 impl RunRequest {
@@ -48,6 +51,7 @@ impl RunRequest {
             reasoning_effort: None,
             timeout: None,
             extras: ThreadExtras::default(),
+            interactive: false,
         }
     }
 }
@@ -127,6 +131,12 @@ pub enum WaitOutcome {
         waited: Duration,
     },
     Finished(RunResult),
+    /// The run waits for the caller to answer a request (`codex_approve`).
+    NeedsApproval {
+        run_id: RunId,
+        thread_id: String,
+        approval: crate::actors::approvals::PendingApproval,
+    },
 }
 
 /// A run of any project, for listings.

@@ -19,6 +19,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
 
 use crate::actors::ThreadExtras;
+use crate::actors::approvals::Choice;
 use crate::actors::{ChatRequest, Engine, Interrupted, ResumeRequest, ResumeTarget, RunRequest};
 use crate::codex_bin::CodexBinary;
 use crate::config::{Config, Permissions, ToolFamilies};
@@ -189,6 +190,10 @@ impl SidecarServer {
             request.permissions = params.permissions.map(permissions);
             request.sandbox = params.sandbox.map(sandbox);
             request.approval_policy = params.approval_policy.map(approval);
+            // A policy that asks makes the caller the one who answers.
+            request.interactive = request
+                .approval_policy
+                .is_some_and(|policy| policy != ApprovalPolicy::Never);
             request.model = params.model;
             request.reasoning_effort = params.reasoning_effort;
             request.timeout = run_timeout(params.timeout_ms)?;
@@ -248,6 +253,28 @@ impl SidecarServer {
                 slice.unwrap_or_default(),
                 self.page(offset),
             ))
+        };
+        Ok(outcome.await.unwrap_or_else(|failure| failure))
+    }
+
+    /// Answer a request a run is waiting on (codex_wait showed it as
+    /// `waiting_for_approval` with a pendingApproval): accept, decline or
+    /// cancel. The run goes on; call codex_wait again.
+    #[tool]
+    async fn codex_approve(&self, Parameters(params): Parameters<ApproveParams>) -> ToolResult {
+        let outcome = async {
+            let engine = self.engine()?;
+            let run_id = run_id(&params.run_id)?;
+            let choice = match params.decision {
+                DecisionParam::Accept => Choice::Accept,
+                DecisionParam::Decline => Choice::Decline,
+                DecisionParam::Cancel => Choice::Cancel,
+            };
+            engine
+                .approve(&run_id, &params.approval_id, choice)
+                .await
+                .map_err(replies::failure)?;
+            Ok(replies::approved(&run_id, &params.approval_id, choice))
         };
         Ok(outcome.await.unwrap_or_else(|failure| failure))
     }
@@ -381,7 +408,8 @@ impl SidecarServer {
     ) -> Result<CallToolResult, CallToolResult> {
         match engine.wait(run_id, None).await.map_err(replies::failure)? {
             crate::actors::WaitOutcome::Finished(result) => Ok(replies::legacy(&result)),
-            crate::actors::WaitOutcome::StillRunning { .. } => {
+            crate::actors::WaitOutcome::StillRunning { .. }
+            | crate::actors::WaitOutcome::NeedsApproval { .. } => {
                 Err(replies::failure("a blocking wait returned before the end"))
             }
         }

@@ -121,6 +121,23 @@ pub struct LegacyReplyParams {
     pub prompt: String,
 }
 
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DecisionParam {
+    Accept,
+    Decline,
+    /// Decline and stop the turn.
+    Cancel,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ApproveParams {
+    pub run_id: String,
+    /// The pendingApproval's approvalId.
+    pub approval_id: String,
+    pub decision: DecisionParam,
+}
+
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct InterruptParams {
     pub run_id: String,

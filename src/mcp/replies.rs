@@ -60,6 +60,16 @@ pub fn wait_outcome(outcome: &WaitOutcome, next_wait: Duration, page: Page) -> C
             },
         })),
         WaitOutcome::Finished(result) => finished(result, page),
+        WaitOutcome::NeedsApproval {
+            run_id,
+            thread_id,
+            approval,
+        } => structured(json!({
+            "runId": run_id,
+            "status": "waiting_for_approval",
+            "threadId": thread_id,
+            "pendingApproval": approval,
+        })),
     }
 }
 
@@ -145,6 +155,20 @@ pub fn legacy(result: &RunResult) -> CallToolResult {
         json!({ "threadId": result.thread_id, "content": content }),
         content.clone(),
     )
+}
+
+/// An answered approval: the run goes on.
+pub fn approved(
+    run_id: &RunId,
+    approval_id: &str,
+    choice: crate::actors::approvals::Choice,
+) -> CallToolResult {
+    structured(json!({
+        "runId": run_id,
+        "approvalId": approval_id,
+        "decision": choice.as_str(),
+        "status": "running",
+    }))
 }
 
 /// An interrupt of a run that had already ended: nothing to do.

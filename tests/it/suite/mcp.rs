@@ -21,10 +21,11 @@ use crate::common::{EVENT_TIMEOUT, codex_bin};
 type Client = RunningService<RoleClient, ()>;
 
 /// Every tool a client should see.
-const TOOLS: [&str; 14] = [
+const TOOLS: [&str; 15] = [
     "codex",
     "codex-reply",
     "codex_active_runs",
+    "codex_approve",
     "codex_chat",
     "codex_guard_final",
     "codex_guard_plan",
@@ -897,5 +898,122 @@ async fn the_tool_family_switch_lists_only_what_it_names() {
         client.cancel().await.unwrap();
         engine.unwrap().shutdown().await;
     }
+    world.model.shutdown().await;
+}
+
+/// Starts a run whose command asks for approval (policy `untrusted` asks
+/// before anything that is not known to be read-only) and waits until the
+/// run shows it; returns the run id and the pending approval.
+async fn run_until_approval(
+    client: &Client,
+    file: &str,
+    timeout_ms: Option<u64>,
+) -> (String, Value) {
+    let mut arguments = json!({
+        "prompt": Script::exec(format!("touch {file}"), "done").marker(),
+        "permissions": "workspace-write",
+        "approval_policy": "untrusted",
+    });
+    if let Some(timeout_ms) = timeout_ms {
+        arguments["timeout_ms"] = json!(timeout_ms);
+    }
+    let handle = structured(&call(client, "codex_run", arguments).await);
+    let run_id = handle["runId"].as_str().unwrap().to_string();
+    let waited = structured(
+        &call(
+            client,
+            "codex_wait",
+            json!({"run_id": run_id, "soft_timeout_ms": 0}),
+        )
+        .await,
+    );
+    assert_eq!(waited["status"], "waiting_for_approval", "{waited}");
+    let pending = waited["pendingApproval"].clone();
+    assert_eq!(pending["kind"], "command");
+    assert!(
+        pending["summary"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("touch {file}")),
+        "{pending}"
+    );
+    // Asked again, it says the same at once.
+    let again = structured(&call(client, "codex_wait", json!({"run_id": run_id})).await);
+    assert_eq!(again["pendingApproval"], pending);
+    (run_id, pending)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvals_are_the_callers_to_accept_or_decline() {
+    let world = World::new().await;
+    let (client, engine) = world.in_process(real_codex()).await;
+    for (decision, file, written) in [
+        ("accept", "accepted.txt", true),
+        ("decline", "declined.txt", false),
+    ] {
+        let (run_id, pending) = run_until_approval(&client, file, None).await;
+        let answered = structured(
+            &call(&client, "codex_approve", json!({"run_id": run_id, "approval_id": pending["approvalId"], "decision": decision}))
+                .await,
+        );
+        assert_eq!(answered["decision"], decision);
+        let done = structured(
+            &call(
+                &client,
+                "codex_wait",
+                json!({"run_id": run_id, "soft_timeout_ms": 0}),
+            )
+            .await,
+        );
+        assert_eq!(done["status"], "completed", "{done}");
+        assert_eq!(
+            world.project.path().join(file).exists(),
+            written,
+            "{decision}"
+        );
+        // The same approval cannot be answered twice.
+        let twice = call(
+            &client,
+            "codex_approve",
+            json!({"run_id": run_id, "approval_id": pending["approvalId"], "decision": "accept"}),
+        )
+        .await;
+        assert_eq!(twice.is_error, Some(true));
+    }
+    client.cancel().await.unwrap();
+    engine.unwrap().shutdown().await;
+    world.model.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_approval_is_declined_at_the_hard_timeout() {
+    let world = World::new().await;
+    let (client, engine) = world.in_process(real_codex()).await;
+    let (run_id, _) = run_until_approval(&client, "never.txt", Some(2000)).await;
+    // While the approval waits, codex_wait says so at once; a caller that
+    // never answers sees the run end at its hard timeout.
+    let done = loop {
+        let reply = call(
+            &client,
+            "codex_wait",
+            json!({"run_id": run_id, "soft_timeout_ms": 0}),
+        );
+        let reply = structured(&reply.await);
+        if reply["status"] != "waiting_for_approval" {
+            break reply;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(done["status"], "timed_out", "{done}");
+    assert!(!world.project.path().join("never.txt").exists());
+    let run_dir = world.project.path().join(".codex/codex-mcp/runs");
+    let declined = store::read_events(&run_dir, &RunId::parse(&run_id).unwrap())
+        .unwrap()
+        .iter()
+        .any(|record| matches!(&record.event,
+            store::AuditEvent::Sidecar { message, .. } if message.contains("declined at the hard timeout")));
+    assert!(declined, "the audit records the decline");
+    client.cancel().await.unwrap();
+    engine.unwrap().shutdown().await;
     world.model.shutdown().await;
 }
