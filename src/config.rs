@@ -37,6 +37,9 @@ pub const ENV_DEFAULT_PERMISSIONS: &str = "CODEX_MCP_WRAPPER_DEFAULT_PERMISSIONS
 pub const ENV_ORIGIN: &str = "CODEX_PERSISTENT_MCP_ORIGIN";
 pub const ENV_MAX_RESULT_CHARS: &str = "CODEX_MCP_WRAPPER_MAX_RESULT_CHARS";
 pub const ENV_TOOLS: &str = "CODEX_MCP_WRAPPER_TOOLS";
+/// Off by default: some Claude Code builds drop the connection on a progress
+/// token they no longer track.
+pub const ENV_PROGRESS: &str = "CODEX_MCP_WRAPPER_PROGRESS";
 
 /// Which tool families the MCP server lists: `sidecar` (codex_run, wait and
 /// friends), `persistent` (codex_chat, plan, review and their aliases),
@@ -191,6 +194,8 @@ pub struct Config {
     /// Longest final message one reply carries; the rest comes in pages.
     pub max_result_chars: usize,
     pub tools: ToolFamilies,
+    /// Send progress notifications during blocking calls.
+    pub progress: bool,
 }
 
 impl Config {
@@ -264,6 +269,17 @@ impl Config {
             run_timeout: millis(&env, ENV_TIMEOUT_MS)?.unwrap_or(DEFAULT_RUN_TIMEOUT),
             default_permissions,
             origin: env(ENV_ORIGIN).unwrap_or_else(|| DEFAULT_ORIGIN.to_string()),
+            progress: match env(ENV_PROGRESS).as_deref() {
+                None | Some("0") | Some("false") => false,
+                Some("1") | Some("true") => true,
+                Some(other) => {
+                    return Err(ConfigError::NotOneOf {
+                        name: ENV_PROGRESS,
+                        value: other.to_string(),
+                        expected: "1, true, 0, false",
+                    });
+                }
+            },
             tools: match env(ENV_TOOLS) {
                 None => ToolFamilies::ALL,
                 Some(value) => ToolFamilies::parse(&value).ok_or(ConfigError::NotOneOf {

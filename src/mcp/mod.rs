@@ -12,8 +12,8 @@ use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, ServerCapabilities,
-    ServerConfig,
+    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation,
+    ProgressNotificationParam, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
@@ -41,6 +41,10 @@ const CHAT_TIMEOUT_DEFAULT_MS: u64 = 120_000;
 /// (the run actor itself gives up after 5 s), so it can answer with the
 /// final status.
 const INTERRUPT_REPLY_WAIT: Duration = Duration::from_secs(15);
+
+/// At most one progress notification a second: enough to show life
+/// without flooding the client.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 
 const RUNS_LIMIT_DEFAULT: u64 = 20;
 const RUNS_LIMIT_MAX: u64 = 200;
@@ -125,7 +129,11 @@ impl SidecarServer {
     /// tool of Codex's removed built-in MCP server; continue with
     /// codex-reply.)
     #[tool(name = "codex")]
-    async fn legacy_codex(&self, Parameters(params): Parameters<LegacyCodexParams>) -> ToolResult {
+    async fn legacy_codex(
+        &self,
+        Parameters(params): Parameters<LegacyCodexParams>,
+        context: RequestContext<RoleServer>,
+    ) -> ToolResult {
         let outcome = async {
             let engine = self.engine()?;
             let mut request =
@@ -150,13 +158,20 @@ impl SidecarServer {
             let started = engine.run(request).await.map_err(replies::failure)?;
             self.legacy_answer(engine, &started.run_id).await
         };
-        Ok(outcome.await.unwrap_or_else(|failure| failure))
+        Ok(self
+            .with_progress(&context, outcome)
+            .await
+            .unwrap_or_else(|failure| failure))
     }
 
     /// Continue a Codex session started with the `codex` tool, and answer
     /// when the turn ends.
     #[tool(name = "codex-reply")]
-    async fn legacy_reply(&self, Parameters(params): Parameters<LegacyReplyParams>) -> ToolResult {
+    async fn legacy_reply(
+        &self,
+        Parameters(params): Parameters<LegacyReplyParams>,
+        context: RequestContext<RoleServer>,
+    ) -> ToolResult {
         let outcome = async {
             let engine = self.engine()?;
             let thread_id = params
@@ -174,14 +189,21 @@ impl SidecarServer {
             let started = engine.resume(request).await.map_err(replies::failure)?;
             self.legacy_answer(engine, &started.run_id).await
         };
-        Ok(outcome.await.unwrap_or_else(|failure| failure))
+        Ok(self
+            .with_progress(&context, outcome)
+            .await
+            .unwrap_or_else(|failure| failure))
     }
 
     /// Start Codex on a task in the background and get a runId at once.
     /// Then call codex_wait with that runId; on `still_running`, call
     /// codex_wait again with the same runId until the result comes.
     #[tool]
-    async fn codex_run(&self, Parameters(params): Parameters<RunParams>) -> ToolResult {
+    async fn codex_run(
+        &self,
+        Parameters(params): Parameters<RunParams>,
+        context: RequestContext<RoleServer>,
+    ) -> ToolResult {
         let outcome = async {
             let engine = self.engine()?;
             let mut request =
@@ -200,13 +222,20 @@ impl SidecarServer {
             let started = engine.run(request).await.map_err(replies::failure)?;
             self.follow(engine, &started, params.run_async).await
         };
-        Ok(outcome.await.unwrap_or_else(|failure| failure))
+        Ok(self
+            .with_progress(&context, outcome)
+            .await
+            .unwrap_or_else(|failure| failure))
     }
 
     /// Continue an earlier run's Codex conversation with a new prompt (a new
     /// turn on the same thread); returns a new runId to codex_wait on.
     #[tool]
-    async fn codex_resume(&self, Parameters(params): Parameters<ResumeParams>) -> ToolResult {
+    async fn codex_resume(
+        &self,
+        Parameters(params): Parameters<ResumeParams>,
+        context: RequestContext<RoleServer>,
+    ) -> ToolResult {
         let outcome = async {
             let engine = self.engine()?;
             let run_id = run_id(&params.run_id)?;
@@ -221,14 +250,21 @@ impl SidecarServer {
             let started = engine.resume(request).await.map_err(replies::failure)?;
             self.follow(engine, &started, params.run_async).await
         };
-        Ok(outcome.await.unwrap_or_else(|failure| failure))
+        Ok(self
+            .with_progress(&context, outcome)
+            .await
+            .unwrap_or_else(|failure| failure))
     }
 
     /// Wait for a run: returns the result as soon as it ends, or
     /// `still_running` with progress after the soft timeout; then call
     /// codex_wait again with the same runId.
     #[tool]
-    async fn codex_wait(&self, Parameters(params): Parameters<WaitParams>) -> ToolResult {
+    async fn codex_wait(
+        &self,
+        Parameters(params): Parameters<WaitParams>,
+        context: RequestContext<RoleServer>,
+    ) -> ToolResult {
         let outcome = async {
             let engine = self.engine()?;
             let run_id = run_id(&params.run_id)?;
@@ -254,7 +290,10 @@ impl SidecarServer {
                 self.page(offset),
             ))
         };
-        Ok(outcome.await.unwrap_or_else(|failure| failure))
+        Ok(self
+            .with_progress(&context, outcome)
+            .await
+            .unwrap_or_else(|failure| failure))
     }
 
     /// Answer a request a run is waiting on (codex_wait showed it as
@@ -350,44 +389,73 @@ impl SidecarServer {
     /// Talk with Codex in a persistent session: ask, get its reply.
     /// Pass the returned session_id to continue the same conversation.
     #[tool]
-    async fn codex_chat(&self, Parameters(params): Parameters<ChatParams>) -> ToolResult {
-        Ok(self.converse(params.prompt, params.settings, "reply").await)
+    async fn codex_chat(
+        &self,
+        Parameters(params): Parameters<ChatParams>,
+        context: RequestContext<RoleServer>,
+    ) -> ToolResult {
+        Ok(self
+            .with_progress(
+                &context,
+                self.converse(params.prompt, params.settings, "reply"),
+            )
+            .await)
     }
 
     /// Ask Codex to critique a plan before it is carried out (no files are
     /// changed). Returns a critique and a session_id to follow up with.
     #[tool]
-    async fn codex_plan(&self, Parameters(params): Parameters<PlanParams>) -> ToolResult {
+    async fn codex_plan(
+        &self,
+        Parameters(params): Parameters<PlanParams>,
+        context: RequestContext<RoleServer>,
+    ) -> ToolResult {
         let prompt = crate::prompts::plan_critique(
             &params.requirements,
             &params.plan,
             params.constraints.as_deref(),
         );
-        Ok(self.converse(prompt, params.settings, "critique").await)
+        Ok(self
+            .with_progress(&context, self.converse(prompt, params.settings, "critique"))
+            .await)
     }
 
     /// The same as codex_plan (its older name).
     #[tool]
-    async fn codex_guard_plan(&self, Parameters(params): Parameters<PlanParams>) -> ToolResult {
-        self.codex_plan(Parameters(params)).await
+    async fn codex_guard_plan(
+        &self,
+        Parameters(params): Parameters<PlanParams>,
+        context: RequestContext<RoleServer>,
+    ) -> ToolResult {
+        self.codex_plan(Parameters(params), context).await
     }
 
     /// Ask Codex to review a finished change before it lands (no files are
     /// changed). Returns a review and a session_id to follow up with.
     #[tool]
-    async fn codex_review(&self, Parameters(params): Parameters<ReviewParams>) -> ToolResult {
+    async fn codex_review(
+        &self,
+        Parameters(params): Parameters<ReviewParams>,
+        context: RequestContext<RoleServer>,
+    ) -> ToolResult {
         let prompt = crate::prompts::change_review(
             &params.change_summary,
             params.test_results.as_deref(),
             params.open_questions.as_deref(),
         );
-        Ok(self.converse(prompt, params.settings, "review").await)
+        Ok(self
+            .with_progress(&context, self.converse(prompt, params.settings, "review"))
+            .await)
     }
 
     /// The same as codex_review (its older name).
     #[tool]
-    async fn codex_guard_final(&self, Parameters(params): Parameters<ReviewParams>) -> ToolResult {
-        self.codex_review(Parameters(params)).await
+    async fn codex_guard_final(
+        &self,
+        Parameters(params): Parameters<ReviewParams>,
+        context: RequestContext<RoleServer>,
+    ) -> ToolResult {
+        self.codex_review(Parameters(params), context).await
     }
 }
 
@@ -397,6 +465,50 @@ impl SidecarServer {
             (Some(engine), _) => Ok(engine),
             (None, Err(error)) => Err(replies::failure(error)),
             (None, Ok(_)) => Err(replies::failure("the engine is not running")),
+        }
+    }
+
+    /// Runs `work`, reporting progress to a client that sent a progress
+    /// token (when CODEX_MCP_WRAPPER_PROGRESS is on) at most once per
+    /// `PROGRESS_INTERVAL`. The ticker is dropped the moment `work` is done,
+    /// so no notification can follow the reply.
+    async fn with_progress<T>(
+        &self,
+        context: &RequestContext<RoleServer>,
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
+        let token = self
+            .config
+            .progress
+            .then(|| context.meta.get_progress_token())
+            .flatten();
+        let Some(token) = token else {
+            return work.await;
+        };
+        let peer = context.peer.clone();
+        let ticker = async move {
+            let started = tokio::time::Instant::now();
+            let mut ticks =
+                tokio::time::interval_at(started + PROGRESS_INTERVAL, PROGRESS_INTERVAL);
+            // After a stall, wait a full interval again rather than catch up
+            // in a burst: never more than one a second.
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut count = 0u32;
+            loop {
+                ticks.tick().await;
+                count += 1;
+                let message = format!("waiting for Codex: {}s", started.elapsed().as_secs());
+                let progress = ProgressNotificationParam::new(token.clone(), f64::from(count))
+                    .with_message(message);
+                if peer.notify_progress(progress).await.is_err() {
+                    // The client is gone; the work itself notices that.
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            output = work => output,
+            never = ticker => match never {},
         }
     }
 

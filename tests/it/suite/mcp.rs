@@ -1017,3 +1017,109 @@ async fn an_unanswered_approval_is_declined_at_the_hard_timeout() {
     engine.unwrap().shutdown().await;
     world.model.shutdown().await;
 }
+
+/// A client that notes when each progress notification arrives.
+#[derive(Clone, Default)]
+struct ProgressRecorder {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<std::time::Instant>>>,
+}
+
+impl rmcp::ClientHandler for ProgressRecorder {
+    async fn on_progress(
+        &self,
+        _params: rmcp::model::ProgressNotificationParam,
+        _context: rmcp::service::NotificationContext<RoleClient>,
+    ) {
+        self.seen.lock().unwrap().push(std::time::Instant::now());
+    }
+}
+
+/// Waits on a 3-second run with a progress token; returns when each
+/// notification came and when the reply did.
+async fn progress_of_a_wait(
+    progress: Option<&str>,
+) -> (Vec<std::time::Instant>, std::time::Instant) {
+    let world = World::new().await;
+    let mut env: Vec<(&str, String)> = world.env();
+    if let Some(progress) = progress {
+        env.push(("CODEX_MCP_WRAPPER_PROGRESS", progress.to_string()));
+    }
+    let pairs: Vec<(&str, &str)> = env
+        .iter()
+        .map(|(name, value)| (*name, value.as_str()))
+        .collect();
+    let config = config(world.codex_home.path(), world.pointer_dir.path(), &pairs);
+    let engine = Engine::start(config.clone(), real_codex().unwrap())
+        .await
+        .unwrap();
+    let server = SidecarServer::new(
+        config,
+        real_codex(),
+        Some(engine.clone()),
+        world.project.path().to_path_buf(),
+    );
+    let (server_end, client_end) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move {
+        if let Ok(service) = server.serve(server_end).await {
+            let _ = service.waiting().await;
+        }
+    });
+    let recorder = ProgressRecorder::default();
+    let client = recorder.clone().serve(client_end).await.unwrap();
+    let parts = ["p1 ", "p2 ", "p3 ", "p4 ", "p5 ", "p6"];
+    let run = CallToolRequestParams::new("codex_run").with_arguments(
+        json!({"prompt": Script::stream(&parts, 500).marker()})
+            .as_object()
+            .cloned()
+            .unwrap(),
+    );
+    let handle = client
+        .call_tool(run)
+        .await
+        .unwrap()
+        .structured_content
+        .unwrap();
+    let mut wait = CallToolRequestParams::new("codex_wait").with_arguments(
+        json!({"run_id": handle["runId"], "soft_timeout_ms": 0})
+            .as_object()
+            .cloned()
+            .unwrap(),
+    );
+    use rmcp::model::RequestParamsMeta;
+    wait.set_progress_token(rmcp::model::ProgressToken(
+        rmcp::model::NumberOrString::Number(7),
+    ));
+    let reply = client.call_tool(wait).await.unwrap();
+    let replied = std::time::Instant::now();
+    assert_eq!(reply.structured_content.unwrap()["status"], "completed");
+    // Anything sent late would have arrived by now.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let seen = recorder.seen.lock().unwrap().clone();
+    client.cancel().await.unwrap();
+    engine.shutdown().await;
+    world.model.shutdown().await;
+    (seen, replied)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_is_off_by_default_and_on_never_follows_the_reply() {
+    let (seen, _) = progress_of_a_wait(None).await;
+    assert!(seen.is_empty(), "off by default, got {}", seen.len());
+
+    let (seen, replied) = progress_of_a_wait(Some("1")).await;
+    assert!(
+        seen.len() >= 2,
+        "a 3 s wait reports progress, got {}",
+        seen.len()
+    );
+    assert!(
+        seen.iter().all(|at| *at <= replied),
+        "a notification came after the reply"
+    );
+    for pair in seen.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(900),
+            "at most once a second"
+        );
+    }
+}
