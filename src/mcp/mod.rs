@@ -4,6 +4,7 @@
 
 mod params;
 pub mod replies;
+mod tasks;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,7 +16,9 @@ use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, Implementation,
     ProgressNotificationParam, ServerCapabilities, ServerConfig,
 };
+use rmcp::model::{CancelTaskParams, GetTaskParams, GetTaskResult, UpdateTaskParams};
 use rmcp::service::RequestContext;
+use rmcp::task_manager::TaskManager;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
 
 use crate::actors::ThreadExtras;
@@ -93,6 +96,8 @@ pub struct SidecarServer {
     /// Where runs go when a call names no cwd.
     cwd: PathBuf,
     tool_router: ToolRouter<SidecarServer>,
+    /// Calls made as MCP tasks (clients with the tasks extension).
+    tasks: TaskManager,
 }
 
 type ToolResult = Result<CallToolResult, ErrorData>;
@@ -122,6 +127,7 @@ impl SidecarServer {
             engine,
             cwd,
             tool_router,
+            tasks: TaskManager::new(),
         }
     }
 
@@ -136,25 +142,7 @@ impl SidecarServer {
     ) -> ToolResult {
         let outcome = async {
             let engine = self.engine()?;
-            let mut request =
-                RunRequest::new(params.prompt, self.cwd_or_default(params.cwd.as_deref()));
-            request.sandbox = params.sandbox.map(sandbox);
-            request.approval_policy = params.approval_policy.map(approval);
-            request.model = params.model;
-            // A profile's settings first, so explicit config overrides win.
-            let mut config = match &params.profile {
-                Some(profile) => profile_settings(&self.config.codex_home, profile)?,
-                None => serde_json::Map::new(),
-            };
-            config.extend(params.config.unwrap_or_default());
-            if let Some(compact_prompt) = params.compact_prompt {
-                config.insert("compact_prompt".into(), compact_prompt.into());
-            }
-            request.extras = ThreadExtras {
-                config: (!config.is_empty()).then_some(config),
-                base_instructions: params.base_instructions,
-                developer_instructions: params.developer_instructions,
-            };
+            let request = self.legacy_request(params)?;
             let started = engine.run(request).await.map_err(replies::failure)?;
             self.legacy_answer(engine, &started.run_id).await
         };
@@ -206,21 +194,10 @@ impl SidecarServer {
     ) -> ToolResult {
         let outcome = async {
             let engine = self.engine()?;
-            let mut request =
-                RunRequest::new(params.prompt, self.cwd_or_default(params.cwd.as_deref()));
-            request.run_name = params.run_name;
-            request.permissions = params.permissions.map(permissions);
-            request.sandbox = params.sandbox.map(sandbox);
-            request.approval_policy = params.approval_policy.map(approval);
-            // A policy that asks makes the caller the one who answers.
-            request.interactive = request
-                .approval_policy
-                .is_some_and(|policy| policy != ApprovalPolicy::Never);
-            request.model = params.model;
-            request.reasoning_effort = params.reasoning_effort;
-            request.timeout = run_timeout(params.timeout_ms)?;
+            let run_async = params.run_async;
+            let request = self.run_request(params)?;
             let started = engine.run(request).await.map_err(replies::failure)?;
-            self.follow(engine, &started, params.run_async).await
+            self.follow(engine, &started, run_async).await
         };
         Ok(self
             .with_progress(&context, outcome)
@@ -238,17 +215,10 @@ impl SidecarServer {
     ) -> ToolResult {
         let outcome = async {
             let engine = self.engine()?;
-            let run_id = run_id(&params.run_id)?;
-            let request = ResumeRequest {
-                target: ResumeTarget::Run(run_id),
-                prompt: params.prompt,
-                cwd: params.cwd.as_deref().map(|cwd| self.absolute(cwd)),
-                model: params.model,
-                reasoning_effort: params.reasoning_effort,
-                timeout: run_timeout(params.timeout_ms)?,
-            };
+            let run_async = params.run_async;
+            let request = self.resume_request(params)?;
             let started = engine.resume(request).await.map_err(replies::failure)?;
-            self.follow(engine, &started, params.run_async).await
+            self.follow(engine, &started, run_async).await
         };
         Ok(self
             .with_progress(&context, outcome)
@@ -527,6 +497,60 @@ impl SidecarServer {
         }
     }
 
+    /// `codex_run`'s parameters as an engine request.
+    fn run_request(&self, params: RunParams) -> Result<RunRequest, CallToolResult> {
+        let mut request =
+            RunRequest::new(params.prompt, self.cwd_or_default(params.cwd.as_deref()));
+        request.run_name = params.run_name;
+        request.permissions = params.permissions.map(permissions);
+        request.sandbox = params.sandbox.map(sandbox);
+        request.approval_policy = params.approval_policy.map(approval);
+        // A policy that asks makes the caller the one who answers.
+        request.interactive = request
+            .approval_policy
+            .is_some_and(|policy| policy != ApprovalPolicy::Never);
+        request.model = params.model;
+        request.reasoning_effort = params.reasoning_effort;
+        request.timeout = run_timeout(params.timeout_ms)?;
+        Ok(request)
+    }
+
+    /// `codex_resume`'s parameters as an engine request.
+    fn resume_request(&self, params: ResumeParams) -> Result<ResumeRequest, CallToolResult> {
+        Ok(ResumeRequest {
+            target: ResumeTarget::Run(run_id(&params.run_id)?),
+            prompt: params.prompt,
+            cwd: params.cwd.as_deref().map(|cwd| self.absolute(cwd)),
+            model: params.model,
+            reasoning_effort: params.reasoning_effort,
+            timeout: run_timeout(params.timeout_ms)?,
+        })
+    }
+
+    /// The legacy `codex` tool's parameters as an engine request.
+    fn legacy_request(&self, params: LegacyCodexParams) -> Result<RunRequest, CallToolResult> {
+        let mut request =
+            RunRequest::new(params.prompt, self.cwd_or_default(params.cwd.as_deref()));
+        request.sandbox = params.sandbox.map(sandbox);
+        request.approval_policy = params.approval_policy.map(approval);
+        request.model = params.model;
+        // A profile's settings first, so explicit config overrides win.
+        let mut config = match &params.profile {
+            Some(profile) => profile_settings(&self.config.codex_home, profile)?,
+            None => serde_json::Map::new(),
+        };
+        config.extend(params.config.unwrap_or_default());
+        if let Some(compact_prompt) = params.compact_prompt {
+            config.insert("compact_prompt".into(), compact_prompt.into());
+        }
+        request.extras = ThreadExtras {
+            config: (!config.is_empty()).then_some(config),
+            base_instructions: params.base_instructions,
+            developer_instructions: params.developer_instructions,
+        };
+        Ok(request)
+    }
+
     fn page(&self, offset: usize) -> replies::Page {
         replies::Page {
             offset,
@@ -607,13 +631,21 @@ impl SidecarServer {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for SidecarServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION")))
-            .with_instructions(
-                "Hand coding tasks to OpenAI Codex. codex_run starts one and returns a runId at once; \
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tasks()
+                .build(),
+        )
+        .with_server_info(Implementation::new(
+            env!("CARGO_PKG_NAME"),
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .with_instructions(
+            "Hand coding tasks to OpenAI Codex. codex_run starts one and returns a runId at once; \
                  codex_wait returns its result or still_running (then call codex_wait again). \
                  codex_chat, codex_plan and codex_review hold conversations.",
-            )
+        )
     }
 
     /// An unknown tool is a tool error that says which tools exist, not a
@@ -637,9 +669,41 @@ impl ServerHandler for SidecarServer {
             );
             return Ok(replies::failure(message).into());
         }
+        let tasks_declared = context
+            .client_capabilities()
+            .is_some_and(|capabilities| capabilities.supports_tasks());
+        if tasks_declared && let Some(response) = self.call_as_task(&request).await {
+            return Ok(response);
+        }
         self.tool_router
             .call(ToolCallContext::new(self, request, context))
             .await
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        Ok(GetTaskResult::new(self.tasks.get_task(&request.task_id)?))
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.tasks
+            .update_task(&request.task_id, request.input_responses)
+    }
+
+    /// Cancelling a task interrupts its Codex turn.
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.tasks.cancel_task(&request.task_id)
     }
 }
 

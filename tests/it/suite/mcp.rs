@@ -1123,3 +1123,161 @@ async fn progress_is_off_by_default_and_on_never_follows_the_reply() {
         );
     }
 }
+
+/// A client that declares the MCP tasks extension.
+async fn tasks_client(
+    world: &World,
+) -> (
+    RunningService<RoleClient, rmcp::model::ClientConfig>,
+    Engine,
+) {
+    let env = world.env();
+    let pairs: Vec<(&str, &str)> = env
+        .iter()
+        .map(|(name, value)| (*name, value.as_str()))
+        .collect();
+    let config = config(world.codex_home.path(), world.pointer_dir.path(), &pairs);
+    let engine = Engine::start(config.clone(), real_codex().unwrap())
+        .await
+        .unwrap();
+    let server = SidecarServer::new(
+        config,
+        real_codex(),
+        Some(engine.clone()),
+        world.project.path().to_path_buf(),
+    );
+    let (server_end, client_end) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move {
+        if let Ok(service) = server.serve(server_end).await {
+            let _ = service.waiting().await;
+        }
+    });
+    let info = rmcp::model::ClientConfig::new(
+        rmcp::model::ClientCapabilities::builder()
+            .enable_tasks()
+            .build(),
+        rmcp::model::Implementation::new("tasks-test", "1"),
+    );
+    (info.serve(client_end).await.unwrap(), engine)
+}
+
+/// Starts `prompt` as a task; returns its task id and the run id its status
+/// message names.
+async fn start_task(
+    client: &RunningService<RoleClient, rmcp::model::ClientConfig>,
+    prompt: String,
+) -> (String, String) {
+    let response = client
+        .call_tool_once(
+            CallToolRequestParams::new("codex_run")
+                .with_arguments(json!({"prompt": prompt}).as_object().cloned().unwrap()),
+        )
+        .await
+        .unwrap();
+    let rmcp::model::CallToolResponse::Task(created) = response else {
+        panic!("expected a task, got {response:?}");
+    };
+    let message = created.task.status_message.clone().unwrap_or_default();
+    let run_id = message
+        .strip_prefix("run ")
+        .and_then(|rest| rest.split(':').next())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        RunId::parse(&run_id).is_ok(),
+        "the run id is visible: {message}"
+    );
+    (created.task.task_id.clone(), run_id)
+}
+
+async fn task_until_terminal(
+    client: &RunningService<RoleClient, rmcp::model::ClientConfig>,
+    task_id: &str,
+) -> rmcp::model::DetailedTask {
+    for _ in 0..300 {
+        let info = client
+            .peer()
+            .get_task(rmcp::model::GetTaskParams::new(task_id.to_string()))
+            .await
+            .unwrap();
+        if info.task.status().is_terminal() {
+            return info.task;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the task never ended");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_as_a_task_reports_progress_and_ends_with_the_wait_result() {
+    let world = World::new().await;
+    let (client, engine) = tasks_client(&world).await;
+    let parts = ["t1 ", "t2 ", "t3 ", "t4 ", "t5 ", "t6"];
+    let (task_id, run_id) = start_task(&client, Script::stream(&parts, 400).marker()).await;
+
+    let info = client
+        .peer()
+        .get_task(rmcp::model::GetTaskParams::new(task_id.clone()))
+        .await
+        .unwrap();
+    assert!(
+        !info.task.status().is_terminal(),
+        "still working: {:?}",
+        info.task.status()
+    );
+    let task = task_until_terminal(&client, &task_id).await;
+    let rmcp::model::TaskPayload::Completed { result } = task.payload else {
+        panic!("expected completed, got {:?}", task.payload);
+    };
+    let result: CallToolResult = serde_json::from_value(Value::Object(result)).unwrap();
+    let from_task = structured(&result);
+    assert_eq!(from_task["status"], "completed");
+    assert_eq!(from_task["result"], parts.concat().as_str());
+    // One thing: a wait on the run id gives the same result.
+    let from_wait = engine
+        .wait(&RunId::parse(&run_id).unwrap(), None)
+        .await
+        .unwrap();
+    let codex_mcp_sidecar::actors::WaitOutcome::Finished(finished) = from_wait else {
+        panic!()
+    };
+    assert_eq!(finished.result.as_deref(), from_task["result"].as_str());
+    client.cancel().await.unwrap();
+    engine.shutdown().await;
+    world.model.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_task_interrupts_the_codex_turn() {
+    let world = World::new().await;
+    let (client, engine) = tasks_client(&world).await;
+    let (task_id, run_id) = start_task(&client, Script::hang().marker()).await;
+    world
+        .model
+        .wait_for_outcome(RequestOutcome::Streaming, Duration::from_secs(30))
+        .await
+        .unwrap();
+    client
+        .peer()
+        .cancel_task(rmcp::model::CancelTaskParams::new(task_id.clone()))
+        .await
+        .unwrap();
+    let task = task_until_terminal(&client, &task_id).await;
+    assert_eq!(task.status(), rmcp::model::TaskStatus::Cancelled);
+    let outcome = engine
+        .wait(&RunId::parse(&run_id).unwrap(), None)
+        .await
+        .unwrap();
+    let codex_mcp_sidecar::actors::WaitOutcome::Finished(finished) = outcome else {
+        panic!()
+    };
+    assert_eq!(finished.status, RunStatus::Interrupted);
+    world
+        .model
+        .wait_for_outcome(RequestOutcome::ClientWentAway, Duration::from_secs(10))
+        .await
+        .unwrap();
+    client.cancel().await.unwrap();
+    engine.shutdown().await;
+    world.model.shutdown().await;
+}

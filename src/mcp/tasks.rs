@@ -1,0 +1,126 @@
+//! The MCP tasks extension (`io.modelcontextprotocol/tasks`). A client that
+//! declares it gets `codex_run`, `codex_resume` and `codex` as tasks: the run
+//! starts before the call returns (so its run id is in the task's status
+//! message, and `codex_wait` works on it too), then the task follows it like
+//! `codex_wait` does. `tasks/get` shows how it is going; the task's result is
+//! the final result `codex_wait` would give; `tasks/cancel` interrupts the
+//! Codex turn. Without the extension nothing here runs.
+
+use std::time::Duration;
+
+use rmcp::ErrorData;
+use rmcp::model::{CallToolRequestParams, CallToolResponse, CallToolResult, CreateTaskResult};
+use rmcp::task_manager::{TaskContext, TaskExit, TaskOptions};
+use serde::de::DeserializeOwned;
+
+use super::params::{LegacyCodexParams, ResumeParams, RunParams};
+use super::{SidecarServer, replies};
+use crate::actors::{Engine, WaitOutcome};
+use crate::store::RunId;
+
+/// How often a client should poll `tasks/get`: a turn takes seconds to
+/// minutes, so a second is prompt enough and cheap.
+const TASK_POLL_MS: u64 = 1000;
+
+/// How long the task waits per slice before refreshing its status message
+/// with the run's progress.
+const TASK_SLICE: Duration = Duration::from_secs(1);
+
+impl SidecarServer {
+    /// The call as a task, for the tools that can be one; `None` otherwise.
+    pub(super) async fn call_as_task(
+        &self,
+        request: &CallToolRequestParams,
+    ) -> Option<CallToolResponse> {
+        let legacy = match request.name.as_ref() {
+            "codex_run" | "codex_resume" => false,
+            "codex" => true,
+            _ => return None,
+        };
+        let started = async {
+            let engine = self.engine()?;
+            match request.name.as_ref() {
+                "codex_run" => {
+                    let request = self.run_request(arguments::<RunParams>(request)?)?;
+                    engine.run(request).await.map_err(replies::failure)
+                }
+                "codex_resume" => {
+                    let request = self.resume_request(arguments::<ResumeParams>(request)?)?;
+                    engine.resume(request).await.map_err(replies::failure)
+                }
+                _ => {
+                    let request = self.legacy_request(arguments::<LegacyCodexParams>(request)?)?;
+                    engine.run(request).await.map_err(replies::failure)
+                }
+            }
+        }
+        .await;
+        let started = match started {
+            Ok(started) => started,
+            // Refused before any run began: an ordinary tool error.
+            Err(failure) => return Some(failure.into()),
+        };
+        let engine = self.engine.clone()?;
+        let page = self.page(0);
+        let run_id = started.run_id.clone();
+        let options = TaskOptions::new()
+            .with_poll_interval_ms(TASK_POLL_MS)
+            .with_status_message(format!("run {run_id}: running"));
+        let task = self.tasks.spawn(options, move |context| {
+            Box::pin(follow(engine, run_id, context, move |outcome| {
+                if legacy {
+                    replies::legacy(outcome)
+                } else {
+                    replies::finished(outcome, page)
+                }
+            }))
+        });
+        Some(CallToolResponse::Task(CreateTaskResult::new(task)))
+    }
+}
+
+/// Follows the run to its end, keeping the task's status message current;
+/// a cancelled task interrupts the turn.
+async fn follow(
+    engine: Engine,
+    run_id: RunId,
+    context: TaskContext,
+    shape: impl Fn(&crate::actors::RunResult) -> CallToolResult,
+) -> Result<CallToolResult, TaskExit> {
+    loop {
+        tokio::select! {
+            () = context.cancelled() => {
+                if let Err(error) = engine.interrupt(&run_id).await {
+                    tracing::warn!(%error, %run_id, "interrupting a cancelled task's run failed");
+                }
+                return Err(TaskExit::Cancelled);
+            }
+            outcome = engine.wait(&run_id, Some(TASK_SLICE)) => match outcome {
+                Ok(WaitOutcome::Finished(result)) => return Ok(shape(&result)),
+                Ok(WaitOutcome::StillRunning { progress, .. }) => {
+                    context.set_status_message(format!(
+                        "run {run_id}: running, {} events, {} tokens",
+                        progress.events, progress.total_tokens
+                    ));
+                }
+                Ok(WaitOutcome::NeedsApproval { approval, .. }) => {
+                    context.set_status_message(format!(
+                        "run {run_id}: waiting for approval {} ({}): answer with codex_approve",
+                        approval.approval_id, approval.summary
+                    ));
+                    tokio::time::sleep(TASK_SLICE).await;
+                }
+                Err(error) => {
+                    return Err(TaskExit::Error(ErrorData::internal_error(error.to_string(), None)));
+                }
+            },
+        }
+    }
+}
+
+/// The call's arguments as `T`, with the same message a plain call gets.
+fn arguments<T: DeserializeOwned>(request: &CallToolRequestParams) -> Result<T, CallToolResult> {
+    let value = serde_json::Value::Object(request.arguments.clone().unwrap_or_default());
+    serde_json::from_value(value)
+        .map_err(|error| replies::failure(format!("failed to deserialize parameters: {error}")))
+}
