@@ -83,6 +83,17 @@ impl World {
         codex: Result<CodexBinary, String>,
         extra: &[(&'static str, &str)],
     ) -> (Client, Option<Engine>) {
+        self.serve_with((), codex, extra).await
+    }
+
+    /// The server in this process, its client answering with `handler`
+    /// (a client's capabilities and notification handlers live there).
+    async fn serve_with<H: rmcp::ClientHandler>(
+        &self,
+        handler: H,
+        codex: Result<CodexBinary, String>,
+        extra: &[(&'static str, &str)],
+    ) -> (RunningService<RoleClient, H>, Option<Engine>) {
         let mut env: Vec<(&str, String)> = self.env();
         env.extend(extra.iter().map(|(name, value)| (*name, value.to_string())));
         let pairs: Vec<(&str, &str)> = env
@@ -106,7 +117,7 @@ impl World {
                 let _ = service.waiting().await;
             }
         });
-        (().serve(client_end).await.unwrap(), engine)
+        (handler.serve(client_end).await.unwrap(), engine)
     }
 
     /// The built binary over stdio, as Claude Code runs it.
@@ -1040,32 +1051,15 @@ async fn progress_of_a_wait(
     progress: Option<&str>,
 ) -> (Vec<std::time::Instant>, std::time::Instant) {
     let world = World::new().await;
-    let mut env: Vec<(&str, String)> = world.env();
-    if let Some(progress) = progress {
-        env.push(("CODEX_MCP_WRAPPER_PROGRESS", progress.to_string()));
-    }
-    let pairs: Vec<(&str, &str)> = env
-        .iter()
-        .map(|(name, value)| (*name, value.as_str()))
-        .collect();
-    let config = config(world.codex_home.path(), world.pointer_dir.path(), &pairs);
-    let engine = Engine::start(config.clone(), real_codex().unwrap())
-        .await
-        .unwrap();
-    let server = SidecarServer::new(
-        config,
-        real_codex(),
-        Some(engine.clone()),
-        world.project.path().to_path_buf(),
-    );
-    let (server_end, client_end) = tokio::io::duplex(1 << 20);
-    tokio::spawn(async move {
-        if let Ok(service) = server.serve(server_end).await {
-            let _ = service.waiting().await;
-        }
-    });
+    let extra: Vec<(&'static str, &str)> = progress
+        .map(|progress| vec![("CODEX_MCP_WRAPPER_PROGRESS", progress)])
+        .unwrap_or_default();
     let recorder = ProgressRecorder::default();
-    let client = recorder.clone().serve(client_end).await.unwrap();
+    let (client, engine) = world
+        .serve_with(recorder.clone(), real_codex(), &extra)
+        .await;
+    let engine = engine.unwrap();
+
     let parts = ["p1 ", "p2 ", "p3 ", "p4 ", "p5 ", "p6"];
     let run = CallToolRequestParams::new("codex_run").with_arguments(
         json!({"prompt": Script::stream(&parts, 500).marker()})
@@ -1131,34 +1125,14 @@ async fn tasks_client(
     RunningService<RoleClient, rmcp::model::ClientConfig>,
     Engine,
 ) {
-    let env = world.env();
-    let pairs: Vec<(&str, &str)> = env
-        .iter()
-        .map(|(name, value)| (*name, value.as_str()))
-        .collect();
-    let config = config(world.codex_home.path(), world.pointer_dir.path(), &pairs);
-    let engine = Engine::start(config.clone(), real_codex().unwrap())
-        .await
-        .unwrap();
-    let server = SidecarServer::new(
-        config,
-        real_codex(),
-        Some(engine.clone()),
-        world.project.path().to_path_buf(),
-    );
-    let (server_end, client_end) = tokio::io::duplex(1 << 20);
-    tokio::spawn(async move {
-        if let Ok(service) = server.serve(server_end).await {
-            let _ = service.waiting().await;
-        }
-    });
     let info = rmcp::model::ClientConfig::new(
         rmcp::model::ClientCapabilities::builder()
             .enable_tasks()
             .build(),
         rmcp::model::Implementation::new("tasks-test", "1"),
     );
-    (info.serve(client_end).await.unwrap(), engine)
+    let (client, engine) = world.serve_with(info, real_codex(), &[]).await;
+    (client, engine.unwrap())
 }
 
 /// Starts `prompt` as a task; returns its task id and the run id its status
