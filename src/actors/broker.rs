@@ -166,17 +166,7 @@ impl BrokerState {
             pending: Vec::new(),
         });
         entry.result = Some(result.clone());
-        let woken: Vec<u64> = self
-            .waiters
-            .iter()
-            .filter(|(_, waiter)| waiter.run_id == run_id)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in woken {
-            if let Some(waiter) = self.waiters.remove(&id) {
-                let _ = waiter.reply.send(Ok(WaitOutcome::Finished(result.clone())));
-            }
-        }
+        self.wake(&run_id, &WaitOutcome::Finished(result));
         self.finished.push_back(run_id);
         while self.finished.len() > FINISHED_REMEMBERED {
             if let Some(old) = self.finished.pop_front() {
@@ -229,20 +219,25 @@ impl BrokerState {
             return;
         };
         entry.pending.push(approval.clone());
-        let thread_id = entry.thread_id.clone();
+        let outcome = WaitOutcome::NeedsApproval {
+            run_id: run_id.clone(),
+            thread_id: entry.thread_id.clone(),
+            approval,
+        };
+        self.wake(&run_id, &outcome);
+    }
+
+    /// Answers every waiter on the run with `outcome`.
+    fn wake(&mut self, run_id: &RunId, outcome: &WaitOutcome) {
         let woken: Vec<u64> = self
             .waiters
             .iter()
-            .filter(|(_, waiter)| waiter.run_id == run_id)
+            .filter(|(_, waiter)| &waiter.run_id == run_id)
             .map(|(id, _)| *id)
             .collect();
         for id in woken {
             if let Some(waiter) = self.waiters.remove(&id) {
-                let _ = waiter.reply.send(Ok(WaitOutcome::NeedsApproval {
-                    run_id: run_id.clone(),
-                    thread_id: thread_id.clone(),
-                    approval: approval.clone(),
-                }));
+                let _ = waiter.reply.send(Ok(outcome.clone()));
             }
         }
     }
