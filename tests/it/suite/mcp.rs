@@ -122,19 +122,30 @@ impl World {
 
     /// The built binary over stdio, as Claude Code runs it.
     async fn over_stdio(&self, codex_bin_override: Option<&str>) -> Client {
+        let codex_bin = codex_bin_override
+            .map(str::to_string)
+            .unwrap_or_else(|| codex_bin().display().to_string());
+        self.over_stdio_with((), &[("CODEX_BIN", &codex_bin)]).await
+    }
+
+    /// The built binary over stdio, its client answering with `handler`;
+    /// `extra` adds to or overrides the environment.
+    async fn over_stdio_with<H: rmcp::ClientHandler>(
+        &self,
+        handler: H,
+        extra: &[(&str, &str)],
+    ) -> RunningService<RoleClient, H> {
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_codex-mcp-sidecar"));
+        command.env("CODEX_BIN", codex_bin());
         for (name, value) in self.env() {
             command.env(name, value);
         }
-        command
-            .env(
-                "CODEX_BIN",
-                codex_bin_override
-                    .map(Into::into)
-                    .unwrap_or_else(|| codex_bin().display().to_string()),
-            )
-            .current_dir(self.project.path());
-        ().serve(TokioChildProcess::new(command).unwrap())
+        for (name, value) in extra {
+            command.env(name, value);
+        }
+        command.current_dir(self.project.path());
+        handler
+            .serve(TokioChildProcess::new(command).unwrap())
             .await
             .unwrap()
     }
@@ -148,7 +159,11 @@ fn real_codex() -> Result<CodexBinary, String> {
     })
 }
 
-async fn call(client: &Client, tool: &str, arguments: Value) -> CallToolResult {
+async fn call<H: rmcp::ClientHandler>(
+    client: &RunningService<RoleClient, H>,
+    tool: &str,
+    arguments: Value,
+) -> CallToolResult {
     let params = CallToolRequestParams::new(tool.to_string())
         .with_arguments(arguments.as_object().cloned().unwrap_or_default());
     tokio::time::timeout(EVENT_TIMEOUT, client.call_tool(params))
@@ -642,7 +657,7 @@ async fn requests_for_one_session_run_one_at_a_time_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interrupt_stops_a_running_turn_and_is_a_no_op_on_a_finished_one() {
     let world = World::new().await;
-    let (client, engine) = world.in_process(real_codex()).await;
+    let client = world.over_stdio(None).await;
     let handle = structured(
         &call(
             &client,
@@ -683,14 +698,13 @@ async fn interrupt_stops_a_running_turn_and_is_a_no_op_on_a_finished_one() {
         "{again}"
     );
     client.cancel().await.unwrap();
-    engine.unwrap().shutdown().await;
     world.model.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_final_message_reads_back_whole_through_pages() {
     let world = World::new().await;
-    let (client, engine) = world.in_process(real_codex()).await;
+    let client = world.over_stdio(None).await;
     // 50 000 characters, multibyte ones among them, so pages must cut on
     // character boundaries.
     let message: String = "héllo wörld 🦀 ".chars().cycle().take(50_000).collect();
@@ -743,7 +757,6 @@ async fn a_long_final_message_reads_back_whole_through_pages() {
     assert_eq!(past.is_error, Some(true));
     assert!(text(&past).contains("past the end"), "{}", text(&past));
     client.cancel().await.unwrap();
-    engine.unwrap().shutdown().await;
     world.model.shutdown().await;
 }
 
@@ -757,7 +770,7 @@ async fn codex_then_codex_reply_on_one_thread() {
         "model = \"profile-model\"\n",
     )
     .unwrap();
-    let (client, engine) = world.in_process(real_codex()).await;
+    let client = world.over_stdio(None).await;
 
     let tools = client.list_all_tools().await.unwrap();
     let schema = |name: &str| {
@@ -858,7 +871,6 @@ async fn codex_then_codex_reply_on_one_thread() {
         );
     }
     client.cancel().await.unwrap();
-    engine.unwrap().shutdown().await;
     world.model.shutdown().await;
 }
 
@@ -886,8 +898,8 @@ async fn the_tool_family_switch_lists_only_what_it_names() {
             ],
         ),
     ] {
-        let (client, engine) = world
-            .in_process_with(real_codex(), &[("CODEX_MCP_WRAPPER_TOOLS", families)])
+        let client = world
+            .over_stdio_with((), &[("CODEX_MCP_WRAPPER_TOOLS", families)])
             .await;
         let mut names: Vec<String> = client
             .list_all_tools()
@@ -907,7 +919,6 @@ async fn the_tool_family_switch_lists_only_what_it_names() {
         let reply = call(&client, hidden, json!({"prompt": "x"})).await;
         assert_eq!(reply.is_error, Some(true), "{families}: {hidden}");
         client.cancel().await.unwrap();
-        engine.unwrap().shutdown().await;
     }
     world.model.shutdown().await;
 }
@@ -957,7 +968,7 @@ async fn run_until_approval(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approvals_are_the_callers_to_accept_or_decline() {
     let world = World::new().await;
-    let (client, engine) = world.in_process(real_codex()).await;
+    let client = world.over_stdio(None).await;
     for (decision, file, written) in [
         ("accept", "accepted.txt", true),
         ("decline", "declined.txt", false),
@@ -992,14 +1003,13 @@ async fn approvals_are_the_callers_to_accept_or_decline() {
         assert_eq!(twice.is_error, Some(true));
     }
     client.cancel().await.unwrap();
-    engine.unwrap().shutdown().await;
     world.model.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unanswered_approval_is_declined_at_the_hard_timeout() {
     let world = World::new().await;
-    let (client, engine) = world.in_process(real_codex()).await;
+    let client = world.over_stdio(None).await;
     let (run_id, _) = run_until_approval(&client, "never.txt", Some(2000)).await;
     // While the approval waits, codex_wait says so at once; a caller that
     // never answers sees the run end at its hard timeout.
@@ -1025,7 +1035,6 @@ async fn an_unanswered_approval_is_declined_at_the_hard_timeout() {
             store::AuditEvent::Sidecar { message, .. } if message.contains("declined at the hard timeout")));
     assert!(declined, "the audit records the decline");
     client.cancel().await.unwrap();
-    engine.unwrap().shutdown().await;
     world.model.shutdown().await;
 }
 
@@ -1055,10 +1064,7 @@ async fn progress_of_a_wait(
         .map(|progress| vec![("CODEX_MCP_WRAPPER_PROGRESS", progress)])
         .unwrap_or_default();
     let recorder = ProgressRecorder::default();
-    let (client, engine) = world
-        .serve_with(recorder.clone(), real_codex(), &extra)
-        .await;
-    let engine = engine.unwrap();
+    let client = world.over_stdio_with(recorder.clone(), &extra).await;
 
     let parts = ["p1 ", "p2 ", "p3 ", "p4 ", "p5 ", "p6"];
     let run = CallToolRequestParams::new("codex_run").with_arguments(
@@ -1090,7 +1096,6 @@ async fn progress_of_a_wait(
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let seen = recorder.seen.lock().unwrap().clone();
     client.cancel().await.unwrap();
-    engine.shutdown().await;
     world.model.shutdown().await;
     (seen, replied)
 }
@@ -1119,20 +1124,14 @@ async fn progress_is_off_by_default_and_on_never_follows_the_reply() {
 }
 
 /// A client that declares the MCP tasks extension.
-async fn tasks_client(
-    world: &World,
-) -> (
-    RunningService<RoleClient, rmcp::model::ClientConfig>,
-    Engine,
-) {
+async fn tasks_client(world: &World) -> RunningService<RoleClient, rmcp::model::ClientConfig> {
     let info = rmcp::model::ClientConfig::new(
         rmcp::model::ClientCapabilities::builder()
             .enable_tasks()
             .build(),
         rmcp::model::Implementation::new("tasks-test", "1"),
     );
-    let (client, engine) = world.serve_with(info, real_codex(), &[]).await;
-    (client, engine.unwrap())
+    world.over_stdio_with(info, &[]).await
 }
 
 /// Starts `prompt` as a task; returns its task id and the run id its status
@@ -1185,7 +1184,7 @@ async fn task_until_terminal(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_as_a_task_reports_progress_and_ends_with_the_wait_result() {
     let world = World::new().await;
-    let (client, engine) = tasks_client(&world).await;
+    let client = tasks_client(&world).await;
     let parts = ["t1 ", "t2 ", "t3 ", "t4 ", "t5 ", "t6"];
     let (task_id, run_id) = start_task(&client, Script::stream(&parts, 400).marker()).await;
 
@@ -1207,24 +1206,17 @@ async fn a_run_as_a_task_reports_progress_and_ends_with_the_wait_result() {
     let from_task = structured(&result);
     assert_eq!(from_task["status"], "completed");
     assert_eq!(from_task["result"], parts.concat().as_str());
-    // One thing: a wait on the run id gives the same result.
-    let from_wait = engine
-        .wait(&RunId::parse(&run_id).unwrap(), None)
-        .await
-        .unwrap();
-    let codex_mcp_sidecar::actors::WaitOutcome::Finished(finished) = from_wait else {
-        panic!()
-    };
-    assert_eq!(finished.result.as_deref(), from_task["result"].as_str());
+    // One thing: codex_wait on the run id gives the same result.
+    let from_wait = structured(&call(&client, "codex_wait", json!({"run_id": run_id})).await);
+    assert_eq!(from_wait["result"], from_task["result"]);
     client.cancel().await.unwrap();
-    engine.shutdown().await;
     world.model.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_a_task_interrupts_the_codex_turn() {
     let world = World::new().await;
-    let (client, engine) = tasks_client(&world).await;
+    let client = tasks_client(&world).await;
     let (task_id, run_id) = start_task(&client, Script::hang().marker()).await;
     world
         .model
@@ -1238,20 +1230,20 @@ async fn cancelling_a_task_interrupts_the_codex_turn() {
         .unwrap();
     let task = task_until_terminal(&client, &task_id).await;
     assert_eq!(task.status(), rmcp::model::TaskStatus::Cancelled);
-    let outcome = engine
-        .wait(&RunId::parse(&run_id).unwrap(), None)
-        .await
-        .unwrap();
-    let codex_mcp_sidecar::actors::WaitOutcome::Finished(finished) = outcome else {
-        panic!()
-    };
-    assert_eq!(finished.status, RunStatus::Interrupted);
+    let outcome = structured(
+        &call(
+            &client,
+            "codex_wait",
+            json!({"run_id": run_id, "soft_timeout_ms": 0}),
+        )
+        .await,
+    );
+    assert_eq!(outcome["status"], "interrupted");
     world
         .model
         .wait_for_outcome(RequestOutcome::ClientWentAway, Duration::from_secs(10))
         .await
         .unwrap();
     client.cancel().await.unwrap();
-    engine.shutdown().await;
     world.model.shutdown().await;
 }
