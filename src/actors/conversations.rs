@@ -32,6 +32,9 @@ pub struct ChatRequest {
     pub model: Option<String>,
     pub reasoning_effort: Option<String>,
     pub timeout: Duration,
+    /// Told the run id as soon as the request's run starts (an MCP task
+    /// shows it, and interrupts it on cancel).
+    pub started: Option<tokio::sync::mpsc::UnboundedSender<RunId>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,6 +187,9 @@ async fn ask(
                 .await?
         }
     };
+    if let Some(tell) = &request.started {
+        let _ = tell.send(started.run_id.clone());
+    }
     let WaitOutcome::Finished(result) = engine.wait(&started.run_id, None).await? else {
         return Err(EngineError::Actor(
             "a blocking wait returned early".to_string(),

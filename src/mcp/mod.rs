@@ -602,6 +602,20 @@ impl SidecarServer {
     ) -> CallToolResult {
         let outcome = async {
             let engine = self.engine()?;
+            let request = self.chat_request(prompt, settings)?;
+            let reply = engine.chat(request).await.map_err(replies::failure)?;
+            Ok(replies::conversation(&reply, field))
+        };
+        outcome.await.unwrap_or_else(|failure| failure)
+    }
+
+    /// A conversation tool's prompt and settings as an engine request.
+    fn chat_request(
+        &self,
+        prompt: String,
+        settings: ConversationSettings,
+    ) -> Result<ChatRequest, CallToolResult> {
+        {
             let timeout_ms = settings.timeout_ms.unwrap_or(CHAT_TIMEOUT_DEFAULT_MS);
             if !(CHAT_TIMEOUT_MIN_MS..=CHAT_TIMEOUT_MAX_MS).contains(&timeout_ms) {
                 return Err(replies::failure(format!(
@@ -613,18 +627,16 @@ impl SidecarServer {
                 (None, None) => Some(self.cwd.clone()),
                 (Some(_), None) => None,
             };
-            let request = ChatRequest {
+            Ok(ChatRequest {
                 session_id: settings.session_id,
                 prompt,
                 cwd,
                 model: settings.model,
                 reasoning_effort: settings.reasoning_effort,
                 timeout: Duration::from_millis(timeout_ms),
-            };
-            let reply = engine.chat(request).await.map_err(replies::failure)?;
-            Ok(replies::conversation(&reply, field))
-        };
-        outcome.await.unwrap_or_else(|failure| failure)
+                started: None,
+            })
+        }
     }
 }
 

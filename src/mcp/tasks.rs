@@ -2,7 +2,9 @@
 //! declares it gets `codex_run`, `codex_resume` and `codex` as tasks: the run
 //! starts before the call returns (so its run id is in the task's status
 //! message, and `codex_wait` works on it too), then the task follows it like
-//! `codex_wait` does. `tasks/get` shows how it is going; the task's result is
+//! `codex_wait` does. The conversation tools (`codex_chat`, `codex_plan`,
+//! `codex_review` and aliases) become tasks too: their run starts when the
+//! session is free, and the status message names it from then on. `tasks/get` shows how it is going; the task's result is
 //! the final result `codex_wait` would give; `tasks/cancel` interrupts the
 //! Codex turn. Without the extension nothing here runs.
 
@@ -13,7 +15,9 @@ use rmcp::model::{CallToolRequestParams, CallToolResponse, CallToolResult, Creat
 use rmcp::task_manager::{TaskContext, TaskExit, TaskOptions};
 use serde::de::DeserializeOwned;
 
-use super::params::{LegacyCodexParams, ResumeParams, RunParams};
+use super::params::{
+    ChatParams, LegacyCodexParams, PlanParams, ResumeParams, ReviewParams, RunParams,
+};
 use super::{SidecarServer, replies};
 use crate::actors::{Engine, WaitOutcome};
 use crate::store::RunId;
@@ -35,6 +39,8 @@ impl SidecarServer {
         let legacy = match request.name.as_ref() {
             "codex_run" | "codex_resume" => false,
             "codex" => true,
+            "codex_chat" | "codex_plan" | "codex_guard_plan" | "codex_review"
+            | "codex_guard_final" => return Some(self.conversation_task(request)),
             _ => return None,
         };
         let started = async {
@@ -76,6 +82,91 @@ impl SidecarServer {
             }))
         });
         Some(CallToolResponse::Task(CreateTaskResult::new(task)))
+    }
+}
+
+impl SidecarServer {
+    fn conversation_task(&self, request: &CallToolRequestParams) -> CallToolResponse {
+        let prepared: Result<(Engine, crate::actors::ChatRequest, &'static str), CallToolResult> =
+            (|| {
+                let engine = self.engine()?.clone();
+                let (prompt, settings, field) = match request.name.as_ref() {
+                    "codex_chat" => {
+                        let params = arguments::<ChatParams>(request)?;
+                        (params.prompt, params.settings, "reply")
+                    }
+                    "codex_plan" | "codex_guard_plan" => {
+                        let params = arguments::<PlanParams>(request)?;
+                        let prompt = crate::prompts::plan_critique(
+                            &params.requirements,
+                            &params.plan,
+                            params.constraints.as_deref(),
+                        );
+                        (prompt, params.settings, "critique")
+                    }
+                    _ => {
+                        let params = arguments::<ReviewParams>(request)?;
+                        let prompt = crate::prompts::change_review(
+                            &params.change_summary,
+                            params.test_results.as_deref(),
+                            params.open_questions.as_deref(),
+                        );
+                        (prompt, params.settings, "review")
+                    }
+                };
+                Ok((engine, self.chat_request(prompt, settings)?, field))
+            })();
+        let (engine, mut chat, field) = match prepared {
+            Ok(prepared) => prepared,
+            Err(failure) => return failure.into(),
+        };
+        let (tell, started) = tokio::sync::mpsc::unbounded_channel();
+        chat.started = Some(tell);
+        let options = TaskOptions::new()
+            .with_poll_interval_ms(TASK_POLL_MS)
+            .with_status_message("waiting for the session");
+        let task = self.tasks.spawn(options, move |context| {
+            Box::pin(converse(engine, chat, started, context, field))
+        });
+        CallToolResponse::Task(CreateTaskResult::new(task))
+    }
+}
+
+/// Runs one conversation request as a task: the status message names its
+/// run once it starts; a cancel interrupts that run.
+async fn converse(
+    engine: Engine,
+    chat: crate::actors::ChatRequest,
+    mut started: tokio::sync::mpsc::UnboundedReceiver<RunId>,
+    context: TaskContext,
+    field: &'static str,
+) -> Result<CallToolResult, TaskExit> {
+    let reply = engine.chat(chat);
+    tokio::pin!(reply);
+    let mut run: Option<RunId> = None;
+    loop {
+        tokio::select! {
+            // A cancel that comes before the run starts is acted on as soon
+            // as it has (cancelled() stays ready), so that run is stopped too.
+            () = context.cancelled(), if run.is_some() => {
+                if let Some(run_id) = &run
+                    && let Err(error) = engine.interrupt(run_id).await
+                {
+                    tracing::warn!(%error, %run_id, "interrupting a cancelled task's run failed");
+                }
+                return Err(TaskExit::Cancelled);
+            }
+            Some(run_id) = started.recv(), if run.is_none() => {
+                context.set_status_message(format!("run {run_id}: running"));
+                run = Some(run_id);
+            }
+            answer = &mut reply => {
+                return Ok(match answer {
+                    Ok(reply) => replies::conversation(&reply, field),
+                    Err(error) => replies::failure(error),
+                });
+            }
+        }
     }
 }
 

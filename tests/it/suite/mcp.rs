@@ -1247,3 +1247,112 @@ async fn cancelling_a_task_interrupts_the_codex_turn() {
     client.cancel().await.unwrap();
     world.model.shutdown().await;
 }
+
+/// Calls `tool` as a task; returns the task id.
+async fn call_as_task(
+    client: &RunningService<RoleClient, rmcp::model::ClientConfig>,
+    tool: &str,
+    arguments: Value,
+) -> String {
+    let response = client
+        .call_tool_once(
+            CallToolRequestParams::new(tool.to_string())
+                .with_arguments(arguments.as_object().cloned().unwrap()),
+        )
+        .await
+        .unwrap();
+    let rmcp::model::CallToolResponse::Task(created) = response else {
+        panic!("{tool}: expected a task, got {response:?}");
+    };
+    created.task.task_id.clone()
+}
+
+/// The run id a task's status message names, once it does.
+async fn task_run_id(
+    client: &RunningService<RoleClient, rmcp::model::ClientConfig>,
+    task_id: &str,
+) -> String {
+    for _ in 0..300 {
+        let info = client
+            .peer()
+            .get_task(rmcp::model::GetTaskParams::new(task_id.to_string()))
+            .await
+            .unwrap();
+        let message = info.task.task.status_message.clone().unwrap_or_default();
+        if let Some(run_id) = message
+            .strip_prefix("run ")
+            .and_then(|rest| rest.split(':').next())
+        {
+            return run_id.to_string();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the task never named its run");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversations_run_as_tasks_and_a_cancel_interrupts_their_turn() {
+    let world = World::new().await;
+    let client = tasks_client(&world).await;
+
+    let chat = call_as_task(
+        &client,
+        "codex_chat",
+        json!({"prompt": Script::stream(&["ta", "sk"], 300).marker()}),
+    )
+    .await;
+    let run_id = task_run_id(&client, &chat).await;
+    assert!(RunId::parse(&run_id).is_ok(), "{run_id}");
+    let task = task_until_terminal(&client, &chat).await;
+    let rmcp::model::TaskPayload::Completed { result } = task.payload else {
+        panic!("expected completed, got {:?}", task.payload);
+    };
+    let result: CallToolResult = serde_json::from_value(Value::Object(result)).unwrap();
+    let reply = structured(&result);
+    assert_eq!(reply["reply"], "task");
+    assert!(reply["session_id"].is_string());
+
+    let plan = call_as_task(
+        &client,
+        "codex_plan",
+        json!({"requirements": "R", "plan": "P"}),
+    )
+    .await;
+    let task = task_until_terminal(&client, &plan).await;
+    let rmcp::model::TaskPayload::Completed { result } = task.payload else {
+        panic!("expected completed, got {:?}", task.payload);
+    };
+    let result: CallToolResult = serde_json::from_value(Value::Object(result)).unwrap();
+    assert_eq!(structured(&result)["critique"], "scripted reply");
+
+    let hanging = call_as_task(
+        &client,
+        "codex_chat",
+        json!({"prompt": Script::hang().marker()}),
+    )
+    .await;
+    let run_id = task_run_id(&client, &hanging).await;
+    world
+        .model
+        .wait_for_outcome(RequestOutcome::Streaming, Duration::from_secs(30))
+        .await
+        .unwrap();
+    client
+        .peer()
+        .cancel_task(rmcp::model::CancelTaskParams::new(hanging.clone()))
+        .await
+        .unwrap();
+    let task = task_until_terminal(&client, &hanging).await;
+    assert_eq!(task.status(), rmcp::model::TaskStatus::Cancelled);
+    let outcome = structured(
+        &call(
+            &client,
+            "codex_wait",
+            json!({"run_id": run_id, "soft_timeout_ms": 0}),
+        )
+        .await,
+    );
+    assert_eq!(outcome["status"], "interrupted");
+    client.cancel().await.unwrap();
+    world.model.shutdown().await;
+}
