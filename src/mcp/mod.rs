@@ -102,6 +102,15 @@ pub struct SidecarServer {
 
 type ToolResult = Result<CallToolResult, ErrorData>;
 
+/// A tool's own outcome: the reply, or the tool error to send instead.
+type Reply = Result<CallToolResult, CallToolResult>;
+
+/// Either way, a tool answers with a result (errors are tool errors that a
+/// model can read, not protocol errors).
+async fn answer(outcome: impl std::future::Future<Output = Reply>) -> ToolResult {
+    Ok(outcome.await.unwrap_or_else(|failure| failure))
+}
+
 #[tool_router]
 impl SidecarServer {
     pub fn new(
@@ -146,10 +155,7 @@ impl SidecarServer {
             let started = engine.run(request).await.map_err(replies::failure)?;
             self.legacy_answer(engine, &started.run_id).await
         };
-        Ok(self
-            .with_progress(&context, outcome)
-            .await
-            .unwrap_or_else(|failure| failure))
+        self.with_progress(&context, outcome).await
     }
 
     /// Continue a Codex session started with the `codex` tool, and answer
@@ -177,10 +183,7 @@ impl SidecarServer {
             let started = engine.resume(request).await.map_err(replies::failure)?;
             self.legacy_answer(engine, &started.run_id).await
         };
-        Ok(self
-            .with_progress(&context, outcome)
-            .await
-            .unwrap_or_else(|failure| failure))
+        self.with_progress(&context, outcome).await
     }
 
     /// Start Codex on a task in the background and get a runId at once.
@@ -199,10 +202,7 @@ impl SidecarServer {
             let started = engine.run(request).await.map_err(replies::failure)?;
             self.follow(engine, &started, run_async).await
         };
-        Ok(self
-            .with_progress(&context, outcome)
-            .await
-            .unwrap_or_else(|failure| failure))
+        self.with_progress(&context, outcome).await
     }
 
     /// Continue an earlier run's Codex conversation with a new prompt (a new
@@ -220,10 +220,7 @@ impl SidecarServer {
             let started = engine.resume(request).await.map_err(replies::failure)?;
             self.follow(engine, &started, run_async).await
         };
-        Ok(self
-            .with_progress(&context, outcome)
-            .await
-            .unwrap_or_else(|failure| failure))
+        self.with_progress(&context, outcome).await
     }
 
     /// Wait for a run: returns the result as soon as it ends, or
@@ -260,10 +257,7 @@ impl SidecarServer {
                 self.page(offset),
             ))
         };
-        Ok(self
-            .with_progress(&context, outcome)
-            .await
-            .unwrap_or_else(|failure| failure))
+        self.with_progress(&context, outcome).await
     }
 
     /// Answer a request a run is waiting on (codex_wait showed it as
@@ -285,7 +279,7 @@ impl SidecarServer {
                 .map_err(replies::failure)?;
             Ok(replies::approved(&run_id, &params.approval_id, choice))
         };
-        Ok(outcome.await.unwrap_or_else(|failure| failure))
+        answer(outcome).await
     }
 
     /// Stop a running run's Codex turn. Returns the run's final status
@@ -310,7 +304,7 @@ impl SidecarServer {
                 Interrupted::AlreadyEnded(status) => Ok(replies::already_ended(&run_id, status)),
             }
         };
-        Ok(outcome.await.unwrap_or_else(|failure| failure))
+        answer(outcome).await
     }
 
     /// The runs going on now: runId, title, elapsedMs.
@@ -324,7 +318,7 @@ impl SidecarServer {
                 .map_err(replies::failure)?;
             Ok(replies::active(&active))
         };
-        Ok(outcome.await.unwrap_or_else(|failure| failure))
+        answer(outcome).await
     }
 
     /// Recent runs of every project, newest first: runId, status, title.
@@ -344,7 +338,7 @@ impl SidecarServer {
                 .map_err(replies::failure)?;
             Ok(replies::runs(&runs))
         };
-        Ok(outcome.await.unwrap_or_else(|failure| failure))
+        answer(outcome).await
     }
 
     /// Check the setup: the Codex CLI, its home, the run directory, the
@@ -364,12 +358,8 @@ impl SidecarServer {
         Parameters(params): Parameters<ChatParams>,
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
-        Ok(self
-            .with_progress(
-                &context,
-                self.converse(params.prompt, params.settings, "reply"),
-            )
-            .await)
+        let outcome = self.converse(params.prompt, params.settings, "reply");
+        self.with_progress(&context, outcome).await
     }
 
     /// Ask Codex to critique a plan before it is carried out (no files are
@@ -385,9 +375,8 @@ impl SidecarServer {
             &params.plan,
             params.constraints.as_deref(),
         );
-        Ok(self
-            .with_progress(&context, self.converse(prompt, params.settings, "critique"))
-            .await)
+        self.with_progress(&context, self.converse(prompt, params.settings, "critique"))
+            .await
     }
 
     /// The same as codex_plan (its older name).
@@ -413,9 +402,8 @@ impl SidecarServer {
             params.test_results.as_deref(),
             params.open_questions.as_deref(),
         );
-        Ok(self
-            .with_progress(&context, self.converse(prompt, params.settings, "review"))
-            .await)
+        self.with_progress(&context, self.converse(prompt, params.settings, "review"))
+            .await
     }
 
     /// The same as codex_review (its older name).
@@ -442,18 +430,18 @@ impl SidecarServer {
     /// token (when CODEX_MCP_WRAPPER_PROGRESS is on) at most once per
     /// `PROGRESS_INTERVAL`. The ticker is dropped the moment `work` is done,
     /// so no notification can follow the reply.
-    async fn with_progress<T>(
+    async fn with_progress(
         &self,
         context: &RequestContext<RoleServer>,
-        work: impl std::future::Future<Output = T>,
-    ) -> T {
+        work: impl std::future::Future<Output = Reply>,
+    ) -> ToolResult {
         let token = self
             .config
             .progress
             .then(|| context.meta.get_progress_token())
             .flatten();
         let Some(token) = token else {
-            return work.await;
+            return answer(work).await;
         };
         let peer = context.peer.clone();
         let ticker = async move {
@@ -477,7 +465,7 @@ impl SidecarServer {
             }
         };
         tokio::select! {
-            output = work => output,
+            output = answer(work) => output,
             never = ticker => match never {},
         }
     }
@@ -594,19 +582,11 @@ impl SidecarServer {
         ))
     }
 
-    async fn converse(
-        &self,
-        prompt: String,
-        settings: ConversationSettings,
-        field: &str,
-    ) -> CallToolResult {
-        let outcome = async {
-            let engine = self.engine()?;
-            let request = self.chat_request(prompt, settings)?;
-            let reply = engine.chat(request).await.map_err(replies::failure)?;
-            Ok(replies::conversation(&reply, field))
-        };
-        outcome.await.unwrap_or_else(|failure| failure)
+    async fn converse(&self, prompt: String, settings: ConversationSettings, field: &str) -> Reply {
+        let engine = self.engine()?;
+        let request = self.chat_request(prompt, settings)?;
+        let reply = engine.chat(request).await.map_err(replies::failure)?;
+        Ok(replies::conversation(&reply, field))
     }
 
     /// A conversation tool's prompt and settings as an engine request.

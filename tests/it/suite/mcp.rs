@@ -1163,6 +1163,15 @@ async fn start_task(
     (created.task.task_id.clone(), run_id)
 }
 
+/// The structured result of a task that completed.
+fn completed(task: rmcp::model::DetailedTask) -> Value {
+    let rmcp::model::TaskPayload::Completed { result } = task.payload else {
+        panic!("expected completed, got {:?}", task.payload);
+    };
+    let result: CallToolResult = serde_json::from_value(Value::Object(result)).unwrap();
+    structured(&result)
+}
+
 async fn task_until_terminal(
     client: &RunningService<RoleClient, rmcp::model::ClientConfig>,
     task_id: &str,
@@ -1199,11 +1208,7 @@ async fn a_run_as_a_task_reports_progress_and_ends_with_the_wait_result() {
         info.task.status()
     );
     let task = task_until_terminal(&client, &task_id).await;
-    let rmcp::model::TaskPayload::Completed { result } = task.payload else {
-        panic!("expected completed, got {:?}", task.payload);
-    };
-    let result: CallToolResult = serde_json::from_value(Value::Object(result)).unwrap();
-    let from_task = structured(&result);
+    let from_task = completed(task);
     assert_eq!(from_task["status"], "completed");
     assert_eq!(from_task["result"], parts.concat().as_str());
     // One thing: codex_wait on the run id gives the same result.
@@ -1304,11 +1309,7 @@ async fn conversations_run_as_tasks_and_a_cancel_interrupts_their_turn() {
     let run_id = task_run_id(&client, &chat).await;
     assert!(RunId::parse(&run_id).is_ok(), "{run_id}");
     let task = task_until_terminal(&client, &chat).await;
-    let rmcp::model::TaskPayload::Completed { result } = task.payload else {
-        panic!("expected completed, got {:?}", task.payload);
-    };
-    let result: CallToolResult = serde_json::from_value(Value::Object(result)).unwrap();
-    let reply = structured(&result);
+    let reply = completed(task);
     assert_eq!(reply["reply"], "task");
     assert!(reply["session_id"].is_string());
 
@@ -1319,11 +1320,7 @@ async fn conversations_run_as_tasks_and_a_cancel_interrupts_their_turn() {
     )
     .await;
     let task = task_until_terminal(&client, &plan).await;
-    let rmcp::model::TaskPayload::Completed { result } = task.payload else {
-        panic!("expected completed, got {:?}", task.payload);
-    };
-    let result: CallToolResult = serde_json::from_value(Value::Object(result)).unwrap();
-    assert_eq!(structured(&result)["critique"], "scripted reply");
+    assert_eq!(completed(task)["critique"], "scripted reply");
 
     let hanging = call_as_task(
         &client,
