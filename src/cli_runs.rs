@@ -7,11 +7,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::actors::{Engine, ResumeRequest, ResumeTarget, RunRequest, RunStarted, WaitOutcome};
 use crate::codex_bin::CodexBinary;
 use crate::config::{Config, Permissions};
+use crate::mcp::replies;
 use crate::store::RunId;
 
 #[derive(Debug, Args)]
@@ -163,36 +164,23 @@ async fn wait_to_end(
             .wait(run_id, soft)
             .await
             .map_err(|error| error.to_string())?;
-        match outcome {
-            WaitOutcome::StillRunning {
-                run_id,
-                thread_id,
-                progress,
-                waited,
-            } => {
-                emit(&json!({
-                    "runId": run_id,
-                    "status": "still_running",
-                    "threadId": thread_id,
-                    "waitElapsedMs": waited.as_millis() as u64,
-                    "progress": progress,
-                }));
-                if once {
-                    return Ok(());
-                }
+        // The shapes the MCP tools answer with, but the whole result:
+        // a terminal has no reply budget.
+        let value = match &outcome {
+            WaitOutcome::Finished(result) => serde_json::to_value(result).unwrap_or(Value::Null),
+            _ => {
+                let page = replies::Page {
+                    offset: 0,
+                    max_chars: usize::MAX,
+                };
+                replies::wait_outcome(&outcome, soft.unwrap_or_default(), page)
+                    .structured_content
+                    .unwrap_or(Value::Null)
             }
-            WaitOutcome::Finished(result) => {
-                emit(&serde_json::to_value(&result).unwrap_or(Value::Null));
-                return Ok(());
-            }
-            WaitOutcome::NeedsApproval {
-                run_id, approval, ..
-            } => {
-                emit(
-                    &json!({"runId": run_id, "status": "waiting_for_approval", "pendingApproval": approval}),
-                );
-                return Ok(());
-            }
+        };
+        emit(&value);
+        if once || !matches!(outcome, WaitOutcome::StillRunning { .. }) {
+            return Ok(());
         }
     }
 }
