@@ -2,7 +2,6 @@
 //! project index and the per-user pointer index, and their readers. Where
 //! each file lives is decided here and nowhere else.
 
-use std::collections::BTreeMap;
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -187,15 +186,6 @@ pub fn read_events(run_dir: &Path, run_id: &RunId) -> Result<Vec<AuditRecord>, S
     read_jsonl(&RunPaths::new(run_dir, run_id).events)
 }
 
-/// The last index record of each run, oldest run first.
-pub fn latest_status(run_dir: &Path) -> Result<Vec<IndexRecord>, StoreError> {
-    let mut latest = BTreeMap::new();
-    for record in read_index(run_dir)? {
-        latest.insert(record.run_id.clone(), record);
-    }
-    Ok(latest.into_values().collect())
-}
-
 /// The active markers in `run_dir`, oldest run first. A marker that does not
 /// parse is skipped with a warning; temp files of atomic writes are never
 /// read. A marker whose owner (`pid`) is gone is stale: the caller decides.
@@ -340,11 +330,6 @@ mod tests {
         .unwrap();
         assert_eq!(std::fs::read(run_dir.join(GITIGNORE)).unwrap(), b"*\n");
         assert_eq!(read_index(&run_dir).unwrap().len(), 3);
-        let latest = latest_status(&run_dir).unwrap();
-        let status = |id: &RunId| latest.iter().find(|r| &r.run_id == id).unwrap().status;
-        assert_eq!(latest.len(), 2);
-        assert_eq!(status(&first), RunStatus::Completed);
-        assert_eq!(status(&second), RunStatus::Running);
 
         let pointer_index = root.path().join("home/mcp-wrapper/runs.index.jsonl");
         let pointer = PointerRecord {

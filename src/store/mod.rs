@@ -39,8 +39,8 @@ pub mod run_id;
 pub mod summary;
 
 pub use audit::{
-    RunAudit, RunPaths, append_index, append_pointer, latest_status, list_active, read_events,
-    read_index, read_pointer,
+    RunAudit, RunPaths, append_index, append_pointer, list_active, read_events, read_index,
+    read_pointer,
 };
 pub use files::{append_json_line, write_atomic};
 pub use records::{
