@@ -37,6 +37,9 @@ pub const ENV_DEFAULT_PERMISSIONS: &str = "CODEX_MCP_WRAPPER_DEFAULT_PERMISSIONS
 pub const ENV_ORIGIN: &str = "CODEX_PERSISTENT_MCP_ORIGIN";
 pub const ENV_MAX_RESULT_CHARS: &str = "CODEX_MCP_WRAPPER_MAX_RESULT_CHARS";
 pub const ENV_TOOLS: &str = "CODEX_MCP_WRAPPER_TOOLS";
+/// `RUST_LOG` for an app-server the sidecar starts: its lines land in the
+/// stderr log of the runs active at the time.
+pub const ENV_APP_SERVER_LOG: &str = "CODEX_MCP_WRAPPER_APP_SERVER_LOG";
 /// Off by default: some Claude Code builds drop the connection on a progress
 /// token they no longer track.
 pub const ENV_PROGRESS: &str = "CODEX_MCP_WRAPPER_PROGRESS";
@@ -196,6 +199,8 @@ pub struct Config {
     pub tools: ToolFamilies,
     /// Send progress notifications during blocking calls.
     pub progress: bool,
+    /// `RUST_LOG` for a private app-server (`None`: Codex's default).
+    pub app_server_log: Option<String>,
 }
 
 impl Config {
@@ -269,6 +274,7 @@ impl Config {
             run_timeout: millis(&env, ENV_TIMEOUT_MS)?.unwrap_or(DEFAULT_RUN_TIMEOUT),
             default_permissions,
             origin: env(ENV_ORIGIN).unwrap_or_else(|| DEFAULT_ORIGIN.to_string()),
+            app_server_log: env(ENV_APP_SERVER_LOG),
             progress: match env(ENV_PROGRESS).as_deref() {
                 None | Some("0") | Some("false") => false,
                 Some("1") | Some("true") => true,

@@ -601,6 +601,7 @@ impl Supervisor {
                     let mut options =
                         SpawnOptions::loopback(state.codex.path.clone(), dir.path().join("token"));
                     options.codex_home = Some(state.config.codex_home.clone());
+                    options.log_filter = state.config.app_server_log.clone();
                     let process = AppServerProcess::spawn(options).await?;
                     forward_stderr(myself, &process);
                     state.private = Some(process);

@@ -121,6 +121,8 @@ pub async fn run_keeper(args: KeeperArgs) -> Result<(), KeeperError> {
         codex_home: args.codex_home.clone(),
         listen: args.url.clone(),
         token_file: paths.token(),
+        // The keeper's own environment (RUST_LOG included) carries over.
+        log_filter: None,
     });
     // A signal while starting drops the spawn, whose process kills its group.
     let spawned = tokio::select! {

@@ -62,6 +62,8 @@ pub struct SpawnOptions {
     pub listen: String,
     /// Absolute path where a fresh token is written (mode 0600).
     pub token_file: PathBuf,
+    /// `RUST_LOG` for the server (`None`: inherited).
+    pub log_filter: Option<String>,
 }
 
 impl SpawnOptions {
@@ -72,6 +74,7 @@ impl SpawnOptions {
             codex_home: None,
             listen: "ws://127.0.0.1:0".to_string(),
             token_file,
+            log_filter: None,
         }
     }
 }
@@ -199,6 +202,9 @@ impl AppServerProcess {
             .kill_on_drop(true);
         if let Some(home) = &options.codex_home {
             command.env("CODEX_HOME", home);
+        }
+        if let Some(filter) = &options.log_filter {
+            command.env("RUST_LOG", filter);
         }
         let mut child = command.spawn().map_err(|source| AppServerError::Spawn {
             bin: options.codex_bin.clone(),

@@ -458,3 +458,26 @@ async fn a_model_error_fails_the_run_and_lands_in_its_stderr_log() {
     assert!(stderr.contains("internalServerError"), "{stderr}");
     rig.stop().await;
 }
+
+/// With CODEX_MCP_WRAPPER_APP_SERVER_LOG, the private app-server logs what
+/// it does, and the lines it writes while a run is active land in that
+/// run's stderr log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_server_stderr_lines_land_in_the_runs_stderr_log() {
+    let rig = EngineRig::start(&[("CODEX_MCP_WRAPPER_APP_SERVER_LOG", "debug")]).await;
+    let started = rig.run(Script::stream(&["a", "b"], 100).marker()).await;
+    assert_eq!(rig.finish(&started).await.status, RunStatus::Completed);
+    let stderr =
+        std::fs::read_to_string(rig.run_dir().join(format!("{}.stderr.log", started.run_id)))
+            .unwrap();
+    let logged = stderr
+        .lines()
+        .filter(|line| !line.contains("error notification"))
+        .count();
+    assert!(
+        logged > 0,
+        "no app-server line reached the run's stderr log:\n{stderr}"
+    );
+    assert!(!stderr.contains('\u{1b}'), "colour codes are stripped");
+    rig.stop().await;
+}

@@ -405,6 +405,7 @@ async fn a_server_that_refuses_our_token_is_reported() {
         codex_home: Some(world.codex_home.path().to_path_buf()),
         listen: world.url.clone(),
         token_file: secrets.path().join("token"),
+        log_filter: None,
     })
     .await
     .unwrap();
