@@ -28,10 +28,12 @@
 //! - [`summary`]: the Markdown summary and titles (`markdown` holds the
 //!   escaping it needs).
 //! - [`audit`]: one run's files, the indexes, and their readers.
+//! - [`catalog`]: runs as listings show them (`codex_runs`, the picker).
 
 use std::path::{Path, PathBuf};
 
 pub mod audit;
+pub mod catalog;
 pub mod files;
 mod markdown;
 pub mod records;
