@@ -40,6 +40,9 @@ pub struct ResumeArgs {
     /// The project directory (default: the earlier run's).
     #[arg(long)]
     pub cwd: Option<PathBuf>,
+    /// yolo, workspace-write or read-only (default: what the thread has).
+    #[arg(long)]
+    pub permissions: Option<String>,
     #[command(flatten)]
     pub turn: TurnFlags,
 }
@@ -75,18 +78,9 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         Some(cwd) => cwd,
         None => std::env::current_dir().map_err(|error| error.to_string())?,
     };
-    let permissions = args
-        .permissions
-        .as_deref()
-        .map(|value| {
-            Permissions::parse(value).ok_or_else(|| {
-                format!("--permissions {value:?} is not yolo, workspace-write or read-only")
-            })
-        })
-        .transpose()?;
     let mut request = RunRequest::new(args.prompt, cwd);
     request.run_name = args.name;
-    request.permissions = permissions;
+    request.permissions = parse_permissions(args.permissions.as_deref())?;
     request.timeout = args.turn.timeout_ms.map(Duration::from_millis);
     let outcome = match engine.run(request).await {
         Ok(started) => follow(&engine, &started, &args.turn).await,
@@ -99,20 +93,26 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
 pub async fn resume(args: ResumeArgs) -> Result<(), String> {
     let engine = engine().await?;
     let run_id = RunId::parse(&args.run_id).map_err(|error| error.to_string())?;
-    let request = ResumeRequest {
-        target: ResumeTarget::Run(run_id),
-        prompt: args.prompt,
-        cwd: args.cwd,
-        model: None,
-        reasoning_effort: None,
-        timeout: args.turn.timeout_ms.map(Duration::from_millis),
-    };
+    let mut request = ResumeRequest::new(ResumeTarget::Run(run_id), args.prompt);
+    request.cwd = args.cwd;
+    request.permissions = parse_permissions(args.permissions.as_deref())?;
+    request.timeout = args.turn.timeout_ms.map(Duration::from_millis);
     let outcome = match engine.resume(request).await {
         Ok(started) => follow(&engine, &started, &args.turn).await,
         Err(error) => Err(error.to_string()),
     };
     engine.shutdown().await;
     outcome
+}
+
+fn parse_permissions(value: Option<&str>) -> Result<Option<Permissions>, String> {
+    value
+        .map(|value| {
+            Permissions::parse(value).ok_or_else(|| {
+                format!("--permissions {value:?} is not yolo, workspace-write or read-only")
+            })
+        })
+        .transpose()
 }
 
 pub async fn wait(args: WaitArgs) -> Result<(), String> {

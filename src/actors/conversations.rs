@@ -177,12 +177,11 @@ async fn ask(
         Some(session) => {
             engine
                 .resume(ResumeRequest {
-                    target: ResumeTarget::Thread(session.clone()),
-                    prompt,
                     cwd: request.cwd.clone(),
                     model: request.model.clone(),
                     reasoning_effort: request.reasoning_effort.clone(),
                     timeout: Some(request.timeout),
+                    ..ResumeRequest::new(ResumeTarget::Thread(session.clone()), prompt)
                 })
                 .await?
         }

@@ -18,7 +18,7 @@ use crate::actors::types::{EngineError, RunStarted, RunStatus};
 use crate::appserver::AppServerConnection;
 use crate::protocol::jsonrpc::RpcError;
 use crate::protocol::{
-    SandboxMode, ServerNotification, ServerRequest, ThreadResumeParams, ThreadSettings,
+    RequestId, SandboxMode, ServerNotification, ServerRequest, ThreadResumeParams, ThreadSettings,
     TurnStartParams, TurnStatus,
 };
 use crate::store::{
@@ -75,6 +75,9 @@ pub enum Start {
     Resume {
         thread_id: String,
         settings: RunSettings,
+        /// The caller chose permissions: they go on the turn too, since
+        /// Codex ignores them in `thread/resume` of a loaded thread.
+        chosen_access: bool,
     },
     /// A run another sidecar started and left behind: subscribe again and
     /// catch up from `thread/read`.
@@ -231,6 +234,13 @@ impl RunActor {
             AuditWriter::open(&args.run_dir, &args.run_id, args.pointer_index.clone()).await?;
         state.audit = Some(audit);
         let connection = state.connection.clone();
+        let chosen_access = matches!(
+            args.start,
+            Start::Resume {
+                chosen_access: true,
+                ..
+            }
+        );
         let (settings, thread_id, recovered) = match args.start {
             Start::New { settings } => {
                 let params = ThreadSettings {
@@ -261,6 +271,7 @@ impl RunActor {
             Start::Resume {
                 thread_id,
                 settings,
+                ..
             } => {
                 let params = ThreadResumeParams {
                     thread_id: thread_id.clone(),
@@ -328,6 +339,14 @@ impl RunActor {
         let mut turn = TurnStartParams::text(&thread_id, &args.prompt);
         turn.model = settings.model.clone();
         turn.effort = settings.reasoning_effort.clone();
+        if chosen_access {
+            // `thread/resume` of a thread Codex still has loaded keeps the
+            // thread's old approval policy and sandbox: a resume asking for
+            // read-only would run with whatever the last turn had. The turn's
+            // own overrides always apply.
+            turn.approval_policy = Some(settings.approval_policy);
+            turn.sandbox_policy = Some(settings.sandbox.into());
+        }
         // Record the thread before turn/start, so a failure is audited with it.
         state.record = Some(record);
         let turn = connection.turn_start(&turn).await?.turn;
@@ -406,6 +425,9 @@ impl RunActor {
                 state,
                 AuditOp::Stderr(format!("error notification: {}", note.params)),
             );
+        }
+        if note.method == "serverRequest/resolved" {
+            self.answered_elsewhere(state, &note.params);
         }
         let Some(record) = state.record.as_mut() else {
             return;
@@ -509,6 +531,32 @@ impl RunActor {
             respond(state, &request, answer).await;
             self.resolved(state, &approval.approval_id);
         }
+    }
+
+    /// Another client of the thread (a person in the Codex terminal UI)
+    /// answered a request we hold for the caller: it is no longer pending,
+    /// and the caller can no longer answer it.
+    fn answered_elsewhere(&self, state: &mut RunState, params: &Value) {
+        let Some(id) = params
+            .get("requestId")
+            .and_then(|id| serde_json::from_value::<RequestId>(id.clone()).ok())
+        else {
+            return;
+        };
+        let Some(index) = state
+            .pending
+            .iter()
+            .position(|(_, request)| request.id == id)
+        else {
+            return;
+        };
+        let (approval, _) = state.pending.remove(index);
+        let message = format!(
+            "approval {} was answered in another client of the thread",
+            approval.approval_id
+        );
+        note(state, &message, params.clone());
+        self.resolved(state, &approval.approval_id);
     }
 
     fn resolved(&self, state: &RunState, approval_id: &str) {

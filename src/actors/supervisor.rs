@@ -367,7 +367,9 @@ impl Supervisor {
             Ok(connection) => connection,
             Err(error) => return Err((error, reply)),
         };
-        let permissions = state.config.default_permissions;
+        let permissions = request
+            .permissions
+            .unwrap_or(state.config.default_permissions);
         // An override is for this request; without one, go back to the
         // thread's own model and effort.
         let (default_model, default_effort) = state
@@ -377,17 +379,20 @@ impl Supervisor {
             .unwrap_or_default();
         let settings = RunSettings {
             permissions,
-            sandbox: permissions.sandbox(),
-            approval_policy: permissions.approval_policy(),
+            sandbox: request.sandbox.unwrap_or(permissions.sandbox()),
+            approval_policy: request
+                .approval_policy
+                .unwrap_or(permissions.approval_policy()),
             model: request.model.clone().or(default_model),
             reasoning_effort: request.reasoning_effort.clone().or(default_effort),
             extras: Default::default(),
-            interactive: false,
+            interactive: request.interactive,
         };
         let title = store::title_for(None, &request.prompt);
         let start = Start::Resume {
             thread_id,
             settings,
+            chosen_access: request.chooses_access(),
         };
         let args = self.run_args(
             myself,

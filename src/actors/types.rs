@@ -81,9 +81,40 @@ pub struct ResumeRequest {
     pub prompt: String,
     /// `None`: the project the thread last ran in.
     pub cwd: Option<PathBuf>,
+    /// With none of these three the thread keeps the permissions it has;
+    /// with any, the turn runs with what they come to (gaps filled from the
+    /// configured default), even on a thread Codex still has loaded.
+    pub permissions: Option<Permissions>,
+    pub sandbox: Option<SandboxMode>,
+    pub approval_policy: Option<ApprovalPolicy>,
+    /// As [`RunRequest::interactive`].
+    pub interactive: bool,
     pub model: Option<String>,
     pub reasoning_effort: Option<String>,
     pub timeout: Option<Duration>,
+}
+
+impl ResumeRequest {
+    /// A turn with every setting left to the thread.
+    pub fn new(target: ResumeTarget, prompt: impl Into<String>) -> ResumeRequest {
+        ResumeRequest {
+            target,
+            prompt: prompt.into(),
+            cwd: None,
+            permissions: None,
+            sandbox: None,
+            approval_policy: None,
+            interactive: false,
+            model: None,
+            reasoning_effort: None,
+            timeout: None,
+        }
+    }
+
+    /// Whether the caller chose permissions for this turn.
+    pub fn chooses_access(&self) -> bool {
+        self.permissions.is_some() || self.sandbox.is_some() || self.approval_policy.is_some()
+    }
 }
 
 /// The handle a started run returns at once.

@@ -172,14 +172,7 @@ impl SidecarServer {
                 .thread_id
                 .or(params.conversation_id)
                 .ok_or_else(|| replies::failure("threadId is required"))?;
-            let request = ResumeRequest {
-                target: ResumeTarget::Thread(thread_id),
-                prompt: params.prompt,
-                cwd: None,
-                model: None,
-                reasoning_effort: None,
-                timeout: None,
-            };
+            let request = ResumeRequest::new(ResumeTarget::Thread(thread_id), params.prompt);
             let started = engine.resume(request).await.map_err(replies::failure)?;
             self.legacy_answer(engine, &started.run_id).await
         };
@@ -493,10 +486,7 @@ impl SidecarServer {
         request.permissions = params.permissions.map(permissions);
         request.sandbox = params.sandbox.map(sandbox);
         request.approval_policy = params.approval_policy.map(approval);
-        // A policy that asks makes the caller the one who answers.
-        request.interactive = request
-            .approval_policy
-            .is_some_and(|policy| policy != ApprovalPolicy::Never);
+        request.interactive = asks(request.approval_policy);
         request.model = params.model;
         request.reasoning_effort = params.reasoning_effort;
         request.timeout = run_timeout(params.timeout_ms)?;
@@ -505,14 +495,17 @@ impl SidecarServer {
 
     /// `codex_resume`'s parameters as an engine request.
     fn resume_request(&self, params: ResumeParams) -> Result<ResumeRequest, CallToolResult> {
-        Ok(ResumeRequest {
-            target: ResumeTarget::Run(run_id(&params.run_id)?),
-            prompt: params.prompt,
-            cwd: params.cwd.as_deref().map(|cwd| self.absolute(cwd)),
-            model: params.model,
-            reasoning_effort: params.reasoning_effort,
-            timeout: run_timeout(params.timeout_ms)?,
-        })
+        let mut request =
+            ResumeRequest::new(ResumeTarget::Run(run_id(&params.run_id)?), params.prompt);
+        request.cwd = params.cwd.as_deref().map(|cwd| self.absolute(cwd));
+        request.permissions = params.permissions.map(permissions);
+        request.sandbox = params.sandbox.map(sandbox);
+        request.approval_policy = params.approval_policy.map(approval);
+        request.interactive = asks(request.approval_policy);
+        request.model = params.model;
+        request.reasoning_effort = params.reasoning_effort;
+        request.timeout = run_timeout(params.timeout_ms)?;
+        Ok(request)
     }
 
     /// The legacy `codex` tool's parameters as an engine request.
@@ -767,6 +760,11 @@ fn run_timeout(ms: Option<u64>) -> Result<Option<Duration>, CallToolResult> {
         Some(0) => Err(replies::failure("timeout_ms must be greater than 0")),
         Some(ms) => bounded(ms, "timeout_ms"),
     }
+}
+
+/// A policy that asks makes the caller the one who answers.
+fn asks(policy: Option<ApprovalPolicy>) -> bool {
+    policy.is_some_and(|policy| policy != ApprovalPolicy::Never)
 }
 
 fn permissions(param: PermissionsParam) -> Permissions {

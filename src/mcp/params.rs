@@ -66,6 +66,10 @@ pub struct ResumeParams {
     #[serde(rename = "async")]
     pub run_async: Option<bool>,
     pub timeout_ms: Option<u64>,
+    /// As in codex_run. Omitted (all three): the thread keeps what it has.
+    pub permissions: Option<PermissionsParam>,
+    pub sandbox: Option<SandboxParam>,
+    pub approval_policy: Option<ApprovalParam>,
     pub model: Option<String>,
     pub reasoning_effort: Option<String>,
 }

@@ -53,6 +53,27 @@ pub enum SandboxMode {
     DangerFullAccess,
 }
 
+/// `turn/start`'s sandbox override: a policy object where the thread
+/// settings take a mode name. The defaults of each kind (no network, no
+/// extra writable roots) are Codex's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum SandboxPolicy {
+    ReadOnly,
+    WorkspaceWrite,
+    DangerFullAccess,
+}
+
+impl From<SandboxMode> for SandboxPolicy {
+    fn from(mode: SandboxMode) -> SandboxPolicy {
+        match mode {
+            SandboxMode::ReadOnly => SandboxPolicy::ReadOnly,
+            SandboxMode::WorkspaceWrite => SandboxPolicy::WorkspaceWrite,
+            SandboxMode::DangerFullAccess => SandboxPolicy::DangerFullAccess,
+        }
+    }
+}
+
 // ---- thread/start, thread/resume, thread/read -----------------------------
 
 /// How a thread runs: where, under which approval policy and sandbox, with
@@ -139,6 +160,8 @@ pub struct TurnStartParams {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval_policy: Option<ApprovalPolicy>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub sandbox_policy: Option<SandboxPolicy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     /// Reasoning effort (`low`, `medium`, `high`, …), passed through as given.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -153,6 +176,7 @@ impl TurnStartParams {
             input: vec![UserInput::Text { text: text.into() }],
             cwd: None,
             approval_policy: None,
+            sandbox_policy: None,
             model: None,
             effort: None,
         }

@@ -3,6 +3,8 @@
 //! loopback port, all private to one test.
 
 pub mod engine;
+pub mod shared_server;
+pub mod tmux;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

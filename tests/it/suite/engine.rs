@@ -164,17 +164,13 @@ async fn resume_runs_a_second_turn_on_the_same_thread_with_its_context() {
 
     let second = rig
         .engine
-        .resume(ResumeRequest {
-            target: ResumeTarget::Run(first.run_id.clone()),
-            prompt: format!(
+        .resume(ResumeRequest::new(
+            ResumeTarget::Run(first.run_id.clone()),
+            format!(
                 "What was the code word? {}",
                 Script::echo_history().marker()
             ),
-            cwd: None,
-            model: None,
-            reasoning_effort: None,
-            timeout: None,
-        })
+        ))
         .await
         .unwrap();
     assert_eq!(second.thread_id, first.thread_id);
@@ -195,14 +191,7 @@ async fn unknown_run_ids_and_bad_requests_are_refused_and_write_nothing() {
     assert!(matches!(error, EngineError::UnknownRun(_)), "{error}");
     let error = rig
         .engine
-        .resume(ResumeRequest {
-            target: ResumeTarget::Run(unknown),
-            prompt: "again".into(),
-            cwd: None,
-            model: None,
-            reasoning_effort: None,
-            timeout: None,
-        })
+        .resume(ResumeRequest::new(ResumeTarget::Run(unknown), "again"))
         .await
         .unwrap_err();
     assert!(error.to_string().contains("unknown run id"), "{error}");

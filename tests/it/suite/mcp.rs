@@ -16,6 +16,8 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use crate::common::engine::config;
+use crate::common::shared_server::{Cleanup, free_port};
+use crate::common::tmux::Tmux;
 use crate::common::{EVENT_TIMEOUT, codex_bin};
 
 type Client = RunningService<RoleClient, ()>;
@@ -1350,6 +1352,268 @@ async fn conversations_run_as_tasks_and_a_cancel_interrupts_their_turn() {
         .await,
     );
     assert_eq!(outcome["status"], "interrupted");
+    client.cancel().await.unwrap();
+    world.model.shutdown().await;
+}
+
+/// Words the attach test streams, one every `ATTACH_DELAY_MS`: long enough
+/// for a terminal UI to start and attach while the turn still runs.
+const ATTACH_WORDS: usize = 30;
+const ATTACH_DELAY_MS: u64 = 400;
+
+/// Generous for a terminal UI that starts a Node launcher and a native binary
+/// on a loaded machine.
+const SCREEN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A person runs `codex resume --remote` on the thread of a run the agent
+/// started (shared mode: the token is in the pointer dir). They see the
+/// turn's text live, and a request the run holds for the caller shows in
+/// their UI too; answering it there resolves it for the caller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_attached_with_the_codex_ui_sees_the_same_turn() {
+    let world = World::new().await;
+    let url = format!("ws://127.0.0.1:{}", free_port());
+    let _cleanup = Cleanup {
+        url: url.clone(),
+        pointer_dir: world.pointer_dir.path().to_path_buf(),
+    };
+    let client = world
+        .over_stdio_with(
+            (),
+            &[
+                ("CODEX_MCP_WRAPPER_APP_SERVER_MODE", "shared"),
+                ("CODEX_MCP_WRAPPER_APP_SERVER_URL", &url),
+                ("CODEX_MCP_WRAPPER_APP_SERVER_IDLE_MS", "3000"),
+            ],
+        )
+        .await;
+    let words: Vec<String> = (0..ATTACH_WORDS).map(|n| format!("w{n:02}zq ")).collect();
+    let parts: Vec<&str> = words.iter().map(String::as_str).collect();
+    let handle = structured(
+        &call(
+            &client,
+            "codex_run",
+            json!({"prompt": Script::stream(&parts, ATTACH_DELAY_MS).marker()}),
+        )
+        .await,
+    );
+    let run_id = handle["runId"].as_str().unwrap().to_string();
+    let thread_id = handle["threadId"].as_str().unwrap().to_string();
+    let token = std::fs::read_to_string(
+        codex_mcp_sidecar::appserver::shared::SharedPaths::new(world.pointer_dir.path()).token(),
+    )
+    .unwrap();
+    let command = format!(
+        "{} resume --remote {url} --remote-auth-token-env SIDECAR_TEST_TOKEN {thread_id}",
+        codex_bin().display()
+    );
+    let home = world.codex_home.path().display().to_string();
+    let tui = Tmux::start(
+        &command,
+        world.project.path(),
+        &[("CODEX_HOME", &home), ("SIDECAR_TEST_TOKEN", token.trim())],
+        120,
+        40,
+    );
+
+    // Attached mid-turn: the person sees the running turn's prompt at once
+    // and its text when the message completes (Codex does not replay the
+    // deltas sent before they attached).
+    tui.wait_for_text("SCRIPT{\"stream\":[\"w00zq", SCREEN_TIMEOUT)
+        .await;
+    assert_still_running(&client, &run_id).await;
+    let side_by_side =
+        |words: &[String], from: usize| format!("{}{}", words[from], words[from + 1].trim());
+    tui.wait_for_text(&side_by_side(&words, ATTACH_WORDS - 2), SCREEN_TIMEOUT)
+        .await;
+    let (done, _) = wait_to_end(&client, &run_id).await;
+    assert_eq!(structured(&done)["status"], "completed");
+
+    // Attached before a turn starts: its text arrives live, word by word.
+    // (The prompt holds the words too, but quoted: the agent's text is the
+    // words side by side.)
+    let live: Vec<String> = (0..ATTACH_WORDS).map(|n| format!("v{n:02}zq ")).collect();
+    let parts: Vec<&str> = live.iter().map(String::as_str).collect();
+    let next = structured(
+        &call(
+            &client,
+            "codex_resume",
+            json!({"run_id": run_id, "prompt": Script::stream(&parts, ATTACH_DELAY_MS).marker()}),
+        )
+        .await,
+    );
+    let next_id = next["runId"].as_str().unwrap().to_string();
+    tui.wait_for_text(&side_by_side(&live, 0), SCREEN_TIMEOUT)
+        .await;
+    assert_still_running(&client, &next_id).await;
+    let end = side_by_side(&live, ATTACH_WORDS - 2);
+    assert!(
+        !tui.screen().contains(&end),
+        "the whole text came at once: not a live view"
+    );
+    tui.wait_for_text(&end, SCREEN_TIMEOUT).await;
+    let (done, _) = wait_to_end(&client, &next_id).await;
+    assert_eq!(structured(&done)["status"], "completed");
+
+    // A request held for the caller shows in the person's UI as well...
+    let asking = structured(
+        &call(
+            &client,
+            "codex_resume",
+            json!({"run_id": run_id, "prompt": Script::exec("touch from-the-ui.txt", "done").marker(), "permissions": "workspace-write", "approval_policy": "untrusted"}),
+        )
+        .await,
+    );
+    let asking_id = asking["runId"].as_str().unwrap().to_string();
+    let waited = structured(
+        &call(
+            &client,
+            "codex_wait",
+            json!({"run_id": asking_id, "soft_timeout_ms": 0}),
+        )
+        .await,
+    );
+    assert_eq!(waited["status"], "waiting_for_approval", "{waited}");
+    tui.wait_for_text(
+        "Would you like to run the following command?",
+        SCREEN_TIMEOUT,
+    )
+    .await;
+    assert!(
+        tui.screen().contains("touch from-the-ui.txt"),
+        "{}",
+        tui.screen()
+    );
+    // ...where the person answers it.
+    tui.keys(&["y"]);
+    // Until the UI's answer reaches Codex, the run still shows it pending.
+    let deadline = std::time::Instant::now() + SCREEN_TIMEOUT;
+    let done = loop {
+        let (reply, _) = wait_to_end(&client, &asking_id).await;
+        let value = structured(&reply);
+        if value["status"] != "waiting_for_approval" {
+            break value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never resolved: {value}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(done["status"], "completed", "{done}");
+    assert!(world.project.path().join("from-the-ui.txt").exists());
+    tui.wait_for_text("Ran touch from-the-ui.txt", SCREEN_TIMEOUT)
+        .await;
+    // The caller can no longer answer it, and the audit says who did.
+    let late = call(
+        &client,
+        "codex_approve",
+        json!({"run_id": asking_id, "approval_id": waited["pendingApproval"]["approvalId"], "decision": "decline"}),
+    )
+    .await;
+    assert_eq!(late.is_error, Some(true));
+    let audit = std::fs::read_to_string(
+        world
+            .project
+            .path()
+            .join(".codex/codex-mcp/runs")
+            .join(format!("{asking_id}.jsonl")),
+    )
+    .unwrap();
+    assert!(
+        audit.contains("was answered in another client of the thread"),
+        "{audit}"
+    );
+    client.cancel().await.unwrap();
+    world.model.shutdown().await;
+}
+
+async fn assert_still_running(client: &Client, run_id: &str) {
+    let slice = structured(
+        &call(
+            client,
+            "codex_wait",
+            json!({"run_id": run_id, "soft_timeout_ms": 1}),
+        )
+        .await,
+    );
+    assert_eq!(slice["status"], "still_running", "{slice}");
+}
+
+/// Codex keeps a loaded thread's approval policy and sandbox through
+/// `thread/resume`: each resume must still get the permissions it asked for,
+/// narrower or wider than the last turn's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_gets_its_own_permissions_on_a_loaded_thread() {
+    let world = World::new().await;
+    let client = world.over_stdio(None).await;
+    let first = structured(
+        &call(
+            &client,
+            "codex_run",
+            json!({"prompt": Script::exec("touch yolo.txt", "done").marker(), "permissions": "yolo"}),
+        )
+        .await,
+    );
+    let run_id = first["runId"].as_str().unwrap().to_string();
+    let (done, _) = wait_to_end(&client, &run_id).await;
+    assert_eq!(structured(&done)["status"], "completed");
+    assert!(world.project.path().join("yolo.txt").exists());
+
+    // Narrower: read-only, so the write fails inside the sandbox.
+    let narrow = structured(
+        &call(
+            &client,
+            "codex_resume",
+            json!({"run_id": run_id, "prompt": Script::exec("touch read-only.txt", "done").marker(), "permissions": "read-only"}),
+        )
+        .await,
+    );
+    let (done, _) = wait_to_end(&client, narrow["runId"].as_str().unwrap()).await;
+    assert_eq!(structured(&done)["status"], "completed");
+    let audit = world
+        .project
+        .path()
+        .join(".codex/codex-mcp/runs")
+        .join(format!("{}.jsonl", narrow["runId"].as_str().unwrap()));
+    for line in std::fs::read_to_string(audit).unwrap().lines() {
+        if !line.contains("delta") {
+            eprintln!("AUDIT {}", &line[..line.len().min(900)]);
+        }
+    }
+    assert!(
+        !world.project.path().join("read-only.txt").exists(),
+        "a read-only resume wrote a file"
+    );
+
+    // Asking: untrusted puts the command before the caller first.
+    let asking = structured(
+        &call(
+            &client,
+            "codex_resume",
+            json!({"run_id": run_id, "prompt": Script::exec("touch asked.txt", "done").marker(), "permissions": "workspace-write", "approval_policy": "untrusted"}),
+        )
+        .await,
+    );
+    let waited = structured(
+        &call(
+            &client,
+            "codex_wait",
+            json!({"run_id": asking["runId"], "soft_timeout_ms": 0}),
+        )
+        .await,
+    );
+    assert_eq!(waited["status"], "waiting_for_approval", "{waited}");
+    assert!(!world.project.path().join("asked.txt").exists());
+    call(
+        &client,
+        "codex_approve",
+        json!({"run_id": asking["runId"], "approval_id": waited["pendingApproval"]["approvalId"], "decision": "accept"}),
+    )
+    .await;
+    let (done, _) = wait_to_end(&client, asking["runId"].as_str().unwrap()).await;
+    assert_eq!(structured(&done)["status"], "completed");
+    assert!(world.project.path().join("asked.txt").exists());
     client.cancel().await.unwrap();
     world.model.shutdown().await;
 }

@@ -18,11 +18,10 @@ use codex_mcp_sidecar::protocol::{
     ApprovalPolicy, SandboxMode, ThreadStartParams, TurnStartParams, TurnStatus,
 };
 use codex_mcp_sidecar::scripted_model::{RequestOutcome, Script, ScriptedModel};
-use nix::sys::signal::{Signal, kill, killpg};
-use nix::unistd::Pid;
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::common::shared_server::{Cleanup, free_port, processes_naming};
 use crate::common::{Events, codex_bin, path_string};
 
 /// The idle period of the idle-exit tests: short enough for a quick test,
@@ -148,72 +147,6 @@ impl World {
     fn log(&self) -> String {
         std::fs::read_to_string(SharedPaths::new(&self.pointer_dir).log()).unwrap_or_default()
     }
-}
-
-/// Kills every process that names the test's URL (keepers, app-servers) and
-/// the groups they lead, however the test ended.
-struct Cleanup {
-    url: String,
-    pointer_dir: PathBuf,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let ours = nix::unistd::getpgrp();
-        let mut groups = Vec::new();
-        if let Ok(Some(state)) = SharedState::read(&SharedPaths::new(&self.pointer_dir).state()) {
-            let _ = kill(Pid::from_raw(state.keeper_pid as i32), Signal::SIGKILL);
-            groups.push(state.app_server_pgid);
-        }
-        for process in processes_naming(&self.url) {
-            let _ = kill(Pid::from_raw(process.pid), Signal::SIGKILL);
-            groups.push(process.pgid);
-        }
-        for group in groups {
-            // Never our own group: that would kill the test runner.
-            if group != ours.as_raw() && group > 1 {
-                let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
-            }
-        }
-    }
-}
-
-#[derive(Debug)]
-struct ProcessInfo {
-    pid: i32,
-    pgid: i32,
-    args: Vec<String>,
-}
-
-/// Live (non-zombie) processes with `url` as one of their arguments.
-fn processes_naming(url: &str) -> Vec<ProcessInfo> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(|pid| {
-            let dir = Path::new("/proc").join(pid.to_string());
-            let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
-            let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
-            let state = fields.next()?;
-            let pgid = fields.nth(1)?.parse().ok()?;
-            let args: Vec<String> = std::fs::read(dir.join("cmdline"))
-                .ok()?
-                .split(|byte| *byte == 0)
-                .map(|arg| String::from_utf8_lossy(arg).into_owned())
-                .collect();
-            (state != "Z" && state != "X" && args.iter().any(|arg| arg == url))
-                .then_some(ProcessInfo { pid, pgid, args })
-        })
-        .collect()
-}
-
-/// A port nothing listens on: bind port 0, read it, let it go.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
 }
 
 fn stdout_of(output: &Output) -> String {
