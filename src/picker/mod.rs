@@ -33,3 +33,5 @@ pub use app::{Action, App, Column, status_label};
 
 #[cfg(test)]
 mod fixtures;
+#[cfg(test)]
+mod tests;
