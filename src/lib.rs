@@ -15,6 +15,9 @@
 //!   answers are scripted by a marker in the prompt, so that Codex runs
 //!   offline in the demo, the tests and the benchmarks.
 //! - [`demo`]: the connection demo that `make demo` runs.
+//! - [`picker`]: `codex-runs`' screen as pure state, key handling and
+//!   drawing (two lists, running and finished, the selected run's detail, a
+//!   filter), with no terminal IO, so every screen is a snapshot test.
 
 pub mod actors;
 pub mod appserver;
@@ -25,6 +28,7 @@ pub mod config;
 pub mod demo;
 pub mod health;
 pub mod mcp;
+pub mod picker;
 pub mod prompts;
 pub mod protocol;
 pub mod scripted_model;
