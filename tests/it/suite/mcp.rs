@@ -1617,3 +1617,66 @@ async fn a_resume_gets_its_own_permissions_on_a_loaded_thread() {
     client.cancel().await.unwrap();
     world.model.shutdown().await;
 }
+
+/// `compact-prompt` is what Codex sends the model when it compacts the
+/// conversation: a token limit below one turn's usage makes it compact
+/// before the next turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_legacy_compact_prompt_is_what_compaction_sends() {
+    let world = World::new().await;
+    let client = world.over_stdio(None).await;
+    let started = structured(
+        &call(
+            &client,
+            "codex",
+            json!({
+                "prompt": "The bird is HERON.",
+                "compact-prompt": "COMPACT-PROMPT-MARK: summarise the talk so far.",
+                "config": {"model_auto_compact_token_limit": 1000},
+            }),
+        )
+        .await,
+    );
+    let thread_id = started["threadId"].as_str().unwrap().to_string();
+    assert!(
+        !world
+            .model
+            .requests()
+            .iter()
+            .any(|request| request.body.to_string().contains("COMPACT-PROMPT-MARK")),
+        "nothing compacted yet"
+    );
+    let reply = structured(
+        &call(
+            &client,
+            "codex-reply",
+            json!({"threadId": thread_id, "prompt": "And the fish?"}),
+        )
+        .await,
+    );
+    assert_eq!(reply["threadId"], thread_id.as_str());
+    // The compaction request: the conversation so far, then the compact
+    // prompt as the last user message.
+    let compaction = world
+        .model
+        .requests()
+        .into_iter()
+        .find(|request| {
+            let input = request.body["input"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            input.last().is_some_and(|last| {
+                last["role"] == "user"
+                    && last["content"][0]["text"]
+                        == "COMPACT-PROMPT-MARK: summarise the talk so far."
+            })
+        })
+        .expect("a request that ends with the compact prompt");
+    assert!(
+        compaction.body.to_string().contains("The bird is HERON."),
+        "it compacts the earlier turn"
+    );
+    client.cancel().await.unwrap();
+    world.model.shutdown().await;
+}
