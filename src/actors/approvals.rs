@@ -42,8 +42,13 @@ impl Choice {
 const SUMMARY_CHARS: usize = 200;
 
 /// The kind and summary of a request the caller may answer; `None` for a
-/// request that is not for the caller (an unknown kind).
-pub fn pending(request: &ServerRequest, approval_id: String) -> Option<PendingApproval> {
+/// request that is not for the caller (an unknown kind). `files`: the paths
+/// of the file change a file-change request is about, when known.
+pub fn pending(
+    request: &ServerRequest,
+    approval_id: String,
+    files: Option<&[String]>,
+) -> Option<PendingApproval> {
     let text = |key: &str| request.params.get(key).and_then(Value::as_str);
     let (kind, summary) = match &request.kind {
         ServerRequestKind::CommandApproval(params) => {
@@ -51,21 +56,18 @@ pub fn pending(request: &ServerRequest, approval_id: String) -> Option<PendingAp
         }
         ServerRequestKind::FileChangeApproval(params) => (
             "fileChange",
-            params
-                .reason
-                .clone()
+            files
+                .filter(|files| !files.is_empty())
+                .map(|files| files.join(", "))
+                .or_else(|| params.reason.clone())
                 .or_else(|| text("grantRoot").map(|root| format!("writes under {root}")))
                 .unwrap_or_else(|| "file changes".to_string()),
         ),
         ServerRequestKind::PermissionsApproval => (
             "permissions",
-            request
-                .params
-                .get("permissions")
-                .map(Value::to_string)
-                .unwrap_or_default(),
+            permissions_summary(request.params.get("permissions").unwrap_or(&Value::Null)),
         ),
-        ServerRequestKind::UserInput => ("userInput", request.params.to_string()),
+        ServerRequestKind::UserInput => ("userInput", questions_summary(&request.params)),
         ServerRequestKind::McpElicitation => (
             "mcpElicitation",
             text("message").unwrap_or_default().to_string(),
@@ -105,7 +107,7 @@ pub fn answer(request: &ServerRequest, choice: Choice) -> Option<Result<Value, S
             _ => Some(Err(format!("{} by the caller", past(choice)))),
         },
         ServerRequestKind::UserInput => match choice {
-            Choice::Accept => None,
+            Choice::Accept => recommended_answers(&request.params).map(Ok),
             _ => Some(Err(format!("{} by the caller", past(choice)))),
         },
         ServerRequestKind::Other => Some(Err("not served by the sidecar".to_string())),
@@ -148,6 +150,68 @@ pub fn automatic(
     }
 }
 
+/// What a permissions request asks for, in words: `write /a, read /b,
+/// network`.
+fn permissions_summary(permissions: &Value) -> String {
+    let paths = |access: &str| -> Vec<String> {
+        permissions["fileSystem"][access]
+            .as_array()
+            .map(|paths| {
+                paths
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(|path| format!("{access} {path}"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut parts = paths("write");
+    parts.extend(paths("read"));
+    if permissions["network"]["enabled"] == Value::Bool(true) {
+        parts.push("network".to_string());
+    }
+    if parts.is_empty() {
+        permissions.to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// The questions of a user-input request with their options:
+/// `Which colour? (Red | Blue)`.
+fn questions_summary(params: &Value) -> String {
+    let questions = params["questions"].as_array().cloned().unwrap_or_default();
+    questions
+        .iter()
+        .map(|question| {
+            let text = question["question"].as_str().unwrap_or_default();
+            let options: Vec<&str> = question["options"]
+                .as_array()
+                .map(|options| options.iter().filter_map(|o| o["label"].as_str()).collect())
+                .unwrap_or_default();
+            if options.is_empty() {
+                text.to_string()
+            } else {
+                format!("{text} ({})", options.join(" | "))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Accepting a question takes its first option, the one Codex recommends
+/// (its tool asks the model to put the recommended option first). `None`
+/// when a question has no options: only a free answer would do.
+fn recommended_answers(params: &Value) -> Option<Value> {
+    let mut answers = serde_json::Map::new();
+    for question in params["questions"].as_array()? {
+        let id = question["id"].as_str()?;
+        let first = question["options"].as_array()?.first()?["label"].as_str()?;
+        answers.insert(id.to_string(), json!({ "answers": [first] }));
+    }
+    Some(json!({ "answers": answers }))
+}
+
 fn past(choice: Choice) -> &'static str {
     match choice {
         Choice::Accept => "accepted",
@@ -171,7 +235,7 @@ mod tests {
             "item/commandExecution/requestApproval",
             json!({"threadId": "t", "turnId": "u", "itemId": "i", "command": "rm -rf build"}),
         );
-        let shown = pending(&command, "a1".into()).unwrap();
+        let shown = pending(&command, "a1".into(), None).unwrap();
         assert_eq!(
             (shown.kind, shown.summary.as_str()),
             ("command", "rm -rf build")
@@ -181,13 +245,42 @@ mod tests {
             Some(Ok(json!({"decision": "cancel"})))
         );
 
-        let question = request("item/tool/requestUserInput", json!({"questions": []}));
+        let question = request(
+            "item/tool/requestUserInput",
+            json!({"questions": [{"id": "colour", "question": "Which colour?",
+                "options": [{"label": "Red (Recommended)"}, {"label": "Blue"}]}]}),
+        );
+        assert_eq!(
+            pending(&question, "a3".into(), None).unwrap().summary,
+            "Which colour? (Red (Recommended) | Blue)"
+        );
         assert_eq!(
             answer(&question, Choice::Accept),
-            None,
-            "accepting needs answers"
+            Some(Ok(
+                json!({"answers": {"colour": {"answers": ["Red (Recommended)"]}}})
+            )),
+            "accepting takes the recommended option"
         );
         assert!(matches!(answer(&question, Choice::Decline), Some(Err(_))));
+        let open = request(
+            "item/tool/requestUserInput",
+            json!({"questions": [{"id": "name", "question": "Your name?", "options": []}]}),
+        );
+        assert_eq!(
+            answer(&open, Choice::Accept),
+            None,
+            "a free answer is needed"
+        );
+
+        let permissions = request(
+            "item/permissions/requestApproval",
+            json!({"permissions": {"fileSystem": {"write": ["/srv/out"], "read": ["/etc/x"]},
+                "network": {"enabled": true}}}),
+        );
+        assert_eq!(
+            pending(&permissions, "a4".into(), None).unwrap().summary,
+            "write /srv/out, read /etc/x, network"
+        );
 
         let elicitation = request(
             "mcpServer/elicitation/request",
@@ -197,7 +290,7 @@ mod tests {
             answer(&elicitation, Choice::Accept),
             Some(Ok(json!({"action": "accept"})))
         );
-        assert!(pending(&request("future/ask", json!({})), "a2".into()).is_none());
+        assert!(pending(&request("future/ask", json!({})), "a2".into(), None).is_none());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! every request, keeps the run's audit, reports progress and the end to the
 //! wait broker, and stops when the turn is over.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -18,8 +19,8 @@ use crate::actors::types::{EngineError, RunStarted, RunStatus};
 use crate::appserver::AppServerConnection;
 use crate::protocol::jsonrpc::RpcError;
 use crate::protocol::{
-    RequestId, SandboxMode, ServerNotification, ServerRequest, ThreadResumeParams, ThreadSettings,
-    TurnStartParams, TurnStatus,
+    RequestId, SandboxMode, ServerNotification, ServerRequest, ServerRequestKind,
+    ThreadResumeParams, ThreadSettings, TurnStartParams, TurnStatus,
 };
 use crate::store::{
     self, ActiveRecord, AuditEvent, IndexEvent, IndexRecord, PointerRecord, Refusal,
@@ -119,6 +120,9 @@ pub struct RunState {
     /// Requests waiting for the caller, oldest first.
     pending: Vec<(PendingApproval, ServerRequest)>,
     next_approval: u64,
+    /// The paths of each file-change item seen starting, by item id: its
+    /// approval request names only the item, and the caller wants the files.
+    file_changes: HashMap<String, Vec<String>>,
 }
 
 impl Actor for RunActor {
@@ -146,6 +150,7 @@ impl Actor for RunActor {
             interactive: false,
             pending: Vec::new(),
             next_approval: 0,
+            file_changes: HashMap::new(),
         })
     }
 
@@ -429,6 +434,21 @@ impl RunActor {
         if note.method == "serverRequest/resolved" {
             self.answered_elsewhere(state, &note.params);
         }
+        if note.method == "item/started" && note.params["item"]["type"] == "fileChange" {
+            let item = &note.params["item"];
+            let paths = item["changes"]
+                .as_array()
+                .map(|changes| {
+                    changes
+                        .iter()
+                        .filter_map(|change| change["path"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let Some(id) = item["id"].as_str() {
+                state.file_changes.insert(id.to_string(), paths);
+            }
+        }
         let Some(record) = state.record.as_mut() else {
             return;
         };
@@ -460,7 +480,13 @@ impl RunActor {
         if state.interactive {
             state.next_approval += 1;
             let id = format!("a{}", state.next_approval);
-            if let Some(approval) = approvals::pending(&request, id)
+            let files = match &request.kind {
+                ServerRequestKind::FileChangeApproval(params) => {
+                    state.file_changes.get(&params.item_id).cloned()
+                }
+                _ => None,
+            };
+            if let Some(approval) = approvals::pending(&request, id, files.as_deref())
                 && let Some(record) = &state.record
             {
                 let message = format!("waiting for the caller: approval {}", approval.approval_id);
@@ -498,7 +524,7 @@ impl RunActor {
         };
         let answer = approvals::answer(&state.pending[index].1, choice).ok_or_else(|| {
             EngineError::BadRequest(
-                "a question needs its answers, which the sidecar cannot give; decline or cancel it"
+                "a question without options needs a free answer, which codex_approve cannot give; decline or cancel it"
                     .to_string(),
             )
         })?;

@@ -255,7 +255,8 @@ impl SidecarServer {
 
     /// Answer a request a run is waiting on (codex_wait showed it as
     /// `waiting_for_approval` with a pendingApproval): accept, decline or
-    /// cancel. The run goes on; call codex_wait again.
+    /// cancel. Accepting a question (kind userInput) answers each with its
+    /// first, recommended option. The run goes on; call codex_wait again.
     #[tool]
     async fn codex_approve(&self, Parameters(params): Parameters<ApproveParams>) -> ToolResult {
         let outcome = async {

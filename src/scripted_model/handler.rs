@@ -140,6 +140,14 @@ fn steps_for(answer: &Answer, script: Script, body: &Value) -> Vec<Step> {
                 answer.completed(&arguments.to_string()),
             ]
         }
+        Script::Call { then, .. } if is_tool_follow_up(body) => text_steps(answer, &then),
+        Script::Call {
+            call, arguments, ..
+        } => vec![
+            answer.created(),
+            answer.function_call_done(&call, &arguments),
+            answer.completed(&arguments.to_string()),
+        ],
         Script::Cut { cut } => vec![
             answer.created(),
             answer.message_added(),

@@ -15,6 +15,7 @@ const MARKER_PREFIX: &str = "SCRIPT";
 /// | plain text | `{"text":"hello"}` |
 /// | streamed deltas | `{"stream":["a","b"],"delay_ms":200}` |
 /// | `exec_command`, then a final answer | `{"exec":"touch x","then":"done"}` (+ `"escalate":true`) |
+/// | any tool call, then a final answer | `{"call":"request_permissions","arguments":{…},"then":"done"}` |
 /// | HTTP error | `{"http_error":500}` |
 /// | stream cut mid-answer | `{"cut":"partial"}` |
 /// | never-ending stream | `{"hang":true}` |
@@ -44,6 +45,14 @@ pub enum Script {
         then: String,
         #[serde(default, skip_serializing_if = "is_false")]
         escalate: bool,
+    },
+    /// A call of the tool named `call` with these JSON `arguments` (Codex
+    /// tools such as `request_permissions` or `request_user_input`); once
+    /// Codex posts the call's output, the answer is `then`.
+    Call {
+        call: String,
+        arguments: Value,
+        then: String,
     },
     /// An HTTP error with this status and a JSON error body.
     HttpError { http_error: u16 },
@@ -88,6 +97,14 @@ impl Script {
             exec: command.into(),
             then: then.into(),
             escalate: true,
+        }
+    }
+
+    pub fn call(tool: impl Into<String>, arguments: Value, then: impl Into<String>) -> Script {
+        Script::Call {
+            call: tool.into(),
+            arguments,
+            then: then.into(),
         }
     }
 

@@ -1680,3 +1680,141 @@ async fn the_legacy_compact_prompt_is_what_compaction_sends() {
     client.cancel().await.unwrap();
     world.model.shutdown().await;
 }
+
+/// The output Codex posted for the last tool call, as the model got it.
+fn last_tool_output(model: &ScriptedModel) -> String {
+    model
+        .requests()
+        .iter()
+        .rev()
+        .find_map(|request| {
+            let last = request.body["input"].as_array()?.last()?.clone();
+            (last["type"] == "function_call_output").then(|| last["output"].to_string())
+        })
+        .unwrap_or_default()
+}
+
+/// Beyond commands: a file change outside the workspace, a permissions
+/// request and a question each wait for the caller, who accepts or
+/// declines; the effect shows on disk or in what the model is told.
+/// (`request_permissions` and `request_user_input` in default mode are
+/// features Codex 0.169 ships off; the test turns them on. /tmp, where the
+/// "outside" directory is, is writable under workspace-write unless
+/// excluded.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_change_permission_and_question_requests_wait_for_the_caller() {
+    let world = World::new().await;
+    let config = world.codex_home.path().join("config.toml");
+    let toml = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{toml}\n[features]\nrequest_permissions_tool = true\ndefault_mode_request_user_input = true\n\
+             [sandbox_workspace_write]\nexclude_slash_tmp = true\nexclude_tmpdir_env_var = true\n"
+        ),
+    )
+    .unwrap();
+    let client = world.over_stdio(None).await;
+    let outside = tempfile::tempdir().unwrap();
+    let patch = |name: &str| {
+        let path = outside.path().join(name);
+        Script::exec(
+            format!(
+                "apply_patch <<'EOF'\n*** Begin Patch\n*** Add File: {}\n+hello\n*** End Patch\nEOF",
+                path.display()
+            ),
+            "patched",
+        )
+    };
+    let permissions = Script::call(
+        "request_permissions",
+        json!({"permissions": {"file_system": {"write": [outside.path().display().to_string()]}}, "reason": "write the report outside"}),
+        "asked",
+    );
+    let question = Script::call(
+        "request_user_input",
+        json!({"questions": [{"id": "colour", "header": "Colour", "question": "Which colour?", "options": [{"label": "Red (Recommended)", "description": "warm"}, {"label": "Blue", "description": "cold"}]}]}),
+        "asked",
+    );
+    for decision in ["accept", "decline"] {
+        let cases = [
+            (
+                "fileChange",
+                patch(&format!("{decision}.txt")),
+                outside.path().display().to_string(),
+            ),
+            (
+                "permissions",
+                permissions.clone(),
+                format!("write {}", outside.path().display()),
+            ),
+            (
+                "userInput",
+                question.clone(),
+                "Which colour? (Red (Recommended) | Blue)".to_string(),
+            ),
+        ];
+        for (kind, script, summary) in cases {
+            let handle = structured(
+                &call(
+                    &client,
+                    "codex_run",
+                    json!({"prompt": script.marker(), "permissions": "workspace-write", "approval_policy": "on-request"}),
+                )
+                .await,
+            );
+            let run_id = handle["runId"].as_str().unwrap().to_string();
+            let waited = structured(
+                &call(
+                    &client,
+                    "codex_wait",
+                    json!({"run_id": run_id, "soft_timeout_ms": 0}),
+                )
+                .await,
+            );
+            assert_eq!(waited["status"], "waiting_for_approval", "{kind}: {waited}");
+            let pending = &waited["pendingApproval"];
+            assert_eq!(pending["kind"], kind, "{waited}");
+            assert!(
+                pending["summary"].as_str().unwrap().contains(&summary),
+                "{kind}: {pending}"
+            );
+            let answered = structured(
+                &call(
+                    &client,
+                    "codex_approve",
+                    json!({"run_id": run_id, "approval_id": pending["approvalId"], "decision": decision}),
+                )
+                .await,
+            );
+            assert_eq!(answered["decision"], decision);
+            let (done, _) = wait_to_end(&client, &run_id).await;
+            assert_eq!(
+                structured(&done)["status"],
+                "completed",
+                "{kind} {decision}"
+            );
+            let told = last_tool_output(&world.model);
+            let accepted = decision == "accept";
+            match kind {
+                "fileChange" => assert_eq!(
+                    outside.path().join(format!("{decision}.txt")).exists(),
+                    accepted,
+                    "{decision}: {told}"
+                ),
+                "permissions" => assert_eq!(
+                    told.contains(&outside.path().display().to_string()),
+                    accepted,
+                    "{decision}: {told}"
+                ),
+                _ => assert_eq!(
+                    told.contains("Red (Recommended)"),
+                    accepted,
+                    "{decision}: {told}"
+                ),
+            }
+        }
+    }
+    client.cancel().await.unwrap();
+    world.model.shutdown().await;
+}
