@@ -136,16 +136,19 @@ fn steps_for(answer: &Answer, script: Script, body: &Value) -> Vec<Step> {
             let arguments = exec_arguments(&exec, escalate);
             vec![
                 answer.created(),
-                answer.function_call_done(EXEC_TOOL, &arguments),
+                answer.function_call_done(EXEC_TOOL, None, &arguments),
                 answer.completed(&arguments.to_string()),
             ]
         }
         Script::Call { then, .. } if is_tool_follow_up(body) => text_steps(answer, &then),
         Script::Call {
-            call, arguments, ..
+            call,
+            namespace,
+            arguments,
+            ..
         } => vec![
             answer.created(),
-            answer.function_call_done(&call, &arguments),
+            answer.function_call_done(&call, namespace.as_deref(), &arguments),
             answer.completed(&arguments.to_string()),
         ],
         Script::Cut { cut } => vec![

@@ -51,6 +51,10 @@ pub enum Script {
     /// Codex posts the call's output, the answer is `then`.
     Call {
         call: String,
+        /// The namespace of a tool Codex lists inside one (MCP servers'
+        /// tools: `mcp__<server>`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        namespace: Option<String>,
         arguments: Value,
         then: String,
     },
@@ -103,6 +107,22 @@ impl Script {
     pub fn call(tool: impl Into<String>, arguments: Value, then: impl Into<String>) -> Script {
         Script::Call {
             call: tool.into(),
+            namespace: None,
+            arguments,
+            then: then.into(),
+        }
+    }
+
+    /// A call of `tool` of the MCP server Codex knows as `server`.
+    pub fn mcp_call(
+        server: &str,
+        tool: impl Into<String>,
+        arguments: Value,
+        then: impl Into<String>,
+    ) -> Script {
+        Script::Call {
+            call: tool.into(),
+            namespace: Some(format!("mcp__{server}")),
             arguments,
             then: then.into(),
         }

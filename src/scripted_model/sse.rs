@@ -101,17 +101,26 @@ impl Answer {
         }))
     }
 
-    pub fn function_call_done(&self, name: &str, arguments: &Value) -> Step {
+    pub fn function_call_done(
+        &self,
+        name: &str,
+        namespace: Option<&str>,
+        arguments: &Value,
+    ) -> Step {
+        let mut item = json!({
+            "type": "function_call",
+            "id": format!("fc_{}", self.response_id),
+            "name": name,
+            "arguments": arguments.to_string(),
+            "call_id": self.call_id(),
+        });
+        if let Some(namespace) = namespace {
+            item["namespace"] = json!(namespace);
+        }
         event(json!({
             "type": "response.output_item.done",
             "output_index": 0,
-            "item": {
-                "type": "function_call",
-                "id": format!("fc_{}", self.response_id),
-                "name": name,
-                "arguments": arguments.to_string(),
-                "call_id": self.call_id(),
-            },
+            "item": item,
         }))
     }
 

@@ -1689,7 +1689,16 @@ fn last_tool_output(model: &ScriptedModel) -> String {
         .rev()
         .find_map(|request| {
             let last = request.body["input"].as_array()?.last()?.clone();
-            (last["type"] == "function_call_output").then(|| last["output"].to_string())
+            (last["type"] == "function_call_output").then(|| match &last["output"] {
+                Value::String(text) => text.clone(),
+                // Content items: their texts.
+                Value::Array(items) => items
+                    .iter()
+                    .filter_map(|item| item["text"].as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                other => other.to_string(),
+            })
         })
         .unwrap_or_default()
 }
@@ -1813,6 +1822,99 @@ async fn file_change_permission_and_question_requests_wait_for_the_caller() {
                     "{decision}: {told}"
                 ),
             }
+        }
+    }
+    client.cancel().await.unwrap();
+    world.model.shutdown().await;
+}
+
+/// A request's pending approval, after checking its kind and summary.
+async fn pending_of(client: &Client, run_id: &str, kind: &str, summary: &str) -> Value {
+    let waited = structured(
+        &call(
+            client,
+            "codex_wait",
+            json!({"run_id": run_id, "soft_timeout_ms": 0}),
+        )
+        .await,
+    );
+    assert_eq!(waited["status"], "waiting_for_approval", "{waited}");
+    let pending = waited["pendingApproval"].clone();
+    assert_eq!(pending["kind"], kind, "{pending}");
+    assert!(
+        pending["summary"].as_str().unwrap().contains(summary),
+        "{pending}"
+    );
+    pending
+}
+
+async fn approve(client: &Client, run_id: &str, pending: &Value, decision: &str) {
+    let answered = structured(
+        &call(
+            client,
+            "codex_approve",
+            json!({"run_id": run_id, "approval_id": pending["approvalId"], "decision": decision}),
+        )
+        .await,
+    );
+    assert_eq!(answered["decision"], decision);
+}
+
+/// MCP elicitations reach the caller: Codex's own "may this MCP tool run?"
+/// and the MCP server's question during the call. The server (a few lines
+/// of Python in tests/it/support) tells the model what it got back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_elicitations_wait_for_the_caller() {
+    let world = World::new().await;
+    let config = world.codex_home.path().join("config.toml");
+    let toml = std::fs::read_to_string(&config).unwrap();
+    let server = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/it/support/eliciting_mcp_server.py"
+    );
+    std::fs::write(
+        &config,
+        format!("{toml}\n[mcp_servers.eliciting]\ncommand = \"python3\"\nargs = [\"{server}\"]\n"),
+    )
+    .unwrap();
+    let client = world.over_stdio(None).await;
+    // (may the tool run, the server's question) -> what the model is told
+    let cases = [
+        (
+            "accept",
+            Some("accept"),
+            Some(r#"ELICITED {"action": "accept""#),
+        ),
+        (
+            "accept",
+            Some("decline"),
+            Some(r#"ELICITED {"action": "decline""#),
+        ),
+        ("decline", None, None),
+    ];
+    for (run_tool, answer, told) in cases {
+        let handle = structured(
+            &call(
+                &client,
+                "codex_run",
+                json!({"prompt": Script::mcp_call("eliciting", "ask", json!({}), "asked").marker(), "permissions": "workspace-write", "approval_policy": "on-request"}),
+            )
+            .await,
+        );
+        let run_id = handle["runId"].as_str().unwrap().to_string();
+        let may_run = pending_of(&client, &run_id, "mcpElicitation", "run tool \"ask\"").await;
+        approve(&client, &run_id, &may_run, run_tool).await;
+        if let Some(answer) = answer {
+            let question =
+                pending_of(&client, &run_id, "mcpElicitation", "Which deploy target?").await;
+            approve(&client, &run_id, &question, answer).await;
+        }
+        let (done, _) = wait_to_end(&client, &run_id).await;
+        assert_eq!(structured(&done)["status"], "completed");
+        let output = last_tool_output(&world.model);
+        match told {
+            Some(told) => assert!(output.contains(told), "{output}"),
+            None => assert!(!output.contains("ELICITED"), "the tool ran: {output}"),
         }
     }
     client.cancel().await.unwrap();
