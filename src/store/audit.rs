@@ -239,6 +239,11 @@ mod tests {
             started_at: now_rfc3339(),
             app_server_url: "ws://127.0.0.1:1".into(),
             pid: std::process::id(),
+            total_tokens: None,
+            progress: None,
+            last_message: None,
+            pending_approval: None,
+            updated_at: None,
         }
     }
 
@@ -254,6 +259,8 @@ mod tests {
             at: now_rfc3339(),
             duration_ms: None,
             error: None,
+            total_tokens: None,
+            last_message: None,
         }
     }
 
@@ -340,6 +347,8 @@ mod tests {
             title: None,
             status: RunStatus::Completed,
             at: now_rfc3339(),
+            total_tokens: None,
+            duration_ms: None,
         };
         append_pointer(&pointer_index, &pointer).unwrap();
         let mode = std::fs::metadata(pointer_index.parent().unwrap())

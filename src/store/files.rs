@@ -4,7 +4,7 @@
 //! torn tail. A line exists once its `\n` is on disk; nothing else counts.
 
 use std::fs::{DirBuilder, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -179,40 +179,88 @@ fn write_atomic_with(
     Ok(())
 }
 
-/// Every complete line of a JSONL file that parses as `T`; a missing file is
-/// empty. A line that does not parse (torn by a power loss) and an unfinished
-/// last line (being written, or its writer died) are skipped with a warning:
-/// one bad line must not hide the rest of the audit.
-pub fn read_jsonl<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, StoreError> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+/// Big enough that a 100,000-run index is read in a few hundred `read`s;
+/// small enough that a reader holds one buffer, never the whole file.
+const READ_BUFFER: usize = 256 * 1024;
+
+/// What a JSONL read left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Skipped {
+    /// Complete lines that did not parse: torn by a power loss, or written
+    /// by something else.
+    pub bad_lines: usize,
+    /// The last line had no `\n`: a writer is appending it right now, or
+    /// died mid-line (the next append cuts it off). Never acknowledged, so
+    /// not lost data.
+    pub unfinished_tail: bool,
+    /// The first bad line's parse error, for a log.
+    pub first_error: Option<String>,
+}
+
+impl Skipped {
+    pub fn is_empty(&self) -> bool {
+        self.bad_lines == 0 && !self.unfinished_tail
+    }
+}
+
+/// Hands every complete, non-blank line of a JSONL file (without its `\n`)
+/// to `each`, streaming: memory stays one buffer and one line whatever the
+/// file's size. A line `each` rejects is counted, not fatal: one bad line
+/// must not hide the rest of the audit. A missing file is empty.
+///
+/// `each` gets bytes, so a caller may parse into borrowed or owned records,
+/// or fold lines without keeping them.
+pub fn scan_jsonl(
+    path: &Path,
+    mut each: impl FnMut(&[u8]) -> Result<(), serde_json::Error>,
+) -> Result<Skipped, StoreError> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Skipped::default()),
         Err(source) => return Err(StoreError::io(path, source)),
     };
-    let mut records = Vec::new();
-    let mut skipped = 0usize;
-    let mut first_error = None;
-    for line in bytes.split_inclusive(|&byte| byte == b'\n') {
+    let mut reader = BufReader::with_capacity(READ_BUFFER, file);
+    let mut skipped = Skipped::default();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let read = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|source| StoreError::io(path, source))?;
+        if read == 0 {
+            break;
+        }
         let Some(body) = line.strip_suffix(b"\n") else {
-            skipped += 1;
-            continue;
+            skipped.unfinished_tail = true;
+            break;
         };
         if body.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match serde_json::from_slice(body) {
-            Ok(record) => records.push(record),
-            Err(error) => {
-                skipped += 1;
-                first_error.get_or_insert(error);
-            }
+        if let Err(error) = each(body) {
+            skipped.bad_lines += 1;
+            skipped
+                .first_error
+                .get_or_insert_with(|| error.to_string());
         }
     }
-    if skipped > 0 {
+    Ok(skipped)
+}
+
+/// Every complete line of a JSONL file that parses as `T`; a missing file is
+/// empty. What [`scan_jsonl`] skips is logged as a warning.
+pub fn read_jsonl<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, StoreError> {
+    let mut records = Vec::new();
+    let skipped = scan_jsonl(path, |line| {
+        records.push(serde_json::from_slice(line)?);
+        Ok(())
+    })?;
+    if !skipped.is_empty() {
         tracing::warn!(
             path = %path.display(),
-            skipped,
-            first_error = ?first_error.map(|error| error.to_string()),
+            bad_lines = skipped.bad_lines,
+            unfinished_tail = skipped.unfinished_tail,
+            first_error = ?skipped.first_error,
             "skipped JSONL lines that are unfinished or do not parse"
         );
     }
@@ -272,6 +320,15 @@ mod tests {
         std::fs::write(&path, "{\"n\":1}\n\nnot json\n{\"n\":2}\n{\"n\":3").unwrap();
         let values: Vec<Value> = read_jsonl(&path).unwrap();
         assert_eq!(values, [json!({"n": 1}), json!({"n": 2})]);
+        let mut seen = 0;
+        let skipped = scan_jsonl(&path, |line| {
+            serde_json::from_slice::<Value>(line).map(|_| seen += 1)
+        })
+        .unwrap();
+        assert_eq!((seen, skipped.bad_lines, skipped.unfinished_tail), (2, 1, true));
+        assert!(skipped.first_error.is_some());
+        let missing = scan_jsonl(&dir.path().join("none.jsonl"), |_| Ok(())).unwrap();
+        assert!(missing.is_empty());
     }
 
     #[test]
