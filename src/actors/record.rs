@@ -353,8 +353,9 @@ fn doing(item: &ThreadItem) -> Option<String> {
             Some(format!("running `{}`", short_command(command)))
         }
         ThreadItem::FileChange { changes, .. } => {
-            let mut paths =
-                changes.iter().filter_map(|change| change.get("path").and_then(|path| path.as_str()));
+            let mut paths = changes
+                .iter()
+                .filter_map(|change| change.get("path").and_then(|path| path.as_str()));
             Some(match (paths.next(), changes.len()) {
                 (Some(path), 1) => format!("editing {path}"),
                 (_, count) => format!("editing {count} files"),
@@ -499,7 +500,10 @@ mod tests {
         assert_eq!(record.live().progress, "starting");
         assert!(!record.take_live_change());
 
-        record.apply(&item("item/started", json!({"type": "reasoning", "id": "r"})));
+        record.apply(&item(
+            "item/started",
+            json!({"type": "reasoning", "id": "r"}),
+        ));
         assert_eq!(record.live().progress, "thinking");
         assert!(record.take_live_change());
         assert!(!record.take_live_change(), "asked once per change");
@@ -512,7 +516,10 @@ mod tests {
         record.apply(&item("item/completed", done));
         assert_eq!(record.live().progress, "ran `cargo test`, exit 101");
 
-        record.apply(&item("item/started", json!({"type": "agentMessage", "id": "m", "text": ""})));
+        record.apply(&item(
+            "item/started",
+            json!({"type": "agentMessage", "id": "m", "text": ""}),
+        ));
         for part in ["All ", "tests ", "pass."] {
             record.apply(&note(
                 "item/agentMessage/delta",
@@ -526,7 +533,10 @@ mod tests {
             "item/completed",
             json!({"type": "agentMessage", "id": "m", "text": "All tests pass. Done."}),
         ));
-        assert_eq!(record.live().last_message.as_deref(), Some("All tests pass. Done."));
+        assert_eq!(
+            record.live().last_message.as_deref(),
+            Some("All tests pass. Done.")
+        );
         record.take_live_change();
         record.apply(&usage(1300, 300));
         assert!(record.take_live_change(), "tokens are shown");

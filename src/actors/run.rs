@@ -473,7 +473,11 @@ impl RunActor {
             write(state, AuditOp::Summary(Box::new(summary)));
             state.summary_written = Instant::now();
         }
-        if state.record.as_mut().is_some_and(RunRecord::take_live_change) {
+        if state
+            .record
+            .as_mut()
+            .is_some_and(RunRecord::take_live_change)
+        {
             self.live_changed(myself, state, false);
         }
     }

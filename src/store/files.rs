@@ -239,9 +239,7 @@ pub fn scan_jsonl(
         }
         if let Err(error) = each(body) {
             skipped.bad_lines += 1;
-            skipped
-                .first_error
-                .get_or_insert_with(|| error.to_string());
+            skipped.first_error.get_or_insert_with(|| error.to_string());
         }
     }
     Ok(skipped)
@@ -325,7 +323,10 @@ mod tests {
             serde_json::from_slice::<Value>(line).map(|_| seen += 1)
         })
         .unwrap();
-        assert_eq!((seen, skipped.bad_lines, skipped.unfinished_tail), (2, 1, true));
+        assert_eq!(
+            (seen, skipped.bad_lines, skipped.unfinished_tail),
+            (2, 1, true)
+        );
         assert!(skipped.first_error.is_some());
         let missing = scan_jsonl(&dir.path().join("none.jsonl"), |_| Ok(())).unwrap();
         assert!(missing.is_empty());

@@ -361,7 +361,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(index.status, RunStatus::Completed);
-        assert_eq!((index.total_tokens, index.last_message.as_deref()), (None, None));
+        assert_eq!(
+            (index.total_tokens, index.last_message.as_deref()),
+            (None, None)
+        );
         let pointer: PointerRecord = serde_json::from_str(
             r#"{"runId":"20261121-052301-482-7f3a9c","projectRoot":"/p","runDir":"/p/.codex/codex-mcp/runs","threadId":"th","title":"Fix it","status":"completed","at":"2026-11-21T05:24:00.000Z"}"#,
         )
@@ -375,7 +378,10 @@ mod tests {
         assert!(active.progress.is_none() && active.pending_approval.is_none());
         // And a record without the new fields is written as before.
         let line = serde_json::to_string(&index).unwrap();
-        assert!(!line.contains("totalTokens") && !line.contains("lastMessage"), "{line}");
+        assert!(
+            !line.contains("totalTokens") && !line.contains("lastMessage"),
+            "{line}"
+        );
     }
 
     #[test]
