@@ -7,6 +7,8 @@ use crate::store::{
 };
 use std::io::Write;
 
+use serde::Serialize;
+
 /// Run ids in start order: `id(1)` began before `id(2)`.
 fn id(n: u32) -> RunId {
     RunId::parse(&format!("20261121-0523{:02}-482-{:06x}", n % 60, n)).unwrap()
@@ -444,4 +446,187 @@ fn memory() -> (u64, u64) {
 fn line(file: &mut io::BufWriter<std::fs::File>, value: &impl Serialize) {
     serde_json::to_writer(&mut *file, value).unwrap();
     file.write_all(b"\n").unwrap();
+}
+
+/// Index lines that exercise every rule of the fold: a run without its
+/// start, two ends, a start after the end, a thread id only at the end,
+/// starts out of order.
+fn tricky_index() -> Vec<IndexRecord> {
+    let start = |run| index(run, IndexEvent::Start, RunStatus::Running);
+    let mut no_thread = start(5);
+    no_thread.thread_id = None;
+    let mut failed = ended(4, RunStatus::Failed);
+    failed.error = Some("boom".into());
+    let mut first_end = ended(6, RunStatus::Interrupted);
+    first_end.last_message = None;
+    vec![
+        start(1),
+        start(2),
+        ended(3, RunStatus::Completed),
+        start(4),
+        no_thread,
+        start(6),
+        ended(1, RunStatus::Completed),
+        failed,
+        start(4),
+        first_end,
+        start(8),
+        ended(5, RunStatus::TimedOut),
+        start(7),
+        ended(6, RunStatus::Completed),
+    ]
+}
+
+fn tricky_pointers(one: &Path, two: &Path) -> Vec<PointerRecord> {
+    let mut untitled = pointer(2, one, RunStatus::Running, "");
+    untitled.title = None;
+    let mut renamed = pointer(1, one, RunStatus::Completed, "renamed");
+    renamed.thread_id = None;
+    let mut moved = pointer(4, two, RunStatus::Running, "moved");
+    moved.project_root = "/elsewhere".into();
+    let mut no_title_end = pointer(5, one, RunStatus::Failed, "");
+    no_title_end.title = None;
+    vec![
+        pointer(1, one, RunStatus::Running, "first"),
+        untitled,
+        pointer(3, one, RunStatus::Completed, "third"),
+        pointer(4, one, RunStatus::Running, "fourth"),
+        pointer(5, one, RunStatus::Running, "fifth"),
+        renamed,
+        pointer(2, one, RunStatus::Running, "second, named"),
+        moved,
+        no_title_end,
+        pointer(5, one, RunStatus::Running, "fifth again"),
+    ]
+}
+
+fn lines<T: Serialize>(records: &[T]) -> Vec<Vec<u8>> {
+    records
+        .iter()
+        .map(|record| serde_json::to_vec(record).unwrap())
+        .collect()
+}
+
+fn fold_index(lines: &[Vec<u8>]) -> rows::IndexRows {
+    let mut rows = rows::IndexRows::default();
+    for line in lines {
+        rows.add_index(serde_json::from_slice(line).unwrap())
+            .unwrap();
+    }
+    rows
+}
+
+fn fold_pointers(lines: &[Vec<u8>]) -> rows::PointerRows {
+    let mut rows = rows::PointerRows::default();
+    for line in lines {
+        rows.add_pointer(serde_json::from_slice(line).unwrap())
+            .unwrap();
+    }
+    rows
+}
+
+/// Folding a file in parts and joining them gives what one fold of the
+/// whole file gives, wherever the file is cut.
+#[test]
+fn parts_join_to_the_fold_of_the_whole_file() {
+    let index = lines(&tricky_index());
+    let whole = fold_index(&index).newest_first();
+    assert_eq!(whole.len(), 8);
+    for cut in 0..=index.len() {
+        for second in cut..=index.len() {
+            let mut rows = fold_index(&index[..cut]);
+            rows.absorb_index(fold_index(&index[cut..second]));
+            rows.absorb_index(fold_index(&index[second..]));
+            assert_eq!(
+                rows.newest_first(),
+                whole,
+                "index cut at {cut} and {second}"
+            );
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+    let pointers = lines(&tricky_pointers(&one, &two));
+    let dirs = |rows: rows::PointerRows| {
+        let mut rows = rows.rows;
+        let dirs: Vec<(String, PathBuf)> = rows
+            .iter_mut()
+            .map(|(row, dir)| (row.run_id.to_string(), dir.to_path_buf()))
+            .collect();
+        (dirs, rows.newest_first())
+    };
+    let whole = dirs(fold_pointers(&pointers));
+    assert_eq!(whole.1.len(), 5);
+    for cut in 0..=pointers.len() {
+        for second in cut..=pointers.len() {
+            let mut rows = fold_pointers(&pointers[..cut]);
+            rows.absorb_pointer(fold_pointers(&pointers[cut..second]));
+            rows.absorb_pointer(fold_pointers(&pointers[second..]));
+            let mut joined = dirs(rows);
+            // The first appearance order may differ; the rows may not.
+            joined.0.sort();
+            let mut expected = whole.clone();
+            expected.0.sort();
+            assert_eq!(joined, expected, "pointers cut at {cut} and {second}");
+        }
+    }
+}
+
+#[test]
+fn the_tricky_files_read_as_a_person_would_expect() {
+    let dir = tempfile::tempdir().unwrap();
+    for record in tricky_index() {
+        append_index(dir.path(), &record).unwrap();
+    }
+    // The same with every part as small as it gets: the threads' join.
+    let catalog = load_project(dir.path());
+    assert_eq!(load_project_in_parts(dir.path(), 1), catalog);
+    let status = |run: u32| {
+        let row = catalog
+            .rows
+            .iter()
+            .find(|row| row.run_id == id(run))
+            .unwrap();
+        (row.status, row.thread_id.clone())
+    };
+    assert_eq!(status(3).0, RunStatus::Completed, "an end without a start");
+    assert_eq!(
+        status(4).0,
+        RunStatus::Failed,
+        "a later start does not reopen"
+    );
+    assert_eq!(status(5), (RunStatus::TimedOut, Some("thread-5".into())));
+    assert_eq!(status(6).0, RunStatus::Completed, "the later end wins");
+    assert_eq!(status(2).0, RunStatus::Running);
+
+    let pointers = dir.path().join("runs.index.jsonl");
+    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+    for record in tricky_pointers(&one, &two) {
+        append_pointer(&pointers, &record).unwrap();
+    }
+    let catalog = load_all(&pointers);
+    assert_eq!(load_all_in_parts(&pointers, 1), catalog);
+    let row = |run: u32| {
+        catalog
+            .rows
+            .iter()
+            .find(|row| row.run_id == id(run))
+            .unwrap()
+    };
+    assert_eq!(
+        (row(1).status, row(1).title.as_str()),
+        (RunStatus::Completed, "renamed")
+    );
+    assert_eq!(
+        row(1).thread_id.as_deref(),
+        Some("thread-1"),
+        "kept when a line has none"
+    );
+    assert_eq!(row(2).title, "second, named");
+    assert_eq!(row(4).cwd, PathBuf::from("/elsewhere"));
+    assert_eq!(
+        (row(5).status, row(5).title.as_str()),
+        (RunStatus::Running, "fifth again")
+    );
 }
