@@ -15,6 +15,8 @@
 //!   answers are scripted by a marker in the prompt, so that Codex runs
 //!   offline in the demo, the tests and the benchmarks.
 //! - [`demo`]: the connection demo that `make demo` runs.
+//! - [`runs_cli`]: `codex-runs`' flags and its `--json` listing, read
+//!   through `store::catalog` like `codex_runs` and the picker.
 
 pub mod actors;
 pub mod appserver;
@@ -27,5 +29,6 @@ pub mod health;
 pub mod mcp;
 pub mod prompts;
 pub mod protocol;
+pub mod runs_cli;
 pub mod scripted_model;
 pub mod store;
