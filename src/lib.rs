@@ -18,6 +18,8 @@
 //! - [`picker`]: `codex-runs`' screen as pure state, key handling and
 //!   drawing (two lists, running and finished, the selected run's detail, a
 //!   filter), with no terminal IO, so every screen is a snapshot test.
+//! - [`runs_cli`]: `codex-runs`' flags and its `--json` listing, read
+//!   through `store::catalog` like `codex_runs` and the picker.
 
 pub mod actors;
 pub mod appserver;
@@ -31,5 +33,6 @@ pub mod mcp;
 pub mod picker;
 pub mod prompts;
 pub mod protocol;
+pub mod runs_cli;
 pub mod scripted_model;
 pub mod store;

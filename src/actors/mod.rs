@@ -24,7 +24,8 @@ pub use types::{
 
 use crate::codex_bin::CodexBinary;
 use crate::config::Config;
-use crate::store::{self, RunId};
+use crate::store::RunId;
+use crate::store::catalog;
 use broker::{BrokerMsg, WaitBroker};
 pub use conversations::{ChatReply, ChatRequest};
 use conversations::{ConversationMsg, Conversations, ConversationsArgs};
@@ -176,26 +177,30 @@ impl Engine {
         )?
     }
 
-    /// The most recent runs of every project, newest first, from the pointer
-    /// index (each run's latest record).
+    /// The most recent runs of every project, newest first: the catalog
+    /// `codex-runs --all` and the picker show (`store::catalog::load_all`),
+    /// cut to `limit`. What could not be read is logged; only when nothing
+    /// could be is it an error, so that an unreadable index is not mistaken
+    /// for one without runs.
     pub async fn recent_runs(&self, limit: usize) -> Result<Vec<RunListing>, EngineError> {
         let pointer_index = self.config.pointer_index();
-        let records = tokio::task::spawn_blocking(move || store::read_pointer(&pointer_index))
+        let catalog = tokio::task::spawn_blocking(move || catalog::load_all(&pointer_index))
             .await
-            .map_err(|error| EngineError::Actor(error.to_string()))??;
-        let mut latest: std::collections::BTreeMap<RunId, store::PointerRecord> =
-            Default::default();
-        for record in records {
-            latest.insert(record.run_id.clone(), record);
+            .map_err(|error| EngineError::Actor(error.to_string()))?;
+        if catalog.rows.is_empty() && !catalog.problems.is_empty() {
+            return Err(EngineError::Unreadable(catalog.problems.join("; ")));
         }
-        Ok(latest
-            .into_values()
-            .rev()
+        for problem in &catalog.problems {
+            tracing::warn!(%problem, "listing runs");
+        }
+        Ok(catalog
+            .rows
+            .into_iter()
             .take(limit)
-            .map(|record| RunListing {
-                run_id: record.run_id,
-                status: record.status,
-                title: record.title.unwrap_or_default(),
+            .map(|row| RunListing {
+                run_id: row.run_id,
+                status: row.status,
+                title: row.title,
             })
             .collect())
     }

@@ -1,6 +1,6 @@
 //! What one run has seen, kept by its `RunActor`: folded from notifications
 //! with no IO, so the rules (which turn is ours, how usage is counted, what
-//! ends the run) are tested without a server.
+//! ends the run, what a listing shows live) are tested without a server.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -12,6 +12,7 @@ use crate::protocol::{
     ApprovalPolicy, NotificationKind, SandboxMode, ServerNotification, ThreadItem, TokenCounts,
     Turn, TurnStatus,
 };
+use crate::store::records::{message_excerpt, message_tail};
 use crate::store::{self, RefusedRequest, RunId, RunSummary};
 
 /// The settings a run was started with, as the summary shows them.
@@ -65,6 +66,29 @@ pub struct RunRecord {
     refused: Vec<RefusedRequest>,
     /// The hard timeout fired and interrupted the turn.
     pub timed_out: bool,
+    /// What the turn does now, for listings ("running `cargo test`").
+    doing: String,
+    /// The agent message being streamed: its item id and text so far.
+    streaming: Option<(String, String)>,
+    /// Something a listing shows (progress, message, tokens) changed since
+    /// [`RunRecord::take_live_change`] was last asked.
+    live_changed: bool,
+}
+
+/// Commands in a progress line are cut to this many characters: the line is
+/// one row of a listing; the whole command is in the audit.
+const PROGRESS_COMMAND_CHARS: usize = 80;
+
+/// The progress line before the turn has done anything.
+const STARTING: &str = "starting";
+
+/// What a listing shows of a running run, from its record alone (pending
+/// approvals are the run actor's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveView {
+    pub total_tokens: u64,
+    pub progress: String,
+    pub last_message: Option<String>,
 }
 
 impl RunRecord {
@@ -99,6 +123,9 @@ impl RunRecord {
             error: None,
             refused: Vec::new(),
             timed_out: false,
+            doing: STARTING.to_string(),
+            streaming: None,
+            live_changed: false,
         }
     }
 
@@ -114,9 +141,38 @@ impl RunRecord {
                 let baseline = *self
                     .usage_baseline
                     .get_or_insert_with(|| minus(usage.total, usage.last));
+                let before = self.usage.total_tokens;
                 self.usage = minus(usage.total, baseline);
+                self.live_changed |= self.usage.total_tokens != before;
+            }
+            NotificationKind::ItemStarted(started) if ours(&started.turn_id) => {
+                if let Some(doing) = doing(&started.item) {
+                    self.set_doing(doing);
+                }
+                if let ThreadItem::AgentMessage { id, .. } = &started.item {
+                    self.streaming = Some((id.clone(), String::new()));
+                }
+            }
+            NotificationKind::AgentMessageDelta(delta) if ours(&delta.turn_id) => {
+                match &mut self.streaming {
+                    Some((id, text)) if *id == delta.item_id => text.push_str(&delta.delta),
+                    _ => self.streaming = Some((delta.item_id.clone(), delta.delta.clone())),
+                }
+                self.set_doing("writing".to_string());
+                self.live_changed = true;
             }
             NotificationKind::ItemCompleted(done) if ours(&done.turn_id) => {
+                if let ThreadItem::CommandExecution {
+                    command, exit_code, ..
+                } = &done.item
+                {
+                    let exit = exit_code.map_or(String::new(), |code| format!(", exit {code}"));
+                    self.set_doing(format!("ran `{}`{exit}", short_command(command)));
+                }
+                if matches!(done.item, ThreadItem::AgentMessage { .. }) {
+                    self.streaming = None;
+                    self.live_changed = true;
+                }
                 self.note_item(&done.item)
             }
             NotificationKind::Error(error) if ours(&error.turn_id) && !error.will_retry => {
@@ -186,6 +242,44 @@ impl RunRecord {
         self.refused.push(refused);
     }
 
+    /// Says what the turn does now, when the run itself does something (an
+    /// interrupt) rather than Codex.
+    pub fn set_doing(&mut self, doing: String) {
+        if self.doing != doing {
+            self.doing = doing;
+            self.live_changed = true;
+        }
+    }
+
+    /// Whether what [`RunRecord::live`] shows changed since the last call.
+    pub fn take_live_change(&mut self) -> bool {
+        std::mem::take(&mut self.live_changed)
+    }
+
+    /// What a listing shows of the run now: the message being written (its
+    /// end), else the last one completed (its start).
+    pub fn live(&self) -> LiveView {
+        let last_message = match &self.streaming {
+            Some((_, text)) if !text.is_empty() => Some(message_tail(text)),
+            _ => self.final_excerpt(),
+        };
+        LiveView {
+            total_tokens: self.usage.total_tokens,
+            progress: self.doing.clone(),
+            last_message,
+        }
+    }
+
+    /// The start of the final agent message, as the index lists it.
+    pub fn final_excerpt(&self) -> Option<String> {
+        self.final_message.as_deref().map(message_excerpt)
+    }
+
+    /// This turn's tokens so far.
+    pub fn total_tokens(&self) -> u64 {
+        self.usage.total_tokens
+    }
+
     pub fn elapsed_ms(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
@@ -248,6 +342,49 @@ impl RunRecord {
             error: self.error.clone(),
             refused_requests: self.refused.clone(),
         }
+    }
+}
+
+/// The progress line for an item that starts; `None` for kinds a person
+/// would not call "doing something" (the user's own message).
+fn doing(item: &ThreadItem) -> Option<String> {
+    match item {
+        ThreadItem::CommandExecution { command, .. } => {
+            Some(format!("running `{}`", short_command(command)))
+        }
+        ThreadItem::FileChange { changes, .. } => {
+            let mut paths = changes
+                .iter()
+                .filter_map(|change| change.get("path").and_then(|path| path.as_str()));
+            Some(match (paths.next(), changes.len()) {
+                (Some(path), 1) => format!("editing {path}"),
+                (_, count) => format!("editing {count} files"),
+            })
+        }
+        ThreadItem::AgentMessage { .. } => Some("writing".to_string()),
+        ThreadItem::UserMessage { .. } => None,
+        ThreadItem::Other(value) => match value.get("type").and_then(|kind| kind.as_str()) {
+            Some("reasoning") => Some("thinking".to_string()),
+            Some("webSearch") => Some("searching the web".to_string()),
+            Some("mcpToolCall" | "dynamicToolCall" | "collabAgentToolCall") => {
+                Some("calling a tool".to_string())
+            }
+            _ => None,
+        },
+    }
+}
+
+/// A command's first line, cut to [`PROGRESS_COMMAND_CHARS`].
+fn short_command(command: &str) -> String {
+    let line = command.lines().next().unwrap_or_default();
+    let cut = match line.char_indices().nth(PROGRESS_COMMAND_CHARS) {
+        Some((end, _)) => format!("{}…", &line[..end]),
+        None => line.to_string(),
+    };
+    if command.contains('\n') && !cut.ends_with('…') {
+        format!("{cut} …")
+    } else {
+        cut
     }
 }
 
@@ -348,5 +485,78 @@ mod tests {
         // A later ending does not overwrite the first.
         record.finish(RunStatus::Failed, Some("late".into()));
         assert_eq!(record.status, RunStatus::TimedOut);
+    }
+
+    fn item(method: &str, item: serde_json::Value) -> ServerNotification {
+        note(
+            method,
+            json!({"threadId": "th", "turnId": "mine", "item": item}),
+        )
+    }
+
+    #[test]
+    fn the_live_view_follows_the_turn() {
+        let mut record = record();
+        assert_eq!(record.live().progress, "starting");
+        assert!(!record.take_live_change());
+
+        record.apply(&item(
+            "item/started",
+            json!({"type": "reasoning", "id": "r"}),
+        ));
+        assert_eq!(record.live().progress, "thinking");
+        assert!(record.take_live_change());
+        assert!(!record.take_live_change(), "asked once per change");
+
+        let command = json!({"type": "commandExecution", "id": "c", "command": "cargo test"});
+        record.apply(&item("item/started", command));
+        assert_eq!(record.live().progress, "running `cargo test`");
+        let done = json!({"type": "commandExecution", "id": "c", "command": "cargo test",
+                          "exitCode": 101});
+        record.apply(&item("item/completed", done));
+        assert_eq!(record.live().progress, "ran `cargo test`, exit 101");
+
+        record.apply(&item(
+            "item/started",
+            json!({"type": "agentMessage", "id": "m", "text": ""}),
+        ));
+        for part in ["All ", "tests ", "pass."] {
+            record.apply(&note(
+                "item/agentMessage/delta",
+                json!({"threadId": "th", "turnId": "mine", "itemId": "m", "delta": part}),
+            ));
+        }
+        let live = record.live();
+        assert_eq!(live.progress, "writing");
+        assert_eq!(live.last_message.as_deref(), Some("All tests pass."));
+        record.apply(&item(
+            "item/completed",
+            json!({"type": "agentMessage", "id": "m", "text": "All tests pass. Done."}),
+        ));
+        assert_eq!(
+            record.live().last_message.as_deref(),
+            Some("All tests pass. Done.")
+        );
+        record.take_live_change();
+        record.apply(&usage(1300, 300));
+        assert!(record.take_live_change(), "tokens are shown");
+        assert_eq!(record.live().total_tokens, 300);
+
+        // Another turn's items change nothing.
+        let other = note(
+            "item/started",
+            json!({"threadId": "th", "turnId": "other",
+                   "item": {"type": "commandExecution", "id": "x", "command": "rm -rf /"}}),
+        );
+        record.apply(&other);
+        assert!(!record.take_live_change());
+    }
+
+    #[test]
+    fn long_commands_are_cut_in_the_progress_line() {
+        let long = format!("echo {}", "x".repeat(200));
+        let line = short_command(&long);
+        assert_eq!(line.chars().count(), PROGRESS_COMMAND_CHARS + 1);
+        assert_eq!(short_command("set -e\nmake"), "set -e …");
     }
 }

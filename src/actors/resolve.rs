@@ -258,6 +258,8 @@ mod tests {
                     at: store::now_rfc3339(),
                     duration_ms: None,
                     error: None,
+                    total_tokens: None,
+                    last_message: None,
                 },
             )
             .unwrap();
@@ -272,6 +274,8 @@ mod tests {
                 title: None,
                 status: RunStatus::Completed,
                 at: store::now_rfc3339(),
+                total_tokens: None,
+                duration_ms: None,
             },
         )
         .unwrap();

@@ -22,6 +22,7 @@ use crate::protocol::{
     RequestId, SandboxMode, ServerNotification, ServerRequest, ServerRequestKind,
     ThreadResumeParams, ThreadSettings, TurnStartParams, TurnStatus,
 };
+use crate::store::catalog::PendingRow;
 use crate::store::{
     self, ActiveRecord, AuditEvent, IndexEvent, IndexRecord, PointerRecord, Refusal,
     RefusedRequest, RunId,
@@ -36,6 +37,14 @@ const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
 /// often enough to follow along, rarely enough that a flood of deltas does
 /// not turn into a flood of fsyncs.
 const SUMMARY_REFRESH: Duration = Duration::from_secs(2);
+
+/// The active record's live fields (progress, message excerpt, tokens) are
+/// rewritten at most this often: a person watching a listing sees a change
+/// within half a second, which reads as live, while a stream of hundreds of
+/// deltas a second costs at most two fsync'd atomic replaces. A pending
+/// approval appearing or going away is written at once: someone may be
+/// waiting to answer it.
+const ACTIVE_REFRESH_INTERVAL: Duration = Duration::from_millis(500);
 
 /// JSON-RPC code for a server request we will not serve.
 const DECLINED_REQUEST: i64 = -32000;
@@ -66,6 +75,9 @@ pub enum RunMsg {
     Reconnected(AppServerConnection),
     /// The app-server is gone; the turn cannot finish.
     ServerGone(String),
+    /// Write the active record's live fields if they changed since it was
+    /// last written (sent to itself, `ACTIVE_REFRESH_INTERVAL` after a write).
+    RefreshActive,
 }
 
 /// How the run begins.
@@ -112,6 +124,16 @@ pub struct RunState {
     record: Option<RunRecord>,
     audit: Option<AuditWriter>,
     summary_written: Instant,
+    /// Where a terminal UI attaches: written into the active record.
+    app_server_url: String,
+    /// The run owns `active/<runId>.json` (written at the start, or found
+    /// when recovering) and keeps it current until the end removes it.
+    active_owned: bool,
+    active_written: Instant,
+    /// A live change is not on disk yet.
+    active_stale: bool,
+    /// A `RefreshActive` is on its way.
+    active_refresh_queued: bool,
     /// Decides approvals: a request may only have what this sandbox allows.
     sandbox: Option<SandboxMode>,
     /// The caller answers requests (it asked for an approval policy that
@@ -146,6 +168,11 @@ impl Actor for RunActor {
             record: None,
             audit: None,
             summary_written: Instant::now(),
+            app_server_url: String::new(),
+            active_owned: false,
+            active_written: Instant::now(),
+            active_stale: false,
+            active_refresh_queued: false,
             sandbox: None,
             interactive: false,
             pending: Vec::new(),
@@ -190,7 +217,7 @@ impl Actor for RunActor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             RunMsg::Notification(note) => self.on_notification(&myself, state, note).await,
-            RunMsg::Request(request) => self.on_request(state, request).await,
+            RunMsg::Request(request) => self.on_request(&myself, state, request).await,
             RunMsg::Stderr(line) => write(state, AuditOp::Stderr(line)),
             RunMsg::HardTimeout => self.interrupt(&myself, state, true).await,
             RunMsg::Interrupt => self.interrupt(&myself, state, false).await,
@@ -199,7 +226,7 @@ impl Actor for RunActor {
                 choice,
                 reply,
             } => {
-                let outcome = self.on_approve(state, &approval_id, choice).await;
+                let outcome = self.on_approve(&myself, state, &approval_id, choice).await;
                 let _ = reply.send(outcome);
             }
             RunMsg::InterruptGraceOver => {
@@ -222,6 +249,12 @@ impl Actor for RunActor {
                 self.end(&myself, state, RunStatus::Failed, Some(reason))
                     .await;
             }
+            RunMsg::RefreshActive => {
+                state.active_refresh_queued = false;
+                if state.active_stale {
+                    write_active(state);
+                }
+            }
         }
         Ok(())
     }
@@ -238,6 +271,7 @@ impl RunActor {
         let audit =
             AuditWriter::open(&args.run_dir, &args.run_id, args.pointer_index.clone()).await?;
         state.audit = Some(audit);
+        state.app_server_url = args.app_server_url.clone();
         let connection = state.connection.clone();
         let chosen_access = matches!(
             args.start,
@@ -326,6 +360,14 @@ impl RunActor {
             record.turn_id = active.turn_id.clone();
             record.started_at = active.started_at.clone();
             state.record = Some(record);
+            // Ours now: the next rewrite names this sidecar's pid, so no
+            // other sidecar adopts the run again while we follow it.
+            state.app_server_url = active.app_server_url.clone();
+            state.active_owned = true;
+            if let Some(record) = state.record.as_mut() {
+                record.set_doing("recovered".to_string());
+            }
+            self.live_changed(myself, state, true);
             note(
                 state,
                 "recovered by a new sidecar after its owner stopped",
@@ -368,7 +410,7 @@ impl RunActor {
             "run started",
             json!({"prompt": args.prompt, "turnId": turn.id}),
         );
-        self.write_start_records(state, &args.app_server_url);
+        self.write_start_records(state);
         if let Some(audit) = &state.audit {
             audit.flush().await;
         }
@@ -388,20 +430,11 @@ impl RunActor {
         myself.send_after(timeout, || RunMsg::HardTimeout);
     }
 
-    fn write_start_records(&self, state: &mut RunState, app_server_url: &str) {
+    fn write_start_records(&self, state: &mut RunState) {
+        state.active_owned = true;
+        write_active(state);
         let Some(record) = &state.record else { return };
-        let active = ActiveRecord {
-            run_id: record.run_id.clone(),
-            thread_id: record.thread_id.clone(),
-            turn_id: record.turn_id.clone(),
-            cwd: record.cwd.clone(),
-            title: record.title.clone(),
-            started_at: record.started_at.clone(),
-            app_server_url: app_server_url.to_string(),
-            pid: std::process::id(),
-        };
         let ops = [
-            AuditOp::Active(Box::new(active)),
             AuditOp::Index(Box::new(index_record(record, IndexEvent::Start))),
             AuditOp::Pointer(Box::new(pointer_record(record, &state.run_dir))),
             AuditOp::Summary(Box::new(record.summary())),
@@ -410,6 +443,23 @@ impl RunActor {
             write(state, op);
         }
         state.summary_written = Instant::now();
+    }
+
+    /// Something a listing shows changed: rewrite the active record now when
+    /// `urgent` (a pending approval came or went) or when the last write is
+    /// `ACTIVE_REFRESH_INTERVAL` old; otherwise once that interval is over.
+    fn live_changed(&self, myself: &RunRef, state: &mut RunState, urgent: bool) {
+        if !state.active_owned {
+            return;
+        }
+        state.active_stale = true;
+        let since = state.active_written.elapsed();
+        if urgent || since >= ACTIVE_REFRESH_INTERVAL {
+            write_active(state);
+        } else if !state.active_refresh_queued {
+            state.active_refresh_queued = true;
+            myself.send_after(ACTIVE_REFRESH_INTERVAL - since, || RunMsg::RefreshActive);
+        }
     }
 
     async fn on_notification(
@@ -431,8 +481,8 @@ impl RunActor {
                 AuditOp::Stderr(format!("error notification: {}", note.params)),
             );
         }
-        if note.method == "serverRequest/resolved" {
-            self.answered_elsewhere(state, &note.params);
+        if note.method == "serverRequest/resolved" && self.answered_elsewhere(state, &note.params) {
+            self.live_changed(myself, state, true);
         }
         if note.method == "item/started" && note.params["item"]["type"] == "fileChange" {
             let item = &note.params["item"];
@@ -458,17 +508,26 @@ impl RunActor {
         let _ = state.broker.cast(BrokerMsg::Progress { run_id, progress });
         if finished.is_some() {
             self.end(myself, state, RunStatus::Completed, None).await;
-        } else if state.summary_written.elapsed() >= SUMMARY_REFRESH {
+            return;
+        }
+        if state.summary_written.elapsed() >= SUMMARY_REFRESH {
             let summary = record.summary();
             write(state, AuditOp::Summary(Box::new(summary)));
             state.summary_written = Instant::now();
+        }
+        if state
+            .record
+            .as_mut()
+            .is_some_and(RunRecord::take_live_change)
+        {
+            self.live_changed(myself, state, false);
         }
     }
 
     /// Every request gets an answer. When the caller asked for an approval
     /// policy that asks, it decides (`Approve`) and the request waits;
     /// otherwise the sandbox decides at once (see `approvals::automatic`).
-    async fn on_request(&self, state: &mut RunState, request: ServerRequest) {
+    async fn on_request(&self, myself: &RunRef, state: &mut RunState, request: ServerRequest) {
         write(
             state,
             AuditOp::event(AuditEvent::ServerRequest {
@@ -496,6 +555,7 @@ impl RunActor {
                     approval: approval.clone(),
                 });
                 state.pending.push((approval, request));
+                self.live_changed(myself, state, true);
                 return;
             }
         }
@@ -509,6 +569,7 @@ impl RunActor {
     /// The caller's answer to a pending request.
     async fn on_approve(
         &self,
+        myself: &RunRef,
         state: &mut RunState,
         approval_id: &str,
         choice: Choice,
@@ -545,6 +606,7 @@ impl RunActor {
         }
         respond(state, &request, answer).await;
         self.resolved(state, &approval.approval_id);
+        self.live_changed(myself, state, true);
         Ok(())
     }
 
@@ -562,19 +624,20 @@ impl RunActor {
     /// Another client of the thread (a person in the Codex terminal UI)
     /// answered a request we hold for the caller: it is no longer pending,
     /// and the caller can no longer answer it.
-    fn answered_elsewhere(&self, state: &mut RunState, params: &Value) {
+    /// Whether it was one of ours.
+    fn answered_elsewhere(&self, state: &mut RunState, params: &Value) -> bool {
         let Some(id) = params
             .get("requestId")
             .and_then(|id| serde_json::from_value::<RequestId>(id.clone()).ok())
         else {
-            return;
+            return false;
         };
         let Some(index) = state
             .pending
             .iter()
             .position(|(_, request)| request.id == id)
         else {
-            return;
+            return false;
         };
         let (approval, _) = state.pending.remove(index);
         let message = format!(
@@ -583,6 +646,7 @@ impl RunActor {
         );
         note(state, &message, params.clone());
         self.resolved(state, &approval.approval_id);
+        true
     }
 
     fn resolved(&self, state: &RunState, approval_id: &str) {
@@ -604,10 +668,12 @@ impl RunActor {
             return;
         }
         record.timed_out |= timed_out;
+        record.set_doing("interrupting".to_string());
         if timed_out {
             self.decline_pending(state, "declined at the hard timeout: nobody answered it")
                 .await;
         }
+        self.live_changed(myself, state, true);
         let Some(record) = state.record.as_ref() else {
             return;
         };
@@ -694,6 +760,8 @@ impl RunActor {
                 write(state, op);
             }
         }
+        // Removed: a refresh still on its way must not write it back.
+        state.active_owned = false;
         if let Some(audit) = state.audit.take() {
             audit.close().await;
         }
@@ -740,6 +808,43 @@ async fn respond(state: &RunState, request: &ServerRequest, answer: Result<Value
     write(state, AuditOp::event(response));
 }
 
+/// Queues the whole active record as it stands now: fields from the start,
+/// the live view, and the oldest pending approval.
+fn write_active(state: &mut RunState) {
+    let Some(record) = &state.record else { return };
+    if !state.active_owned {
+        return;
+    }
+    let live = record.live();
+    let pending = state.pending.first().map(|(approval, _)| PendingRow {
+        approval_id: approval.approval_id.clone(),
+        kind: approval.kind.to_string(),
+        summary: approval.summary.clone(),
+    });
+    let progress = match &pending {
+        Some(pending) => format!("waiting for approval: {}", pending.kind),
+        None => live.progress,
+    };
+    let active = ActiveRecord {
+        run_id: record.run_id.clone(),
+        thread_id: record.thread_id.clone(),
+        turn_id: record.turn_id.clone(),
+        cwd: record.cwd.clone(),
+        title: record.title.clone(),
+        started_at: record.started_at.clone(),
+        app_server_url: state.app_server_url.clone(),
+        pid: std::process::id(),
+        total_tokens: Some(live.total_tokens),
+        progress: Some(progress),
+        last_message: live.last_message,
+        pending_approval: pending,
+        updated_at: Some(store::now_rfc3339()),
+    };
+    write(state, AuditOp::Active(Box::new(active)));
+    state.active_written = Instant::now();
+    state.active_stale = false;
+}
+
 fn write(state: &RunState, op: AuditOp) {
     if let Some(audit) = &state.audit {
         audit.send(op);
@@ -775,6 +880,7 @@ fn refuse(state: &mut RunState, request: &ServerRequest, refusal: Refusal, reaso
 }
 
 fn index_record(record: &RunRecord, event: IndexEvent) -> IndexRecord {
+    let ended = event == IndexEvent::End;
     IndexRecord {
         event,
         run_id: record.run_id.clone(),
@@ -786,10 +892,13 @@ fn index_record(record: &RunRecord, event: IndexEvent) -> IndexRecord {
         at: store::now_rfc3339(),
         duration_ms: record.duration_ms,
         error: record.error.clone(),
+        total_tokens: ended.then(|| record.total_tokens()),
+        last_message: ended.then(|| record.final_excerpt()).flatten(),
     }
 }
 
 fn pointer_record(record: &RunRecord, run_dir: &std::path::Path) -> PointerRecord {
+    let ended = record.status.is_final();
     PointerRecord {
         run_id: record.run_id.clone(),
         project_root: record.cwd.clone(),
@@ -798,5 +907,7 @@ fn pointer_record(record: &RunRecord, run_dir: &std::path::Path) -> PointerRecor
         title: Some(record.title.clone()),
         status: record.status,
         at: store::now_rfc3339(),
+        total_tokens: ended.then(|| record.total_tokens()),
+        duration_ms: record.duration_ms,
     }
 }

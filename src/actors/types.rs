@@ -222,6 +222,8 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error("the engine is shutting down or an actor stopped: {0}")]
     Actor(String),
+    #[error("the run store could not be read: {0}")]
+    Unreadable(String),
 }
 
 impl<T> From<ractor::MessagingErr<T>> for EngineError {

@@ -1,20 +1,18 @@
-//! `codex-runs`: the terminal picker of running and finished runs.
+//! `codex-runs`: the terminal picker of running and finished runs, and
+//! `--json` for scripts. The logic is `codex_mcp_sidecar::runs_cli`.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-
-#[derive(Debug, Parser)]
-#[command(
-    version,
-    about = "Pick a Codex run and attach the Codex terminal UI to it."
-)]
-struct Cli {}
+use codex_mcp_sidecar::runs_cli::{self, RunsArgs};
 
 fn main() -> ExitCode {
-    let _cli = Cli::parse();
-    eprintln!(
-        "codex-runs: the picker is not built yet; this release only has the app-server layer"
-    );
-    ExitCode::FAILURE
+    let args = RunsArgs::parse();
+    match runs_cli::run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("codex-runs: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }

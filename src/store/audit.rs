@@ -41,11 +41,21 @@ impl RunPaths {
             events: file(EVENTS_SUFFIX),
             stderr: file(STDERR_SUFFIX),
             summary: file(SUMMARY_SUFFIX),
-            active: run_dir
-                .join(ACTIVE_DIR)
-                .join(format!("{run_id}{ACTIVE_SUFFIX}")),
+            active: active_path(run_dir, run_id),
         }
     }
+}
+
+/// `active/<runId>.json` alone, for readers that need nothing else.
+pub(crate) fn active_path(run_dir: &Path, run_id: &RunId) -> PathBuf {
+    let mut path = run_dir.join(ACTIVE_DIR);
+    path.push(format!("{run_id}{ACTIVE_SUFFIX}"));
+    path
+}
+
+/// The project's `index.jsonl`.
+pub(crate) fn index_path(run_dir: &Path) -> PathBuf {
+    run_dir.join(INDEX_FILE)
 }
 
 /// The writer of one run's files. Cheap to hold: it keeps no file open, so
@@ -156,7 +166,7 @@ fn prepare_run_dir(run_dir: &Path) -> Result<(), StoreError> {
 
 pub fn append_index(run_dir: &Path, record: &IndexRecord) -> Result<(), StoreError> {
     prepare_run_dir(run_dir)?;
-    append_json_line(&run_dir.join(INDEX_FILE), record)
+    append_json_line(&index_path(run_dir), record)
 }
 
 /// Appends to the per-user pointer index, creating its directory
@@ -173,7 +183,7 @@ pub fn append_pointer(pointer_index: &Path, record: &PointerRecord) -> Result<()
 
 /// The project's index, oldest first. Unparseable lines are skipped.
 pub fn read_index(run_dir: &Path) -> Result<Vec<IndexRecord>, StoreError> {
-    read_jsonl(&run_dir.join(INDEX_FILE))
+    read_jsonl(&index_path(run_dir))
 }
 
 /// The pointer index, oldest first. Unparseable lines are skipped.
@@ -239,6 +249,11 @@ mod tests {
             started_at: now_rfc3339(),
             app_server_url: "ws://127.0.0.1:1".into(),
             pid: std::process::id(),
+            total_tokens: None,
+            progress: None,
+            last_message: None,
+            pending_approval: None,
+            updated_at: None,
         }
     }
 
@@ -254,6 +269,8 @@ mod tests {
             at: now_rfc3339(),
             duration_ms: None,
             error: None,
+            total_tokens: None,
+            last_message: None,
         }
     }
 
@@ -340,6 +357,8 @@ mod tests {
             title: None,
             status: RunStatus::Completed,
             at: now_rfc3339(),
+            total_tokens: None,
+            duration_ms: None,
         };
         append_pointer(&pointer_index, &pointer).unwrap();
         let mode = std::fs::metadata(pointer_index.parent().unwrap())

@@ -4,7 +4,8 @@
 //! torn tail. A line exists once its `\n` is on disk; nothing else counts.
 
 use std::fs::{DirBuilder, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
+use std::ops::Range;
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -179,40 +180,149 @@ fn write_atomic_with(
     Ok(())
 }
 
-/// Every complete line of a JSONL file that parses as `T`; a missing file is
-/// empty. A line that does not parse (torn by a power loss) and an unfinished
-/// last line (being written, or its writer died) are skipped with a warning:
-/// one bad line must not hide the rest of the audit.
-pub fn read_jsonl<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, StoreError> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+/// The range of [`scan_jsonl_range`] that is every line of the file.
+pub const WHOLE_FILE: Range<u64> = 0..u64::MAX;
+
+/// Big enough that a 100,000-run index is read in a few hundred `read`s;
+/// small enough that a reader holds one buffer, never the whole file.
+const READ_BUFFER: usize = 256 * 1024;
+
+/// What a JSONL read left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Skipped {
+    /// Complete lines that did not parse: torn by a power loss, or written
+    /// by something else.
+    pub bad_lines: usize,
+    /// The last line had no `\n`: a writer is appending it right now, or
+    /// died mid-line (the next append cuts it off). Never acknowledged, so
+    /// not lost data.
+    pub unfinished_tail: bool,
+    /// The first bad line's parse error, for a log.
+    pub first_error: Option<String>,
+}
+
+impl Skipped {
+    pub fn is_empty(&self) -> bool {
+        self.bad_lines == 0 && !self.unfinished_tail
+    }
+}
+
+/// Hands every complete, non-blank line of a JSONL file (without its `\n`)
+/// to `each`, streaming: memory stays one buffer and one line whatever the
+/// file's size. A line `each` rejects is counted, not fatal: one bad line
+/// must not hide the rest of the audit. A missing file is empty.
+///
+/// `each` gets bytes, so a caller may parse into borrowed or owned records,
+/// or fold lines without keeping them.
+pub fn scan_jsonl(
+    path: &Path,
+    each: impl FnMut(&[u8]) -> Result<(), serde_json::Error>,
+) -> Result<Skipped, StoreError> {
+    scan_jsonl_range(path, WHOLE_FILE, each)
+}
+
+/// [`scan_jsonl`] of the lines that begin in `range`, which must begin at
+/// a line's start (0, or a bound from [`split_jsonl`]): so that the parts of
+/// a large file can be read side by side.
+pub fn scan_jsonl_range(
+    path: &Path,
+    range: Range<u64>,
+    mut each: impl FnMut(&[u8]) -> Result<(), serde_json::Error>,
+) -> Result<Skipped, StoreError> {
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Skipped::default()),
         Err(source) => return Err(StoreError::io(path, source)),
     };
-    let mut records = Vec::new();
-    let mut skipped = 0usize;
-    let mut first_error = None;
-    for line in bytes.split_inclusive(|&byte| byte == b'\n') {
+    if range.start > 0 {
+        file.seek(SeekFrom::Start(range.start))
+            .map_err(|source| StoreError::io(path, source))?;
+    }
+    let mut reader = BufReader::with_capacity(READ_BUFFER, file);
+    let mut skipped = Skipped::default();
+    let mut line = Vec::new();
+    let mut at = range.start;
+    while at < range.end {
+        line.clear();
+        let read = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|source| StoreError::io(path, source))?;
+        if read == 0 {
+            break;
+        }
+        at += read as u64;
         let Some(body) = line.strip_suffix(b"\n") else {
-            skipped += 1;
-            continue;
+            skipped.unfinished_tail = true;
+            break;
         };
         if body.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match serde_json::from_slice(body) {
-            Ok(record) => records.push(record),
-            Err(error) => {
-                skipped += 1;
-                first_error.get_or_insert(error);
-            }
+        if let Err(error) = each(body) {
+            skipped.bad_lines += 1;
+            skipped.first_error.get_or_insert_with(|| error.to_string());
         }
     }
-    if skipped > 0 {
+    Ok(skipped)
+}
+
+/// Splits a JSONL file into at most `parts` ranges of whole lines, for
+/// [`scan_jsonl_range`]. The last range is open-ended, so lines appended
+/// meanwhile are still read. A missing file is one range.
+pub fn split_jsonl(path: &Path, parts: usize) -> Result<Vec<Range<u64>>, StoreError> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(vec![WHOLE_FILE]),
+        Err(source) => return Err(StoreError::io(path, source)),
+    };
+    let len = file
+        .metadata()
+        .map_err(|source| StoreError::io(path, source))?
+        .len();
+    let parts = parts.max(1) as u64;
+    let mut bounds = vec![0];
+    let mut chunk = vec![0u8; TAIL_SCAN_CHUNK];
+    for part in 1..parts {
+        let previous = bounds.last().copied().unwrap_or(0);
+        // The line that holds this byte ends the part.
+        let mut from = (len * part / parts).max(previous);
+        let bound = loop {
+            if from >= len {
+                break len;
+            }
+            let read = file
+                .read_at(&mut chunk, from)
+                .map_err(|source| StoreError::io(path, source))?;
+            if read == 0 {
+                break len;
+            }
+            match chunk[..read].iter().position(|&byte| byte == b'\n') {
+                Some(newline) => break from + newline as u64 + 1,
+                None => from += read as u64,
+            }
+        };
+        if bound > previous && bound < len {
+            bounds.push(bound);
+        }
+    }
+    bounds.push(u64::MAX);
+    Ok(bounds.windows(2).map(|pair| pair[0]..pair[1]).collect())
+}
+
+/// Every complete line of a JSONL file that parses as `T`; a missing file is
+/// empty. What [`scan_jsonl`] skips is logged as a warning.
+pub fn read_jsonl<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, StoreError> {
+    let mut records = Vec::new();
+    let skipped = scan_jsonl(path, |line| {
+        records.push(serde_json::from_slice(line)?);
+        Ok(())
+    })?;
+    if !skipped.is_empty() {
         tracing::warn!(
             path = %path.display(),
-            skipped,
-            first_error = ?first_error.map(|error| error.to_string()),
+            bad_lines = skipped.bad_lines,
+            unfinished_tail = skipped.unfinished_tail,
+            first_error = ?skipped.first_error,
             "skipped JSONL lines that are unfinished or do not parse"
         );
     }
@@ -272,6 +382,58 @@ mod tests {
         std::fs::write(&path, "{\"n\":1}\n\nnot json\n{\"n\":2}\n{\"n\":3").unwrap();
         let values: Vec<Value> = read_jsonl(&path).unwrap();
         assert_eq!(values, [json!({"n": 1}), json!({"n": 2})]);
+        let mut seen = 0;
+        let skipped = scan_jsonl(&path, |line| {
+            serde_json::from_slice::<Value>(line).map(|_| seen += 1)
+        })
+        .unwrap();
+        assert_eq!(
+            (seen, skipped.bad_lines, skipped.unfinished_tail),
+            (2, 1, true)
+        );
+        assert!(skipped.first_error.is_some());
+        let missing = scan_jsonl(&dir.path().join("none.jsonl"), |_| Ok(())).unwrap();
+        assert!(missing.is_empty());
+    }
+
+    #[test]
+    fn parts_of_a_file_read_every_line_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.jsonl");
+        let mut text = String::new();
+        for n in 0..200 {
+            text.push_str(&format!(
+                "{{\"n\":{n},\"pad\":\"{}\"}}\n",
+                "x".repeat(n % 37)
+            ));
+        }
+        text.push_str("{\"n\":");
+        std::fs::write(&path, &text).unwrap();
+        for parts in [1, 2, 3, 7, 500] {
+            let ranges = split_jsonl(&path, parts).unwrap();
+            assert!(ranges.len() <= parts, "{ranges:?}");
+            assert_eq!(ranges[0].start, 0);
+            assert_eq!(ranges.last().unwrap().end, u64::MAX);
+            let mut seen = Vec::new();
+            let mut unfinished = 0;
+            for range in ranges {
+                let skipped = scan_jsonl_range(&path, range, |line| {
+                    seen.push(
+                        serde_json::from_slice::<Value>(line)?["n"]
+                            .as_u64()
+                            .unwrap(),
+                    );
+                    Ok(())
+                })
+                .unwrap();
+                assert_eq!(skipped.bad_lines, 0);
+                unfinished += usize::from(skipped.unfinished_tail);
+            }
+            assert_eq!(seen, (0..200).collect::<Vec<u64>>(), "{parts} parts");
+            assert_eq!(unfinished, 1);
+        }
+        let missing = split_jsonl(&dir.path().join("none.jsonl"), 4).unwrap();
+        assert_eq!(missing, [WHOLE_FILE]);
     }
 
     #[test]

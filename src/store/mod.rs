@@ -13,8 +13,10 @@
 //! - `<runId>.stderr.log`: app-server stderr and error notifications seen
 //!   while the run was active, one timestamped line each.
 //! - `<runId>.md`: a readable summary ([`RunSummary`], [`render_markdown`]).
-//! - `active/<runId>.json`: present while the run goes ([`ActiveRecord`]).
-//! - `index.jsonl`: a start and an end record per run ([`IndexRecord`]).
+//! - `active/<runId>.json`: present while the run goes, rewritten whole as
+//!   it moves, with what a listing shows live ([`ActiveRecord`]).
+//! - `index.jsonl`: a start and an end record per run ([`IndexRecord`]);
+//!   the end carries what a listing shows of a finished run.
 //!
 //! And per user, the pointer index (`Config::pointer_index`), so that a run id
 //! resolves to its project from anywhere ([`PointerRecord`]).
@@ -23,12 +25,15 @@
 //!
 //! - [`run_id`]: run ids and timestamps.
 //! - [`files`]: the primitives (private dirs, whole-line appends, atomic
-//!   writes, a tolerant JSONL reader).
+//!   writes, a tolerant, streaming JSONL reader that can read a file in
+//!   parts).
 //! - [`records`]: the JSON records.
 //! - [`summary`]: the Markdown summary and titles (`markdown` holds the
 //!   escaping it needs).
 //! - [`audit`]: one run's files, the indexes, and their readers.
-//! - [`catalog`]: runs as listings show them (`codex_runs`, the picker).
+//! - [`catalog`]: runs as listings show them (`codex_runs`,
+//!   `codex-runs --json`, the picker): the only reader of the indexes for
+//!   listings.
 
 use std::path::{Path, PathBuf};
 

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::catalog::PendingRow;
 use super::run_id::{RunId, now_rfc3339};
 use crate::protocol::{RequestId, RpcError};
 
@@ -119,8 +120,36 @@ impl fmt::Display for RunStatus {
     }
 }
 
+/// Excerpts of agent messages in the index and the active record are cut
+/// to this many characters: a listing shows one or two lines of it, and a
+/// 100,000-run index must stay small enough to load at once (the whole
+/// message is in the run's `.md` and `.jsonl`).
+pub const MESSAGE_EXCERPT_CHARS: usize = 240;
+
+/// The start of `text`, at most [`MESSAGE_EXCERPT_CHARS`] characters, cut on
+/// a character boundary and marked with `…`: how a finished message is
+/// listed (its first lines usually say what was done).
+pub fn message_excerpt(text: &str) -> String {
+    match text.char_indices().nth(MESSAGE_EXCERPT_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
+    }
+}
+
+/// The end of `text`, at most [`MESSAGE_EXCERPT_CHARS`] characters, marked
+/// with a leading `…` when cut: how a message still being written is shown,
+/// so the words arriving are the ones on screen.
+pub fn message_tail(text: &str) -> String {
+    match text.char_indices().rev().nth(MESSAGE_EXCERPT_CHARS - 1) {
+        Some((start, _)) if start > 0 => format!("…{}", &text[start..]),
+        _ => text.to_string(),
+    }
+}
+
 /// `active/<runId>.json`: present exactly while the run goes, so a picker can
-/// find live sessions to attach to and see which sidecar owns each.
+/// find live sessions to attach to and see which sidecar owns each. The run
+/// rewrites it (atomically) as the turn moves, so it also carries what a
+/// listing shows live; those fields are absent in records of older versions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ActiveRecord {
@@ -134,6 +163,22 @@ pub struct ActiveRecord {
     pub app_server_url: String,
     /// The sidecar that owns the run: if it is gone, the record is stale.
     pub pid: u32,
+    /// This turn's tokens so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_tokens: Option<u64>,
+    /// What the turn does now, in a few words ("running `cargo test`").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<String>,
+    /// An excerpt of the agent message being written, or of the last one
+    /// completed ([`message_tail`], [`message_excerpt`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_message: Option<String>,
+    /// The oldest request waiting for the caller's answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_approval: Option<PendingRow>,
+    /// When the record was last rewritten (RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
 }
 
 /// Whether an [`IndexRecord`] opens or closes a run.
@@ -163,6 +208,13 @@ pub struct IndexRecord {
     pub duration_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// End records: the turn's tokens in all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_tokens: Option<u64>,
+    /// End records: the start of the final agent message
+    /// ([`message_excerpt`]), so a listing needs no other file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_message: Option<String>,
 }
 
 /// One line of the per-user pointer index: where a run's audit lives, so a
@@ -180,6 +232,14 @@ pub struct PointerRecord {
     pub title: Option<String>,
     pub status: RunStatus,
     pub at: String,
+    /// End records: the turn's tokens in all. (No message excerpt: this
+    /// index is every project's, and a listing across projects reads only
+    /// it.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_tokens: Option<u64>,
+    /// End records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
 }
 
 #[cfg(test)]
@@ -266,12 +326,15 @@ mod tests {
             at: "T".into(),
             duration_ms: Some(12),
             error: Some("took too long".into()),
+            total_tokens: Some(345),
+            last_message: Some("Stopped halfway.".into()),
         };
         assert_eq!(
             serde_json::to_value(&record).unwrap(),
             json!({"event": "end", "runId": "20261121-052301-482-7f3a9c", "threadId": "th",
                    "title": "Fix it", "cwd": "/p", "status": "timed_out", "at": "T",
-                   "durationMs": 12, "error": "took too long"})
+                   "durationMs": 12, "error": "took too long", "totalTokens": 345,
+                   "lastMessage": "Stopped halfway."})
         );
         let pointer: PointerRecord = serde_json::from_value(json!({
             "runId": "20261121-052301-482-7f3a9c", "projectRoot": "/p",
@@ -280,11 +343,60 @@ mod tests {
         .unwrap();
         assert_eq!(pointer.status, RunStatus::Unknown);
         assert_eq!(pointer.thread_id, None);
+        assert_eq!((pointer.total_tokens, pointer.duration_ms), (None, None));
         assert!(
             serde_json::from_value::<PointerRecord>(json!({
                 "runId": "../../etc", "projectRoot": "/p", "runDir": "/r",
                 "status": "failed", "at": "T"}))
             .is_err()
         );
+    }
+
+    /// Lines written before the listing fields existed, verbatim: they must
+    /// keep parsing, with the new fields absent.
+    #[test]
+    fn records_of_older_versions_still_parse() {
+        let index: IndexRecord = serde_json::from_str(
+            r#"{"event":"end","runId":"20261121-052301-482-7f3a9c","threadId":"th","turnId":"tu","title":"Fix it","cwd":"/p","status":"completed","at":"2026-11-21T05:24:00.000Z","durationMs":58518}"#,
+        )
+        .unwrap();
+        assert_eq!(index.status, RunStatus::Completed);
+        assert_eq!(
+            (index.total_tokens, index.last_message.as_deref()),
+            (None, None)
+        );
+        let pointer: PointerRecord = serde_json::from_str(
+            r#"{"runId":"20261121-052301-482-7f3a9c","projectRoot":"/p","runDir":"/p/.codex/codex-mcp/runs","threadId":"th","title":"Fix it","status":"completed","at":"2026-11-21T05:24:00.000Z"}"#,
+        )
+        .unwrap();
+        assert_eq!((pointer.total_tokens, pointer.duration_ms), (None, None));
+        let active: ActiveRecord = serde_json::from_str(
+            r#"{"runId":"20261121-052301-482-7f3a9c","threadId":"th","turnId":"tu","cwd":"/p","title":"Fix it","startedAt":"2026-11-21T05:23:01.482Z","appServerUrl":"ws://127.0.0.1:4500","pid":4242}"#,
+        )
+        .unwrap();
+        assert_eq!(active.pid, 4242);
+        assert!(active.progress.is_none() && active.pending_approval.is_none());
+        // And a record without the new fields is written as before.
+        let line = serde_json::to_string(&index).unwrap();
+        assert!(
+            !line.contains("totalTokens") && !line.contains("lastMessage"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn excerpts_cut_on_character_boundaries() {
+        let short = "done";
+        assert_eq!(message_excerpt(short), "done");
+        assert_eq!(message_tail(short), "done");
+        let long = "é".repeat(MESSAGE_EXCERPT_CHARS + 10);
+        let head = message_excerpt(&long);
+        assert_eq!(head.chars().count(), MESSAGE_EXCERPT_CHARS + 1);
+        assert!(head.ends_with("é…"));
+        let tail = message_tail(&format!("x{}", "é".repeat(MESSAGE_EXCERPT_CHARS)));
+        assert_eq!(tail, format!("…{}", "é".repeat(MESSAGE_EXCERPT_CHARS)));
+        let exact = "a".repeat(MESSAGE_EXCERPT_CHARS);
+        assert_eq!(message_excerpt(&exact), exact);
+        assert_eq!(message_tail(&exact), exact);
     }
 }

@@ -410,6 +410,8 @@ async fn twenty_listed_runs_fit_the_budget() {
                 )),
                 status: RunStatus::Completed,
                 at: store::now_rfc3339(),
+                total_tokens: None,
+                duration_ms: None,
             },
         )
         .unwrap();

@@ -4,6 +4,7 @@ mod cli;
 mod engine;
 mod mcp;
 mod recovery;
+mod runs;
 mod scripted_model;
 mod shared;
 mod store;

@@ -71,6 +71,8 @@ fn index_line(writer: usize, seq: usize) -> IndexRecord {
         at: store::now_rfc3339(),
         duration_ms: None,
         error: Some(pad(writer, seq, MIN_PAD, MAX_PAD)),
+        total_tokens: None,
+        last_message: None,
     }
 }
 
@@ -213,6 +215,11 @@ fn crash_active(run_id: &RunId, round: usize, seq: usize) -> ActiveRecord {
         started_at: "2026-11-21T05:23:01.482Z".into(),
         app_server_url: "ws://127.0.0.1:45123".into(),
         pid: std::process::id(),
+        total_tokens: Some(seq as u64),
+        progress: Some(format!("running `step {seq}`")),
+        last_message: None,
+        pending_approval: None,
+        updated_at: None,
     }
 }
 
