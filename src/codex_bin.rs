@@ -90,8 +90,7 @@ pub struct CodexBinary {
 impl CodexBinary {
     /// Finds the binary in the documented order and checks its version.
     pub async fn discover() -> Result<CodexBinary, CodexBinError> {
-        let project_install = Path::new(env!("CARGO_MANIFEST_DIR")).join(PROJECT_INSTALL);
-        let (path, source) = locate(std::env::var_os(CODEX_BIN_ENV), &project_install)?;
+        let (path, source) = locate_from_env()?;
         let version = probe_version(&path).await?;
         if version < MIN_SUPPORTED_VERSION {
             return Err(CodexBinError::TooOld {
@@ -105,6 +104,13 @@ impl CodexBinary {
             version,
         })
     }
+}
+
+/// The search in the documented order, without the version check (for a
+/// caller that only runs the binary, like the picker's attach).
+pub fn locate_from_env() -> Result<(PathBuf, BinarySource), CodexBinError> {
+    let project_install = Path::new(env!("CARGO_MANIFEST_DIR")).join(PROJECT_INSTALL);
+    locate(std::env::var_os(CODEX_BIN_ENV), &project_install)
 }
 
 /// The search itself, with the environment passed in so that it can be tested

@@ -70,15 +70,15 @@ pub enum RunsCliError {
     CurrentDir(#[source] io::Error),
     #[error("cannot write the listing: {0}")]
     Output(#[source] io::Error),
-    #[error("the interactive picker is not in this build; use --json to list runs")]
-    NoPicker,
+    #[error(transparent)]
+    Picker(#[from] crate::picker::runtime::PickerError),
 }
 
 /// Which runs a listing shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
     /// One project's run directory.
-    Project { run_dir: PathBuf },
+    Project { project: PathBuf, run_dir: PathBuf },
     /// Every project, through the pointer index.
     All { pointer_index: PathBuf },
 }
@@ -87,7 +87,7 @@ impl Scope {
     /// Reads the runs (blocking: call it off the async executor).
     pub fn load(&self) -> Catalog {
         match self {
-            Scope::Project { run_dir } => catalog::load_project(run_dir),
+            Scope::Project { run_dir, .. } => catalog::load_project(run_dir),
             Scope::All { pointer_index } => catalog::load_all(pointer_index),
         }
     }
@@ -122,17 +122,29 @@ impl RunsArgs {
         };
         Ok(Scope::Project {
             run_dir: config.run_dir(&project),
+            project,
         })
     }
 }
 
-/// `codex-runs`: the listing as JSON with `--json`; the picker otherwise
-/// (not in this build yet).
+/// `codex-runs`: the listing as JSON with `--json`; the picker otherwise.
 pub fn run(args: &RunsArgs) -> Result<(), RunsCliError> {
     let config = Config::from_env()?;
     let scope = args.scope(&config)?;
     if !args.json {
-        return Err(RunsCliError::NoPicker);
+        log_to_file(&config.pointer_dir.join(LOG_FILE));
+        let codex = crate::codex_bin::locate_from_env()
+            .ok()
+            .map(|(path, _)| path);
+        return Ok(crate::picker::runtime::run(
+            crate::picker::runtime::Options {
+                scope,
+                watch: !args.no_watch,
+                codex,
+                codex_home: Some(config.codex_home.clone()),
+                pointer_dir: config.pointer_dir.clone(),
+            },
+        )?);
     }
     let catalog = scope.load();
     let stdout = io::stdout().lock();
@@ -141,6 +153,28 @@ pub fn run(args: &RunsArgs) -> Result<(), RunsCliError> {
         Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         other => other.map_err(RunsCliError::Output),
     }
+}
+
+/// The picker's log, in the pointer dir: the screen is the terminal, so
+/// nothing may go to stdout or stderr while it shows.
+const LOG_FILE: &str = "codex-runs.log";
+
+/// `RUST_LOG` (default `info`) into `path`; without a writable file, no log.
+fn log_to_file(path: &std::path::Path) {
+    let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    else {
+        return;
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init();
 }
 
 /// The `--json` object; see the module docs.
@@ -193,6 +227,7 @@ mod tests {
         assert_eq!(
             args(&["--project", project]).scope(&config(None)).unwrap(),
             Scope::Project {
+                project: dir.path().to_path_buf(),
                 run_dir: dir.path().join(".codex/codex-mcp/runs")
             }
         );
@@ -201,6 +236,7 @@ mod tests {
                 .scope(&config(Some("/runs")))
                 .unwrap(),
             Scope::Project {
+                project: dir.path().to_path_buf(),
                 run_dir: "/runs".into()
             }
         );
@@ -246,6 +282,7 @@ mod tests {
                 last_message: Some("Done.".into()),
                 pending_approval: None,
                 app_server_url: None,
+                app_server_token_file: None,
                 error: None,
             }],
             problems: vec!["index.jsonl: 1 line could not be read".into()],

@@ -109,6 +109,7 @@ pub struct RunArgs {
     pub run_dir: PathBuf,
     pub pointer_index: PathBuf,
     pub app_server_url: String,
+    pub app_server_token_file: Option<PathBuf>,
     pub timeout: Duration,
     /// Where the caller waits for the run handle (`None` when recovering).
     pub reply: Option<RpcReplyPort<Result<RunStarted, EngineError>>>,
@@ -126,6 +127,7 @@ pub struct RunState {
     summary_written: Instant,
     /// Where a terminal UI attaches: written into the active record.
     app_server_url: String,
+    app_server_token_file: Option<PathBuf>,
     /// The run owns `active/<runId>.json` (written at the start, or found
     /// when recovering) and keeps it current until the end removes it.
     active_owned: bool,
@@ -169,6 +171,7 @@ impl Actor for RunActor {
             audit: None,
             summary_written: Instant::now(),
             app_server_url: String::new(),
+            app_server_token_file: None,
             active_owned: false,
             active_written: Instant::now(),
             active_stale: false,
@@ -272,6 +275,7 @@ impl RunActor {
             AuditWriter::open(&args.run_dir, &args.run_id, args.pointer_index.clone()).await?;
         state.audit = Some(audit);
         state.app_server_url = args.app_server_url.clone();
+        state.app_server_token_file = args.app_server_token_file.clone();
         let connection = state.connection.clone();
         let chosen_access = matches!(
             args.start,
@@ -363,6 +367,7 @@ impl RunActor {
             // Ours now: the next rewrite names this sidecar's pid, so no
             // other sidecar adopts the run again while we follow it.
             state.app_server_url = active.app_server_url.clone();
+            state.app_server_token_file = active.app_server_token_file.clone();
             state.active_owned = true;
             if let Some(record) = state.record.as_mut() {
                 record.set_doing("recovered".to_string());
@@ -833,6 +838,7 @@ fn write_active(state: &mut RunState) {
         title: record.title.clone(),
         started_at: record.started_at.clone(),
         app_server_url: state.app_server_url.clone(),
+        app_server_token_file: state.app_server_token_file.clone(),
         pid: std::process::id(),
         total_tokens: Some(live.total_tokens),
         progress: Some(progress),

@@ -19,7 +19,7 @@ use crate::actors::types::{
     EngineError, ResumeRequest, ResumeTarget, RunRequest, RunResult, RunStarted,
 };
 use crate::appserver::process::live_group_members;
-use crate::appserver::shared::{SharedLease, SharedOptions, ensure_shared};
+use crate::appserver::shared::{SharedLease, SharedOptions, SharedPaths, ensure_shared};
 use crate::appserver::{
     AppServerConnection, AppServerProcess, CapabilityToken, ConnectOptions, ServerEvent,
     SpawnOptions,
@@ -113,6 +113,8 @@ pub struct SupervisorArgs {
 struct Link {
     connection: AppServerConnection,
     url: String,
+    /// The server's token file, for a terminal UI that attaches to a run.
+    token_file: Option<PathBuf>,
     generation: u64,
 }
 
@@ -567,6 +569,7 @@ impl Supervisor {
                 .as_ref()
                 .map(|link| link.url.clone())
                 .unwrap_or_default(),
+            app_server_token_file: state.link.as_ref().and_then(|link| link.token_file.clone()),
             timeout: timeout.unwrap_or(state.config.run_timeout),
             reply,
         }
@@ -596,7 +599,7 @@ impl Supervisor {
         {
             return Ok(link.connection.clone());
         }
-        let (url, token) = match state.config.app_server.clone() {
+        let (url, token, token_file) = match state.config.app_server.clone() {
             AppServerMode::Private => {
                 if state.private.is_none() {
                     let dir = tempfile::tempdir().map_err(|source| store::StoreError::Io {
@@ -616,7 +619,15 @@ impl Supervisor {
                     .private
                     .as_ref()
                     .ok_or_else(|| EngineError::Actor("private app-server vanished".to_string()))?;
-                (process.url().to_string(), Some(process.token().clone()))
+                let token_file = state
+                    .private_dir
+                    .as_ref()
+                    .map(|dir| dir.path().join("token"));
+                (
+                    process.url().to_string(),
+                    Some(process.token().clone()),
+                    token_file,
+                )
             }
             AppServerMode::Shared { url } => {
                 let lease = ensure_shared(&SharedOptions {
@@ -629,11 +640,13 @@ impl Supervisor {
                 .await?;
                 let token = lease.token.clone();
                 state.lease = Some(lease);
-                (url, Some(token))
+                let token_file = SharedPaths::new(&state.config.pointer_dir).token();
+                (url, Some(token), Some(token_file))
             }
             AppServerMode::Unix { path } => (
                 format!("unix://{}", path.display()),
                 None::<CapabilityToken>,
+                None,
             ),
         };
         let (connection, events) =
@@ -644,6 +657,7 @@ impl Supervisor {
         state.link = Some(Link {
             connection: connection.clone(),
             url,
+            token_file,
             generation,
         });
         Ok(connection)

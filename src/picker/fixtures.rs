@@ -30,6 +30,7 @@ pub fn row(run_id: &str, title: &str, status: RunStatus) -> RunRow {
         last_message: None,
         pending_approval: None,
         app_server_url: None,
+        app_server_token_file: None,
         error: None,
     }
 }
@@ -48,12 +49,13 @@ pub fn mixed() -> Catalog {
              across the workspace, which also builds the benchmarks."
                 .to_string(),
         ),
-        pending_approval: Some(PendingRow {
+        pending_approval: Some(Box::new(PendingRow {
             approval_id: "appr-1".to_string(),
             kind: "command".to_string(),
             summary: "cargo test --workspace".to_string(),
-        }),
+        })),
         app_server_url: Some("ws://127.0.0.1:41234".to_string()),
+        app_server_token_file: None,
         ..row(
             "20261121-115500-000-a1b2c3",
             "Rename the config loader and update every caller",

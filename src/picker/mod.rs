@@ -1,6 +1,6 @@
-//! `codex-runs`' picker, the pure part: the state of the screen, what each
-//! key does to it, and how it is drawn. No terminal, no files, no clock: the
-//! event loop (elsewhere) reads the catalog, merges keys, ticks and file
+//! `codex-runs`' picker. The pure part is the state of the screen, what each
+//! key does to it, and how it is drawn: no terminal, no files, no clock. The
+//! event loop ([`runtime`]) reads the catalog, merges keys, ticks and file
 //! changes, hands them to [`App`], draws it, and carries out the [`Action`]
 //! it returns (attach, refresh, quit).
 //!
@@ -22,11 +22,15 @@
 //! columns on, and one above the other below that.
 //!
 //! - [`app`]: [`App`], its key handling and [`Action`].
+//! - [`runtime`]: the event loop around it (terminal, catalog reads, file
+//!   watching, attach); [`attach`]: which Codex command opens a run.
 //! - [`view`]: `impl Widget for &App`.
 //! - `format`: cell widths, truncation, wrapping, compact numbers.
 
 pub mod app;
+pub mod attach;
 mod format;
+pub mod runtime;
 pub mod view;
 
 pub use app::{Action, App, Column, status_label};

@@ -248,6 +248,7 @@ mod tests {
             title: "t".into(),
             started_at: now_rfc3339(),
             app_server_url: "ws://127.0.0.1:1".into(),
+            app_server_token_file: None,
             pid: std::process::id(),
             total_tokens: None,
             progress: None,

@@ -161,6 +161,10 @@ pub struct ActiveRecord {
     pub title: String,
     pub started_at: String,
     pub app_server_url: String,
+    /// The file holding that server's token (0600, its owner's): what a
+    /// terminal UI needs to attach. Absent for a server without a token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_server_token_file: Option<PathBuf>,
     /// The sidecar that owns the run: if it is gone, the record is stale.
     pub pid: u32,
     /// This turn's tokens so far.

@@ -69,11 +69,16 @@ pub struct RunRow {
     pub last_message: Option<String>,
     /// A request of the run waiting for the caller's answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pending_approval: Option<PendingRow>,
+    /// Boxed: only a waiting run has one, and a row is kept per run, so the
+    /// common row stays small (100 000 rows must fit the picker's memory).
+    pub pending_approval: Option<Box<PendingRow>>,
     /// The app-server that runs the thread, while the run goes: where a
     /// terminal UI attaches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_server_url: Option<String>,
+    /// Where that server's token is (never the token itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_server_token_file: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -102,9 +107,13 @@ pub struct Catalog {
 /// arena, memory that a long-running sidecar keeps after the listing.
 const PART_MIN_BYTES: u64 = 4 * 1024 * 1024;
 
-/// At most this many threads fold one file: joining the parts is
-/// sequential, and a listing should not take every core of a busy machine.
-const FOLD_THREADS_MAX: usize = 4;
+/// At most this many threads fold one file. One, for memory: the picker's
+/// first frame with 100 000 runs must stay under 100 MB, and joining parts
+/// holds a later part's rows beside the joined ones for a moment. Measured
+/// by `benches/picker_first_frame.rs` on 2 cores: one thread 177 ms and
+/// 88 MB; two, 117 ms and 107 MB; four, 117 ms and 116 MB. The split
+/// reading stays (tested) for a larger value when memory allows.
+const FOLD_THREADS_MAX: usize = 1;
 
 /// The runs of one project (one run directory), newest first: each run's
 /// index lines joined, and for a run with no end line yet, its active
@@ -290,8 +299,9 @@ fn overlay_active(row: &mut RunRow, path: &Path, problems: &mut Vec<String>) {
     if active.last_message.is_some() {
         row.last_message = active.last_message;
     }
-    row.pending_approval = active.pending_approval;
+    row.pending_approval = active.pending_approval.map(Box::new);
     row.app_server_url = Some(active.app_server_url);
+    row.app_server_token_file = active.app_server_token_file;
 }
 
 /// Says in words what a scan of `path` could not read. A last line still

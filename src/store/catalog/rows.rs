@@ -192,6 +192,11 @@ impl<X> Rows<X> {
         let Rows {
             rows, extra, keys, ..
         } = later;
+        // At most this many more rows: room for exactly them, not double the
+        // buffer (100 000 rows must fit the picker's memory).
+        self.rows.reserve_exact(rows.len());
+        self.extra.reserve_exact(rows.len());
+        self.keys.reserve_exact(rows.len());
         for ((row, extra), key) in rows.into_iter().zip(extra).zip(keys) {
             match self.at.get(&key) {
                 Some(&at) => merge(&mut self.rows[at], &mut self.extra[at], row, extra),
@@ -258,6 +263,7 @@ impl RunRow {
             last_message: None,
             pending_approval: None,
             app_server_url: None,
+            app_server_token_file: None,
             error: None,
         }
     }

@@ -49,6 +49,7 @@ fn active(run: u32) -> ActiveRecord {
         title: format!("run {run}"),
         started_at: "2026-11-21T05:23:00.000Z".into(),
         app_server_url: "ws://127.0.0.1:4500".into(),
+        app_server_token_file: None,
         pid: 4242,
         total_tokens: Some(77),
         progress: Some("waiting for approval: command".into()),

@@ -214,6 +214,7 @@ fn crash_active(run_id: &RunId, round: usize, seq: usize) -> ActiveRecord {
         title: format!("{round}:{seq}"),
         started_at: "2026-11-21T05:23:01.482Z".into(),
         app_server_url: "ws://127.0.0.1:45123".into(),
+        app_server_token_file: None,
         pid: std::process::id(),
         total_tokens: Some(seq as u64),
         progress: Some(format!("running `step {seq}`")),
