@@ -3,6 +3,7 @@ mod claude_code;
 mod cli;
 mod engine;
 mod mcp;
+mod picker;
 mod recovery;
 mod runs;
 mod scripted_model;
