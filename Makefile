@@ -9,9 +9,18 @@ export CODEX_BIN := $(CURDIR)/$(CODEX_CLI)/node_modules/.bin/codex
 MCP_CLIENTS := mcp-clients
 MCP_CLIENTS_STAMP := $(MCP_CLIENTS)/node_modules/.installed
 
-.PHONY: setup demo test lint
+.PHONY: system-tools setup demo test lint
 
-setup: $(CODEX_STAMP) $(MCP_CLIENTS_STAMP)
+setup: system-tools $(CODEX_STAMP) $(MCP_CLIENTS_STAMP)
+
+# The picker's end-to-end tests drive a real terminal (tmux); the MCP
+# elicitation test runs a small MCP server in Python. tmux comes from
+# Debian's packages when missing.
+APT := $(if $(filter 0,$(shell id -u)),,sudo )apt-get
+system-tools:
+	@command -v python3 >/dev/null || { echo "python3 is needed by the tests" >&2; exit 1; }
+	@command -v tmux >/dev/null || $(APT) install -y -q tmux || { $(APT) update -q && $(APT) install -y -q tmux; }
+	@tmux -V
 
 # `npm ci` installs exactly the lockfile; re-run only when it changes.
 $(CODEX_STAMP): $(CODEX_CLI)/package.json $(CODEX_CLI)/package-lock.json
