@@ -38,6 +38,11 @@ const BACKSTOP_RELOAD: Duration = Duration::from_secs(5);
 /// How often ages and durations on screen move on without any change.
 const CLOCK_TICK: Duration = Duration::from_secs(1);
 
+/// Debug builds only: `panic` or `error` makes the loop fail right after
+/// its first frame, so a test can see the terminal given back either way.
+#[cfg(debug_assertions)]
+pub const TEST_FAILURE_ENV: &str = "CODEX_RUNS_TEST_FAILURE";
+
 /// What to watch for `scope`: the run directory (and its `active/`), or
 /// the pointer index's directory.
 fn watched(scope: &Scope) -> Vec<PathBuf> {
@@ -92,6 +97,16 @@ pub fn run(options: Options) -> Result<(), PickerError> {
         terminal
             .terminal
             .draw(|frame| frame.render_widget(&app, frame.area()))?;
+        #[cfg(debug_assertions)]
+        match std::env::var(TEST_FAILURE_ENV).as_deref() {
+            Ok("panic") => panic!("{TEST_FAILURE_ENV}=panic"),
+            Ok("error") => {
+                return Err(PickerError::Terminal(std::io::Error::other(format!(
+                    "{TEST_FAILURE_ENV}=error"
+                ))));
+            }
+            _ => {}
+        }
         if event::poll(POLL_INTERVAL)?
             && let Event::Key(key) = event::read()?
         {

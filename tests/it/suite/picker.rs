@@ -273,3 +273,51 @@ async fn help_and_version_answer_without_a_terminal() {
         assert!(stdout.contains(expect), "{flag}: {stdout}");
     }
 }
+
+/// Whatever ends the picker, the terminal is given back first: out of the
+/// alternate screen, out of raw mode (`stty` shows `icanon` again), and the
+/// panic or error readable on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_or_an_error_gives_the_terminal_back_first() {
+    let codex_home = tempfile::tempdir().unwrap();
+    let pointer_dir = tempfile::tempdir().unwrap();
+    let project = tempfile::tempdir().unwrap();
+    let (home, pointers) = (
+        codex_home.path().display().to_string(),
+        pointer_dir.path().display().to_string(),
+    );
+    for (failure, said) in [
+        ("panic", "CODEX_RUNS_TEST_FAILURE=panic"),
+        (
+            "error",
+            "codex-runs: terminal: CODEX_RUNS_TEST_FAILURE=error",
+        ),
+    ] {
+        let env = [
+            ("CODEX_HOME", home.as_str()),
+            ("CODEX_MCP_WRAPPER_POINTER_DIR", pointers.as_str()),
+            ("CODEX_RUNS_TEST_FAILURE", failure),
+        ];
+        let picker = Tmux::start(
+            &format!(
+                "{CODEX_RUNS} --project {}; stty -a | tr ' ' '\\n' | grep -x -- '-\\?icanon'",
+                project.path().display()
+            ),
+            project.path(),
+            &env,
+            100,
+            30,
+        );
+        picker.wait_for_text("[exited]", SCREEN_TIMEOUT).await;
+        let screen = picker.screen();
+        assert!(screen.contains(said), "{failure}: {screen}");
+        assert!(
+            screen.lines().any(|line| line.trim() == "icanon"),
+            "{failure}: the terminal was left in raw mode:\n{screen}"
+        );
+        assert!(
+            !screen.contains("No runs here yet"),
+            "{failure}: still on the picker's screen:\n{screen}"
+        );
+    }
+}
