@@ -303,6 +303,7 @@ impl RunRecord {
             usage: self.usage,
             duration_ms: self.duration_ms.unwrap_or_else(|| self.elapsed_ms()),
             error: self.error.clone(),
+            audit_error: None,
         }
     }
 

@@ -272,7 +272,7 @@ impl RunActor {
         args: RunArgs,
     ) -> Result<RunStarted, EngineError> {
         let audit =
-            AuditWriter::open(&args.run_dir, &args.run_id, args.pointer_index.clone()).await?;
+            AuditWriter::open(&args.run_dir, &args.run_id, args.pointer_index.clone()).await;
         state.audit = Some(audit);
         state.app_server_url = args.app_server_url.clone();
         state.app_server_token_file = args.app_server_token_file.clone();
@@ -731,6 +731,19 @@ impl RunActor {
                 record.turn_id = Some(turn.id.clone());
                 record.finish_with_turn(turn);
             }
+            // The audit holds every turn's end: this one as thread/read
+            // gave it, marked so, since no notification was received.
+            write(
+                state,
+                AuditOp::event(AuditEvent::Notification {
+                    method: "turn/completed".to_string(),
+                    params: json!({
+                        "threadId": thread_id,
+                        "turn": turn,
+                        "recoveredFrom": "thread/read",
+                    }),
+                }),
+            );
             note(
                 state,
                 "closed from thread/read: the turn ended while nobody watched",
@@ -767,11 +780,14 @@ impl RunActor {
         }
         // Removed: a refresh still on its way must not write it back.
         state.active_owned = false;
-        if let Some(audit) = state.audit.take() {
-            audit.close().await;
-        }
+        let audit_error = match state.audit.take() {
+            Some(audit) => audit.close().await,
+            None => None,
+        };
         if let Some(record) = &state.record {
-            let _ = state.broker.cast(BrokerMsg::Ended(record.result()));
+            let mut result = record.result();
+            result.audit_error = audit_error;
+            let _ = state.broker.cast(BrokerMsg::Ended(result));
             let _ = state.supervisor.cast(SupervisorMsg::RunEnded {
                 run_id: record.run_id.clone(),
                 thread_id: record.thread_id.clone(),

@@ -150,6 +150,9 @@ pub struct RunResult {
     pub usage: TokenCounts,
     pub duration_ms: u64,
     pub error: Option<String>,
+    /// What of the run's audit could not be written (a read-only or full
+    /// disk): the run itself went on.
+    pub audit_error: Option<String>,
 }
 
 /// What one wait slice ends with.

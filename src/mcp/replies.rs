@@ -117,6 +117,13 @@ pub fn finished(result: &RunResult, page: Page) -> CallToolResult {
     if let (Some(error), Some(object)) = (&error, value.as_object_mut()) {
         object.insert("error".into(), Value::String(error.clone()));
     }
+    let audit_error = result
+        .audit_error
+        .as_deref()
+        .map(|error| cut(error, REPLY_ERROR_CHARS));
+    if let (Some(audit_error), Some(object)) = (&audit_error, value.as_object_mut()) {
+        object.insert("auditError".into(), Value::String(audit_error.clone()));
+    }
     let mut text = format!(
         "{} · run {} · {} tokens · {:.1}s",
         result.status,
@@ -126,6 +133,9 @@ pub fn finished(result: &RunResult, page: Page) -> CallToolResult {
     );
     if let Some(error) = &error {
         text.push_str(&format!("\nerror: {error}"));
+    }
+    if let Some(audit_error) = &audit_error {
+        text.push_str(&format!("\naudit: {audit_error}"));
     }
     if result.result.is_some() {
         text.push_str("\n\n");

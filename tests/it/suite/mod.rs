@@ -1,6 +1,7 @@
 mod appserver;
 mod claude_code;
 mod cli;
+mod drills;
 mod engine;
 mod mcp;
 mod picker;
