@@ -156,25 +156,13 @@ pub fn token_for(url: &str, row: &RunRow, pointer_dir: &Path) -> Option<String> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{RunId, RunStatus};
+    use crate::store::RunId;
 
     fn row(thread: Option<&str>) -> RunRow {
+        let run_id = RunId::parse("20261121-052301-482-7f3a9c").unwrap();
         RunRow {
-            run_id: RunId::parse("20261121-052301-482-7f3a9c").unwrap(),
-            title: "t".into(),
-            status: RunStatus::Running,
-            cwd: PathBuf::from("/work/project"),
             thread_id: thread.map(str::to_string),
-            started_at: None,
-            ended_at: None,
-            duration_ms: None,
-            total_tokens: None,
-            progress: None,
-            last_message: None,
-            pending_approval: None,
-            app_server_url: None,
-            app_server_token_file: None,
-            error: None,
+            ..RunRow::new(run_id, "t", "/work/project")
         }
     }
 

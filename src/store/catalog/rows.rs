@@ -248,7 +248,7 @@ impl<X> Rows<X> {
 
 impl RunRow {
     /// A row with only what every line has; the line's fold fills the rest.
-    fn new(run_id: RunId, title: &str, cwd: &str) -> RunRow {
+    pub(crate) fn new(run_id: RunId, title: &str, cwd: &str) -> RunRow {
         RunRow {
             run_id,
             title: title.to_string(),
