@@ -2,6 +2,7 @@ mod appserver;
 mod claude_code;
 mod cli;
 mod engine;
+mod examples;
 mod mcp;
 mod picker;
 mod recovery;
