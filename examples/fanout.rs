@@ -97,17 +97,20 @@ async fn fanout(session: &Session, args: &Args) -> Result<()> {
 }
 
 /// Waits slice by slice: each `codex_wait` returns the result as soon as
-/// the run ends, or `still_running` with its progress when the slice is up.
+/// the run ends, or `still_running` with its progress when the slice is up
+/// (shown when it moved).
 async fn wait(session: &Session, run_id: &str) -> Result<Value> {
+    let mut shown = Value::Null;
     loop {
         let reply = session.wait_slice(run_id, WAIT_SLICE_MS).await?;
         if reply["status"] != "still_running" {
             return Ok(reply);
         }
-        println!(
-            "  {run_id} still running: {} events",
-            reply["progress"]["events"]
-        );
+        let events = &reply["progress"]["events"];
+        if *events != shown {
+            println!("  {run_id} still running: {events} events");
+            shown = events.clone();
+        }
     }
 }
 

@@ -73,13 +73,13 @@ struct Offline {
 }
 
 /// Starts the server, runs `work` with it, then stops the server (on Ctrl-C
-/// too) and reports any error: an example's whole `main`.
+/// or SIGTERM too) and reports any error: an example's whole `main`.
 pub async fn run(options: &Options, work: impl AsyncFnOnce(&Session) -> Result<()>) -> ExitCode {
     let outcome = async {
         let session = Session::start(options).await?;
         let outcome = tokio::select! {
             outcome = work(&session) => outcome,
-            _ = tokio::signal::ctrl_c() => Err("stopped by Ctrl-C".into()),
+            signal = stop_signal() => Err(format!("stopped by {signal}").into()),
         };
         let closed = session.close().await;
         outcome.and(closed)
@@ -90,6 +90,19 @@ pub async fn run(options: &Options, work: impl AsyncFnOnce(&Session) -> Result<(
             eprintln!("error: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut terminate) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return "Ctrl-C";
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "Ctrl-C",
+        _ = terminate.recv() => "SIGTERM",
     }
 }
 
