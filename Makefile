@@ -33,8 +33,17 @@ $(MCP_CLIENTS_STAMP): $(MCP_CLIENTS)/package.json $(MCP_CLIENTS)/package-lock.js
 	$(MCP_CLIENTS)/node_modules/.bin/claude --version
 	touch $@
 
+# The demo is the fanout example, offline on the scripted model: 4 runs
+# that stream for up to DEMO_SECONDS, resume one, print a table. It prints
+# first the command that watches the runs live in codex-runs, and keeps its
+# throwaway directories afterwards (it says where, and how to remove them).
+# tests/it/suite/examples.rs runs exactly these flags, with short streams.
+DEMO_FLAGS := --runs 4 --keep
+DEMO_SECONDS := 20
+
 demo: setup
-	cargo run --quiet --bin codex-mcp-sidecar -- demo
+	cargo build --bin codex-mcp-sidecar --bin codex-runs --example fanout
+	cargo run --quiet --example fanout -- $(DEMO_FLAGS) --seconds $(DEMO_SECONDS)
 
 test: setup
 	cargo test --locked

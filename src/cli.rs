@@ -19,9 +19,6 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run Codex against the built-in scripted model (no credentials, no
-    /// network): start an app-server, stream a turn, answer an approval.
-    Demo,
     /// Find the Codex CLI (CODEX_BIN, PATH, the project's pinned install) and
     /// check its version.
     Check,
@@ -78,7 +75,6 @@ pub fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         match cli.command {
-            Some(Command::Demo) => crate::demo::run().await.map_err(|error| error.to_string()),
             Some(Command::Check) => check().await,
             Some(Command::Run(args)) => crate::cli_runs::run(args).await,
             Some(Command::Resume(args)) => crate::cli_runs::resume(args).await,

@@ -13,8 +13,7 @@
 //!   (one worker owns the socket; requests are matched to answers by id).
 //! - [`scripted_model`]: an OpenAI Responses-API server over SSE whose
 //!   answers are scripted by a marker in the prompt, so that Codex runs
-//!   offline in the demo, the tests and the benchmarks.
-//! - [`demo`]: the connection demo that `make demo` runs.
+//!   offline in the examples (`make demo`), the tests and the benchmarks.
 //! - [`picker`]: `codex-runs`' screen as pure state, key handling and
 //!   drawing (two lists, running and finished, the selected run's detail, a
 //!   filter), with no terminal IO, so every screen is a snapshot test.
@@ -27,7 +26,6 @@ pub mod cli;
 pub mod cli_runs;
 pub mod codex_bin;
 pub mod config;
-pub mod demo;
 pub mod health;
 pub mod mcp;
 pub mod picker;

@@ -54,7 +54,7 @@ const FILTER_MIN_CELLS: usize = 12;
 /// The text of the empty state: it says what to do, not only what is missing.
 const EMPTY_TITLE: &str = "No runs here yet.";
 const EMPTY_HINT: &str =
-    "Start one from your agent with codex_run, or try `codex-mcp-sidecar demo`.";
+    "Start one from your agent with codex_run, or try `make demo` in the sidecar's checkout.";
 
 mod detail;
 

@@ -1,4 +1,4 @@
-//! The built binaries as a user runs them: finding Codex, and the demo.
+//! The built binaries as a user runs them: finding Codex.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -10,8 +10,8 @@ use crate::common::codex_bin;
 const SIDECAR: &str = env!("CARGO_BIN_EXE_codex-mcp-sidecar");
 const WRAPPER: &str = env!("CARGO_BIN_EXE_codex-mcp-wrapper");
 
-/// The demo runs two scripted turns through a real app-server: seconds.
-const DEMO_TIMEOUT: Duration = Duration::from_secs(120);
+/// `check` runs `codex --version`: a second; this only trips when stuck.
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Runs a binary with a controlled environment: `CODEX_BIN` as given (unset
 /// when `None`), a throwaway `CODEX_HOME`, and a `PATH` of `path` (if any)
@@ -36,7 +36,7 @@ async fn run(bin: &str, args: &[&str], codex_bin: Option<&Path>, path: Option<&P
     if let Some(codex_bin) = codex_bin {
         command.env("CODEX_BIN", codex_bin);
     }
-    tokio::time::timeout(DEMO_TIMEOUT, command.output())
+    tokio::time::timeout(RUN_TIMEOUT, command.output())
         .await
         .expect("the binary finished in time")
         .unwrap()
@@ -109,19 +109,4 @@ async fn check_refuses_a_codex_older_than_the_supported_minimum() {
     std::fs::write(&old, "#!/bin/sh\necho 'hello'\n").unwrap();
     let (_, stderr) = text(&run(SIDECAR, &["check"], Some(&old), None).await);
     assert!(stderr.contains("not `codex-cli X.Y.Z`"), "{stderr}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn demo_streams_a_turn_runs_an_approved_command_and_leaves_nothing_behind() {
-    let output = run(SIDECAR, &["demo"], Some(&codex_bin()), None).await;
-    let (stdout, stderr) = text(&output);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
-    assert!(
-        stdout.contains("Codex is answering from a scripted model."),
-        "{stdout}"
-    );
-    assert!(stdout.contains("approval asked for"), "{stdout}");
-    assert!(stdout.contains("hello.txt on disk: \"hello\""), "{stdout}");
-    assert!(stdout.contains("processes left in group"), "{stdout}");
-    assert!(stdout.trim_end().ends_with(": 0"), "{stdout}");
 }

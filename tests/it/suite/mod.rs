@@ -3,6 +3,7 @@ mod claude_code;
 mod cli;
 mod drills;
 mod engine;
+mod examples;
 mod mcp;
 mod picker;
 mod recovery;
