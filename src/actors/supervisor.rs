@@ -780,10 +780,27 @@ impl Supervisor {
     }
 }
 
+/// The longest prompt Codex takes in one turn, in characters: its own
+/// `MAX_USER_INPUT_TEXT_CHARS` (1 << 20), which `turn/start` enforces. Checked
+/// here as well so that a prompt over it is refused before a thread is
+/// started or anything is written, with a message that says what to do.
+pub const MAX_PROMPT_CHARS: usize = 1 << 20;
+
 /// Bad input is refused before anything is written.
 fn validate(prompt: &str, cwd: Option<&std::path::Path>) -> Result<(), EngineError> {
     if prompt.trim().is_empty() {
         return Err(EngineError::BadRequest("the prompt is empty".to_string()));
+    }
+    // A string of at most that many bytes has at most that many characters:
+    // only a long one is counted.
+    if prompt.len() > MAX_PROMPT_CHARS {
+        let chars = prompt.chars().count();
+        if chars > MAX_PROMPT_CHARS {
+            return Err(EngineError::BadRequest(format!(
+                "the prompt is too long: {chars} characters, Codex takes at most \
+                 {MAX_PROMPT_CHARS}; put the long part in a file and name the file"
+            )));
+        }
     }
     if let Some(cwd) = cwd {
         if !cwd.is_absolute() {
@@ -795,6 +812,14 @@ fn validate(prompt: &str, cwd: Option<&std::path::Path>) -> Result<(), EngineErr
         if !cwd.is_dir() {
             return Err(EngineError::BadRequest(format!(
                 "cwd {} does not exist or is not a directory",
+                cwd.display()
+            )));
+        }
+        // Codex would fail later, after a thread was started and audited,
+        // with a less direct message.
+        if let Err(error) = std::fs::read_dir(cwd) {
+            return Err(EngineError::BadRequest(format!(
+                "cwd {} is not readable: {error}",
                 cwd.display()
             )));
         }
