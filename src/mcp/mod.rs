@@ -2,7 +2,7 @@
 //! into one engine call, and shapes the reply; the work happens in the
 //! actors. stdout is the protocol: logs go to stderr.
 
-mod params;
+pub mod params;
 pub mod replies;
 mod tasks;
 
@@ -635,7 +635,9 @@ impl ServerHandler for SidecarServer {
     }
 
     /// An unknown tool is a tool error that says which tools exist, not a
-    /// protocol error the model cannot read.
+    /// protocol error the model cannot read; so are arguments the tool does
+    /// not take or of the wrong type (rmcp would answer those with a
+    /// JSON-RPC error that names neither the tool nor the argument).
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
@@ -654,6 +656,11 @@ impl ServerHandler for SidecarServer {
                 known.join(", ")
             );
             return Ok(replies::failure(message).into());
+        }
+        let no_arguments = serde_json::Map::new();
+        let arguments = request.arguments.as_ref().unwrap_or(&no_arguments);
+        if let Err(error) = params::check_arguments(&request.name, arguments) {
+            return Ok(replies::failure(error.to_string()).into());
         }
         let tasks_declared = context
             .client_capabilities()
@@ -790,5 +797,25 @@ fn approval(param: ApprovalParam) -> ApprovalPolicy {
         ApprovalParam::OnRequest => ApprovalPolicy::OnRequest,
         ApprovalParam::OnFailure => ApprovalPolicy::OnFailure,
         ApprovalParam::Untrusted => ApprovalPolicy::Untrusted,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every routed tool has its parameters in `params`, so no tool skips
+    /// the argument check.
+    #[test]
+    fn every_tool_has_its_arguments_checked() {
+        let mut routed: Vec<String> = SidecarServer::tool_router()
+            .list_all()
+            .into_iter()
+            .map(|tool| tool.name.to_string())
+            .collect();
+        routed.sort();
+        let mut checked: Vec<String> = params::tool_names().map(str::to_string).collect();
+        checked.sort();
+        assert_eq!(routed, checked);
     }
 }
