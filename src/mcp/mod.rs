@@ -2,6 +2,7 @@
 //! into one engine call, and shapes the reply; the work happens in the
 //! actors. stdout is the protocol: logs go to stderr.
 
+pub mod framing;
 pub mod params;
 pub mod replies;
 mod tasks;
@@ -49,6 +50,11 @@ const INTERRUPT_REPLY_WAIT: Duration = Duration::from_secs(15);
 /// without flooding the client.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How long the last replies may take to reach stdout once the client has
+/// closed stdin: a client still reading takes them at once; one that has
+/// stopped reading must not keep the process alive.
+const FINAL_WRITE_GRACE: Duration = Duration::from_secs(5);
+
 const RUNS_LIMIT_DEFAULT: u64 = 20;
 const RUNS_LIMIT_MAX: u64 = 200;
 
@@ -73,7 +79,9 @@ pub async fn serve_stdio() -> Result<(), String> {
     };
     let cwd = std::env::current_dir().map_err(|error| error.to_string())?;
     let server = SidecarServer::new(config, codex, engine.clone(), cwd);
-    let outcome = match server.serve(rmcp::transport::stdio()).await {
+    let (stdin, stdout) = rmcp::transport::stdio();
+    let guarded = framing::guard(stdin, stdout);
+    let outcome = match server.serve((guarded.to_rmcp, guarded.from_rmcp)).await {
         Ok(service) => service
             .waiting()
             .await
@@ -81,6 +89,13 @@ pub async fn serve_stdio() -> Result<(), String> {
             .map_err(|error| error.to_string()),
         Err(error) => Err(error.to_string()),
     };
+    // rmcp's output is closed now; let the guard write what is left.
+    if tokio::time::timeout(FINAL_WRITE_GRACE, guarded.writer)
+        .await
+        .is_err()
+    {
+        tracing::warn!("stdout did not take the last replies in time");
+    }
     if let Some(engine) = engine {
         engine.shutdown().await;
     }

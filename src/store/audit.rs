@@ -3,7 +3,6 @@
 //! each file lives is decided here and nowhere else.
 
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::StoreError;
