@@ -1,4 +1,5 @@
 mod appserver;
+mod bad_input;
 mod claude_code;
 mod cli;
 mod engine;
