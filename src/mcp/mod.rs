@@ -4,6 +4,8 @@
 
 pub mod framing;
 pub mod params;
+#[cfg(test)]
+mod properties;
 pub mod replies;
 mod tasks;
 
