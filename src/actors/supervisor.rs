@@ -12,7 +12,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent
 
 use crate::actors::approvals::Choice;
 use crate::actors::broker::{BrokerMsg, BrokerRef};
-use crate::actors::record::RunSettings;
+use crate::actors::record::{RunSettings, ThreadExtras};
 use crate::actors::resolve::{self, Located};
 use crate::actors::run::{RunActor, RunArgs, RunMsg, RunRef, Start};
 use crate::actors::types::{
@@ -25,6 +25,7 @@ use crate::appserver::{
     SpawnOptions,
 };
 use crate::codex_bin::CodexBinary;
+use crate::codex_config;
 use crate::config::{AppServerMode, Config};
 use crate::protocol::jsonrpc::RpcError;
 use crate::store::{self, RunId};
@@ -136,6 +137,9 @@ pub struct SupervisorState {
     /// process's life: after a restart a thread keeps whatever its last
     /// turn used.
     thread_defaults: HashMap<String, (Option<String>, Option<String>)>,
+    /// Codex config every thread we start or resume gets
+    /// ([`crate::codex_config`]), read once at start.
+    thread_config: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Actor for Supervisor {
@@ -151,7 +155,13 @@ impl Actor for Supervisor {
         if matches!(args.config.app_server, AppServerMode::Shared { .. }) {
             myself.cast(SupervisorMsg::RecoverOrphans)?;
         }
+        let codex_home = args.config.codex_home.clone();
+        let thread_config =
+            tokio::task::spawn_blocking(move || codex_config::thread_overrides(&codex_home))
+                .await
+                .unwrap_or_default();
         Ok(SupervisorState {
+            thread_config,
             config: args.config,
             codex: args.codex,
             broker: args.broker,
@@ -328,7 +338,10 @@ impl Supervisor {
                 .unwrap_or(permissions.approval_policy()),
             model: request.model.clone(),
             reasoning_effort: request.reasoning_effort.clone(),
-            extras: request.extras.clone(),
+            extras: ThreadExtras {
+                config: codex_config::merged(&state.thread_config, request.extras.config.clone()),
+                ..request.extras.clone()
+            },
             interactive: request.interactive,
         };
         let title = store::title_for(request.run_name.as_deref(), &request.prompt);
@@ -387,7 +400,10 @@ impl Supervisor {
                 .unwrap_or(permissions.approval_policy()),
             model: request.model.clone().or(default_model),
             reasoning_effort: request.reasoning_effort.clone().or(default_effort),
-            extras: Default::default(),
+            extras: ThreadExtras {
+                config: codex_config::merged(&state.thread_config, None),
+                ..ThreadExtras::default()
+            },
             interactive: request.interactive,
         };
         let title = store::title_for(None, &request.prompt);
