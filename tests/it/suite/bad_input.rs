@@ -6,17 +6,16 @@
 //! end.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use codex_mcp_sidecar::scripted_model::ScriptedModel;
 use codex_mcp_sidecar::store::RunId;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::process::Command;
 
-use crate::common::{EVENT_TIMEOUT, codex_bin};
+use crate::common::codex_bin;
+use crate::common::raw_mcp::RawMcp;
 
 const SIDECAR: &str = env!("CARGO_BIN_EXE_codex-mcp-sidecar");
 const CORPUS: &str = include_str!("../corpus/bad_input.json");
@@ -51,102 +50,26 @@ struct Case {
     needs: Option<String>,
 }
 
-/// The server as a raw client sees it.
-struct Sidecar {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-    next_id: i64,
-}
-
-impl Sidecar {
-    async fn start(world: &World, drop_dac: bool) -> Sidecar {
-        let mut command = if drop_dac {
-            let mut command = Command::new("setpriv");
-            command.args([DAC_BYPASS, "--", SIDECAR]);
-            command
-        } else {
-            Command::new(SIDECAR)
-        };
-        let stderr = std::fs::File::create(world.stderr_path()).unwrap();
+/// The built binary, as the raw client drives it.
+async fn start_sidecar(world: &World, drop_dac: bool) -> RawMcp {
+    let mut command = if drop_dac {
+        let mut command = Command::new("setpriv");
+        command.args([DAC_BYPASS, "--", SIDECAR]);
         command
-            .env("CODEX_BIN", codex_bin())
-            .env("CODEX_HOME", world.codex_home.path())
-            .env("CODEX_MCP_WRAPPER_POINTER_DIR", world.pointer_dir.path())
-            .env("CODEX_MCP_WRAPPER_APP_SERVER_MODE", "private")
-            .env("CODEX_MCP_WRAPPER_WAIT_SOFT_TIMEOUT_MS", "0")
-            .env_remove("CODEX_MCP_WRAPPER_RUN_DIR")
-            .current_dir(world.project.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .kill_on_drop(true);
-        let mut child = command.spawn().unwrap();
-        let mut sidecar = Sidecar {
-            stdin: child.stdin.take().unwrap(),
-            stdout: BufReader::new(child.stdout.take().unwrap()),
-            child,
-            next_id: 1000,
-        };
-        let init = sidecar
-            .request(
-                "initialize",
-                json!({"protocolVersion": "2025-06-18", "capabilities": {},
-                       "clientInfo": {"name": "bad-input-corpus", "version": "1"}}),
-            )
-            .await;
-        assert!(init["result"]["serverInfo"].is_object(), "{init}");
-        sidecar
-            .send(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
-            .await;
-        sidecar
-    }
-
-    async fn send(&mut self, line: &[u8]) {
-        self.stdin.write_all(line).await.unwrap();
-        self.stdin.write_all(b"\n").await.unwrap();
-        self.stdin.flush().await.unwrap();
-    }
-
-    /// The next response (a line with `result` or `error`); notifications
-    /// and requests from the server are skipped.
-    async fn response(&mut self) -> Value {
-        let read = async {
-            loop {
-                let mut line = String::new();
-                let read = self.stdout.read_line(&mut line).await.unwrap();
-                assert!(read > 0, "the server closed stdout");
-                let value: Value = serde_json::from_str(&line)
-                    .unwrap_or_else(|error| panic!("not JSON ({error}): {line:.300}"));
-                if value.get("result").is_some() || value.get("error").is_some() {
-                    return value;
-                }
-            }
-        };
-        tokio::time::timeout(EVENT_TIMEOUT, read)
-            .await
-            .expect("a response in time")
-    }
-
-    async fn request(&mut self, method: &str, params: Value) -> Value {
-        self.next_id += 1;
-        let id = self.next_id;
-        let line = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-        self.send(line.to_string().as_bytes()).await;
-        let response = self.response().await;
-        assert_eq!(response["id"], id, "{response:.300}");
-        response
-    }
-
-    async fn call(&mut self, tool: &str, arguments: Value) -> Value {
-        self.request("tools/call", json!({"name": tool, "arguments": arguments}))
-            .await
-    }
-
-    async fn assert_alive(&mut self, after: &str) {
-        let pong = self.request("ping", json!({})).await;
-        assert!(pong["result"].is_object(), "no pong after {after}: {pong}");
-    }
+    } else {
+        Command::new(SIDECAR)
+    };
+    let stderr = std::fs::File::create(world.stderr_path()).unwrap();
+    command
+        .env("CODEX_BIN", codex_bin())
+        .env("CODEX_HOME", world.codex_home.path())
+        .env("CODEX_MCP_WRAPPER_POINTER_DIR", world.pointer_dir.path())
+        .env("CODEX_MCP_WRAPPER_APP_SERVER_MODE", "private")
+        .env("CODEX_MCP_WRAPPER_WAIT_SOFT_TIMEOUT_MS", "0")
+        .env_remove("CODEX_MCP_WRAPPER_RUN_DIR")
+        .current_dir(world.project.path())
+        .stderr(stderr);
+    RawMcp::spawn(command).await
 }
 
 /// One server's throwaway world.
@@ -283,7 +206,7 @@ async fn the_bad_input_corpus_gets_clear_errors_and_writes_nothing() {
         eprintln!("skipping the unreadable-cwd case: running as root without setpriv");
     }
     let unknown = RunId::generate().to_string();
-    let mut sidecar = Sidecar::start(&world, drop_dac).await;
+    let mut sidecar = start_sidecar(&world, drop_dac).await;
 
     let mut checked = 0;
     for case in &corpus.cases {
@@ -352,12 +275,7 @@ async fn the_bad_input_corpus_gets_clear_errors_and_writes_nothing() {
     assert_eq!(result["status"], "completed", "{done:.500}");
     assert_eq!(result["result"], "scripted reply", "{done:.500}");
 
-    drop(sidecar.stdin);
-    let status = tokio::time::timeout(EVENT_TIMEOUT, sidecar.child.wait())
-        .await
-        .expect("the server exits when stdin closes")
-        .unwrap();
-    assert!(status.success(), "{status}");
+    sidecar.finish().await;
     let stderr = std::fs::read_to_string(world.stderr_path()).unwrap();
     assert!(!stderr.contains("panicked"), "{stderr}");
     world.model.shutdown().await;

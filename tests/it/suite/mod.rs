@@ -8,6 +8,7 @@ mod picker;
 mod recovery;
 mod runs;
 mod scripted_model;
+mod security;
 mod shared;
 mod store;
 mod unix;
