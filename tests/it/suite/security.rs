@@ -325,3 +325,47 @@ async fn a_run_never_writes_through_a_link_planted_in_its_directory() {
     mcp.finish().await;
     world.model.shutdown().await;
 }
+
+/// What the store's link checks back up: under `workspace-write`, Codex's
+/// sandbox lets a turn write in the project but keeps `.codex` (and so the
+/// audit) read-only, so the turn can neither forge audit lines nor plant a
+/// link there. This is Codex's guarantee, not ours; the test says so if an
+/// upgrade drops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_write_turn_cannot_touch_the_audit() {
+    let world = World::new().await;
+    let mut mcp = world.mcp("private", "sidecar.stderr.log").await;
+    let runs = ".codex/codex-mcp/runs";
+    let script = Script::exec(
+        format!(
+            "echo ok > inside.txt; echo forged > {runs}/forged.jsonl; \
+             ln -s /etc/passwd {runs}/planted; echo x >> {runs}/index.jsonl"
+        ),
+        "done",
+    )
+    .marker();
+    let done = mcp
+        .call_ok(
+            "codex_run",
+            json!({"prompt": script, "async": false, "permissions": "workspace-write"}),
+        )
+        .await;
+    assert_eq!(done["status"], "completed", "{done}");
+    mcp.finish().await;
+    assert!(
+        world.project.path().join("inside.txt").exists(),
+        "the sandbox let the turn write in the project"
+    );
+    let run_dir = world.run_dir();
+    assert!(
+        !run_dir.join("forged.jsonl").exists(),
+        "a forged audit file"
+    );
+    assert!(
+        std::fs::symlink_metadata(run_dir.join("planted")).is_err(),
+        "a planted link"
+    );
+    let index = std::fs::read_to_string(run_dir.join("index.jsonl")).unwrap();
+    assert!(index.lines().all(|line| line.starts_with('{')), "{index}");
+    world.model.shutdown().await;
+}
