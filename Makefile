@@ -9,7 +9,7 @@ export CODEX_BIN := $(CURDIR)/$(CODEX_CLI)/node_modules/.bin/codex
 MCP_CLIENTS := mcp-clients
 MCP_CLIENTS_STAMP := $(MCP_CLIENTS)/node_modules/.installed
 
-.PHONY: system-tools setup demo test lint
+.PHONY: system-tools setup demo test lint fuzz
 
 setup: system-tools $(CODEX_STAMP) $(MCP_CLIENTS_STAMP)
 
@@ -51,3 +51,10 @@ test: setup
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets --locked -- -D warnings
+
+# Each fuzz target in fuzz/ for SECONDS (default 60); needs cargo-fuzz and a
+# nightly compiler, or RUSTC_BOOTSTRAP=1 on stable (the script decides).
+# Not part of `make test` or CI.
+SECONDS ?= 60
+fuzz:
+	scripts/fuzz.sh $(SECONDS)

@@ -6,6 +6,8 @@
 //!
 //! - [`codex_bin`]: finding the Codex CLI (`CODEX_BIN`, `PATH`, the project's
 //!   pinned install) and checking its version.
+//! - [`codex_config`]: what the sidecar adds to every thread's Codex config
+//!   (secret environment variables kept from commands).
 //! - [`protocol`]: the app-server's wire types, with no IO. Unknown
 //!   notifications, requests and item kinds are kept as raw JSON.
 //! - [`appserver`]: the app-server as a process we start (process group,
@@ -25,6 +27,7 @@ pub mod appserver;
 pub mod cli;
 pub mod cli_runs;
 pub mod codex_bin;
+pub mod codex_config;
 pub mod config;
 pub mod health;
 pub mod mcp;

@@ -323,6 +323,7 @@ impl RunActor {
                         approval_policy: Some(settings.approval_policy),
                         sandbox: Some(settings.sandbox),
                         model: settings.model.clone(),
+                        config: settings.extras.config.clone(),
                         ..ThreadSettings::default()
                     },
                 };

@@ -12,7 +12,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent
 
 use crate::actors::approvals::Choice;
 use crate::actors::broker::{BrokerMsg, BrokerRef};
-use crate::actors::record::RunSettings;
+use crate::actors::record::{RunSettings, ThreadExtras};
 use crate::actors::resolve::{self, Located};
 use crate::actors::run::{RunActor, RunArgs, RunMsg, RunRef, Start};
 use crate::actors::types::{
@@ -25,6 +25,7 @@ use crate::appserver::{
     SpawnOptions,
 };
 use crate::codex_bin::CodexBinary;
+use crate::codex_config;
 use crate::config::{AppServerMode, Config};
 use crate::protocol::jsonrpc::RpcError;
 use crate::store::{self, RunId};
@@ -136,6 +137,9 @@ pub struct SupervisorState {
     /// process's life: after a restart a thread keeps whatever its last
     /// turn used.
     thread_defaults: HashMap<String, (Option<String>, Option<String>)>,
+    /// Codex config every thread we start or resume gets
+    /// ([`crate::codex_config`]), read once at start.
+    thread_config: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Actor for Supervisor {
@@ -151,7 +155,13 @@ impl Actor for Supervisor {
         if matches!(args.config.app_server, AppServerMode::Shared { .. }) {
             myself.cast(SupervisorMsg::RecoverOrphans)?;
         }
+        let codex_home = args.config.codex_home.clone();
+        let thread_config =
+            tokio::task::spawn_blocking(move || codex_config::thread_overrides(&codex_home))
+                .await
+                .unwrap_or_default();
         Ok(SupervisorState {
+            thread_config,
             config: args.config,
             codex: args.codex,
             broker: args.broker,
@@ -328,7 +338,10 @@ impl Supervisor {
                 .unwrap_or(permissions.approval_policy()),
             model: request.model.clone(),
             reasoning_effort: request.reasoning_effort.clone(),
-            extras: request.extras.clone(),
+            extras: ThreadExtras {
+                config: codex_config::merged(&state.thread_config, request.extras.config.clone()),
+                ..request.extras.clone()
+            },
             interactive: request.interactive,
         };
         let title = store::title_for(request.run_name.as_deref(), &request.prompt);
@@ -387,7 +400,10 @@ impl Supervisor {
                 .unwrap_or(permissions.approval_policy()),
             model: request.model.clone().or(default_model),
             reasoning_effort: request.reasoning_effort.clone().or(default_effort),
-            extras: Default::default(),
+            extras: ThreadExtras {
+                config: codex_config::merged(&state.thread_config, None),
+                ..ThreadExtras::default()
+            },
             interactive: request.interactive,
         };
         let title = store::title_for(None, &request.prompt);
@@ -780,10 +796,27 @@ impl Supervisor {
     }
 }
 
+/// The longest prompt Codex takes in one turn, in characters: its own
+/// `MAX_USER_INPUT_TEXT_CHARS` (1 << 20), which `turn/start` enforces. Checked
+/// here as well so that a prompt over it is refused before a thread is
+/// started or anything is written, with a message that says what to do.
+pub const MAX_PROMPT_CHARS: usize = 1 << 20;
+
 /// Bad input is refused before anything is written.
 fn validate(prompt: &str, cwd: Option<&std::path::Path>) -> Result<(), EngineError> {
     if prompt.trim().is_empty() {
         return Err(EngineError::BadRequest("the prompt is empty".to_string()));
+    }
+    // A string of at most that many bytes has at most that many characters:
+    // only a long one is counted.
+    if prompt.len() > MAX_PROMPT_CHARS {
+        let chars = prompt.chars().count();
+        if chars > MAX_PROMPT_CHARS {
+            return Err(EngineError::BadRequest(format!(
+                "the prompt is too long: {chars} characters, Codex takes at most \
+                 {MAX_PROMPT_CHARS}; put the long part in a file and name the file"
+            )));
+        }
     }
     if let Some(cwd) = cwd {
         if !cwd.is_absolute() {
@@ -795,6 +828,14 @@ fn validate(prompt: &str, cwd: Option<&std::path::Path>) -> Result<(), EngineErr
         if !cwd.is_dir() {
             return Err(EngineError::BadRequest(format!(
                 "cwd {} does not exist or is not a directory",
+                cwd.display()
+            )));
+        }
+        // Codex would fail later, after a thread was started and audited,
+        // with a less direct message.
+        if let Err(error) = std::fs::read_dir(cwd) {
+            return Err(EngineError::BadRequest(format!(
+                "cwd {} is not readable: {error}",
                 cwd.display()
             )));
         }

@@ -43,13 +43,16 @@ impl CapabilityToken {
     }
 
     /// Writes the token to `path`, mode 0600, replacing what was there. The
-    /// mode is set before any byte of the secret is written.
+    /// mode is set before any byte of the secret is written. Never through a
+    /// symbolic link (`O_NOFOLLOW`): a link planted there would send the
+    /// secret, and our chmod, to a file of the planter's choosing.
     pub fn write_to(&self, path: &Path) -> std::io::Result<()> {
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .mode(TOKEN_FILE_MODE)
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
             .open(path)?;
         // `mode` only applies when the file is created; an old file keeps its
         // permissions unless we tighten them.
@@ -80,5 +83,12 @@ mod tests {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert_eq!(std::fs::read_to_string(&path).unwrap(), first.secret());
+
+        let outside = dir.path().join("outside");
+        std::fs::write(&outside, "public").unwrap();
+        let link = dir.path().join("linked-token");
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        assert!(first.write_to(&link).is_err());
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "public");
     }
 }

@@ -2,7 +2,10 @@
 //! into one engine call, and shapes the reply; the work happens in the
 //! actors. stdout is the protocol: logs go to stderr.
 
-mod params;
+pub mod framing;
+pub mod params;
+#[cfg(test)]
+mod properties;
 pub mod replies;
 mod tasks;
 
@@ -49,6 +52,11 @@ const INTERRUPT_REPLY_WAIT: Duration = Duration::from_secs(15);
 /// without flooding the client.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How long the last replies may take to reach stdout once the client has
+/// closed stdin: a client still reading takes them at once; one that has
+/// stopped reading must not keep the process alive.
+const FINAL_WRITE_GRACE: Duration = Duration::from_secs(5);
+
 const RUNS_LIMIT_DEFAULT: u64 = 20;
 const RUNS_LIMIT_MAX: u64 = 200;
 
@@ -73,7 +81,9 @@ pub async fn serve_stdio() -> Result<(), String> {
     };
     let cwd = std::env::current_dir().map_err(|error| error.to_string())?;
     let server = SidecarServer::new(config, codex, engine.clone(), cwd);
-    let outcome = match server.serve(rmcp::transport::stdio()).await {
+    let (stdin, stdout) = rmcp::transport::stdio();
+    let guarded = framing::guard(stdin, stdout);
+    let outcome = match server.serve((guarded.to_rmcp, guarded.from_rmcp)).await {
         Ok(service) => service
             .waiting()
             .await
@@ -81,6 +91,13 @@ pub async fn serve_stdio() -> Result<(), String> {
             .map_err(|error| error.to_string()),
         Err(error) => Err(error.to_string()),
     };
+    // rmcp's output is closed now; let the guard write what is left.
+    if tokio::time::timeout(FINAL_WRITE_GRACE, guarded.writer)
+        .await
+        .is_err()
+    {
+        tracing::warn!("stdout did not take the last replies in time");
+    }
     if let Some(engine) = engine {
         engine.shutdown().await;
     }
@@ -635,7 +652,9 @@ impl ServerHandler for SidecarServer {
     }
 
     /// An unknown tool is a tool error that says which tools exist, not a
-    /// protocol error the model cannot read.
+    /// protocol error the model cannot read; so are arguments the tool does
+    /// not take or of the wrong type (rmcp would answer those with a
+    /// JSON-RPC error that names neither the tool nor the argument).
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
@@ -654,6 +673,11 @@ impl ServerHandler for SidecarServer {
                 known.join(", ")
             );
             return Ok(replies::failure(message).into());
+        }
+        let no_arguments = serde_json::Map::new();
+        let arguments = request.arguments.as_ref().unwrap_or(&no_arguments);
+        if let Err(error) = params::check_arguments(&request.name, arguments) {
+            return Ok(replies::failure(error.to_string()).into());
         }
         let tasks_declared = context
             .client_capabilities()
@@ -790,5 +814,25 @@ fn approval(param: ApprovalParam) -> ApprovalPolicy {
         ApprovalParam::OnRequest => ApprovalPolicy::OnRequest,
         ApprovalParam::OnFailure => ApprovalPolicy::OnFailure,
         ApprovalParam::Untrusted => ApprovalPolicy::Untrusted,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every routed tool has its parameters in `params`, so no tool skips
+    /// the argument check.
+    #[test]
+    fn every_tool_has_its_arguments_checked() {
+        let mut routed: Vec<String> = SidecarServer::tool_router()
+            .list_all()
+            .into_iter()
+            .map(|tool| tool.name.to_string())
+            .collect();
+        routed.sort();
+        let mut checked: Vec<String> = params::tool_names().map(str::to_string).collect();
+        checked.sort();
+        assert_eq!(routed, checked);
     }
 }

@@ -1,8 +1,127 @@
 //! Tool parameters. Their doc comments are the documentation a model reads,
 //! so they say when to use a field and what it defaults to, briefly.
+//!
+//! [`check_arguments`] is the gate every call passes before its arguments
+//! are used: an argument the tool does not take, or one of the wrong type,
+//! is a tool error that names the argument.
 
+use rmcp::handler::server::common::schema_for_type;
 use schemars::JsonSchema;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+/// Why a tool's arguments were refused. Each names the tool and the
+/// argument, so a model can correct the call.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ArgumentError {
+    /// Refused rather than ignored: a misspelt `permisions: "read-only"`
+    /// would otherwise run with the default, full access.
+    #[error("{tool}: unknown argument {name:?}; it takes: {known}")]
+    Unknown {
+        tool: String,
+        name: String,
+        known: String,
+    },
+    #[error("{tool}: {problem}")]
+    Invalid { tool: String, problem: String },
+}
+
+/// Every tool and the parameters it takes ([`NoParams`] for none). A tool
+/// missing here is caught by a test of the router.
+const TOOLS: [(&str, Checker); 15] = [
+    ("codex", check::<LegacyCodexParams>),
+    ("codex-reply", check::<LegacyReplyParams>),
+    ("codex_run", check::<RunParams>),
+    ("codex_resume", check::<ResumeParams>),
+    ("codex_wait", check::<WaitParams>),
+    ("codex_approve", check::<ApproveParams>),
+    ("codex_interrupt", check::<InterruptParams>),
+    ("codex_active_runs", check::<NoParams>),
+    ("codex_runs", check::<RunsParams>),
+    ("codex_wrapper_check", check::<NoParams>),
+    ("codex_chat", check::<ChatParams>),
+    ("codex_plan", check::<PlanParams>),
+    ("codex_guard_plan", check::<PlanParams>),
+    ("codex_review", check::<ReviewParams>),
+    ("codex_guard_final", check::<ReviewParams>),
+];
+
+type Checker = fn(&str, &Map<String, Value>) -> Result<(), ArgumentError>;
+
+/// The names of every tool this module knows the parameters of.
+pub fn tool_names() -> impl Iterator<Item = &'static str> {
+    TOOLS.iter().map(|(name, _)| *name)
+}
+
+/// Checks `arguments` against what `tool` takes: every name is one of its
+/// parameters and every value has the type the parameter wants. A tool
+/// this module does not know passes: refusing it is the router's job.
+pub fn check_arguments(tool: &str, arguments: &Map<String, Value>) -> Result<(), ArgumentError> {
+    match TOOLS.iter().find(|(name, _)| *name == tool) {
+        Some((_, checker)) => checker(tool, arguments),
+        None => Ok(()),
+    }
+}
+
+fn check<T: DeserializeOwned + JsonSchema + 'static>(
+    tool: &str,
+    arguments: &Map<String, Value>,
+) -> Result<(), ArgumentError> {
+    // The same schema tools/list shows the client, so the names accepted
+    // are exactly the names advertised.
+    let schema = schema_for_type::<T>();
+    let known = schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|properties| properties.keys().map(String::as_str).collect::<Vec<_>>())
+        .unwrap_or_default();
+    if let Some(name) = arguments
+        .keys()
+        .find(|name| !known.contains(&name.as_str()))
+    {
+        return Err(ArgumentError::Unknown {
+            tool: tool.to_string(),
+            name: quoted_name(name),
+            known: if known.is_empty() {
+                "no arguments".to_string()
+            } else {
+                known.join(", ")
+            },
+        });
+    }
+    let value = Value::Object(arguments.clone());
+    match serde_path_to_error::deserialize::<_, T>(&value) {
+        Ok(_) => Ok(()),
+        Err(error) => {
+            let path = error.path().to_string();
+            let inner = error.into_inner();
+            let problem = if path == "." {
+                inner.to_string()
+            } else {
+                format!("argument {path}: {inner}")
+            };
+            Err(ArgumentError::Invalid {
+                tool: tool.to_string(),
+                problem,
+            })
+        }
+    }
+}
+
+/// An unknown argument's name as the error quotes it: a name can be as long
+/// as a client likes, a reply should not be.
+fn quoted_name(name: &str) -> String {
+    const QUOTED_NAME_CHARS: usize = 64;
+    match name.char_indices().nth(QUOTED_NAME_CHARS) {
+        Some((end, _)) => format!("{}…", &name[..end]),
+        None => name.to_string(),
+    }
+}
+
+/// The arguments of a tool that takes none.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct NoParams {}
 
 /// What a run may do. `yolo`: full access, never asks (the default unless
 /// CODEX_MCP_WRAPPER_DEFAULT_PERMISSIONS says otherwise); `workspace-write`:
@@ -196,4 +315,106 @@ pub struct ReviewParams {
     pub open_questions: Option<String>,
     #[serde(flatten)]
     pub settings: ConversationSettings,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn args(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn good_arguments_pass_and_null_means_omitted() {
+        for (tool, arguments) in [
+            (
+                "codex_run",
+                json!({"prompt": "x", "cwd": null, "timeout_ms": 5}),
+            ),
+            (
+                "codex_chat",
+                json!({"prompt": "x", "session_id": "s", "timeout_ms": 1000}),
+            ),
+            (
+                "codex_plan",
+                json!({"requirements": "r", "plan": "p", "cwd": "/"}),
+            ),
+            ("codex", json!({"prompt": "x", "approval-policy": "never"})),
+            ("codex-reply", json!({"threadId": "t", "prompt": "x"})),
+            ("codex_active_runs", json!({})),
+            ("a_tool_nobody_knows", json!({"anything": 1})),
+        ] {
+            assert_eq!(check_arguments(tool, &args(arguments)), Ok(()), "{tool}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_argument_is_named_with_what_the_tool_takes() {
+        let error = check_arguments(
+            "codex_run",
+            &args(json!({"prompt": "x", "permisions": "read-only"})),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.starts_with("codex_run: unknown argument \"permisions\""),
+            "{error}"
+        );
+        assert!(error.contains("permissions"), "{error}");
+        // Flattened settings count as the tool's own.
+        let error = check_arguments(
+            "codex_chat",
+            &args(json!({"prompt": "x", "sesion_id": "s"})),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("\"sesion_id\"") && error.contains("session_id"),
+            "{error}"
+        );
+        let error = check_arguments("codex_wrapper_check", &args(json!({"verbose": true})))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("it takes: no arguments"), "{error}");
+        let long = "k".repeat(10_000);
+        let error = check_arguments("codex_wait", &args(json!({long: 1})))
+            .unwrap_err()
+            .to_string();
+        assert!(error.len() < 400, "{error}");
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_argument() {
+        for (tool, arguments, expected) in [
+            (
+                "codex_run",
+                json!({"prompt": 5}),
+                "argument prompt: invalid type: integer `5`, expected a string",
+            ),
+            (
+                "codex_run",
+                json!({"prompt": "x", "timeout_ms": -1}),
+                "argument timeout_ms",
+            ),
+            (
+                "codex_run",
+                json!({"prompt": "x", "permissions": "root"}),
+                "argument permissions: unknown variant `root`",
+            ),
+            (
+                "codex_wait",
+                json!({"run_id": "r", "offset": 1.5}),
+                "argument offset",
+            ),
+            ("codex_run", json!({}), "missing field `prompt`"),
+        ] {
+            let error = check_arguments(tool, &args(arguments))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(expected), "{tool}: {error}");
+            assert!(error.starts_with(tool), "{error}");
+        }
+    }
 }

@@ -88,6 +88,15 @@ struct RawMessage {
 impl Incoming {
     /// Parses one text frame.
     pub fn parse(text: &str) -> Result<Incoming, FrameError> {
+        // serde reads a struct from a JSON array too, field by field in
+        // order, so `["x","turn/completed"]` would be a request. A message
+        // is an object; anything else is refused before serde sees it.
+        if !text.trim_start().starts_with('{') {
+            return match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+                Ok(_) => Err(FrameError::NotJsonRpc(truncate(text))),
+                Err(error) => Err(FrameError::NotJson(error)),
+            };
+        }
         let raw: RawMessage = serde_json::from_str(text)?;
         let params = raw.params.unwrap_or(Value::Null);
         match (raw.id, raw.method) {
@@ -190,6 +199,22 @@ mod tests {
             Err(FrameError::NotJsonRpc(quoted)) => assert!(quoted.chars().count() <= 201),
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    /// Found by the property tests: serde reads a struct from an array,
+    /// field by field, so an array frame used to decode as a message.
+    #[test]
+    fn an_array_is_not_a_message() {
+        for frame in [r#"[""]"#, r#"[7,"turn/completed",{}]"#, " [1]", "[]"] {
+            assert!(
+                matches!(Incoming::parse(frame), Err(FrameError::NotJsonRpc(_))),
+                "{frame}"
+            );
+        }
+        assert!(matches!(
+            Incoming::parse("[1,"),
+            Err(FrameError::NotJson(_))
+        ));
     }
 
     #[test]

@@ -4,6 +4,8 @@
 
 pub mod events;
 pub mod jsonrpc;
+#[cfg(test)]
+pub(crate) mod properties;
 pub mod types;
 
 pub use events::{

@@ -3,12 +3,12 @@
 //! each file lives is decided here and nowhere else.
 
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::StoreError;
 use super::files::{
-    FILE_MODE, append_json_line, append_lines, create_private_dir, read_jsonl, write_atomic,
+    append_json_line, append_lines, create_owned_dir, create_private_dir, open_append_nofollow,
+    read_jsonl, refuse_symlink, write_atomic,
 };
 use super::records::{ActiveRecord, AuditEvent, AuditRecord, IndexRecord, PointerRecord};
 use super::run_id::{RunId, now_rfc3339};
@@ -69,18 +69,18 @@ pub struct RunAudit {
 
 impl RunAudit {
     /// Prepares `run_dir` (owner-only, with its `.gitignore` and `active/`).
+    /// A symbolic link where the store writes (the run directory, `active/`,
+    /// `.gitignore`, `index.jsonl`) is refused here, before the run starts,
+    /// so the caller hears why; every append also opens with `O_NOFOLLOW`,
+    /// which closes the race of a link planted later.
     pub fn open(run_dir: &Path, run_id: &RunId) -> Result<RunAudit, StoreError> {
         prepare_run_dir(run_dir)?;
-        create_private_dir(&run_dir.join(ACTIVE_DIR))?;
+        create_owned_dir(&run_dir.join(ACTIVE_DIR))?;
+        refuse_symlink(&index_path(run_dir))?;
         let paths = RunPaths::new(run_dir, run_id);
         // Every run has its stderr log, empty when nothing was said: a
         // missing file would read as "not recorded".
-        std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(FILE_MODE)
-            .open(&paths.stderr)
-            .map_err(|source| StoreError::io(&paths.stderr, source))?;
+        open_append_nofollow(&paths.stderr, false)?;
         Ok(RunAudit {
             run_dir: run_dir.to_path_buf(),
             run_id: run_id.clone(),
@@ -151,11 +151,13 @@ impl RunAudit {
 }
 
 /// Creates `run_dir` owner-only and its `.gitignore`. A `.gitignore` already
-/// there is the user's to keep.
+/// there is the user's to keep, unless it is a symbolic link: one planted
+/// to point at a file without `*` would let the audit be committed.
 fn prepare_run_dir(run_dir: &Path) -> Result<(), StoreError> {
-    create_private_dir(run_dir)?;
+    create_owned_dir(run_dir)?;
     let gitignore = run_dir.join(GITIGNORE);
     match std::fs::symlink_metadata(&gitignore) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(StoreError::Symlink { path: gitignore }),
         Ok(_) => Ok(()),
         Err(error) if error.kind() == io::ErrorKind::NotFound => {
             write_atomic(&gitignore, GITIGNORE_CONTENT)
@@ -309,6 +311,57 @@ mod tests {
         audit.remove_active().unwrap();
         audit.remove_active().unwrap();
         assert!(list_active(&run_dir).unwrap().is_empty());
+    }
+
+    /// Links planted where the store writes, each pointing outside: the run
+    /// is refused with the link named, and nothing outside changes.
+    #[test]
+    fn links_planted_in_the_run_directory_are_refused() {
+        use std::os::unix::fs::symlink;
+        let outside = tempfile::tempdir().unwrap();
+        let target_file = outside.path().join("bashrc");
+        std::fs::write(&target_file, "precious\n").unwrap();
+        // "": the run directory itself.
+        for name in ["", ACTIVE_DIR, GITIGNORE, INDEX_FILE] {
+            let root = tempfile::tempdir().unwrap();
+            let run_dir = root.path().join("runs");
+            let link = if name.is_empty() {
+                symlink(outside.path(), &run_dir).unwrap();
+                run_dir.clone()
+            } else {
+                std::fs::create_dir(&run_dir).unwrap();
+                let link = run_dir.join(name);
+                let target = if name == ACTIVE_DIR {
+                    outside.path().to_path_buf()
+                } else {
+                    target_file.clone()
+                };
+                symlink(target, &link).unwrap();
+                link
+            };
+            let run_id = RunId::generate();
+            let error = RunAudit::open(&run_dir, &run_id).unwrap_err();
+            assert!(
+                matches!(&error, StoreError::Symlink { path } if *path == link),
+                "{name}: {error}"
+            );
+            let error = append_index(
+                &run_dir,
+                &index(&run_id, IndexEvent::Start, RunStatus::Running),
+            );
+            if name != ACTIVE_DIR {
+                assert!(
+                    matches!(error, Err(StoreError::Symlink { .. })),
+                    "{name}: {error:?}"
+                );
+            }
+            let names: Vec<_> = std::fs::read_dir(outside.path())
+                .unwrap()
+                .map(|entry| entry.unwrap().file_name())
+                .collect();
+            assert_eq!(names, ["bashrc"], "{name}: written outside");
+            assert_eq!(std::fs::read_to_string(&target_file).unwrap(), "precious\n");
+        }
     }
 
     #[test]

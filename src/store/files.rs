@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::{Flock, FlockArg, OFlag};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -42,6 +42,55 @@ pub fn create_private_dir(path: &Path) -> Result<(), StoreError> {
         .map_err(|source| StoreError::io(path, source))
 }
 
+/// [`create_private_dir`] for a directory the store owns (the run directory,
+/// `active/`): it must not be a symbolic link, before or after. Checked
+/// after too, so a link planted between the check and the create is not
+/// taken for "an existing directory". Its ancestors may be links: a user may
+/// keep `.codex` on another disk.
+pub fn create_owned_dir(path: &Path) -> Result<(), StoreError> {
+    refuse_symlink(path)?;
+    create_private_dir(path)?;
+    refuse_symlink(path)
+}
+
+/// Refuses a path that is a symbolic link. The store writes where a prompt
+/// run in the project may have written first (the run directory is under
+/// the project), and it runs outside Codex's sandbox: writing through a
+/// planted link would let the sandboxed side make us append to any file of
+/// the user's. A missing path is fine.
+pub fn refuse_symlink(path: &Path) -> Result<(), StoreError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(StoreError::Symlink {
+            path: path.to_path_buf(),
+        }),
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(StoreError::io(path, source)),
+    }
+}
+
+/// Opens `path` to append, creating it owner-only, never through a symbolic
+/// link: `O_NOFOLLOW` makes the kernel refuse a link in the last component
+/// at the instant of the open, so no check-then-open race is left.
+pub(crate) fn open_append_nofollow(path: &Path, read: bool) -> Result<File, StoreError> {
+    OpenOptions::new()
+        .read(read)
+        .append(true)
+        .create(true)
+        .mode(FILE_MODE)
+        .custom_flags(OFlag::O_NOFOLLOW.bits())
+        .open(path)
+        .map_err(
+            |source| match Errno::from_raw(source.raw_os_error().unwrap_or(0)) {
+                // ELOOP is what O_NOFOLLOW answers for a link.
+                Errno::ELOOP => StoreError::Symlink {
+                    path: path.to_path_buf(),
+                },
+                _ => StoreError::io(path, source),
+            },
+        )
+}
+
 /// Appends `value` as one compact JSON line. Lines from any number of threads
 /// and processes never interleave: see [`append_lines`].
 pub fn append_json_line<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), StoreError> {
@@ -64,13 +113,7 @@ pub fn append_json_line<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result
 /// locks.
 pub(crate) fn append_lines(path: &Path, lines: &[u8]) -> Result<(), StoreError> {
     debug_assert!(lines.ends_with(b"\n"));
-    let file = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .mode(FILE_MODE)
-        .open(path)
-        .map_err(|source| StoreError::io(path, source))?;
+    let file = open_append_nofollow(path, true)?;
     let result = match lock_exclusive(file, path) {
         Ok(locked) => drop_torn_tail(&locked, path).and_then(|()| (&*locked).write_all(lines)),
         // Without the lock another writer may be mid-line: leave the tail.
@@ -162,6 +205,10 @@ fn write_atomic_with(
             io::Error::new(io::ErrorKind::InvalidInput, "not a file name"),
         )
     })?;
+    // The temp file is created `O_EXCL` and renamed over the target, which
+    // replaces a link there rather than following it; only a linked
+    // directory would send the bytes elsewhere.
+    refuse_symlink(dir)?;
     let mut temp = tempfile::Builder::new()
         .prefix(&format!("{TEMP_PREFIX}{}.", name.to_string_lossy()))
         .suffix(TEMP_SUFFIX)
@@ -372,6 +419,34 @@ mod tests {
         assert_eq!(names, ["active.json"]);
         write_atomic(&path, br#"{"new":true}"#).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), br#"{"new":true}"#);
+    }
+
+    #[test]
+    fn appends_refuse_a_symlink_and_atomic_writes_replace_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside.txt");
+        std::fs::write(&outside, "precious\n").unwrap();
+        let link = dir.path().join("index.jsonl");
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        let error = append_json_line(&link, &json!({"a": 1})).unwrap_err();
+        assert!(matches!(error, StoreError::Symlink { .. }), "{error}");
+        assert!(error.to_string().contains("symbolic link"), "{error}");
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "precious\n");
+
+        let whole = dir.path().join("active.json");
+        std::os::unix::fs::symlink(&outside, &whole).unwrap();
+        write_atomic(&whole, b"{}").unwrap();
+        assert!(!std::fs::symlink_metadata(&whole).unwrap().is_symlink());
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "precious\n");
+
+        let linked_dir = dir.path().join("linked");
+        let real_dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(real_dir.path(), &linked_dir).unwrap();
+        let error = write_atomic(&linked_dir.join("x.json"), b"{}").unwrap_err();
+        assert!(matches!(error, StoreError::Symlink { .. }), "{error}");
+        assert_eq!(std::fs::read_dir(real_dir.path()).unwrap().count(), 0);
+        let error = create_owned_dir(&linked_dir).unwrap_err();
+        assert!(matches!(error, StoreError::Symlink { .. }), "{error}");
     }
 
     #[test]

@@ -76,6 +76,11 @@ pub enum StoreError {
     },
     #[error("bad run id {value:?}: {reason} (a run id looks like {RUN_ID_EXAMPLE})")]
     BadRunId { value: String, reason: &'static str },
+    #[error(
+        "{} is a symbolic link; the audit never writes through one (remove it, or point CODEX_MCP_WRAPPER_RUN_DIR elsewhere)",
+        path.display()
+    )]
+    Symlink { path: PathBuf },
 }
 
 impl StoreError {

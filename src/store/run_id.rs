@@ -26,6 +26,11 @@ const DASHES: [usize; 3] = [8, 15, 19];
 /// The whole length: fixed, which is what lets ids sort as strings.
 const RUN_ID_LEN: usize = 19 + 1 + RANDOM_BYTES * 2;
 
+/// An error quotes at most this many characters of a bad id: enough to
+/// recognise it, while a megabyte pasted as a run id is not echoed back
+/// whole into a reply and a log.
+const QUOTED_BAD_ID_CHARS: usize = 64;
+
 /// One Codex turn as this crate names it. Serialized as its string; parsing
 /// (and so deserializing) accepts the exact shape only, so a run id read from
 /// a client or a file can never name a path outside the run directory.
@@ -54,7 +59,7 @@ impl RunId {
 
     pub fn parse(value: &str) -> Result<RunId, StoreError> {
         let bad = |reason| StoreError::BadRunId {
-            value: value.to_string(),
+            value: quoted(value),
             reason,
         };
         if value.is_empty() {
@@ -133,6 +138,14 @@ impl<'de> Deserialize<'de> for RunId {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<RunId, D::Error> {
         let value = String::deserialize(deserializer)?;
         RunId::parse(&value).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `value` as a bad-id error quotes it: cut to [`QUOTED_BAD_ID_CHARS`].
+fn quoted(value: &str) -> String {
+    match value.char_indices().nth(QUOTED_BAD_ID_CHARS) {
+        Some((end, _)) => format!("{}…", &value[..end]),
+        None => value.to_string(),
     }
 }
 
@@ -240,6 +253,10 @@ mod tests {
             assert!(error.to_string().contains("bad run id"), "{error}");
         }
         assert!(RunId::parse(RUN_ID_EXAMPLE).is_ok());
+
+        let huge = "9".repeat(1 << 20);
+        let error = RunId::parse(&huge).unwrap_err().to_string();
+        assert!(error.len() < 300, "the error echoes {} bytes", error.len());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! loopback port, all private to one test.
 
 pub mod engine;
+pub mod raw_mcp;
 pub mod shared_server;
 pub mod tmux;
 

@@ -1,4 +1,5 @@
 mod appserver;
+mod bad_input;
 mod claude_code;
 mod cli;
 mod drills;
@@ -9,6 +10,7 @@ mod picker;
 mod recovery;
 mod runs;
 mod scripted_model;
+mod security;
 mod shared;
 mod store;
 mod unix;
