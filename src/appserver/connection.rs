@@ -53,6 +53,15 @@ const EVENT_CHANNEL_CAPACITY: usize = 4096;
 /// Commands queued for the worker; each is one small frame to write.
 const COMMAND_CHANNEL_CAPACITY: usize = 256;
 
+/// The tracing target of the two events that time a run's completion: this
+/// connection reading a `turn/completed` frame, and `codex_wait` handing its
+/// reply to the MCP transport (`src/mcp`). Debug level, so off unless
+/// `RUST_LOG` names it (`codex_mcp_sidecar::latency=debug`); off, each costs
+/// one comparison of the method and tracing's cached level check. The
+/// benchmarks read the events' microsecond timestamps (B3 in
+/// `docs/benchmarks.md`).
+pub const LATENCY_TARGET: &str = "codex_mcp_sidecar::latency";
+
 /// Everything that can go wrong talking to the app-server.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
@@ -554,6 +563,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Worker<S> {
                 return;
             }
             Ok(Incoming::Notification { method, params }) => {
+                if method == "turn/completed" {
+                    tracing::debug!(
+                        target: LATENCY_TARGET,
+                        thread_id = params["threadId"].as_str(),
+                        turn_id = params["turn"]["id"].as_str(),
+                        "turn/completed received"
+                    );
+                }
                 ServerEvent::Notification(ServerNotification::new(method, params))
             }
             Ok(Incoming::Request { id, method, params }) => {

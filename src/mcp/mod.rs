@@ -24,6 +24,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt, tool, tool_handler,
 use crate::actors::ThreadExtras;
 use crate::actors::approvals::Choice;
 use crate::actors::{ChatRequest, Engine, Interrupted, ResumeRequest, ResumeTarget, RunRequest};
+use crate::appserver::connection::LATENCY_TARGET;
 use crate::codex_bin::CodexBinary;
 use crate::config::{Config, Permissions, ToolFamilies};
 use crate::protocol::{ApprovalPolicy, SandboxMode};
@@ -244,11 +245,15 @@ impl SidecarServer {
                 .await
                 .map_err(replies::failure)?;
             let offset = usize::try_from(params.offset.unwrap_or(0)).unwrap_or(usize::MAX);
-            Ok(replies::wait_outcome(
-                &outcome,
-                slice.unwrap_or_default(),
-                self.page(offset),
-            ))
+            let reply =
+                replies::wait_outcome(&outcome, slice.unwrap_or_default(), self.page(offset));
+            tracing::debug!(
+                target: LATENCY_TARGET,
+                run_id = %run_id,
+                outcome = outcome.kind(),
+                "codex_wait reply"
+            );
+            Ok(reply)
         };
         self.with_progress(&context, outcome).await
     }
