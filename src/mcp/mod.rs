@@ -9,6 +9,8 @@ mod tasks;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::handler::server::wrapper::Parameters;
@@ -53,27 +55,18 @@ const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 const RUNS_LIMIT_DEFAULT: u64 = 20;
 const RUNS_LIMIT_MAX: u64 = 200;
 
-/// Starts the engine (when Codex is found) and serves MCP on stdio until the
-/// client closes it.
+/// Serves MCP on stdio until the client closes it. Codex is looked for (and
+/// the engine started) meanwhile, not first: `codex --version` runs the npm
+/// launcher, a Node.js process that takes tens of milliseconds, which
+/// `initialize` and `tools/list` need not wait for. A tool that needs the
+/// engine waits for it.
 pub async fn serve_stdio() -> Result<(), String> {
     let config = Config::from_env().map_err(|error| error.to_string())?;
-    let codex = CodexBinary::discover()
-        .await
-        .map_err(|error| error.to_string());
-    let engine = match &codex {
-        Ok(codex) => Some(
-            Engine::start(config.clone(), codex.clone())
-                .await
-                .map_err(|error| error.to_string())?,
-        ),
-        // The server still starts, so that codex_wrapper_check can say why.
-        Err(error) => {
-            tracing::warn!(%error, "no usable Codex CLI; only codex_wrapper_check works");
-            None
-        }
-    };
     let cwd = std::env::current_dir().map_err(|error| error.to_string())?;
-    let server = SidecarServer::new(config, codex, engine.clone(), cwd);
+    let server = SidecarServer::starting(config.clone(), cwd, start_backend(config));
+    let backend = server.backend.clone();
+    // Started now, whether or not a tool asks.
+    tokio::spawn(backend.clone());
     let outcome = match server.serve(rmcp::transport::stdio()).await {
         Ok(service) => service
             .waiting()
@@ -82,18 +75,47 @@ pub async fn serve_stdio() -> Result<(), String> {
             .map_err(|error| error.to_string()),
         Err(error) => Err(error.to_string()),
     };
-    if let Some(engine) = engine {
+    if let Ok(engine) = backend.await.engine {
         engine.shutdown().await;
     }
     outcome
 }
 
+/// Finds Codex and starts the engine on it.
+async fn start_backend(config: Config) -> Backend {
+    let codex = CodexBinary::discover()
+        .await
+        .map_err(|error| error.to_string());
+    let engine = match &codex {
+        Ok(codex) => Engine::start(config, codex.clone()).await.map_err(|error| {
+            tracing::error!(%error, "the engine could not start");
+            format!("the engine could not start: {error}")
+        }),
+        // The server still serves, so that codex_wrapper_check can say why.
+        Err(error) => {
+            tracing::warn!(%error, "no usable Codex CLI; only codex_wrapper_check works");
+            Err(error.clone())
+        }
+    };
+    Backend { codex, engine }
+}
+
+/// The Codex CLI found (or why not) and the engine on it (or why not).
+#[derive(Clone)]
+struct Backend {
+    codex: Result<CodexBinary, String>,
+    engine: Result<Engine, String>,
+}
+
+/// The backend, once found: every clone resolves to the same one.
+type SharedBackend = Shared<BoxFuture<'static, Backend>>;
+
 #[derive(Clone)]
 pub struct SidecarServer {
     config: Config,
-    codex: Result<CodexBinary, String>,
-    /// `None` when no usable Codex CLI was found.
-    engine: Option<Engine>,
+    /// Codex and the engine, which the stdio server finds after it starts
+    /// serving.
+    backend: SharedBackend,
     /// Where runs go when a call names no cwd.
     cwd: PathBuf,
     tool_router: ToolRouter<SidecarServer>,
@@ -120,6 +142,21 @@ impl SidecarServer {
         engine: Option<Engine>,
         cwd: PathBuf,
     ) -> SidecarServer {
+        let engine = match (engine, &codex) {
+            (Some(engine), _) => Ok(engine),
+            (None, Err(error)) => Err(error.clone()),
+            (None, Ok(_)) => Err("the engine is not running".to_string()),
+        };
+        let backend = Backend { codex, engine };
+        SidecarServer::starting(config, cwd, std::future::ready(backend))
+    }
+
+    /// A server whose backend is still being found.
+    fn starting(
+        config: Config,
+        cwd: PathBuf,
+        backend: impl std::future::Future<Output = Backend> + Send + 'static,
+    ) -> SidecarServer {
         let mut tool_router = Self::tool_router();
         let listed: Vec<String> = tool_router
             .list_all()
@@ -133,8 +170,7 @@ impl SidecarServer {
         }
         SidecarServer {
             config,
-            codex,
-            engine,
+            backend: backend.boxed().shared(),
             cwd,
             tool_router,
             tasks: TaskManager::new(),
@@ -151,7 +187,7 @@ impl SidecarServer {
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
         let outcome = async {
-            let engine = self.engine()?;
+            let engine = &self.engine().await?;
             let request = self.legacy_request(params)?;
             let started = engine.run(request).await.map_err(replies::failure)?;
             self.legacy_answer(engine, &started.run_id).await
@@ -168,7 +204,7 @@ impl SidecarServer {
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
         let outcome = async {
-            let engine = self.engine()?;
+            let engine = &self.engine().await?;
             let thread_id = params
                 .thread_id
                 .or(params.conversation_id)
@@ -190,7 +226,7 @@ impl SidecarServer {
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
         let outcome = async {
-            let engine = self.engine()?;
+            let engine = &self.engine().await?;
             let run_async = params.run_async;
             let request = self.run_request(params)?;
             let started = engine.run(request).await.map_err(replies::failure)?;
@@ -208,7 +244,7 @@ impl SidecarServer {
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
         let outcome = async {
-            let engine = self.engine()?;
+            let engine = &self.engine().await?;
             let run_async = params.run_async;
             let request = self.resume_request(params)?;
             let started = engine.resume(request).await.map_err(replies::failure)?;
@@ -227,7 +263,7 @@ impl SidecarServer {
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
         let outcome = async {
-            let engine = self.engine()?;
+            let engine = &self.engine().await?;
             let run_id = run_id(&params.run_id)?;
             let soft = match params.soft_timeout_ms {
                 Some(ms) => bounded(ms, "soft_timeout_ms")?,
@@ -265,7 +301,7 @@ impl SidecarServer {
     #[tool]
     async fn codex_approve(&self, Parameters(params): Parameters<ApproveParams>) -> ToolResult {
         let outcome = async {
-            let engine = self.engine()?;
+            let engine = &self.engine().await?;
             let run_id = run_id(&params.run_id)?;
             let choice = match params.decision {
                 DecisionParam::Accept => Choice::Accept,
@@ -286,7 +322,7 @@ impl SidecarServer {
     #[tool]
     async fn codex_interrupt(&self, Parameters(params): Parameters<InterruptParams>) -> ToolResult {
         let outcome = async {
-            let engine = self.engine()?;
+            let engine = &self.engine().await?;
             let run_id = run_id(&params.run_id)?;
             match engine.interrupt(&run_id).await.map_err(replies::failure)? {
                 Interrupted::Requested => {
@@ -311,7 +347,8 @@ impl SidecarServer {
     async fn codex_active_runs(&self) -> ToolResult {
         let outcome = async {
             let active = self
-                .engine()?
+                .engine()
+                .await?
                 .active_runs()
                 .await
                 .map_err(replies::failure)?;
@@ -331,7 +368,8 @@ impl SidecarServer {
                 )));
             }
             let runs = self
-                .engine()?
+                .engine()
+                .await?
                 .recent_runs(limit as usize)
                 .await
                 .map_err(replies::failure)?;
@@ -344,7 +382,8 @@ impl SidecarServer {
     /// pointer index and the app-server. `ok` is true when nothing is wrong.
     #[tool]
     async fn codex_wrapper_check(&self) -> ToolResult {
-        let health = crate::health::check(&self.config, &self.codex, &self.cwd).await;
+        let codex = self.backend.clone().await.codex;
+        let health = crate::health::check(&self.config, &codex, &self.cwd).await;
         let value = serde_json::to_value(&health).unwrap_or_default();
         Ok(CallToolResult::structured(value))
     }
@@ -417,12 +456,9 @@ impl SidecarServer {
 }
 
 impl SidecarServer {
-    fn engine(&self) -> Result<&Engine, CallToolResult> {
-        match (&self.engine, &self.codex) {
-            (Some(engine), _) => Ok(engine),
-            (None, Err(error)) => Err(replies::failure(error)),
-            (None, Ok(_)) => Err(replies::failure("the engine is not running")),
-        }
+    /// The engine, once started; a tool error saying why when it could not.
+    async fn engine(&self) -> Result<Engine, CallToolResult> {
+        self.backend.clone().await.engine.map_err(replies::failure)
     }
 
     /// Runs `work`, reporting progress to a client that sent a progress
@@ -582,7 +618,7 @@ impl SidecarServer {
     }
 
     async fn converse(&self, prompt: String, settings: ConversationSettings, field: &str) -> Reply {
-        let engine = self.engine()?;
+        let engine = &self.engine().await?;
         let request = self.chat_request(prompt, settings)?;
         let reply = engine.chat(request).await.map_err(replies::failure)?;
         Ok(replies::conversation(&reply, field))
