@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use super::StoreError;
 use super::files::{
-    FILE_MODE, append_json_line, append_lines, create_private_dir, read_jsonl, write_atomic,
+    FILE_MODE, append_json_line, append_lines, create_private_dir, read_jsonl, replace_atomic,
+    write_atomic,
 };
 use super::records::{ActiveRecord, AuditEvent, AuditRecord, IndexRecord, PointerRecord};
 use super::run_id::{RunId, now_rfc3339};
@@ -126,8 +127,11 @@ impl RunAudit {
         append_lines(&self.paths.stderr, text.as_bytes())
     }
 
+    /// The Markdown rendering of the run, replaced whole but not synced:
+    /// it is rewritten as the run goes and at its end, in the path of the
+    /// caller's reply, and everything in it is in the event log too.
     pub fn write_summary(&self, summary: &RunSummary) -> Result<(), StoreError> {
-        write_atomic(&self.paths.summary, render_markdown(summary).as_bytes())
+        replace_atomic(&self.paths.summary, render_markdown(summary).as_bytes())
     }
 
     pub fn write_active(&self, record: &ActiveRecord) -> Result<(), StoreError> {
