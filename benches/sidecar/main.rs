@@ -71,7 +71,12 @@ fn run() -> BenchResult<()> {
         .iter()
         .filter(|id| selected.iter().any(|chosen| chosen == *id))
     {
-        let section = runtime.block_on(run_one(id))?;
+        let before = report::load_average();
+        let mut section = runtime.block_on(run_one(id))?;
+        section.figure(
+            "machine load, 1-minute average before / after",
+            format!("{before} / {}", report::load_average()),
+        );
         section.print();
         sections.push(section);
     }
