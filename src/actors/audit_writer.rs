@@ -28,6 +28,11 @@ pub enum AuditOp {
     Flush(oneshot::Sender<()>),
 }
 
+/// Events already queued are appended together, up to this many at a time:
+/// a burst of deltas costs one open, lock and write per batch rather than
+/// per event, and a batch (a few hundred KB at most) stays small in memory.
+const MAX_EVENTS_PER_APPEND: usize = 512;
+
 /// The queue is unbounded on purpose: the producer is an actor that must
 /// not block on disk, and every queued operation is one small record that
 /// the writer drains as fast as the disk allows.
@@ -59,10 +64,28 @@ impl AuditWriter {
         let (ops, mut queue) = mpsc::unbounded_channel();
         let run_dir = run_dir.to_path_buf();
         let task = tokio::task::spawn_blocking(move || {
+            let mut events = Vec::new();
             while let Some(op) = queue.blocking_recv() {
-                if let Err(error) = perform(&audit, &run_dir, &pointer_index, op) {
-                    tracing::warn!(%error, "audit write failed");
+                // Whatever queued up meanwhile goes too: consecutive events
+                // in one append, everything else in order after them.
+                let mut next = Some(op);
+                while let Some(op) = next.take() {
+                    match op {
+                        AuditOp::Event(record) if events.len() < MAX_EVENTS_PER_APPEND => {
+                            events.push(record);
+                        }
+                        other => {
+                            append_events(&audit, &mut events);
+                            if let AuditOp::Event(record) = other {
+                                events.push(record);
+                            } else {
+                                report(perform(&audit, &run_dir, &pointer_index, other));
+                            }
+                        }
+                    }
+                    next = queue.try_recv().ok();
                 }
+                append_events(&audit, &mut events);
             }
         });
         Ok(AuditWriter { ops, task })
@@ -91,6 +114,20 @@ impl AuditWriter {
     }
 }
 
+/// Writes the events gathered so far, if any, in one append.
+fn append_events(audit: &RunAudit, events: &mut Vec<AuditRecord>) {
+    if !events.is_empty() {
+        report(audit.append_records(events));
+        events.clear();
+    }
+}
+
+fn report(outcome: Result<(), StoreError>) {
+    if let Err(error) = outcome {
+        tracing::warn!(%error, "audit write failed");
+    }
+}
+
 fn perform(
     audit: &RunAudit,
     run_dir: &Path,
@@ -109,5 +146,41 @@ fn perform(
             let _ = done.send(());
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn queued_events_are_written_in_order_across_batches_and_other_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let run_id = RunId::generate();
+        let pointer = dir.path().join("runs.index.jsonl");
+        let writer = AuditWriter::open(dir.path(), &run_id, pointer).await.unwrap();
+        // More than one batch, with other writes in between.
+        let count = MAX_EVENTS_PER_APPEND * 2 + 7;
+        for n in 0..count {
+            writer.send(AuditOp::event(AuditEvent::sidecar(format!("{n}"), None)));
+            if n % 300 == 0 {
+                writer.send(AuditOp::Stderr(format!("line {n}")));
+            }
+        }
+        writer.flush().await;
+        let events = store::read_events(dir.path(), &run_id).unwrap();
+        let seen: Vec<String> = events
+            .into_iter()
+            .map(|record| match record.event {
+                AuditEvent::Sidecar { message, .. } => message,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let expected: Vec<String> = (0..count).map(|n| n.to_string()).collect();
+        assert_eq!(seen, expected);
+        let stderr = std::fs::read_to_string(store::RunPaths::new(dir.path(), &run_id).stderr)
+            .unwrap();
+        assert_eq!(stderr.lines().count(), count.div_ceil(300));
+        writer.close().await;
     }
 }
