@@ -158,7 +158,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let run_id = RunId::generate();
         let pointer = dir.path().join("runs.index.jsonl");
-        let writer = AuditWriter::open(dir.path(), &run_id, pointer).await.unwrap();
+        let writer = AuditWriter::open(dir.path(), &run_id, pointer)
+            .await
+            .unwrap();
         // More than one batch, with other writes in between.
         let count = MAX_EVENTS_PER_APPEND * 2 + 7;
         for n in 0..count {
@@ -178,8 +180,8 @@ mod tests {
             .collect();
         let expected: Vec<String> = (0..count).map(|n| n.to_string()).collect();
         assert_eq!(seen, expected);
-        let stderr = std::fs::read_to_string(store::RunPaths::new(dir.path(), &run_id).stderr)
-            .unwrap();
+        let stderr =
+            std::fs::read_to_string(store::RunPaths::new(dir.path(), &run_id).stderr).unwrap();
         assert_eq!(stderr.lines().count(), count.div_ceil(300));
         writer.close().await;
     }

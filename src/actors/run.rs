@@ -797,11 +797,14 @@ impl RunActor {
             audit.close().await;
         }
         if let Some(record) = &state.record {
-            let _ = state.broker.cast(BrokerMsg::Ended(record.result()));
+            // The supervisor first: a caller woken by the broker may resume
+            // at once, and must find the thread free and the run known.
             let _ = state.supervisor.cast(SupervisorMsg::RunEnded {
                 run_id: record.run_id.clone(),
                 thread_id: record.thread_id.clone(),
+                cwd: record.cwd.clone(),
             });
+            let _ = state.broker.cast(BrokerMsg::Ended(record.result()));
         }
         myself.stop(None);
     }

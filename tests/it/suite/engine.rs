@@ -265,6 +265,36 @@ async fn a_resume_on_the_connection_that_ran_the_thread_skips_thread_resume() {
     rig.model.shutdown().await;
 }
 
+/// A run that ended here is resumed from memory: its thread is found even
+/// with the indexes on disk gone (they hold every run, and grow).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resuming_a_run_that_ended_here_reads_no_index() {
+    let rig = EngineRig::start(&[]).await;
+    let first = rig.run("The code word is EGRET.").await;
+    assert_eq!(rig.finish(&first).await.status, RunStatus::Completed);
+    std::fs::remove_file(rig.run_dir().join("index.jsonl")).unwrap();
+    std::fs::remove_file(rig.pointer_dir.path().join("runs.index.jsonl")).unwrap();
+
+    let second = rig
+        .engine
+        .resume(ResumeRequest::new(
+            ResumeTarget::Run(first.run_id.clone()),
+            format!("Again. {}", Script::echo_history().marker()),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(second.thread_id, first.thread_id);
+    let result = rig.finish(&second).await;
+    assert!(
+        result
+            .result
+            .unwrap_or_default()
+            .contains("The code word is EGRET."),
+        "the first turn is in the thread's history"
+    );
+    rig.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_run_ids_and_bad_requests_are_refused_and_write_nothing() {
     let rig = EngineRig::start(&[]).await;
