@@ -149,14 +149,16 @@ async fn overhead_with(world: &World, sidecar: &Sidecar) -> BenchResult<Section>
     );
     section.why_missed.push(format!(
         "a turn through the sidecar does more than `turn/start`: two MCP round trips \
-         over stdio (`codex_resume`, `codex_wait`), finding the earlier run's thread \
-         (the pointer and project indexes are read), opening the run's audit and \
-         writing its start records before the handle goes out (the active record is \
-         fsynced, file and directory, so that a listing never reads a torn one), and \
-         its end records before the reply. That is {} a turn here against a scripted \
-         turn of {}; against a real model's turn of seconds the same milliseconds are \
-         well under 1 %. The bare turns' spread (see min–max) shows how much of the \
-         machine other builds took meanwhile.",
+         over stdio (`codex_resume`, `codex_wait`), opening the run's audit and \
+         writing its start records before the handle goes out, and its end records \
+         before the reply. Under strace, the largest single piece is the active \
+         record's two fsyncs (file and directory, 0.5 to 4 ms on this shared disk), \
+         which keep `active/<runId>.json` parseable across a power loss; dropping \
+         them (as for the summary) would bring the overhead near the target, but \
+         that is a durability choice left to the maintainers. That is {} a turn here \
+         against a scripted turn of {}; against a real model's turn of seconds the \
+         same milliseconds are well under 1 %. The bare turns' spread (see min–max) \
+         shows how much of the machine other builds took meanwhile.",
         number(through_sidecar.median() - direct.median(), "ms"),
         number(direct.median(), "ms"),
     ));
