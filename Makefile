@@ -9,7 +9,7 @@ export CODEX_BIN := $(CURDIR)/$(CODEX_CLI)/node_modules/.bin/codex
 MCP_CLIENTS := mcp-clients
 MCP_CLIENTS_STAMP := $(MCP_CLIENTS)/node_modules/.installed
 
-.PHONY: system-tools setup demo test lint fuzz
+.PHONY: system-tools setup demo test lint fuzz bench
 
 setup: system-tools $(CODEX_STAMP) $(MCP_CLIENTS_STAMP)
 
@@ -47,6 +47,13 @@ demo: setup
 
 test: setup
 	cargo test --locked
+
+# Release builds; runs every benchmark, prints the numbers and rewrites
+# docs/benchmarks.md with them and the machine. The picker's own benchmark
+# prints its numbers too. Only Codex is needed, not tmux or the MCP clients.
+bench: $(CODEX_STAMP)
+	cargo bench --locked --bench sidecar -- --doc $(CURDIR)/docs/benchmarks.md
+	cargo bench --locked --bench picker_first_frame
 
 lint:
 	cargo fmt --all -- --check

@@ -31,6 +31,11 @@ pub enum AuditOp {
     Flush(oneshot::Sender<()>),
 }
 
+/// Events already queued are appended together, up to this many at a time:
+/// a burst of deltas costs one open, lock and write per batch rather than
+/// per event, and a batch (a few hundred KB at most) stays small in memory.
+const MAX_EVENTS_PER_APPEND: usize = 512;
+
 /// The queue is unbounded on purpose: the producer is an actor that must
 /// not block on disk, and every queued operation is one small record that
 /// the writer drains as fast as the disk allows.
@@ -56,6 +61,11 @@ impl Health {
             tracing::warn!(run = %run_id, %error, "the run's audit cannot be written; the run goes on without it");
             self.first = Some(error.to_string());
         }
+    }
+
+    /// Counts writes that had nowhere to go (the audit never opened).
+    fn lost(&mut self, count: usize) {
+        self.failed += count as u64;
     }
 
     fn problem(&self) -> Option<String> {
@@ -100,21 +110,54 @@ impl AuditWriter {
         let (ops, mut queue) = mpsc::unbounded_channel();
         let (run_dir, run_id, shared) = (run_dir.to_path_buf(), run_id.clone(), health.clone());
         let task = tokio::task::spawn_blocking(move || {
-            while let Some(op) = queue.blocking_recv() {
-                let outcome = match (&audit, op) {
-                    (_, AuditOp::Flush(done)) => {
-                        let _ = done.send(());
-                        Ok(())
+            let report = |outcome: Result<(), StoreError>, lost: usize| {
+                if let Ok(mut health) = shared.lock() {
+                    match outcome {
+                        Err(error) => health.failed(&run_id, &error),
+                        // Nothing to write into; the open error was counted.
+                        Ok(()) if audit.is_none() => health.lost(lost),
+                        Ok(()) => {}
                     }
-                    (Some(audit), op) => perform(audit, &run_dir, &pointer_index, op),
-                    // Nothing to write into; the open error was counted.
-                    (None, _) => Ok(()),
-                };
-                if let Err(error) = outcome
-                    && let Ok(mut health) = shared.lock()
-                {
-                    health.failed(&run_id, &error);
                 }
+            };
+            let append_events = |events: &mut Vec<AuditRecord>| {
+                if !events.is_empty() {
+                    let outcome = audit
+                        .as_ref()
+                        .map_or(Ok(()), |audit| audit.append_records(events));
+                    report(outcome, events.len());
+                    events.clear();
+                }
+            };
+            let mut events = Vec::new();
+            while let Some(op) = queue.blocking_recv() {
+                // Whatever queued up meanwhile goes too: consecutive events
+                // in one append, everything else in order after them.
+                let mut next = Some(op);
+                while let Some(op) = next.take() {
+                    match op {
+                        AuditOp::Event(record) if events.len() < MAX_EVENTS_PER_APPEND => {
+                            events.push(record);
+                        }
+                        AuditOp::Event(record) => {
+                            append_events(&mut events);
+                            events.push(record);
+                        }
+                        AuditOp::Flush(done) => {
+                            append_events(&mut events);
+                            let _ = done.send(());
+                        }
+                        other => {
+                            append_events(&mut events);
+                            let outcome = audit.as_ref().map_or(Ok(()), |audit| {
+                                perform(audit, &run_dir, &pointer_index, other)
+                            });
+                            report(outcome, 1);
+                        }
+                    }
+                    next = queue.try_recv().ok();
+                }
+                append_events(&mut events);
             }
         });
         AuditWriter { ops, task, health }
@@ -163,5 +206,41 @@ fn perform(
             let _ = done.send(());
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn queued_events_are_written_in_order_across_batches_and_other_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let run_id = RunId::generate();
+        let pointer = dir.path().join("runs.index.jsonl");
+        let writer = AuditWriter::open(dir.path(), &run_id, pointer).await;
+        // More than one batch, with other writes in between.
+        let count = MAX_EVENTS_PER_APPEND * 2 + 7;
+        for n in 0..count {
+            writer.send(AuditOp::event(AuditEvent::sidecar(format!("{n}"), None)));
+            if n % 300 == 0 {
+                writer.send(AuditOp::Stderr(format!("line {n}")));
+            }
+        }
+        writer.flush().await;
+        let events = store::read_events(dir.path(), &run_id).unwrap();
+        let seen: Vec<String> = events
+            .into_iter()
+            .map(|record| match record.event {
+                AuditEvent::Sidecar { message, .. } => message,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let expected: Vec<String> = (0..count).map(|n| n.to_string()).collect();
+        assert_eq!(seen, expected);
+        let stderr =
+            std::fs::read_to_string(store::RunPaths::new(dir.path(), &run_id).stderr).unwrap();
+        assert_eq!(stderr.lines().count(), count.div_ceil(300));
+        assert_eq!(writer.close().await, None, "nothing lost");
     }
 }

@@ -16,7 +16,7 @@ use crate::actors::broker::BrokerMsg;
 use crate::actors::record::{RunRecord, RunSettings};
 use crate::actors::supervisor::SupervisorMsg;
 use crate::actors::types::{EngineError, RunStarted, RunStatus};
-use crate::appserver::AppServerConnection;
+use crate::appserver::{AppServerConnection, ConnectionError};
 use crate::protocol::jsonrpc::RpcError;
 use crate::protocol::{
     RequestId, SandboxMode, ServerNotification, ServerRequest, ServerRequestKind,
@@ -284,6 +284,11 @@ impl RunActor {
                 ..
             }
         );
+        // A resume whose thread this connection is already subscribed to
+        // skips `thread/resume`; kept here in case `turn/start` says the
+        // thread is gone after all.
+        let mut deferred_resume = None;
+        let is_new = matches!(args.start, Start::New { .. });
         let (settings, thread_id, recovered) = match args.start {
             Start::New { settings } => {
                 let params = ThreadSettings {
@@ -327,7 +332,13 @@ impl RunActor {
                         ..ThreadSettings::default()
                     },
                 };
-                connection.thread_resume(&params).await?;
+                // Subscribed means loaded, and Codex ignores these settings
+                // on a loaded thread: the turn carries what must change.
+                if connection.is_subscribed(&thread_id) {
+                    deferred_resume = Some(params);
+                } else {
+                    connection.thread_resume(&params).await?;
+                }
                 (settings, thread_id, None)
             }
             Start::Recover(active) => {
@@ -402,7 +413,22 @@ impl RunActor {
         }
         // Record the thread before turn/start, so a failure is audited with it.
         state.record = Some(record);
-        let turn = connection.turn_start(&turn).await?.turn;
+        // How this connection came to get the thread's events, for the audit.
+        let mut subscription = match (&deferred_resume, is_new) {
+            (_, true) => "thread/start",
+            (None, false) => "thread/resume",
+            (Some(_), false) => "already subscribed",
+        };
+        let turn = match (connection.turn_start(&turn).await, deferred_resume) {
+            (Ok(started), _) => started.turn,
+            // Closed between our check and the turn: subscribe, then again.
+            (Err(ConnectionError::Rpc { .. }), Some(resume)) => {
+                connection.thread_resume(&resume).await?;
+                subscription = "thread/resume after turn/start failed";
+                connection.turn_start(&turn).await?.turn
+            }
+            (Err(error), _) => return Err(error.into()),
+        };
         let started = RunStarted {
             run_id: args.run_id.clone(),
             thread_id: thread_id.clone(),
@@ -414,7 +440,7 @@ impl RunActor {
         note(
             state,
             "run started",
-            json!({"prompt": args.prompt, "turnId": turn.id}),
+            json!({"prompt": args.prompt, "turnId": turn.id, "subscription": subscription}),
         );
         self.write_start_records(state);
         if let Some(audit) = &state.audit {
@@ -786,13 +812,16 @@ impl RunActor {
             None => None,
         };
         if let Some(record) = &state.record {
-            let mut result = record.result();
-            result.audit_error = audit_error;
-            let _ = state.broker.cast(BrokerMsg::Ended(result));
+            // The supervisor first: a caller woken by the broker may resume
+            // at once, and must find the thread free and the run known.
             let _ = state.supervisor.cast(SupervisorMsg::RunEnded {
                 run_id: record.run_id.clone(),
                 thread_id: record.thread_id.clone(),
+                cwd: record.cwd.clone(),
             });
+            let mut result = record.result();
+            result.audit_error = audit_error;
+            let _ = state.broker.cast(BrokerMsg::Ended(result));
         }
         myself.stop(None);
     }

@@ -4,7 +4,7 @@
 //! request to the run of its thread; reconnects when the connection drops,
 //! and fails the runs in flight when the app-server itself is gone.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -45,6 +45,11 @@ const EXIT_SETTLE: Duration = Duration::from_secs(1);
 /// JSON-RPC code for a server request no run claims.
 const UNROUTED_REQUEST: i64 = -32001;
 
+/// Ended runs whose thread and project are kept in memory for a resume:
+/// as many as the broker keeps results for, a few hundred, which covers
+/// any agent's working set; older ones are looked up on disk.
+const ENDED_REMEMBERED: usize = 512;
+
 pub struct Supervisor;
 
 pub type SupervisorRef = ActorRef<SupervisorMsg>;
@@ -84,8 +89,13 @@ pub enum SupervisorMsg {
     Adopt(RunId, RpcReplyPort<Result<Adopted, EngineError>>),
     /// From a run actor: events of this thread are its.
     Route { thread_id: String, run: RunRef },
-    /// From a run actor that stopped.
-    RunEnded { run_id: RunId, thread_id: String },
+    /// From a run actor that stopped: its thread and project are
+    /// remembered for a resume.
+    RunEnded {
+        run_id: RunId,
+        thread_id: String,
+        cwd: PathBuf,
+    },
     /// From a run actor that started a thread: its model and effort, which a
     /// later turn without overrides returns to (Codex keeps a turn's
     /// overrides for the turns after it).
@@ -140,6 +150,35 @@ pub struct SupervisorState {
     /// Codex config every thread we start or resume gets
     /// ([`crate::codex_config`]), read once at start.
     thread_config: serde_json::Map<String, serde_json::Value>,
+    /// Runs that ended here, so that resuming one reads no index.
+    ended: EndedRuns,
+}
+
+/// The thread and project of the runs that ended here, the most recent
+/// [`ENDED_REMEMBERED`]. A resume names an earlier run; without this it
+/// reads the pointer index, which holds every run the user ever had.
+#[derive(Default)]
+struct EndedRuns {
+    runs: HashMap<RunId, (String, PathBuf)>,
+    /// Oldest first, to forget beyond the limit.
+    order: VecDeque<RunId>,
+}
+
+impl EndedRuns {
+    fn remember(&mut self, run_id: RunId, thread_id: String, cwd: PathBuf) {
+        if self.runs.insert(run_id.clone(), (thread_id, cwd)).is_none() {
+            self.order.push_back(run_id);
+        }
+        while self.order.len() > ENDED_REMEMBERED {
+            if let Some(oldest) = self.order.pop_front() {
+                self.runs.remove(&oldest);
+            }
+        }
+    }
+
+    fn get(&self, run_id: &RunId) -> Option<&(String, PathBuf)> {
+        self.runs.get(run_id)
+    }
 }
 
 impl Actor for Supervisor {
@@ -173,6 +212,7 @@ impl Actor for Supervisor {
             routes: HashMap::new(),
             runs: HashMap::new(),
             thread_defaults: HashMap::new(),
+            ended: EndedRuns::default(),
         })
     }
 
@@ -260,8 +300,13 @@ impl Actor for Supervisor {
             SupervisorMsg::Route { thread_id, run } => {
                 state.routes.insert(thread_id, run);
             }
-            SupervisorMsg::RunEnded { run_id, thread_id } => {
+            SupervisorMsg::RunEnded {
+                run_id,
+                thread_id,
+                cwd,
+            } => {
                 state.runs.remove(&run_id);
+                state.ended.remember(run_id, thread_id.clone(), cwd);
                 if let Some(run) = state.routes.get(&thread_id)
                     && !state
                         .runs
@@ -435,6 +480,10 @@ impl Supervisor {
     ) -> Result<(String, PathBuf), EngineError> {
         match &request.target {
             ResumeTarget::Run(run_id) => {
+                if let Some((thread_id, cwd)) = state.ended.get(run_id) {
+                    let cwd = request.cwd.clone().unwrap_or_else(|| cwd.clone());
+                    return Ok((thread_id.clone(), cwd));
+                }
                 let earlier = self.find(state, run_id, request.cwd.clone()).await?;
                 let cwd = request.cwd.clone().unwrap_or(earlier.cwd);
                 Ok((earlier.thread_id, cwd))

@@ -173,6 +173,17 @@ pub enum WaitOutcome {
     },
 }
 
+impl WaitOutcome {
+    /// One word for logs: `still_running`, `finished`, `needs_approval`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            WaitOutcome::StillRunning { .. } => "still_running",
+            WaitOutcome::Finished(_) => "finished",
+            WaitOutcome::NeedsApproval { .. } => "needs_approval",
+        }
+    }
+}
+
 /// A run of any project, for listings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

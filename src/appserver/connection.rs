@@ -12,7 +12,7 @@
 //! frame (nothing is dropped), so the owner must drain events while it waits
 //! on a request whose answer may queue behind them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -52,6 +52,15 @@ const EVENT_CHANNEL_CAPACITY: usize = 4096;
 
 /// Commands queued for the worker; each is one small frame to write.
 const COMMAND_CHANNEL_CAPACITY: usize = 256;
+
+/// The tracing target of the two events that time a run's completion: this
+/// connection reading a `turn/completed` frame, and `codex_wait` handing its
+/// reply to the MCP transport (`src/mcp`). Debug level, so off unless
+/// `RUST_LOG` names it (`codex_mcp_sidecar::latency=debug`); off, each costs
+/// one comparison of the method and tracing's cached level check. The
+/// benchmarks read the events' microsecond timestamps (B3 in
+/// `docs/benchmarks.md`).
+pub const LATENCY_TARGET: &str = "codex_mcp_sidecar::latency";
 
 /// Everything that can go wrong talking to the app-server.
 #[derive(Debug, thiserror::Error)]
@@ -160,7 +169,14 @@ pub struct AppServerConnection {
     /// Why the worker stopped, once it has; every later call reports it.
     closed: Arc<Mutex<Option<String>>>,
     initialize: Arc<InitializeResponse>,
+    /// Threads this connection gets the events of: added when a
+    /// `thread/start` or `thread/resume` succeeds, removed when the server
+    /// closes (unloads) the thread. Subscriptions belong to the connection,
+    /// so a new connection starts with none.
+    subscribed: Subscriptions,
 }
+
+type Subscriptions = Arc<Mutex<HashSet<String>>>;
 
 impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -183,9 +199,14 @@ impl AppServerConnection {
         let (commands, command_rx) = mpsc::channel(COMMAND_CHANNEL_CAPACITY);
         let (event_tx, event_rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
         let closed = Arc::new(Mutex::new(None));
+        let subscribed = Subscriptions::default();
+        let worker = WorkerShared {
+            closed: closed.clone(),
+            subscribed: subscribed.clone(),
+        };
         tokio::time::timeout(
             CONNECT_TIMEOUT,
-            open_and_spawn(&options, command_rx, event_tx, closed.clone()),
+            open_and_spawn(&options, command_rx, event_tx, worker),
         )
         .await
         .map_err(|_| ConnectionError::ConnectTimedOut { url: url.clone() })??;
@@ -199,6 +220,7 @@ impl AppServerConnection {
                 codex_home: None,
                 extra: Default::default(),
             }),
+            subscribed,
         };
         let initialize: InitializeResponse = connection
             .request(
@@ -267,11 +289,14 @@ impl AppServerConnection {
         })
     }
 
+    /// Starts a thread; this connection is subscribed to it.
     pub async fn thread_start(
         &self,
         params: &ThreadStartParams,
     ) -> Result<ThreadResponse, ConnectionError> {
-        self.request("thread/start", params).await
+        let response: ThreadResponse = self.request("thread/start", params).await?;
+        self.note_subscribed(&response.thread.id);
+        Ok(response)
     }
 
     /// Subscribes this connection to a thread's live events (and loads it if
@@ -280,7 +305,25 @@ impl AppServerConnection {
         &self,
         params: &ThreadResumeParams,
     ) -> Result<ThreadResponse, ConnectionError> {
-        self.request("thread/resume", params).await
+        let response: ThreadResponse = self.request("thread/resume", params).await?;
+        self.note_subscribed(&response.thread.id);
+        Ok(response)
+    }
+
+    /// Whether this connection already gets the thread's events (it started
+    /// or resumed it, and the server has not closed it since): a new turn on
+    /// it then needs no `thread/resume`, which returns the whole thread and
+    /// grows with it.
+    pub fn is_subscribed(&self, thread_id: &str) -> bool {
+        self.subscribed
+            .lock()
+            .is_ok_and(|subscribed| subscribed.contains(thread_id))
+    }
+
+    fn note_subscribed(&self, thread_id: &str) {
+        if let Ok(mut subscribed) = self.subscribed.lock() {
+            subscribed.insert(thread_id.to_string());
+        }
     }
 
     pub async fn thread_read(
@@ -374,7 +417,7 @@ async fn open_and_spawn(
     options: &ConnectOptions,
     command_rx: mpsc::Receiver<Command>,
     event_tx: mpsc::Sender<ServerEvent>,
-    closed: Arc<Mutex<Option<String>>>,
+    shared: WorkerShared,
 ) -> Result<(), ConnectionError> {
     let url = options.url.as_str();
     let invalid = || ConnectionError::InvalidUrl(url.to_string());
@@ -389,7 +432,7 @@ async fn open_and_spawn(
             .await
             .map_err(connect_error)?;
         let socket = upgrade(request, stream, url).await?;
-        tokio::spawn(Worker::new(socket, command_rx, event_tx, closed).run());
+        tokio::spawn(Worker::new(socket, command_rx, event_tx, shared).run());
         return Ok(());
     }
     let authority = url
@@ -404,7 +447,7 @@ async fn open_and_spawn(
     // Frames are small JSON messages; Nagle would only add latency.
     let _ = stream.set_nodelay(true);
     let socket = upgrade(request, stream, url).await?;
-    tokio::spawn(Worker::new(socket, command_rx, event_tx, closed).run());
+    tokio::spawn(Worker::new(socket, command_rx, event_tx, shared).run());
     Ok(())
 }
 
@@ -451,6 +494,12 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// What the worker shares with the handles.
+struct WorkerShared {
+    closed: Arc<Mutex<Option<String>>>,
+    subscribed: Subscriptions,
+}
+
 struct Worker<S> {
     socket: WebSocketStream<S>,
     commands: mpsc::Receiver<Command>,
@@ -458,6 +507,8 @@ struct Worker<S> {
     /// Requests sent and not yet answered, with their method for errors.
     pending: HashMap<RequestId, (String, Reply)>,
     closed: Arc<Mutex<Option<String>>>,
+    /// A thread the server closes is no longer subscribed.
+    subscribed: Subscriptions,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Worker<S> {
@@ -465,14 +516,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Worker<S> {
         socket: WebSocketStream<S>,
         commands: mpsc::Receiver<Command>,
         events: mpsc::Sender<ServerEvent>,
-        closed: Arc<Mutex<Option<String>>>,
+        shared: WorkerShared,
     ) -> Worker<S> {
         Worker {
             socket,
             commands,
             events,
             pending: HashMap::new(),
-            closed,
+            closed: shared.closed,
+            subscribed: shared.subscribed,
         }
     }
 
@@ -554,6 +606,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Worker<S> {
                 return;
             }
             Ok(Incoming::Notification { method, params }) => {
+                if method == "thread/closed"
+                    && let (Some(thread_id), Ok(mut subscribed)) =
+                        (params["threadId"].as_str(), self.subscribed.lock())
+                {
+                    subscribed.remove(thread_id);
+                }
+                if method == "turn/completed" {
+                    tracing::debug!(
+                        target: LATENCY_TARGET,
+                        thread_id = params["threadId"].as_str(),
+                        turn_id = params["turn"]["id"].as_str(),
+                        "turn/completed received"
+                    );
+                }
                 ServerEvent::Notification(ServerNotification::new(method, params))
             }
             Ok(Incoming::Request { id, method, params }) => {

@@ -12,6 +12,8 @@ mod tasks;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::handler::server::wrapper::Parameters;
@@ -27,6 +29,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt, tool, tool_handler,
 use crate::actors::ThreadExtras;
 use crate::actors::approvals::Choice;
 use crate::actors::{ChatRequest, Engine, Interrupted, ResumeRequest, ResumeTarget, RunRequest};
+use crate::appserver::connection::LATENCY_TARGET;
 use crate::codex_bin::CodexBinary;
 use crate::config::{Config, Permissions, ToolFamilies};
 use crate::protocol::{ApprovalPolicy, SandboxMode};
@@ -60,27 +63,18 @@ const FINAL_WRITE_GRACE: Duration = Duration::from_secs(5);
 const RUNS_LIMIT_DEFAULT: u64 = 20;
 const RUNS_LIMIT_MAX: u64 = 200;
 
-/// Starts the engine (when Codex is found) and serves MCP on stdio until the
-/// client closes it.
+/// Serves MCP on stdio until the client closes it. Codex is looked for (and
+/// the engine started) meanwhile, not first: `codex --version` runs the npm
+/// launcher, a Node.js process that takes tens of milliseconds, which
+/// `initialize` and `tools/list` need not wait for. A tool that needs the
+/// engine waits for it.
 pub async fn serve_stdio() -> Result<(), String> {
     let config = Config::from_env().map_err(|error| error.to_string())?;
-    let codex = CodexBinary::discover()
-        .await
-        .map_err(|error| error.to_string());
-    let engine = match &codex {
-        Ok(codex) => Some(
-            Engine::start(config.clone(), codex.clone())
-                .await
-                .map_err(|error| error.to_string())?,
-        ),
-        // The server still starts, so that codex_wrapper_check can say why.
-        Err(error) => {
-            tracing::warn!(%error, "no usable Codex CLI; only codex_wrapper_check works");
-            None
-        }
-    };
     let cwd = std::env::current_dir().map_err(|error| error.to_string())?;
-    let server = SidecarServer::new(config, codex, engine.clone(), cwd);
+    let server = SidecarServer::starting(config.clone(), cwd, start_backend(config));
+    let backend = server.backend.clone();
+    // Started now, whether or not a tool asks.
+    tokio::spawn(backend.clone());
     let (stdin, stdout) = rmcp::transport::stdio();
     let guarded = framing::guard(stdin, stdout);
     let outcome = match server.serve((guarded.to_rmcp, guarded.from_rmcp)).await {
@@ -98,18 +92,47 @@ pub async fn serve_stdio() -> Result<(), String> {
     {
         tracing::warn!("stdout did not take the last replies in time");
     }
-    if let Some(engine) = engine {
+    if let Ok(engine) = backend.await.engine {
         engine.shutdown().await;
     }
     outcome
 }
 
+/// Finds Codex and starts the engine on it.
+async fn start_backend(config: Config) -> Backend {
+    let codex = CodexBinary::discover()
+        .await
+        .map_err(|error| error.to_string());
+    let engine = match &codex {
+        Ok(codex) => Engine::start(config, codex.clone()).await.map_err(|error| {
+            tracing::error!(%error, "the engine could not start");
+            format!("the engine could not start: {error}")
+        }),
+        // The server still serves, so that codex_wrapper_check can say why.
+        Err(error) => {
+            tracing::warn!(%error, "no usable Codex CLI; only codex_wrapper_check works");
+            Err(error.clone())
+        }
+    };
+    Backend { codex, engine }
+}
+
+/// The Codex CLI found (or why not) and the engine on it (or why not).
+#[derive(Clone)]
+struct Backend {
+    codex: Result<CodexBinary, String>,
+    engine: Result<Engine, String>,
+}
+
+/// The backend, once found: every clone resolves to the same one.
+type SharedBackend = Shared<BoxFuture<'static, Backend>>;
+
 #[derive(Clone)]
 pub struct SidecarServer {
     config: Config,
-    codex: Result<CodexBinary, String>,
-    /// `None` when no usable Codex CLI was found.
-    engine: Option<Engine>,
+    /// Codex and the engine, which the stdio server finds after it starts
+    /// serving.
+    backend: SharedBackend,
     /// Where runs go when a call names no cwd.
     cwd: PathBuf,
     tool_router: ToolRouter<SidecarServer>,
@@ -136,6 +159,21 @@ impl SidecarServer {
         engine: Option<Engine>,
         cwd: PathBuf,
     ) -> SidecarServer {
+        let engine = match (engine, &codex) {
+            (Some(engine), _) => Ok(engine),
+            (None, Err(error)) => Err(error.clone()),
+            (None, Ok(_)) => Err("the engine is not running".to_string()),
+        };
+        let backend = Backend { codex, engine };
+        SidecarServer::starting(config, cwd, std::future::ready(backend))
+    }
+
+    /// A server whose backend is still being found.
+    fn starting(
+        config: Config,
+        cwd: PathBuf,
+        backend: impl std::future::Future<Output = Backend> + Send + 'static,
+    ) -> SidecarServer {
         let mut tool_router = Self::tool_router();
         let listed: Vec<String> = tool_router
             .list_all()
@@ -149,8 +187,7 @@ impl SidecarServer {
         }
         SidecarServer {
             config,
-            codex,
-            engine,
+            backend: backend.boxed().shared(),
             cwd,
             tool_router,
             tasks: TaskManager::new(),
@@ -167,7 +204,7 @@ impl SidecarServer {
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
         let outcome = async {
-            let engine = self.engine()?;
+            let engine = &self.engine().await?;
             let request = self.legacy_request(params)?;
             let started = engine.run(request).await.map_err(replies::failure)?;
             self.legacy_answer(engine, &started.run_id).await
@@ -184,7 +221,7 @@ impl SidecarServer {
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
         let outcome = async {
-            let engine = self.engine()?;
+            let engine = &self.engine().await?;
             let thread_id = params
                 .thread_id
                 .or(params.conversation_id)
@@ -206,7 +243,7 @@ impl SidecarServer {
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
         let outcome = async {
-            let engine = self.engine()?;
+            let engine = &self.engine().await?;
             let run_async = params.run_async;
             let request = self.run_request(params)?;
             let started = engine.run(request).await.map_err(replies::failure)?;
@@ -224,7 +261,7 @@ impl SidecarServer {
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
         let outcome = async {
-            let engine = self.engine()?;
+            let engine = &self.engine().await?;
             let run_async = params.run_async;
             let request = self.resume_request(params)?;
             let started = engine.resume(request).await.map_err(replies::failure)?;
@@ -243,7 +280,7 @@ impl SidecarServer {
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
         let outcome = async {
-            let engine = self.engine()?;
+            let engine = &self.engine().await?;
             let run_id = run_id(&params.run_id)?;
             let soft = match params.soft_timeout_ms {
                 Some(ms) => bounded(ms, "soft_timeout_ms")?,
@@ -261,11 +298,15 @@ impl SidecarServer {
                 .await
                 .map_err(replies::failure)?;
             let offset = usize::try_from(params.offset.unwrap_or(0)).unwrap_or(usize::MAX);
-            Ok(replies::wait_outcome(
-                &outcome,
-                slice.unwrap_or_default(),
-                self.page(offset),
-            ))
+            let reply =
+                replies::wait_outcome(&outcome, slice.unwrap_or_default(), self.page(offset));
+            tracing::debug!(
+                target: LATENCY_TARGET,
+                run_id = %run_id,
+                outcome = outcome.kind(),
+                "codex_wait reply"
+            );
+            Ok(reply)
         };
         self.with_progress(&context, outcome).await
     }
@@ -277,7 +318,7 @@ impl SidecarServer {
     #[tool]
     async fn codex_approve(&self, Parameters(params): Parameters<ApproveParams>) -> ToolResult {
         let outcome = async {
-            let engine = self.engine()?;
+            let engine = &self.engine().await?;
             let run_id = run_id(&params.run_id)?;
             let choice = match params.decision {
                 DecisionParam::Accept => Choice::Accept,
@@ -298,7 +339,7 @@ impl SidecarServer {
     #[tool]
     async fn codex_interrupt(&self, Parameters(params): Parameters<InterruptParams>) -> ToolResult {
         let outcome = async {
-            let engine = self.engine()?;
+            let engine = &self.engine().await?;
             let run_id = run_id(&params.run_id)?;
             match engine.interrupt(&run_id).await.map_err(replies::failure)? {
                 Interrupted::Requested => {
@@ -323,7 +364,8 @@ impl SidecarServer {
     async fn codex_active_runs(&self) -> ToolResult {
         let outcome = async {
             let active = self
-                .engine()?
+                .engine()
+                .await?
                 .active_runs()
                 .await
                 .map_err(replies::failure)?;
@@ -343,7 +385,8 @@ impl SidecarServer {
                 )));
             }
             let runs = self
-                .engine()?
+                .engine()
+                .await?
                 .recent_runs(limit as usize)
                 .await
                 .map_err(replies::failure)?;
@@ -356,7 +399,8 @@ impl SidecarServer {
     /// pointer index and the app-server. `ok` is true when nothing is wrong.
     #[tool]
     async fn codex_wrapper_check(&self) -> ToolResult {
-        let health = crate::health::check(&self.config, &self.codex, &self.cwd).await;
+        let codex = self.backend.clone().await.codex;
+        let health = crate::health::check(&self.config, &codex, &self.cwd).await;
         let value = serde_json::to_value(&health).unwrap_or_default();
         Ok(CallToolResult::structured(value))
     }
@@ -429,12 +473,9 @@ impl SidecarServer {
 }
 
 impl SidecarServer {
-    fn engine(&self) -> Result<&Engine, CallToolResult> {
-        match (&self.engine, &self.codex) {
-            (Some(engine), _) => Ok(engine),
-            (None, Err(error)) => Err(replies::failure(error)),
-            (None, Ok(_)) => Err(replies::failure("the engine is not running")),
-        }
+    /// The engine, once started; a tool error saying why when it could not.
+    async fn engine(&self) -> Result<Engine, CallToolResult> {
+        self.backend.clone().await.engine.map_err(replies::failure)
     }
 
     /// Runs `work`, reporting progress to a client that sent a progress
@@ -594,7 +635,7 @@ impl SidecarServer {
     }
 
     async fn converse(&self, prompt: String, settings: ConversationSettings, field: &str) -> Reply {
-        let engine = self.engine()?;
+        let engine = &self.engine().await?;
         let request = self.chat_request(prompt, settings)?;
         let reply = engine.chat(request).await.map_err(replies::failure)?;
         Ok(replies::conversation(&reply, field))

@@ -40,11 +40,14 @@ impl SidecarServer {
             "codex_run" | "codex_resume" => false,
             "codex" => true,
             "codex_chat" | "codex_plan" | "codex_guard_plan" | "codex_review"
-            | "codex_guard_final" => return Some(self.conversation_task(request)),
+            | "codex_guard_final" => return Some(self.conversation_task(request).await),
             _ => return None,
         };
+        let engine = match self.engine().await {
+            Ok(engine) => engine,
+            Err(failure) => return Some(failure.into()),
+        };
         let started = async {
-            let engine = self.engine()?;
             match request.name.as_ref() {
                 "codex_run" => {
                     let request = self.run_request(arguments::<RunParams>(request)?)?;
@@ -66,7 +69,6 @@ impl SidecarServer {
             // Refused before any run began: an ordinary tool error.
             Err(failure) => return Some(failure.into()),
         };
-        let engine = self.engine.clone()?;
         let page = self.page(0);
         let run_id = started.run_id.clone();
         let options = TaskOptions::new()
@@ -86,10 +88,13 @@ impl SidecarServer {
 }
 
 impl SidecarServer {
-    fn conversation_task(&self, request: &CallToolRequestParams) -> CallToolResponse {
+    async fn conversation_task(&self, request: &CallToolRequestParams) -> CallToolResponse {
+        let engine = match self.engine().await {
+            Ok(engine) => engine,
+            Err(failure) => return failure.into(),
+        };
         let prepared: Result<(Engine, crate::actors::ChatRequest, &'static str), CallToolResult> =
             (|| {
-                let engine = self.engine()?.clone();
                 let (prompt, settings, field) = match request.name.as_ref() {
                     "codex_chat" => {
                         let params = arguments::<ChatParams>(request)?;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::StoreError;
 use super::files::{
     append_json_line, append_lines, create_owned_dir, create_private_dir, open_append_nofollow,
-    read_jsonl, refuse_symlink, write_atomic,
+    read_jsonl, refuse_symlink, replace_atomic, write_atomic,
 };
 use super::records::{ActiveRecord, AuditEvent, AuditRecord, IndexRecord, PointerRecord};
 use super::run_id::{RunId, now_rfc3339};
@@ -111,6 +111,24 @@ impl RunAudit {
         append_json_line(&self.paths.events, record)
     }
 
+    /// Logs several stamped events, in order, with one append: one open,
+    /// lock and write for the lot instead of one each, which is what a
+    /// stream of deltas costs otherwise.
+    pub fn append_records(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
+        let mut lines = Vec::new();
+        for record in records {
+            serde_json::to_writer(&mut lines, record).map_err(|source| StoreError::Encode {
+                path: self.paths.events.clone(),
+                source,
+            })?;
+            lines.push(b'\n');
+        }
+        if lines.is_empty() {
+            return Ok(());
+        }
+        append_lines(&self.paths.events, &lines)
+    }
+
     /// Logs a line of text (app-server stderr, an error notification). Each
     /// of its lines gets the time, and all go in one append, so a multi-line
     /// message stays together.
@@ -126,8 +144,11 @@ impl RunAudit {
         append_lines(&self.paths.stderr, text.as_bytes())
     }
 
+    /// The Markdown rendering of the run, replaced whole but not synced:
+    /// it is rewritten as the run goes and at its end, in the path of the
+    /// caller's reply, and everything in it is in the event log too.
     pub fn write_summary(&self, summary: &RunSummary) -> Result<(), StoreError> {
-        write_atomic(&self.paths.summary, render_markdown(summary).as_bytes())
+        replace_atomic(&self.paths.summary, render_markdown(summary).as_bytes())
     }
 
     pub fn write_active(&self, record: &ActiveRecord) -> Result<(), StoreError> {
@@ -240,6 +261,27 @@ mod tests {
     use super::*;
     use crate::store::records::{IndexEvent, RunStatus};
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn records_appended_together_read_back_whole_and_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let run_id = RunId::generate();
+        let audit = RunAudit::open(dir.path(), &run_id).unwrap();
+        let note = |n: usize| AuditRecord::now(AuditEvent::sidecar(format!("note {n}"), None));
+        audit.append_record(&note(0)).unwrap();
+        let batch: Vec<AuditRecord> = (1..=3).map(note).collect();
+        audit.append_records(&batch).unwrap();
+        audit.append_records(&[]).unwrap();
+        let messages: Vec<String> = read_events(dir.path(), &run_id)
+            .unwrap()
+            .into_iter()
+            .map(|record| match record.event {
+                AuditEvent::Sidecar { message, .. } => message,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(messages, ["note 0", "note 1", "note 2", "note 3"]);
+    }
 
     fn active(run_id: &RunId) -> ActiveRecord {
         ActiveRecord {

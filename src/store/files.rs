@@ -188,11 +188,29 @@ fn drop_torn_tail(file: &File, path: &Path) -> io::Result<()> {
 /// target, then the directory synced (best effort) so the rename survives a
 /// power loss.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    write_atomic_with(path, |file| file.write_all(bytes))
+    write_atomic_with(path, Sync::ToDisk, |file| file.write_all(bytes))
+}
+
+/// Replaces `path` with `bytes` as [`write_atomic`] does (temp file, rename:
+/// a crash of the process leaves the old content or the new), without the
+/// two fsyncs, which cost milliseconds on a busy disk. For files that only
+/// render what other files hold (the run's Markdown summary renders its
+/// JSONL log, which is appended without fsync itself): a power loss may
+/// leave an older rendering, never lose a record.
+pub fn replace_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    write_atomic_with(path, Sync::No, |file| file.write_all(bytes))
+}
+
+/// Whether an atomic replace waits for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sync {
+    ToDisk,
+    No,
 }
 
 fn write_atomic_with(
     path: &Path,
+    sync: Sync,
     fill: impl FnOnce(&mut File) -> io::Result<()>,
 ) -> Result<(), StoreError> {
     let dir = match path.parent() {
@@ -217,10 +235,16 @@ fn write_atomic_with(
         .map_err(|source| StoreError::io(dir, source))?;
     // On any error below, dropping `temp` removes the temp file.
     fill(temp.as_file_mut())
-        .and_then(|()| temp.as_file().sync_all())
+        .and_then(|()| match sync {
+            Sync::ToDisk => temp.as_file().sync_all(),
+            Sync::No => Ok(()),
+        })
         .map_err(|source| StoreError::io(temp.path(), source))?;
     temp.persist(path)
         .map_err(|error| StoreError::io(path, error.error))?;
+    if sync == Sync::No {
+        return Ok(());
+    }
     if let Err(error) = File::open(dir).and_then(|dir| dir.sync_all()) {
         tracing::debug!(dir = %dir.display(), %error, "cannot fsync the directory");
     }
@@ -405,7 +429,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("active.json");
         write_atomic(&path, br#"{"old":true}"#).unwrap();
-        let error = write_atomic_with(&path, |file| {
+        let error = write_atomic_with(&path, Sync::ToDisk, |file| {
             file.write_all(br#"{"new":"#)?;
             Err(io::Error::other("disk full"))
         })
@@ -447,6 +471,21 @@ mod tests {
         assert_eq!(std::fs::read_dir(real_dir.path()).unwrap().count(), 0);
         let error = create_owned_dir(&linked_dir).unwrap_err();
         assert!(matches!(error, StoreError::Symlink { .. }), "{error}");
+    }
+
+    #[test]
+    fn a_replace_without_sync_is_whole_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.md");
+        replace_atomic(&path, b"# first\n").unwrap();
+        replace_atomic(&path, b"# second\n").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"# second\n");
+        assert_eq!(mode(&path), FILE_MODE);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["run.md"]);
     }
 
     #[test]

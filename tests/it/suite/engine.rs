@@ -183,6 +183,118 @@ async fn resume_runs_a_second_turn_on_the_same_thread_with_its_context() {
     rig.stop().await;
 }
 
+/// How the run's connection came to get its thread's events, from the
+/// audit's "run started" note.
+fn subscription(run_dir: &std::path::Path, run_id: &RunId) -> String {
+    store::read_events(run_dir, run_id)
+        .unwrap()
+        .into_iter()
+        .find_map(|record| match record.event {
+            AuditEvent::Sidecar { message, data } if message == "run started" => {
+                data?["subscription"].as_str().map(str::to_string)
+            }
+            _ => None,
+        })
+        .expect("a run started note with its subscription")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_on_the_connection_that_ran_the_thread_skips_thread_resume() {
+    let rig = EngineRig::start(&[]).await;
+    let run_dir = rig.run_dir();
+    let first = rig.run("The code word is HERON.").await;
+    assert_eq!(rig.finish(&first).await.status, RunStatus::Completed);
+    assert_eq!(subscription(&run_dir, &first.run_id), "thread/start");
+
+    let mut previous = first.run_id.clone();
+    for turn in ["second", "third"] {
+        let next = rig
+            .engine
+            .resume(ResumeRequest::new(
+                ResumeTarget::Run(previous.clone()),
+                format!("The {turn} turn. {}", Script::echo_history().marker()),
+            ))
+            .await
+            .unwrap();
+        let result = rig.finish(&next).await;
+        assert_eq!(result.status, RunStatus::Completed);
+        // Same thread, same context, and its events reached the run.
+        assert!(
+            result
+                .result
+                .unwrap_or_default()
+                .contains("The code word is HERON."),
+            "{turn}"
+        );
+        assert_eq!(subscription(&run_dir, &next.run_id), "already subscribed");
+        previous = next.run_id;
+    }
+
+    // A new engine has a connection of its own (and, private, its own
+    // app-server, once the first one let go of the thread): it resumes.
+    rig.engine.shutdown().await;
+    let other = crate::common::engine::config(rig.codex_home.path(), rig.pointer_dir.path(), &[]);
+    let codex = codex_mcp_sidecar::codex_bin::CodexBinary {
+        path: crate::common::codex_bin(),
+        source: codex_mcp_sidecar::codex_bin::BinarySource::Env,
+        version: codex_mcp_sidecar::codex_bin::MIN_SUPPORTED_VERSION,
+    };
+    let engine = codex_mcp_sidecar::actors::Engine::start(other, codex)
+        .await
+        .unwrap();
+    let elsewhere = engine
+        .resume(ResumeRequest::new(
+            ResumeTarget::Run(previous),
+            "From another sidecar.",
+        ))
+        .await
+        .unwrap();
+    let outcome = tokio::time::timeout(
+        crate::common::EVENT_TIMEOUT,
+        engine.wait(&elsewhere.run_id, None),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        matches!(&outcome, WaitOutcome::Finished(result) if result.status == RunStatus::Completed),
+        "{outcome:?}"
+    );
+    assert_eq!(subscription(&run_dir, &elsewhere.run_id), "thread/resume");
+    engine.shutdown().await;
+    rig.model.shutdown().await;
+}
+
+/// A run that ended here is resumed from memory: its thread is found even
+/// with the indexes on disk gone (they hold every run, and grow).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resuming_a_run_that_ended_here_reads_no_index() {
+    let rig = EngineRig::start(&[]).await;
+    let first = rig.run("The code word is EGRET.").await;
+    assert_eq!(rig.finish(&first).await.status, RunStatus::Completed);
+    std::fs::remove_file(rig.run_dir().join("index.jsonl")).unwrap();
+    std::fs::remove_file(rig.pointer_dir.path().join("runs.index.jsonl")).unwrap();
+
+    let second = rig
+        .engine
+        .resume(ResumeRequest::new(
+            ResumeTarget::Run(first.run_id.clone()),
+            format!("Again. {}", Script::echo_history().marker()),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(second.thread_id, first.thread_id);
+    let result = rig.finish(&second).await;
+    assert!(
+        result
+            .result
+            .unwrap_or_default()
+            .contains("The code word is EGRET."),
+        "the first turn is in the thread's history"
+    );
+    rig.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_run_ids_and_bad_requests_are_refused_and_write_nothing() {
     let rig = EngineRig::start(&[]).await;

@@ -1825,3 +1825,63 @@ async fn mcp_elicitations_wait_for_the_caller() {
     client.cancel().await.unwrap();
     world.model.shutdown().await;
 }
+
+/// `initialize` and `tools/list` do not wait for `codex --version` (a
+/// Node.js process): the server answers while the version check is still
+/// held, and the tools work once it is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_answers_before_codex_is_found() {
+    let world = World::new().await;
+    let gate = tempfile::tempdir().unwrap();
+    let (asked, go) = (gate.path().join("asked"), gate.path().join("go"));
+    let held = gate.path().join("held-codex");
+    std::fs::write(
+        &held,
+        format!(
+            "#!/bin/sh\ntouch '{}'\nwhile [ ! -e '{}' ]; do sleep 0.05; done\nexec '{}' \"$@\"\n",
+            asked.display(),
+            go.display(),
+            codex_bin().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&held, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
+    let held_path = held.display().to_string();
+    let client = tokio::time::timeout(
+        EVENT_TIMEOUT,
+        world.over_stdio_with((), &[("CODEX_BIN", &held_path)]),
+    )
+    .await
+    .expect("initialize answers while Codex is being looked for");
+    // The version check is under way, and held.
+    let deadline = std::time::Instant::now() + EVENT_TIMEOUT;
+    while !asked.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "codex --version never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let tools = tokio::time::timeout(EVENT_TIMEOUT, client.list_all_tools())
+        .await
+        .expect("tools/list answers while Codex is being looked for")
+        .unwrap();
+    assert_eq!(tools.len(), TOOLS.len());
+    assert!(!go.exists());
+
+    std::fs::write(&go, "").unwrap();
+    let check = structured(&call(&client, "codex_wrapper_check", json!({})).await);
+    assert_eq!(check["codexVersion"], "0.169.0", "{check}");
+    let handle = structured(
+        &call(
+            &client,
+            "codex_run",
+            json!({"prompt": Script::text("found").marker(), "async": false}),
+        )
+        .await,
+    );
+    assert_eq!(handle["result"], "found", "{handle}");
+    client.cancel().await.unwrap();
+    world.model.shutdown().await;
+}

@@ -1,0 +1,336 @@
+//! What every benchmark stands on: a throwaway world (scripted model,
+//! `CODEX_HOME`, pointer directory, project) with a real `codex app-server`
+//! the bench owns, the release `codex-mcp-sidecar` driven over stdio by an
+//! rmcp client, and the statistics and `/proc` readings the numbers come from.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use codex_mcp_sidecar::appserver::shared::SharedPaths;
+use codex_mcp_sidecar::appserver::{AppServerProcess, ConnectOptions, SpawnOptions};
+use codex_mcp_sidecar::scripted_model::ScriptedModel;
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::RunningService;
+use rmcp::transport::TokioChildProcess;
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub type BenchError = Box<dyn std::error::Error + Send + Sync>;
+pub type BenchResult<T> = Result<T, BenchError>;
+
+/// The sidecar the benchmarks measure: the release build of this checkout
+/// (`cargo bench` builds the binaries with the bench profile, which is
+/// release).
+pub const SIDECAR_EXE: &str = env!("CARGO_BIN_EXE_codex-mcp-sidecar");
+
+/// A bound on any one tool call or awaited event: a scripted turn takes well
+/// under a second; this only trips when something is stuck, and then the
+/// benchmark fails instead of hanging.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long a sidecar may take to exit once its stdin closes (it stops its
+/// actors and releases its lease) before it is killed.
+const EXIT_GRACE: Duration = Duration::from_secs(5);
+
+/// The Codex binary: `CODEX_BIN` when set, else the project's pinned install.
+pub fn codex_bin() -> PathBuf {
+    match std::env::var_os("CODEX_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/codex-cli/node_modules/.bin/codex"
+        )),
+    }
+}
+
+/// A model, a Codex home, a pointer directory and a project, all throwaway,
+/// and an app-server on a free loopback port that the bench owns. Its token
+/// is where a shared-mode sidecar looks for it, so a sidecar pointed at its
+/// URL uses it as the shared server (and never starts one of its own).
+pub struct World {
+    pub model: ScriptedModel,
+    pub codex_home: TempDir,
+    pub pointer_dir: TempDir,
+    pub project: TempDir,
+    pub server: Option<AppServerProcess>,
+}
+
+impl World {
+    pub async fn start() -> BenchResult<World> {
+        let model = ScriptedModel::start().await?;
+        let codex_home = tempfile::tempdir()?;
+        model.write_codex_home(codex_home.path())?;
+        let pointer_dir = tempfile::tempdir()?;
+        let paths = SharedPaths::new(pointer_dir.path());
+        paths.create_dir()?;
+        let mut options = SpawnOptions::loopback(codex_bin(), paths.token());
+        options.codex_home = Some(codex_home.path().to_path_buf());
+        let server = AppServerProcess::spawn(options).await?;
+        Ok(World {
+            model,
+            codex_home,
+            pointer_dir,
+            project: tempfile::tempdir()?,
+            server: Some(server),
+        })
+    }
+
+    /// A bare client's way in: the same server, the same token.
+    pub fn connect_options(&self) -> BenchResult<ConnectOptions> {
+        let server = self.server.as_ref().ok_or("the app-server is stopped")?;
+        Ok(ConnectOptions::new(
+            server.url(),
+            Some(server.token().clone()),
+        ))
+    }
+
+    /// The environment of a sidecar that uses this world's app-server as
+    /// its shared server.
+    pub fn sidecar_env(&self) -> BenchResult<Vec<(String, String)>> {
+        let server = self.server.as_ref().ok_or("the app-server is stopped")?;
+        Ok(vec![
+            ("CODEX_BIN".into(), codex_bin().display().to_string()),
+            (
+                "CODEX_HOME".into(),
+                self.codex_home.path().display().to_string(),
+            ),
+            (
+                "CODEX_MCP_WRAPPER_POINTER_DIR".into(),
+                self.pointer_dir.path().display().to_string(),
+            ),
+            ("CODEX_MCP_WRAPPER_APP_SERVER_MODE".into(), "shared".into()),
+            (
+                "CODEX_MCP_WRAPPER_APP_SERVER_URL".into(),
+                server.url().to_string(),
+            ),
+        ])
+    }
+
+    pub fn run_dir(&self) -> PathBuf {
+        self.project.path().join(".codex/codex-mcp/runs")
+    }
+
+    /// Stops the app-server's whole process group and the model.
+    pub async fn stop(mut self) -> BenchResult<()> {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await?;
+        }
+        self.model.shutdown().await;
+        Ok(())
+    }
+}
+
+/// The release sidecar as a child process, with an rmcp client on its
+/// stdio and its stderr in a file.
+pub struct Sidecar {
+    pub client: RunningService<RoleClient, ()>,
+    pub pid: u32,
+    pub stderr_log: PathBuf,
+    _log_dir: TempDir,
+}
+
+impl Sidecar {
+    /// Spawns the sidecar in `cwd` with exactly `env` (plus `PATH` and
+    /// `HOME`) and completes the MCP handshake.
+    pub async fn spawn(cwd: &Path, env: &[(String, String)]) -> BenchResult<Sidecar> {
+        let log_dir = tempfile::tempdir()?;
+        let stderr_log = log_dir.path().join("sidecar.stderr.log");
+        let command = sidecar_command(cwd, env);
+        let (transport, _) = TokioChildProcess::builder(command)
+            .stderr(File::create(&stderr_log)?)
+            .spawn()?;
+        let pid = transport.id().ok_or("the sidecar has no pid")?;
+        let client = tokio::time::timeout(CALL_TIMEOUT, ().serve(transport)).await??;
+        Ok(Sidecar {
+            client,
+            pid,
+            stderr_log,
+            _log_dir: log_dir,
+        })
+    }
+
+    pub async fn call(&self, tool: &str, arguments: Value) -> BenchResult<CallToolResult> {
+        call(&self.client, tool, arguments).await
+    }
+
+    /// Closes its stdin (the MCP session ends, the sidecar shuts its engine
+    /// down) and waits for it to exit; kills it if it does not. Returns what
+    /// it wrote to stderr.
+    pub async fn stop(self) -> BenchResult<String> {
+        let pid = self.pid;
+        self.client.cancel().await?;
+        reap(pid).await;
+        let log = std::fs::read(&self.stderr_log)?;
+        Ok(String::from_utf8_lossy(&strip_ansi_escapes::strip(log)).into_owned())
+    }
+}
+
+/// The sidecar's command line, environment cleared but for `PATH` and
+/// `HOME` so that nothing of the bench's environment leaks in.
+pub fn sidecar_command(cwd: &Path, env: &[(String, String)]) -> tokio::process::Command {
+    // For a look inside (`strace -f -o … <sidecar>` as a wrapper script, say);
+    // the figures that read /proc then describe the wrapper.
+    let exe = std::env::var_os("BENCH_SIDECAR_EXE").unwrap_or_else(|| SIDECAR_EXE.into());
+    let mut command = tokio::process::Command::new(exe);
+    command.env_clear();
+    for name in ["PATH", "HOME"] {
+        if let Some(value) = std::env::var_os(name) {
+            command.env(name, value);
+        }
+    }
+    command.envs(env.iter().map(|(name, value)| (name, value)));
+    command.current_dir(cwd).stdin(Stdio::piped());
+    command
+}
+
+/// Waits for `pid` to be gone (the child's own reaper collects it), then
+/// kills it if it outlives [`EXIT_GRACE`].
+pub async fn reap(pid: u32) {
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    let deadline = Instant::now() + EXIT_GRACE;
+    while alive(&proc_dir) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if alive(&proc_dir) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+/// A process that exists and is not a zombie.
+fn alive(proc_dir: &Path) -> bool {
+    std::fs::read_to_string(proc_dir.join("stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat[stat.rfind(')')? + 1..].split_whitespace().next()?;
+            Some(state != "Z" && state != "X")
+        })
+        .unwrap_or(false)
+}
+
+pub async fn call<H: rmcp::ClientHandler>(
+    client: &RunningService<RoleClient, H>,
+    tool: &str,
+    arguments: Value,
+) -> BenchResult<CallToolResult> {
+    let params = CallToolRequestParams::new(tool.to_string())
+        .with_arguments(arguments.as_object().cloned().unwrap_or_default());
+    Ok(tokio::time::timeout(CALL_TIMEOUT, client.call_tool(params)).await??)
+}
+
+/// The structured content of a reply that is not a tool error.
+pub fn structured(result: &CallToolResult) -> BenchResult<Value> {
+    if result.is_error == Some(true) {
+        return Err(format!("tool error: {}", text(result)).into());
+    }
+    result
+        .structured_content
+        .clone()
+        .ok_or_else(|| "a reply without structured content".into())
+}
+
+pub fn text(result: &CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|block| block.as_text().map(|text| text.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub fn str_field<'a>(value: &'a Value, field: &str) -> BenchResult<&'a str> {
+    value[field]
+        .as_str()
+        .ok_or_else(|| format!("no {field} in {value}").into())
+}
+
+/// Microseconds since the Unix epoch: a clock every process on the machine
+/// shares, so a time taken in the sidecar and one taken here compare.
+pub fn epoch_micros(at: SystemTime) -> i64 {
+    at.duration_since(UNIX_EPOCH)
+        .map(|since| since.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// A process's peak resident memory (`VmHWM`) in KiB and CPU time (user +
+/// system) in seconds, from `/proc`.
+pub struct ProcessUsage {
+    pub peak_rss_kib: u64,
+    pub cpu_seconds: f64,
+}
+
+pub fn process_usage(pid: u32) -> BenchResult<ProcessUsage> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let peak_rss_kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or("no VmHWM in /proc/PID/status")?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after_name = stat.rfind(')').ok_or("unreadable /proc/PID/stat")? + 1;
+    // Fields 14 and 15 of stat(5), counted after the name (field 2).
+    let fields: Vec<&str> = stat[after_name..].split_whitespace().collect();
+    let ticks = |index: usize| -> BenchResult<f64> {
+        Ok(fields
+            .get(index)
+            .ok_or("short /proc/PID/stat")?
+            .parse::<f64>()?)
+    };
+    Ok(ProcessUsage {
+        peak_rss_kib,
+        cpu_seconds: (ticks(11)? + ticks(12)?) / USER_HZ,
+    })
+}
+
+/// The unit of `/proc/PID/stat`'s times: the kernel reports them in
+/// `USER_HZ`, which is 100 on every Linux architecture this runs on.
+const USER_HZ: f64 = 100.0;
+
+/// Sorted samples and the order statistics the report quotes.
+pub struct Samples(Vec<f64>);
+
+impl Samples {
+    pub fn new(mut values: Vec<f64>) -> Samples {
+        values.sort_by(f64::total_cmp);
+        Samples(values)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn median(&self) -> f64 {
+        self.percentile(50.0)
+    }
+
+    /// Nearest-rank percentile: the smallest sample with at least `p`% of
+    /// the samples at or below it.
+    pub fn percentile(&self, p: f64) -> f64 {
+        if self.0.is_empty() {
+            return f64::NAN;
+        }
+        let rank = ((p / 100.0) * self.0.len() as f64).ceil() as usize;
+        self.0[rank.clamp(1, self.0.len()) - 1]
+    }
+
+    pub fn min(&self) -> f64 {
+        self.0.first().copied().unwrap_or(f64::NAN)
+    }
+
+    pub fn max(&self) -> f64 {
+        self.0.last().copied().unwrap_or(f64::NAN)
+    }
+
+    pub fn sum(&self) -> f64 {
+        self.0.iter().sum()
+    }
+}
+
+pub fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
