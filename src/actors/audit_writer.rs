@@ -86,9 +86,15 @@ impl AuditOp {
 
 impl AuditWriter {
     /// Creates the run's files (directories 0700, files 0600). When they
-    /// cannot be created, the writer still takes every operation and counts
-    /// each as lost.
-    pub async fn open(run_dir: &Path, run_id: &RunId, pointer_index: PathBuf) -> AuditWriter {
+    /// cannot be created (a read-only or full disk), the writer still takes
+    /// every operation and counts each as lost. A symbolic link planted where
+    /// the audit goes is the one refusal: it may be an attack, and a run
+    /// started anyway would be one nobody can audit.
+    pub async fn open(
+        run_dir: &Path,
+        run_id: &RunId,
+        pointer_index: PathBuf,
+    ) -> Result<AuditWriter, StoreError> {
         let (dir, id) = (run_dir.to_path_buf(), run_id.clone());
         let health = Arc::new(Mutex::new(Health::default()));
         let opened = tokio::task::spawn_blocking(move || RunAudit::open(&dir, &id))
@@ -100,6 +106,7 @@ impl AuditWriter {
             .and_then(|opened| opened);
         let audit = match opened {
             Ok(audit) => Some(audit),
+            Err(error @ StoreError::Symlink { .. }) => return Err(error),
             Err(error) => {
                 if let Ok(mut health) = health.lock() {
                     health.failed(run_id, &error);
@@ -160,7 +167,7 @@ impl AuditWriter {
                 append_events(&mut events);
             }
         });
-        AuditWriter { ops, task, health }
+        Ok(AuditWriter { ops, task, health })
     }
 
     pub fn send(&self, op: AuditOp) {
@@ -218,7 +225,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let run_id = RunId::generate();
         let pointer = dir.path().join("runs.index.jsonl");
-        let writer = AuditWriter::open(dir.path(), &run_id, pointer).await;
+        let writer = AuditWriter::open(dir.path(), &run_id, pointer)
+            .await
+            .unwrap();
         // More than one batch, with other writes in between.
         let count = MAX_EVENTS_PER_APPEND * 2 + 7;
         for n in 0..count {

@@ -272,7 +272,7 @@ impl RunActor {
         args: RunArgs,
     ) -> Result<RunStarted, EngineError> {
         let audit =
-            AuditWriter::open(&args.run_dir, &args.run_id, args.pointer_index.clone()).await;
+            AuditWriter::open(&args.run_dir, &args.run_id, args.pointer_index.clone()).await?;
         state.audit = Some(audit);
         state.app_server_url = args.app_server_url.clone();
         state.app_server_token_file = args.app_server_token_file.clone();
@@ -403,6 +403,12 @@ impl RunActor {
         let mut turn = TurnStartParams::text(&thread_id, &args.prompt);
         turn.model = settings.model.clone();
         turn.effort = settings.reasoning_effort.clone();
+        if !is_new {
+            // Like the permissions below: a loaded thread keeps its cwd
+            // through `thread/resume` (or that request was skipped), so the
+            // resume's own directory goes on the turn.
+            turn.cwd = Some(args.cwd.display().to_string());
+        }
         if chosen_access {
             // `thread/resume` of a thread Codex still has loaded keeps the
             // thread's old approval policy and sandbox: a resume asking for

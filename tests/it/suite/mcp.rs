@@ -1519,6 +1519,23 @@ async fn a_resume_gets_its_own_permissions_on_a_loaded_thread() {
     let (done, _) = wait_to_end(&client, asking["runId"].as_str().unwrap()).await;
     assert_eq!(structured(&done)["status"], "completed");
     assert!(world.project.path().join("asked.txt").exists());
+
+    // And its own directory: the command runs where the resume says.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let moved = structured(
+        &call(
+            &client,
+            "codex_resume",
+            json!({"run_id": run_id, "prompt": Script::exec("touch moved.txt", "done").marker(), "permissions": "yolo", "cwd": elsewhere.path()}),
+        )
+        .await,
+    );
+    let (done, _) = wait_to_end(&client, moved["runId"].as_str().unwrap()).await;
+    assert_eq!(structured(&done)["status"], "completed");
+    assert!(
+        elsewhere.path().join("moved.txt").exists(),
+        "not run in the resume's cwd"
+    );
     client.cancel().await.unwrap();
     world.model.shutdown().await;
 }
