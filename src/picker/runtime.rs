@@ -91,12 +91,18 @@ pub fn run(options: Options) -> Result<(), PickerError> {
         app = app.with_project(project.clone());
     }
     let mut dirty = false;
+    // Drawn only when something changed: a key, a resize, a reload, the
+    // clock's tick; an idle picker costs one poll every interval.
+    let mut redraw = true;
     let mut last_load = Instant::now();
     let mut last_tick = Instant::now();
     loop {
-        terminal
-            .terminal
-            .draw(|frame| frame.render_widget(&app, frame.area()))?;
+        if redraw {
+            terminal
+                .terminal
+                .draw(|frame| frame.render_widget(&app, frame.area()))?;
+            redraw = false;
+        }
         #[cfg(debug_assertions)]
         match std::env::var(TEST_FAILURE_ENV).as_deref() {
             Ok("panic") => panic!("{TEST_FAILURE_ENV}=panic"),
@@ -107,23 +113,24 @@ pub fn run(options: Options) -> Result<(), PickerError> {
             }
             _ => {}
         }
-        if event::poll(POLL_INTERVAL)?
-            && let Event::Key(key) = event::read()?
-        {
-            match app.handle_key(key) {
-                Some(Action::Quit) => return Ok(()),
-                Some(Action::Refresh) => dirty = true,
-                Some(Action::Attach(run_id)) => {
-                    if let Some(row) = app.selected().filter(|row| row.run_id == run_id) {
-                        let row = row.clone();
-                        if let Some(message) = open(&mut terminal, &options, &row)? {
-                            app.set_message(message);
+        if event::poll(POLL_INTERVAL)? {
+            redraw = true;
+            if let Event::Key(key) = event::read()? {
+                match app.handle_key(key) {
+                    Some(Action::Quit) => return Ok(()),
+                    Some(Action::Refresh) => dirty = true,
+                    Some(Action::Attach(run_id)) => {
+                        if let Some(row) = app.selected().filter(|row| row.run_id == run_id) {
+                            let row = row.clone();
+                            if let Some(message) = open(&mut terminal, &options, &row)? {
+                                app.set_message(message);
+                            }
+                            // The run moved on while Codex had the screen.
+                            dirty = true;
                         }
-                        // The run moved on while Codex had the screen.
-                        dirty = true;
                     }
+                    None => {}
                 }
-                None => {}
             }
         }
         while changes.try_recv().is_ok() {
@@ -132,6 +139,7 @@ pub fn run(options: Options) -> Result<(), PickerError> {
         if last_tick.elapsed() >= CLOCK_TICK {
             app.set_now(now());
             last_tick = Instant::now();
+            redraw = true;
         }
         if options.watch && last_load.elapsed() >= BACKSTOP_RELOAD {
             dirty = true;
@@ -140,6 +148,7 @@ pub fn run(options: Options) -> Result<(), PickerError> {
             app.set_catalog(options.scope.load(), now());
             dirty = false;
             last_load = Instant::now();
+            redraw = true;
         }
     }
 }
