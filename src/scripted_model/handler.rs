@@ -26,6 +26,13 @@ pub const DEFAULT_REPLY: &str = "scripted reply";
 /// The shell tool of Codex 0.169.0.
 const EXEC_TOOL: &str = "exec_command";
 
+/// How long Codex waits for a scripted command before handing the model
+/// "still running": the tool's maximum. At the default 10 s a `touch` on a
+/// loaded machine was reported as running, the scripted answer ended the
+/// turn, and the command was killed before it wrote anything. A command that
+/// exits sooner is reported as soon as it exits.
+const EXEC_YIELD_MS: u64 = 30_000;
+
 #[derive(Clone)]
 struct Server {
     log: Log,
@@ -180,10 +187,11 @@ fn exec_arguments(command: &str, escalate: bool) -> Value {
     if escalate {
         json!({
             "cmd": command,
+            "yield_time_ms": EXEC_YIELD_MS,
             "sandbox_permissions": "require_escalated",
             "justification": "The scripted model asks to run this outside the sandbox.",
         })
     } else {
-        json!({ "cmd": command })
+        json!({ "cmd": command, "yield_time_ms": EXEC_YIELD_MS })
     }
 }

@@ -147,6 +147,13 @@ base_url = "{}"
 wire_api = "responses"
 request_max_retries = 0
 stream_max_retries = 0
+
+# Codex starts a login shell for every new thread to snapshot the user's
+# environment. Two hundred threads at once on a machine whose dotfiles are
+# slow (pyenv's rehash takes a lock) drove the load past 60 on 2 cores. The
+# scripted model's commands need nothing from the user's dotfiles.
+[features]
+shell_snapshot = false
 "#,
             self.base_url()
         );

@@ -1636,12 +1636,15 @@ fn last_tool_output(model: &ScriptedModel) -> String {
 async fn file_change_permission_and_question_requests_wait_for_the_caller() {
     let world = World::new().await;
     let config = world.codex_home.path().join("config.toml");
-    let toml = std::fs::read_to_string(&config).unwrap();
+    let toml = std::fs::read_to_string(&config).unwrap().replace(
+        "[features]\n",
+        "[features]\nrequest_permissions_tool = true\ndefault_mode_request_user_input = true\n",
+    );
+    assert!(toml.contains("request_permissions_tool"), "{toml}");
     std::fs::write(
         &config,
         format!(
-            "{toml}\n[features]\nrequest_permissions_tool = true\ndefault_mode_request_user_input = true\n\
-             [sandbox_workspace_write]\nexclude_slash_tmp = true\nexclude_tmpdir_env_var = true\n"
+            "{toml}\n[sandbox_workspace_write]\nexclude_slash_tmp = true\nexclude_tmpdir_env_var = true\n"
         ),
     )
     .unwrap();
