@@ -152,8 +152,13 @@ stream_max_retries = 0
 # environment. Two hundred threads at once on a machine whose dotfiles are
 # slow (pyenv's rehash takes a lock) drove the load past 60 on 2 cores. The
 # scripted model's commands need nothing from the user's dotfiles.
+#
+# A local `codex resume` (the TUI) otherwise starts a managed app-server
+# daemon under CODEX_HOME, copying Codex's package there first, and that
+# daemon outlives the test that made it.
 [features]
 shell_snapshot = false
+daemon_auto_start = false
 "#,
             self.base_url()
         );

@@ -45,6 +45,20 @@ pub struct ProcessInfo {
 
 /// Live (non-zombie) processes with `url` as one of their arguments.
 pub fn processes_naming(url: &str) -> Vec<ProcessInfo> {
+    live_processes(|args| args.iter().any(|arg| arg == url))
+}
+
+/// Live processes whose program lives under `dir`: Codex's managed
+/// app-server daemon runs from a copy of its package in `CODEX_HOME`.
+pub fn processes_running_from(dir: &Path) -> Vec<ProcessInfo> {
+    let dir = dir.display().to_string();
+    live_processes(|args| {
+        args.first()
+            .is_some_and(|program| program.starts_with(&dir))
+    })
+}
+
+fn live_processes(keep: impl Fn(&[String]) -> bool) -> Vec<ProcessInfo> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -62,8 +76,7 @@ pub fn processes_naming(url: &str) -> Vec<ProcessInfo> {
                 .split(|byte| *byte == 0)
                 .map(|arg| String::from_utf8_lossy(arg).into_owned())
                 .collect();
-            (state != "Z" && state != "X" && args.iter().any(|arg| arg == url))
-                .then_some(ProcessInfo { pid, pgid, args })
+            (state != "Z" && state != "X" && keep(&args)).then_some(ProcessInfo { pid, pgid, args })
         })
         .collect()
 }

@@ -12,7 +12,7 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::common::codex_bin;
-use crate::common::shared_server::{Cleanup, free_port};
+use crate::common::shared_server::{Cleanup, free_port, processes_running_from};
 use crate::common::tmux::Tmux;
 
 const SIDECAR: &str = env!("CARGO_BIN_EXE_codex-mcp-sidecar");
@@ -136,6 +136,10 @@ async fn enter_attaches_the_codex_ui_to_the_running_turn_and_comes_back() {
         .await;
     picker.keys(&["q"]);
     picker.wait_for_text("[exited]", SCREEN_TIMEOUT).await;
+    // Codex's local UI would start a managed daemon from a copy of itself
+    // in CODEX_HOME, and leave it running, unless told not to.
+    let left = processes_running_from(codex_home.path());
+    assert!(left.is_empty(), "left running: {left:?}");
     model.shutdown().await;
 }
 
