@@ -16,22 +16,10 @@ pub fn now() -> OffsetDateTime {
 
 /// A row with only what every row has; tests fill in the rest.
 pub fn row(run_id: &str, title: &str, status: RunStatus) -> RunRow {
+    let run_id = RunId::parse(run_id).expect("fixture run ids are valid");
     RunRow {
-        run_id: RunId::parse(run_id).expect("fixture run ids are valid"),
-        title: title.to_string(),
         status,
-        cwd: PathBuf::from("/home/ada/projects/api"),
-        thread_id: None,
-        started_at: None,
-        ended_at: None,
-        duration_ms: None,
-        total_tokens: None,
-        progress: None,
-        last_message: None,
-        pending_approval: None,
-        app_server_url: None,
-        app_server_token_file: None,
-        error: None,
+        ..RunRow::new(run_id, title, "/home/ada/projects/api")
     }
 }
 
