@@ -21,14 +21,27 @@ use crate::store::{
 pub enum AuditOp {
     /// Stamped when queued, which is when it was received: the queue may lag.
     Event(AuditRecord),
+    Write(AuditWrite),
+    /// Answered once everything queued before it is written.
+    Flush(oneshot::Sender<()>),
+}
+
+/// A write other than an event: each goes to the disk on its own, in
+/// order after the events queued before it.
+#[derive(Debug)]
+pub enum AuditWrite {
     Stderr(String),
     Summary(Box<RunSummary>),
     Active(Box<ActiveRecord>),
     RemoveActive,
     Index(Box<IndexRecord>),
     Pointer(Box<PointerRecord>),
-    /// Answered once everything queued before it is written.
-    Flush(oneshot::Sender<()>),
+}
+
+impl From<AuditWrite> for AuditOp {
+    fn from(write: AuditWrite) -> AuditOp {
+        AuditOp::Write(write)
+    }
 }
 
 /// Events already queued are appended together, up to this many at a time:
@@ -154,10 +167,10 @@ impl AuditWriter {
                             append_events(&mut events);
                             let _ = done.send(());
                         }
-                        other => {
+                        AuditOp::Write(write) => {
                             append_events(&mut events);
                             let outcome = audit.as_ref().map_or(Ok(()), |audit| {
-                                perform(audit, &run_dir, &pointer_index, other)
+                                perform(audit, &run_dir, &pointer_index, write)
                             });
                             report(outcome, 1);
                         }
@@ -170,9 +183,9 @@ impl AuditWriter {
         Ok(AuditWriter { ops, task, health })
     }
 
-    pub fn send(&self, op: AuditOp) {
+    pub fn send(&self, op: impl Into<AuditOp>) {
         // Only fails once `close` ran, after which the run writes nothing.
-        let _ = self.ops.send(op);
+        let _ = self.ops.send(op.into());
     }
 
     /// Waits until everything queued so far is written: a run handle is
@@ -199,20 +212,15 @@ fn perform(
     audit: &RunAudit,
     run_dir: &Path,
     pointer_index: &Path,
-    op: AuditOp,
+    write: AuditWrite,
 ) -> Result<(), StoreError> {
-    match op {
-        AuditOp::Event(record) => audit.append_record(&record),
-        AuditOp::Stderr(line) => audit.append_stderr(&line),
-        AuditOp::Summary(summary) => audit.write_summary(&summary),
-        AuditOp::Active(record) => audit.write_active(&record),
-        AuditOp::RemoveActive => audit.remove_active(),
-        AuditOp::Index(record) => store::append_index(run_dir, &record),
-        AuditOp::Pointer(record) => store::append_pointer(pointer_index, &record),
-        AuditOp::Flush(done) => {
-            let _ = done.send(());
-            Ok(())
-        }
+    match write {
+        AuditWrite::Stderr(line) => audit.append_stderr(&line),
+        AuditWrite::Summary(summary) => audit.write_summary(&summary),
+        AuditWrite::Active(record) => audit.write_active(&record),
+        AuditWrite::RemoveActive => audit.remove_active(),
+        AuditWrite::Index(record) => store::append_index(run_dir, &record),
+        AuditWrite::Pointer(record) => store::append_pointer(pointer_index, &record),
     }
 }
 
@@ -233,7 +241,7 @@ mod tests {
         for n in 0..count {
             writer.send(AuditOp::event(AuditEvent::sidecar(format!("{n}"), None)));
             if n % 300 == 0 {
-                writer.send(AuditOp::Stderr(format!("line {n}")));
+                writer.send(AuditWrite::Stderr(format!("line {n}")));
             }
         }
         writer.flush().await;

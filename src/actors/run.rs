@@ -11,7 +11,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::{Value, json};
 
 use crate::actors::approvals::{self, Choice, PendingApproval};
-use crate::actors::audit_writer::{AuditOp, AuditWriter};
+use crate::actors::audit_writer::{AuditOp, AuditWrite, AuditWriter};
 use crate::actors::broker::BrokerMsg;
 use crate::actors::record::{RunRecord, RunSettings};
 use crate::actors::supervisor::SupervisorMsg;
@@ -221,7 +221,7 @@ impl Actor for RunActor {
         match message {
             RunMsg::Notification(note) => self.on_notification(&myself, state, note).await,
             RunMsg::Request(request) => self.on_request(&myself, state, request).await,
-            RunMsg::Stderr(line) => write(state, AuditOp::Stderr(line)),
+            RunMsg::Stderr(line) => write(state, AuditWrite::Stderr(line)),
             RunMsg::HardTimeout => self.interrupt(&myself, state, true).await,
             RunMsg::Interrupt => self.interrupt(&myself, state, false).await,
             RunMsg::Approve {
@@ -473,9 +473,9 @@ impl RunActor {
         write_active(state);
         let Some(record) = &state.record else { return };
         let ops = [
-            AuditOp::Index(Box::new(index_record(record, IndexEvent::Start))),
-            AuditOp::Pointer(Box::new(pointer_record(record, &state.run_dir))),
-            AuditOp::Summary(Box::new(record.summary())),
+            AuditWrite::Index(Box::new(index_record(record, IndexEvent::Start))),
+            AuditWrite::Pointer(Box::new(pointer_record(record, &state.run_dir))),
+            AuditWrite::Summary(Box::new(record.summary())),
         ];
         for op in ops {
             write(state, op);
@@ -516,7 +516,7 @@ impl RunActor {
         if note.method == "error" {
             write(
                 state,
-                AuditOp::Stderr(format!("error notification: {}", note.params)),
+                AuditWrite::Stderr(format!("error notification: {}", note.params)),
             );
         }
         if note.method == "serverRequest/resolved" && self.answered_elsewhere(state, &note.params) {
@@ -550,7 +550,7 @@ impl RunActor {
         }
         if state.summary_written.elapsed() >= SUMMARY_REFRESH {
             let summary = record.summary();
-            write(state, AuditOp::Summary(Box::new(summary)));
+            write(state, AuditWrite::Summary(Box::new(summary)));
             state.summary_written = Instant::now();
         }
         if state
@@ -802,10 +802,10 @@ impl RunActor {
             record.finish(status, error);
             let record = &*record;
             let ops = [
-                AuditOp::Summary(Box::new(record.summary())),
-                AuditOp::Index(Box::new(index_record(record, IndexEvent::End))),
-                AuditOp::Pointer(Box::new(pointer_record(record, &state.run_dir))),
-                AuditOp::RemoveActive,
+                AuditWrite::Summary(Box::new(record.summary())),
+                AuditWrite::Index(Box::new(index_record(record, IndexEvent::End))),
+                AuditWrite::Pointer(Box::new(pointer_record(record, &state.run_dir))),
+                AuditWrite::RemoveActive,
             ];
             for op in ops {
                 write(state, op);
@@ -898,12 +898,12 @@ fn write_active(state: &mut RunState) {
         pending_approval: pending,
         updated_at: Some(store::now_rfc3339()),
     };
-    write(state, AuditOp::Active(Box::new(active)));
+    write(state, AuditWrite::Active(Box::new(active)));
     state.active_written = Instant::now();
     state.active_stale = false;
 }
 
-fn write(state: &RunState, op: AuditOp) {
+fn write(state: &RunState, op: impl Into<AuditOp>) {
     if let Some(audit) = &state.audit {
         audit.send(op);
     }
