@@ -9,10 +9,8 @@
 use std::path::PathBuf;
 
 use codex_mcp_sidecar::actors::record::{RunRecord, RunSettings};
-use codex_mcp_sidecar::config::Permissions;
 use codex_mcp_sidecar::protocol::{
-    ApprovalPolicy, Incoming, SandboxMode, ServerNotification, ServerRequest, ThreadResponse,
-    TurnStartResponse,
+    Incoming, ServerNotification, ServerRequest, ThreadResponse, TurnStartResponse,
 };
 use codex_mcp_sidecar::store::{RunId, render_markdown};
 use libfuzzer_sys::fuzz_target;
@@ -26,15 +24,7 @@ fuzz_target!(|data: &[u8]| {
         "title".into(),
         "prompt".into(),
         PathBuf::from("/p"),
-        RunSettings {
-            permissions: Permissions::Yolo,
-            sandbox: SandboxMode::DangerFullAccess,
-            approval_policy: ApprovalPolicy::Never,
-            model: None,
-            reasoning_effort: None,
-            extras: Default::default(),
-            interactive: false,
-        },
+        RunSettings::unknown(),
         "thread".into(),
     );
     record.turn_id = Some("turn".into());

@@ -29,6 +29,22 @@ pub struct RunSettings {
     pub interactive: bool,
 }
 
+impl RunSettings {
+    /// For a run whose own settings are not known here (they died with the
+    /// sidecar that started it): read-only, and approve nothing.
+    pub fn unknown() -> RunSettings {
+        RunSettings {
+            permissions: Permissions::ReadOnly,
+            sandbox: SandboxMode::ReadOnly,
+            approval_policy: ApprovalPolicy::Never,
+            model: None,
+            reasoning_effort: None,
+            extras: ThreadExtras::default(),
+            interactive: false,
+        }
+    }
+}
+
 /// What a new thread may be given beyond the usual settings (the legacy
 /// `codex` tool's fields).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -414,15 +430,7 @@ mod tests {
             "t".into(),
             "p".into(),
             PathBuf::from("/p"),
-            RunSettings {
-                permissions: Permissions::Yolo,
-                sandbox: SandboxMode::DangerFullAccess,
-                approval_policy: ApprovalPolicy::Never,
-                model: None,
-                reasoning_effort: None,
-                extras: Default::default(),
-                interactive: false,
-            },
+            RunSettings::unknown(),
             "th".into(),
         );
         record.turn_id = Some("mine".into());

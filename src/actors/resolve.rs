@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use crate::actors::record::{RunRecord, RunSettings};
 use crate::actors::types::{RunResult, RunStatus};
-use crate::config::{Config, Permissions};
-use crate::protocol::{ApprovalPolicy, SandboxMode, ServerNotification};
+use crate::config::Config;
+use crate::protocol::ServerNotification;
 use crate::store::{self, ActiveRecord, AuditEvent, IndexEvent, IndexRecord, RunId};
 
 /// Where a run lives and how far it got.
@@ -128,15 +128,7 @@ pub fn project_of_thread(config: &Config, thread_id: &str) -> Option<PathBuf> {
 /// folded exactly as the live run folded them; the end record's status and
 /// error are authoritative.
 pub fn finished_result(located: &Located, end: &IndexRecord) -> RunResult {
-    let settings = RunSettings {
-        permissions: Permissions::ReadOnly,
-        sandbox: SandboxMode::ReadOnly,
-        approval_policy: ApprovalPolicy::Never,
-        model: None,
-        reasoning_effort: None,
-        extras: Default::default(),
-        interactive: false,
-    };
+    let settings = RunSettings::unknown();
     let mut record = RunRecord::new(
         located.run_id.clone(),
         end.title.clone(),

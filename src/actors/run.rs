@@ -342,16 +342,8 @@ impl RunActor {
                 (settings, thread_id, None)
             }
             Start::Recover(active) => {
-                let settings = RunSettings {
-                    permissions: crate::config::Permissions::ReadOnly,
-                    // Unknown after a crash: approve nothing.
-                    sandbox: SandboxMode::ReadOnly,
-                    approval_policy: crate::protocol::ApprovalPolicy::Never,
-                    model: None,
-                    reasoning_effort: None,
-                    extras: Default::default(),
-                    interactive: false,
-                };
+                // Unknown after a crash: approve nothing.
+                let settings = RunSettings::unknown();
                 let thread_id = active.thread_id.clone();
                 (settings, thread_id, Some(active))
             }
