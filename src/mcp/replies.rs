@@ -110,20 +110,6 @@ pub fn finished(result: &RunResult, page: Page) -> CallToolResult {
             object.insert("remainingChars".into(), json!(remaining));
         }
     }
-    let error = result
-        .error
-        .as_deref()
-        .map(|error| cut(error, REPLY_ERROR_CHARS));
-    if let (Some(error), Some(object)) = (&error, value.as_object_mut()) {
-        object.insert("error".into(), Value::String(error.clone()));
-    }
-    let audit_error = result
-        .audit_error
-        .as_deref()
-        .map(|error| cut(error, REPLY_ERROR_CHARS));
-    if let (Some(audit_error), Some(object)) = (&audit_error, value.as_object_mut()) {
-        object.insert("auditError".into(), Value::String(audit_error.clone()));
-    }
     let mut text = format!(
         "{} · run {} · {} tokens · {:.1}s",
         result.status,
@@ -131,11 +117,17 @@ pub fn finished(result: &RunResult, page: Page) -> CallToolResult {
         result.usage.total_tokens,
         result.duration_ms as f64 / 1000.0
     );
-    if let Some(error) = &error {
-        text.push_str(&format!("\nerror: {error}"));
-    }
-    if let Some(audit_error) = &audit_error {
-        text.push_str(&format!("\naudit: {audit_error}"));
+    // Both cut to the same length, in the structured reply and the text.
+    for (key, label, error) in [
+        ("error", "error", &result.error),
+        ("auditError", "audit", &result.audit_error),
+    ] {
+        if let Some(error) = error.as_deref().map(|error| cut(error, REPLY_ERROR_CHARS)) {
+            text.push_str(&format!("\n{label}: {error}"));
+            if let Some(object) = value.as_object_mut() {
+                object.insert(key.into(), Value::String(error));
+            }
+        }
     }
     if result.result.is_some() {
         text.push_str("\n\n");
