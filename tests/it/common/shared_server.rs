@@ -1,12 +1,77 @@
-//! Guards for tests that start the shared app-server: whatever a test
-//! started on its URL is killed when the guard drops, even when an assertion
-//! failed first.
+//! The world of a test that runs the built sidecar, and the guard for tests
+//! that start the shared app-server: whatever a test started on its URL is
+//! killed when the guard drops, even when an assertion failed first.
 
 use std::path::{Path, PathBuf};
 
 use codex_mcp_sidecar::appserver::shared::{SharedPaths, SharedState};
+use codex_mcp_sidecar::scripted_model::ScriptedModel;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
+use tempfile::TempDir;
+
+use super::codex_bin;
+
+/// One test's throwaway world for the built sidecar: a scripted model, its
+/// CODEX_HOME, a pointer dir, a project, and a free port for a shared
+/// app-server (never the default 45123; a private-mode test leaves it be).
+pub struct SidecarWorld {
+    /// First, so it runs before the pointer dir is deleted.
+    _cleanup: Cleanup,
+    pub model: ScriptedModel,
+    pub codex_home: TempDir,
+    _pointer_parent: TempDir,
+    /// Not created yet: the sidecar creates it.
+    pub pointer_dir: PathBuf,
+    pub project: TempDir,
+    pub url: String,
+}
+
+impl SidecarWorld {
+    pub async fn new() -> SidecarWorld {
+        let model = ScriptedModel::start().await.unwrap();
+        let codex_home = tempfile::tempdir().unwrap();
+        model.write_codex_home(codex_home.path()).unwrap();
+        let pointer_parent = tempfile::tempdir().unwrap();
+        let pointer_dir = pointer_parent.path().join("pointer");
+        let url = format!("ws://127.0.0.1:{}", free_port());
+        SidecarWorld {
+            _cleanup: Cleanup {
+                url: url.clone(),
+                pointer_dir: pointer_dir.clone(),
+            },
+            model,
+            codex_home,
+            _pointer_parent: pointer_parent,
+            pointer_dir,
+            project: tempfile::tempdir().unwrap(),
+            url,
+        }
+    }
+
+    /// `program` in this world: its Codex, CODEX_HOME, pointer dir and URL,
+    /// and no run directory from the caller's environment.
+    pub fn command(&self, program: &str) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(program);
+        command
+            .env("CODEX_BIN", codex_bin())
+            .env("CODEX_HOME", self.codex_home.path())
+            .env("CODEX_MCP_WRAPPER_POINTER_DIR", &self.pointer_dir)
+            .env("CODEX_MCP_WRAPPER_APP_SERVER_URL", &self.url)
+            .env_remove("CODEX_MCP_WRAPPER_RUN_DIR");
+        command
+    }
+
+    /// Stops the model; the guard then kills what is left on our URL.
+    pub async fn shutdown(self) {
+        self.model.shutdown().await;
+    }
+
+    /// Where runs in the project keep their audit.
+    pub fn run_dir(&self) -> PathBuf {
+        self.project.path().join(".codex/codex-mcp/runs")
+    }
+}
 
 /// Kills every process that names the test's URL (keepers, app-servers) and
 /// the groups they lead, however the test ended.
@@ -39,26 +104,35 @@ impl Drop for Cleanup {
 #[derive(Debug)]
 pub struct ProcessInfo {
     pub pid: i32,
+    pub ppid: i32,
     pub pgid: i32,
     pub args: Vec<String>,
 }
 
 /// Live (non-zombie) processes with `url` as one of their arguments.
 pub fn processes_naming(url: &str) -> Vec<ProcessInfo> {
-    live_processes(|args| args.iter().any(|arg| arg == url))
+    live_processes(|process| process.args.iter().any(|arg| arg == url))
+}
+
+/// Live child processes of `pid`.
+pub fn children_of(pid: i32) -> Vec<ProcessInfo> {
+    live_processes(|process| process.ppid == pid)
 }
 
 /// Live processes whose program lives under `dir`: Codex's managed
 /// app-server daemon runs from a copy of its package in `CODEX_HOME`.
 pub fn processes_running_from(dir: &Path) -> Vec<ProcessInfo> {
     let dir = dir.display().to_string();
-    live_processes(|args| {
-        args.first()
+    live_processes(|process| {
+        process
+            .args
+            .first()
             .is_some_and(|program| program.starts_with(&dir))
     })
 }
 
-fn live_processes(keep: impl Fn(&[String]) -> bool) -> Vec<ProcessInfo> {
+/// Live (non-zombie) processes that `keep` accepts, from /proc.
+fn live_processes(keep: impl Fn(&ProcessInfo) -> bool) -> Vec<ProcessInfo> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -70,13 +144,20 @@ fn live_processes(keep: impl Fn(&[String]) -> bool) -> Vec<ProcessInfo> {
             let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
             let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
             let state = fields.next()?;
-            let pgid = fields.nth(1)?.parse().ok()?;
+            let ppid = fields.next()?.parse().ok()?;
+            let pgid = fields.next()?.parse().ok()?;
             let args: Vec<String> = std::fs::read(dir.join("cmdline"))
                 .ok()?
                 .split(|byte| *byte == 0)
                 .map(|arg| String::from_utf8_lossy(arg).into_owned())
                 .collect();
-            (state != "Z" && state != "X" && keep(&args)).then_some(ProcessInfo { pid, pgid, args })
+            let process = ProcessInfo {
+                pid,
+                ppid,
+                pgid,
+                args,
+            };
+            (state != "Z" && state != "X" && keep(&process)).then_some(process)
         })
         .collect()
 }

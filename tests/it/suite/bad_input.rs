@@ -7,15 +7,13 @@
 
 use std::path::{Path, PathBuf};
 
-use codex_mcp_sidecar::scripted_model::ScriptedModel;
 use codex_mcp_sidecar::store::RunId;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use tokio::process::Command;
 
-use crate::common::codex_bin;
 use crate::common::raw_mcp::RawMcp;
+use crate::common::shared_server::SidecarWorld;
 
 const SIDECAR: &str = env!("CARGO_BIN_EXE_codex-mcp-sidecar");
 const CORPUS: &str = include_str!("../corpus/bad_input.json");
@@ -53,20 +51,16 @@ struct Case {
 /// The built binary, as the raw client drives it.
 async fn start_sidecar(world: &World, drop_dac: bool) -> RawMcp {
     let mut command = if drop_dac {
-        let mut command = Command::new("setpriv");
+        let mut command = world.command("setpriv");
         command.args([DAC_BYPASS, "--", SIDECAR]);
         command
     } else {
-        Command::new(SIDECAR)
+        world.command(SIDECAR)
     };
     let stderr = std::fs::File::create(world.stderr_path()).unwrap();
     command
-        .env("CODEX_BIN", codex_bin())
-        .env("CODEX_HOME", world.codex_home.path())
-        .env("CODEX_MCP_WRAPPER_POINTER_DIR", world.pointer_dir.path())
         .env("CODEX_MCP_WRAPPER_APP_SERVER_MODE", "private")
         .env("CODEX_MCP_WRAPPER_WAIT_SOFT_TIMEOUT_MS", "0")
-        .env_remove("CODEX_MCP_WRAPPER_RUN_DIR")
         .current_dir(world.project.path())
         .stderr(stderr);
     RawMcp::spawn(command).await
@@ -74,23 +68,21 @@ async fn start_sidecar(world: &World, drop_dac: bool) -> RawMcp {
 
 /// One server's throwaway world.
 struct World {
-    model: ScriptedModel,
-    codex_home: TempDir,
-    pointer_dir: TempDir,
-    project: TempDir,
+    base: SidecarWorld,
     logs: TempDir,
+}
+
+impl std::ops::Deref for World {
+    type Target = SidecarWorld;
+    fn deref(&self) -> &SidecarWorld {
+        &self.base
+    }
 }
 
 impl World {
     async fn new() -> World {
-        let model = ScriptedModel::start().await.unwrap();
-        let codex_home = tempfile::tempdir().unwrap();
-        model.write_codex_home(codex_home.path()).unwrap();
         World {
-            model,
-            codex_home,
-            pointer_dir: tempfile::tempdir().unwrap(),
-            project: tempfile::tempdir().unwrap(),
+            base: SidecarWorld::new().await,
             logs: tempfile::tempdir().unwrap(),
         }
     }
@@ -263,7 +255,7 @@ async fn the_bad_input_corpus_gets_clear_errors_and_writes_nothing() {
     std::fs::set_permissions(world.unreadable(), std::fs::Permissions::from_mode(0o700)).unwrap();
     assert_eq!(run_dirs_under(world.project.path()), Vec::<PathBuf>::new());
     assert!(
-        !world.pointer_dir.path().join("runs.index.jsonl").exists(),
+        !world.pointer_dir.join("runs.index.jsonl").exists(),
         "a pointer index line was written"
     );
 
@@ -278,5 +270,5 @@ async fn the_bad_input_corpus_gets_clear_errors_and_writes_nothing() {
     sidecar.finish().await;
     let stderr = std::fs::read_to_string(world.stderr_path()).unwrap();
     assert!(!stderr.contains("panicked"), "{stderr}");
-    world.model.shutdown().await;
+    world.base.shutdown().await;
 }

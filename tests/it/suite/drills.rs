@@ -4,72 +4,52 @@
 //! cannot be written, and a client that goes away.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use codex_mcp_sidecar::appserver::keeper::KEEPER_SUBCOMMAND;
-use codex_mcp_sidecar::scripted_model::{RequestOutcome, Script, ScriptedModel};
+use codex_mcp_sidecar::scripted_model::{RequestOutcome, Script};
 use codex_mcp_sidecar::store::{self, AuditEvent, IndexEvent, RunId};
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
 use rmcp::transport::TokioChildProcess;
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
-use tempfile::TempDir;
 
-use crate::common::shared_server::{Cleanup, free_port, processes_naming};
-use crate::common::{EVENT_TIMEOUT, codex_bin};
+use crate::common::EVENT_TIMEOUT;
+use crate::common::shared_server::{ProcessInfo, SidecarWorld, children_of, processes_naming};
 
 type Client = RunningService<RoleClient, ()>;
 
 const SIDECAR: &str = env!("CARGO_BIN_EXE_codex-mcp-sidecar");
 
 /// A shared-mode world: one app-server on a free port for every sidecar.
-struct World {
-    model: ScriptedModel,
-    codex_home: TempDir,
-    _pointer_parent: TempDir,
-    pointer_dir: PathBuf,
-    project: TempDir,
-    url: String,
-    _cleanup: Cleanup,
+struct World(SidecarWorld);
+
+impl std::ops::Deref for World {
+    type Target = SidecarWorld;
+    fn deref(&self) -> &SidecarWorld {
+        &self.0
+    }
 }
 
 impl World {
     async fn new() -> World {
-        let model = ScriptedModel::start().await.unwrap();
-        let codex_home = tempfile::tempdir().unwrap();
-        model.write_codex_home(codex_home.path()).unwrap();
-        let pointer_parent = tempfile::tempdir().unwrap();
-        let pointer_dir = pointer_parent.path().join("pointer");
-        let url = format!("ws://127.0.0.1:{}", free_port());
-        World {
-            model,
-            codex_home,
-            _pointer_parent: pointer_parent,
-            pointer_dir: pointer_dir.clone(),
-            project: tempfile::tempdir().unwrap(),
-            _cleanup: Cleanup {
-                url: url.clone(),
-                pointer_dir,
-            },
-            url,
-        }
+        World(SidecarWorld::new().await)
+    }
+
+    async fn shutdown(self) {
+        self.0.shutdown().await;
     }
 
     /// A sidecar over stdio, its stderr into `stderr`; and its pid.
     async fn sidecar(&self, extra: &[(&str, &str)], stderr: Stdio) -> (Client, u32) {
-        let mut command = tokio::process::Command::new(SIDECAR);
+        let mut command = self.command(SIDECAR);
         command
-            .env("CODEX_BIN", codex_bin())
-            .env("CODEX_HOME", self.codex_home.path())
-            .env("CODEX_MCP_WRAPPER_POINTER_DIR", &self.pointer_dir)
-            .env("CODEX_MCP_WRAPPER_APP_SERVER_URL", &self.url)
             .env("CODEX_MCP_WRAPPER_APP_SERVER_IDLE_MS", "5000")
             .env("CODEX_MCP_WRAPPER_WAIT_SOFT_TIMEOUT_MS", "300")
             .env_remove("CODEX_MCP_WRAPPER_APP_SERVER_MODE")
-            .env_remove("CODEX_MCP_WRAPPER_RUN_DIR")
             .current_dir(self.project.path());
         for (name, value) in extra {
             command.env(name, value);
@@ -80,10 +60,6 @@ impl World {
             .unwrap();
         let pid = transport.id().unwrap();
         (().serve(transport).await.unwrap(), pid)
-    }
-
-    fn run_dir(&self) -> PathBuf {
-        self.project.path().join(".codex/codex-mcp/runs")
     }
 
     /// Distinct process groups of app-servers on our URL.
@@ -208,7 +184,7 @@ async fn killing_the_sidecar_in_the_middle_of_twenty_runs_loses_none() {
     let ids: Vec<String> = runs.iter().map(|(run_id, _)| run_id.clone()).collect();
     assert_index_complete(&world.run_dir(), &ids);
     client.cancel().await.unwrap();
-    world.model.shutdown().await;
+    world.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,7 +205,7 @@ async fn model_errors_and_cut_streams_fail_the_run_with_codexs_error() {
         );
     }
     client.cancel().await.unwrap();
-    world.model.shutdown().await;
+    world.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -274,7 +250,7 @@ async fn eight_sidecars_of_twenty_five_runs_share_one_app_server() {
     for client in clients {
         client.cancel().await.unwrap();
     }
-    world.model.shutdown().await;
+    world.shutdown().await;
 }
 
 /// Runs the directory can't be written into still complete for the caller;
@@ -335,33 +311,7 @@ async fn a_read_only_or_full_run_directory_costs_the_audit_not_the_run() {
     }
     run_tool("chattr", &["-i", &read_only.display().to_string()]);
     run_tool("umount", &[&full.display().to_string()]);
-    world.model.shutdown().await;
-}
-
-/// Live child processes of `pid`, with their arguments.
-fn children_of(pid: u32) -> Vec<(u32, Vec<String>)> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|child| {
-            let dir = PathBuf::from(format!("/proc/{child}"));
-            let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
-            let parent: u32 = stat[stat.rfind(')')? + 1..]
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()?;
-            let args = std::fs::read(dir.join("cmdline"))
-                .ok()?
-                .split(|byte| *byte == 0)
-                .map(|arg| String::from_utf8_lossy(arg).into_owned())
-                .collect();
-            (parent == pid).then_some((child, args))
-        })
-        .collect()
+    world.shutdown().await;
 }
 
 fn run_tool(program: &str, args: &[&str]) {
@@ -398,7 +348,7 @@ async fn a_client_that_goes_away_ends_the_sidecar_not_its_runs() {
         tokio::spawn(async move { peer.call_tool(params).await })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let children = children_of(pid);
+    let children = children_of(pid as i32);
     // Dropping the service closes the child's stdin.
     drop(client);
     let _ = waiting.await;
@@ -408,8 +358,11 @@ async fn a_client_that_goes_away_ends_the_sidecar_not_its_runs() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Of what it started, only the shared server's keeper may live on.
-    for (child, args) in children {
-        if codex_mcp_sidecar::actors::resolve::process_alive(child) {
+    for ProcessInfo {
+        pid: child, args, ..
+    } in children
+    {
+        if codex_mcp_sidecar::actors::resolve::process_alive(child as u32) {
             assert!(
                 args.iter().any(|arg| arg == KEEPER_SUBCOMMAND),
                 "left behind: {child} {args:?}"
@@ -424,5 +377,5 @@ async fn a_client_that_goes_away_ends_the_sidecar_not_its_runs() {
     assert_eq!(done["result"], text.as_str());
     assert!(audit_has_turn_completed(&world.run_dir(), &run_id));
     client.cancel().await.unwrap();
-    world.model.shutdown().await;
+    world.shutdown().await;
 }

@@ -13,10 +13,9 @@ use rmcp::service::RunningService;
 use rmcp::transport::TokioChildProcess;
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
-use tempfile::TempDir;
 
 use crate::common::engine::config;
-use crate::common::shared_server::{Cleanup, free_port};
+use crate::common::shared_server::SidecarWorld;
 use crate::common::tmux::Tmux;
 use crate::common::{EVENT_TIMEOUT, codex_bin};
 
@@ -42,24 +41,22 @@ const TOOLS: [&str; 15] = [
 ];
 
 /// A throwaway world for one server: model, CODEX_HOME, pointer dir, project.
-struct World {
-    model: ScriptedModel,
-    codex_home: TempDir,
-    pointer_dir: TempDir,
-    project: TempDir,
+struct World(SidecarWorld);
+
+impl std::ops::Deref for World {
+    type Target = SidecarWorld;
+    fn deref(&self) -> &SidecarWorld {
+        &self.0
+    }
 }
 
 impl World {
     async fn new() -> World {
-        let model = ScriptedModel::start().await.unwrap();
-        let codex_home = tempfile::tempdir().unwrap();
-        model.write_codex_home(codex_home.path()).unwrap();
-        World {
-            model,
-            codex_home,
-            pointer_dir: tempfile::tempdir().unwrap(),
-            project: tempfile::tempdir().unwrap(),
-        }
+        World(SidecarWorld::new().await)
+    }
+
+    async fn shutdown(self) {
+        self.0.shutdown().await;
     }
 
     /// Short wait slices, so a test sees `still_running` quickly.
@@ -68,7 +65,7 @@ impl World {
             ("CODEX_HOME", self.codex_home.path().display().to_string()),
             (
                 "CODEX_MCP_WRAPPER_POINTER_DIR",
-                self.pointer_dir.path().display().to_string(),
+                self.pointer_dir.display().to_string(),
             ),
             ("CODEX_MCP_WRAPPER_APP_SERVER_MODE", "private".into()),
             ("CODEX_MCP_WRAPPER_WAIT_SOFT_TIMEOUT_MS", "300".into()),
@@ -102,7 +99,7 @@ impl World {
             .iter()
             .map(|(name, value)| (*name, value.as_str()))
             .collect();
-        let config = config(self.codex_home.path(), self.pointer_dir.path(), &pairs);
+        let config = config(self.codex_home.path(), &self.pointer_dir, &pairs);
         let engine = match &codex {
             Ok(codex) => Some(Engine::start(config.clone(), codex.clone()).await.unwrap()),
             Err(_) => None,
@@ -137,8 +134,7 @@ impl World {
         handler: H,
         extra: &[(&str, &str)],
     ) -> RunningService<RoleClient, H> {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_codex-mcp-sidecar"));
-        command.env("CODEX_BIN", codex_bin());
+        let mut command = self.command(env!("CARGO_BIN_EXE_codex-mcp-sidecar"));
         for (name, value) in self.env() {
             command.env(name, value);
         }
@@ -368,7 +364,7 @@ async fn every_tool_in_process() {
 
     client.cancel().await.unwrap();
     engine.unwrap().shutdown().await;
-    world.model.shutdown().await;
+    world.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -388,7 +384,7 @@ async fn the_built_binary_over_stdio() {
     assert_eq!(run.is_error, Some(true));
     assert!(text(&run).contains("/nonexistent/codex"), "{}", text(&run));
     broken.cancel().await.unwrap();
-    world.model.shutdown().await;
+    world.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -398,7 +394,7 @@ async fn twenty_listed_runs_fit_the_budget() {
     // Twenty runs with the longest titles a run can have.
     for n in 0..20 {
         store::append_pointer(
-            &world.pointer_dir.path().join("runs.index.jsonl"),
+            &world.pointer_dir.join("runs.index.jsonl"),
             &PointerRecord {
                 run_id: RunId::generate(),
                 project_root: world.project.path().into(),
@@ -433,7 +429,7 @@ async fn twenty_listed_runs_fit_the_budget() {
     );
     client.cancel().await.unwrap();
     engine.unwrap().shutdown().await;
-    world.model.shutdown().await;
+    world.shutdown().await;
 }
 
 /// A session id is a Codex thread id: a person continues the conversation
@@ -486,7 +482,7 @@ async fn a_session_continues_in_codex_own_cli() {
         .next_back()
         .unwrap_or_default();
     assert!(last_message.contains("The bird is HERON."), "{stdout}");
-    world.model.shutdown().await;
+    world.shutdown().await;
 }
 
 /// `model` on one conversation request does not stick to the next one.
@@ -517,7 +513,7 @@ async fn a_model_override_applies_to_its_request_only() {
     assert_eq!(models, ["mock-model", "other-model", "mock-model"]);
     client.cancel().await.unwrap();
     engine.unwrap().shutdown().await;
-    world.model.shutdown().await;
+    world.shutdown().await;
 }
 
 /// Two requests for one session at once: the second waits for the first and
@@ -558,7 +554,7 @@ async fn requests_for_one_session_run_one_at_a_time_in_order() {
     assert!(start < slow_one, "in order: {history}");
     client.cancel().await.unwrap();
     engine.unwrap().shutdown().await;
-    world.model.shutdown().await;
+    world.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -605,7 +601,7 @@ async fn interrupt_stops_a_running_turn_and_is_a_no_op_on_a_finished_one() {
         "{again}"
     );
     client.cancel().await.unwrap();
-    world.model.shutdown().await;
+    world.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -664,7 +660,7 @@ async fn a_long_final_message_reads_back_whole_through_pages() {
     assert_eq!(past.is_error, Some(true));
     assert!(text(&past).contains("past the end"), "{}", text(&past));
     client.cancel().await.unwrap();
-    world.model.shutdown().await;
+    world.shutdown().await;
 }
 
 /// The two tools of Codex's removed built-in server, with its field names.
@@ -778,7 +774,7 @@ async fn codex_then_codex_reply_on_one_thread() {
         );
     }
     client.cancel().await.unwrap();
-    world.model.shutdown().await;
+    world.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -827,7 +823,7 @@ async fn the_tool_family_switch_lists_only_what_it_names() {
         assert_eq!(reply.is_error, Some(true), "{families}: {hidden}");
         client.cancel().await.unwrap();
     }
-    world.model.shutdown().await;
+    world.shutdown().await;
 }
 
 /// Starts a run whose command asks for approval (policy `untrusted` asks
@@ -910,7 +906,7 @@ async fn approvals_are_the_callers_to_accept_or_decline() {
         assert_eq!(twice.is_error, Some(true));
     }
     client.cancel().await.unwrap();
-    world.model.shutdown().await;
+    world.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -942,7 +938,7 @@ async fn an_unanswered_approval_is_declined_at_the_hard_timeout() {
             store::AuditEvent::Sidecar { message, .. } if message.contains("declined at the hard timeout")));
     assert!(declined, "the audit records the decline");
     client.cancel().await.unwrap();
-    world.model.shutdown().await;
+    world.shutdown().await;
 }
 
 /// A client that notes when each progress notification arrives.
@@ -1003,7 +999,7 @@ async fn progress_of_a_wait(
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let seen = recorder.seen.lock().unwrap().clone();
     client.cancel().await.unwrap();
-    world.model.shutdown().await;
+    world.shutdown().await;
     (seen, replied)
 }
 
@@ -1122,7 +1118,7 @@ async fn a_run_as_a_task_reports_progress_and_ends_with_the_wait_result() {
     let from_wait = structured(&call(&client, "codex_wait", json!({"run_id": run_id})).await);
     assert_eq!(from_wait["result"], from_task["result"]);
     client.cancel().await.unwrap();
-    world.model.shutdown().await;
+    world.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1157,7 +1153,7 @@ async fn cancelling_a_task_interrupts_the_codex_turn() {
         .await
         .unwrap();
     client.cancel().await.unwrap();
-    world.model.shutdown().await;
+    world.shutdown().await;
 }
 
 /// Calls `tool` as a task; returns the task id.
@@ -1258,7 +1254,7 @@ async fn conversations_run_as_tasks_and_a_cancel_interrupts_their_turn() {
     );
     assert_eq!(outcome["status"], "interrupted");
     client.cancel().await.unwrap();
-    world.model.shutdown().await;
+    world.shutdown().await;
 }
 
 /// Words the attach test streams, one every `ATTACH_DELAY_MS`: long enough
@@ -1277,17 +1273,13 @@ const SCREEN_TIMEOUT: Duration = Duration::from_secs(30);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_attached_with_the_codex_ui_sees_the_same_turn() {
     let world = World::new().await;
-    let url = format!("ws://127.0.0.1:{}", free_port());
-    let _cleanup = Cleanup {
-        url: url.clone(),
-        pointer_dir: world.pointer_dir.path().to_path_buf(),
-    };
+    let url = &world.url;
     let client = world
         .over_stdio_with(
             (),
             &[
                 ("CODEX_MCP_WRAPPER_APP_SERVER_MODE", "shared"),
-                ("CODEX_MCP_WRAPPER_APP_SERVER_URL", &url),
+                ("CODEX_MCP_WRAPPER_APP_SERVER_URL", url),
                 ("CODEX_MCP_WRAPPER_APP_SERVER_IDLE_MS", "3000"),
             ],
         )
@@ -1305,7 +1297,7 @@ async fn a_person_attached_with_the_codex_ui_sees_the_same_turn() {
     let run_id = handle["runId"].as_str().unwrap().to_string();
     let thread_id = handle["threadId"].as_str().unwrap().to_string();
     let token = std::fs::read_to_string(
-        codex_mcp_sidecar::appserver::shared::SharedPaths::new(world.pointer_dir.path()).token(),
+        codex_mcp_sidecar::appserver::shared::SharedPaths::new(&world.pointer_dir).token(),
     )
     .unwrap();
     let command = format!(
@@ -1430,7 +1422,7 @@ async fn a_person_attached_with_the_codex_ui_sees_the_same_turn() {
         "{audit}"
     );
     client.cancel().await.unwrap();
-    world.model.shutdown().await;
+    world.shutdown().await;
 }
 
 async fn assert_still_running(client: &Client, run_id: &str) {
@@ -1537,7 +1529,7 @@ async fn a_resume_gets_its_own_permissions_on_a_loaded_thread() {
         "not run in the resume's cwd"
     );
     client.cancel().await.unwrap();
-    world.model.shutdown().await;
+    world.shutdown().await;
 }
 
 /// `compact-prompt` is what Codex sends the model when it compacts the
@@ -1600,7 +1592,7 @@ async fn the_legacy_compact_prompt_is_what_compaction_sends() {
         "it compacts the earlier turn"
     );
     client.cancel().await.unwrap();
-    world.model.shutdown().await;
+    world.shutdown().await;
 }
 
 /// The output Codex posted for the last tool call, as the model got it.
@@ -1750,7 +1742,7 @@ async fn file_change_permission_and_question_requests_wait_for_the_caller() {
         }
     }
     client.cancel().await.unwrap();
-    world.model.shutdown().await;
+    world.shutdown().await;
 }
 
 /// A request's pending approval, after checking its kind and summary.
@@ -1843,7 +1835,7 @@ async fn mcp_elicitations_wait_for_the_caller() {
         }
     }
     client.cancel().await.unwrap();
-    world.model.shutdown().await;
+    world.shutdown().await;
 }
 
 /// `initialize` and `tools/list` do not wait for `codex --version` (a
@@ -1903,5 +1895,5 @@ async fn the_server_answers_before_codex_is_found() {
     );
     assert_eq!(handle["result"], "found", "{handle}");
     client.cancel().await.unwrap();
-    world.model.shutdown().await;
+    world.shutdown().await;
 }

@@ -5,56 +5,38 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use codex_mcp_sidecar::scripted_model::{RequestOutcome, Script, ScriptedModel};
+use codex_mcp_sidecar::scripted_model::{RequestOutcome, Script};
 use codex_mcp_sidecar::store::{self, AuditEvent, RunId};
 use serde_json::Value;
-use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::common::{EVENT_TIMEOUT, codex_bin};
+use crate::common::EVENT_TIMEOUT;
+use crate::common::shared_server::SidecarWorld;
 
 const SIDECAR: &str = env!("CARGO_BIN_EXE_codex-mcp-sidecar");
 
 /// A shared-mode world: the model, CODEX_HOME, pointer dir and project, and
 /// a free port for the shared app-server.
-struct World {
-    model: ScriptedModel,
-    codex_home: TempDir,
-    pointer_dir: TempDir,
-    project: TempDir,
-    url: String,
+struct World(SidecarWorld);
+
+impl std::ops::Deref for World {
+    type Target = SidecarWorld;
+    fn deref(&self) -> &SidecarWorld {
+        &self.0
+    }
 }
 
 impl World {
     async fn new() -> World {
-        let model = ScriptedModel::start().await.unwrap();
-        let codex_home = tempfile::tempdir().unwrap();
-        model.write_codex_home(codex_home.path()).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        World {
-            model,
-            codex_home,
-            pointer_dir: tempfile::tempdir().unwrap(),
-            project: tempfile::tempdir().unwrap(),
-            url: format!("ws://127.0.0.1:{port}"),
-        }
+        World(SidecarWorld::new().await)
     }
 
     fn sidecar(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(SIDECAR);
+        let mut command = self.command(SIDECAR);
         command
             .args(args)
-            .env("CODEX_BIN", codex_bin())
-            .env("CODEX_HOME", self.codex_home.path())
-            .env("CODEX_MCP_WRAPPER_POINTER_DIR", self.pointer_dir.path())
-            .env("CODEX_MCP_WRAPPER_APP_SERVER_URL", &self.url)
             .env("CODEX_MCP_WRAPPER_APP_SERVER_MODE", "shared")
-            .env_remove("CODEX_MCP_WRAPPER_RUN_DIR")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -95,13 +77,9 @@ impl World {
         serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap()
     }
 
-    fn run_dir(&self) -> std::path::PathBuf {
-        self.project.path().join(".codex/codex-mcp/runs")
-    }
-
     async fn stop(self) {
         let _ = self.sidecar(&["app-server", "stop"]).output().await;
-        self.model.shutdown().await;
+        self.0.shutdown().await;
     }
 }
 

@@ -11,74 +11,57 @@ use std::path::{Path, PathBuf};
 
 use codex_mcp_sidecar::appserver::CapabilityToken;
 use codex_mcp_sidecar::appserver::shared::SharedPaths;
-use codex_mcp_sidecar::scripted_model::{Script, ScriptedModel};
+use codex_mcp_sidecar::scripted_model::Script;
 use serde_json::json;
 use tempfile::TempDir;
 use tokio::process::Command;
 
-use crate::common::codex_bin;
 use crate::common::raw_mcp::RawMcp;
-use crate::common::shared_server::{Cleanup, free_port, processes_naming};
+use crate::common::shared_server::{SidecarWorld, processes_naming};
 
 const SIDECAR: &str = env!("CARGO_BIN_EXE_codex-mcp-sidecar");
 const CODEX_RUNS: &str = env!("CARGO_BIN_EXE_codex-runs");
 
 /// One test's world; `url` is a free port, never the default 45123.
 struct World {
-    /// First, so it runs before the pointer dir is deleted.
-    _cleanup: Cleanup,
-    model: ScriptedModel,
-    codex_home: TempDir,
-    _pointer_parent: TempDir,
-    pointer_dir: PathBuf,
-    project: TempDir,
+    base: SidecarWorld,
     logs: TempDir,
-    url: String,
     /// Stands in for a real API key in the sidecar's environment.
     api_key: String,
 }
 
+impl std::ops::Deref for World {
+    type Target = SidecarWorld;
+    fn deref(&self) -> &SidecarWorld {
+        &self.base
+    }
+}
+
 impl World {
     async fn new() -> World {
-        let model = ScriptedModel::start().await.unwrap();
-        let codex_home = tempfile::tempdir().unwrap();
-        model.write_codex_home(codex_home.path()).unwrap();
-        let pointer_parent = tempfile::tempdir().unwrap();
-        let pointer_dir = pointer_parent.path().join("pointer");
-        let url = format!("ws://127.0.0.1:{}", free_port());
         let random = CapabilityToken::generate().unwrap();
         World {
-            _cleanup: Cleanup {
-                url: url.clone(),
-                pointer_dir: pointer_dir.clone(),
-            },
-            model,
-            codex_home,
-            _pointer_parent: pointer_parent,
-            pointer_dir,
-            project: tempfile::tempdir().unwrap(),
+            base: SidecarWorld::new().await,
             logs: tempfile::tempdir().unwrap(),
-            url,
             api_key: format!("sk-test-{}", &random.secret()[..40]),
         }
+    }
+
+    async fn shutdown(self) {
+        self.base.shutdown().await;
     }
 
     /// `bin ARGS` in this world: shared mode on our URL, debug logs, and
     /// the secret in the environment.
     fn command(&self, bin: &str, args: &[&str], mode: &str) -> Command {
-        let mut command = Command::new(bin);
+        let mut command = self.base.command(bin);
         command
             .args(args)
-            .env("CODEX_BIN", codex_bin())
-            .env("CODEX_HOME", self.codex_home.path())
-            .env("CODEX_MCP_WRAPPER_POINTER_DIR", &self.pointer_dir)
             .env("CODEX_MCP_WRAPPER_APP_SERVER_MODE", mode)
-            .env("CODEX_MCP_WRAPPER_APP_SERVER_URL", &self.url)
             .env("CODEX_MCP_WRAPPER_APP_SERVER_LOG", "debug")
             .env("CODEX_MCP_WRAPPER_WAIT_SOFT_TIMEOUT_MS", "0")
             .env("OPENAI_API_KEY", &self.api_key)
             .env("RUST_LOG", "debug")
-            .env_remove("CODEX_MCP_WRAPPER_RUN_DIR")
             .env_remove("CODEX_MCP_WRAPPER_CODEX_HOME")
             .current_dir(self.project.path())
             .kill_on_drop(true);
@@ -89,10 +72,6 @@ impl World {
         let mut command = self.command(SIDECAR, &[], mode);
         command.stderr(std::fs::File::create(self.logs.path().join(stderr_name)).unwrap());
         RawMcp::spawn(command).await
-    }
-
-    fn run_dir(&self) -> PathBuf {
-        self.project.path().join(".codex/codex-mcp/runs")
     }
 }
 
@@ -227,7 +206,7 @@ async fn the_token_and_the_api_key_never_reach_replies_logs_audit_or_command_lin
         assert!(!text.contains(token.trim()), "the token is in {name}");
         assert!(!text.contains(&world.api_key), "the API key is in {name}");
     }
-    world.model.shutdown().await;
+    world.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -270,7 +249,7 @@ async fn the_audit_is_owner_only_and_ignored_by_git() {
     std::fs::write(world.project.path().join("tracked.txt"), "x").unwrap();
     let status = git(&["status", "--porcelain", "--untracked-files=all"]);
     assert_eq!(status.trim(), "?? tracked.txt", "{status}");
-    world.model.shutdown().await;
+    world.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -323,7 +302,7 @@ async fn a_run_never_writes_through_a_link_planted_in_its_directory() {
         .await;
     assert_eq!(done["status"], "completed", "{done}");
     mcp.finish().await;
-    world.model.shutdown().await;
+    world.shutdown().await;
 }
 
 /// What the store's link checks back up: under `workspace-write`, Codex's
@@ -367,5 +346,5 @@ async fn a_workspace_write_turn_cannot_touch_the_audit() {
     );
     let index = std::fs::read_to_string(run_dir.join("index.jsonl")).unwrap();
     assert!(index.lines().all(|line| line.starts_with('{')), "{index}");
-    world.model.shutdown().await;
+    world.shutdown().await;
 }

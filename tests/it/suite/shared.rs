@@ -3,7 +3,7 @@
 //! own CODEX_HOME, pointer dir and free port (never the default 45123), and a
 //! guard that kills whatever it started, even when an assertion fails.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
@@ -17,11 +17,10 @@ use codex_mcp_sidecar::appserver::{
 use codex_mcp_sidecar::protocol::{
     ApprovalPolicy, SandboxMode, ThreadStartParams, TurnStartParams, TurnStatus,
 };
-use codex_mcp_sidecar::scripted_model::{RequestOutcome, Script, ScriptedModel};
-use tempfile::TempDir;
+use codex_mcp_sidecar::scripted_model::{RequestOutcome, Script};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::shared_server::{Cleanup, free_port, processes_naming};
+use crate::common::shared_server::{SidecarWorld, processes_naming};
 use crate::common::{Events, codex_bin, path_string};
 
 /// The idle period of the idle-exit tests: short enough for a quick test,
@@ -39,35 +38,21 @@ const SIDECAR: &str = env!("CARGO_BIN_EXE_codex-mcp-sidecar");
 
 /// One test's world: a scripted model, CODEX_HOME, pointer dir and port.
 struct World {
-    /// First, so it runs before the pointer dir is deleted.
-    _cleanup: Cleanup,
-    model: ScriptedModel,
-    codex_home: TempDir,
-    _pointer_parent: TempDir,
-    pointer_dir: PathBuf,
-    url: String,
+    base: SidecarWorld,
     idle: Duration,
+}
+
+impl std::ops::Deref for World {
+    type Target = SidecarWorld;
+    fn deref(&self) -> &SidecarWorld {
+        &self.base
+    }
 }
 
 impl World {
     async fn new(idle: Duration) -> World {
-        let model = ScriptedModel::start().await.unwrap();
-        let codex_home = tempfile::tempdir().unwrap();
-        model.write_codex_home(codex_home.path()).unwrap();
-        let pointer_parent = tempfile::tempdir().unwrap();
-        // Not created yet: ensure_shared creates it.
-        let pointer_dir = pointer_parent.path().join("pointer");
-        let url = format!("ws://127.0.0.1:{}", free_port());
         World {
-            model,
-            codex_home,
-            _pointer_parent: pointer_parent,
-            pointer_dir: pointer_dir.clone(),
-            _cleanup: Cleanup {
-                url: url.clone(),
-                pointer_dir,
-            },
-            url,
+            base: SidecarWorld::new().await,
             idle,
         }
     }
@@ -91,13 +76,9 @@ impl World {
 
     /// `codex-mcp-sidecar ARGS` configured for this world.
     fn cli(&self, args: &[&str]) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new(SIDECAR);
+        let mut command = self.command(SIDECAR);
         command
             .args(args)
-            .env("CODEX_BIN", codex_bin())
-            .env("CODEX_HOME", self.codex_home.path())
-            .env("CODEX_MCP_WRAPPER_POINTER_DIR", &self.pointer_dir)
-            .env("CODEX_MCP_WRAPPER_APP_SERVER_URL", &self.url)
             .env(
                 "CODEX_MCP_WRAPPER_APP_SERVER_IDLE_MS",
                 self.idle.as_millis().to_string(),
