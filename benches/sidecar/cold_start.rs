@@ -6,7 +6,7 @@ use std::time::Instant;
 use rmcp::ServiceExt;
 use rmcp::transport::TokioChildProcess;
 
-use crate::report::{Check, Section, number};
+use crate::report::{Check, Section};
 use crate::support::{
     BenchResult, CALL_TIMEOUT, Samples, codex_bin, millis, reap, sidecar_command,
 };
@@ -66,11 +66,11 @@ pub async fn run() -> BenchResult<Section> {
     );
     section.figure(
         "spawn → `initialize` reply, median (min–max)",
-        range(&initialized),
+        initialized.median_range("ms"),
     );
     section.figure(
         format!("spawn → `tools/list` reply ({tools} tools), median (min–max)"),
-        range(&listed),
+        listed.median_range("ms"),
     );
     section.checks.push(Check::at_most(
         "spawn → tools/list, median",
@@ -86,15 +86,6 @@ pub async fn run() -> BenchResult<Section> {
     );
     section.why_missed.push(WHY_MISSED.to_string());
     Ok(section)
-}
-
-fn range(samples: &Samples) -> String {
-    format!(
-        "{} ({}–{})",
-        number(samples.median(), "ms"),
-        number(samples.min(), "ms"),
-        number(samples.max(), "ms")
-    )
 }
 
 const WHY_MISSED: &str = "what is left is the process's own start (loading, the \

@@ -18,6 +18,8 @@ use rmcp::{RoleClient, ServiceExt};
 use serde_json::Value;
 use tempfile::TempDir;
 
+use crate::report::number;
+
 pub type BenchError = Box<dyn std::error::Error + Send + Sync>;
 pub type BenchResult<T> = Result<T, BenchError>;
 
@@ -328,6 +330,26 @@ impl Samples {
 
     pub fn sum(&self) -> f64 {
         self.0.iter().sum()
+    }
+
+    /// `median (min–max)`, each in `unit`.
+    pub fn median_range(&self, unit: &str) -> String {
+        format!(
+            "{} ({}–{})",
+            number(self.median(), unit),
+            number(self.min(), unit),
+            number(self.max(), unit)
+        )
+    }
+
+    /// `p50 / p99 / max`, each in `unit`.
+    pub fn tail(&self, unit: &str) -> String {
+        format!(
+            "{} / {} / {}",
+            number(self.median(), unit),
+            number(self.percentile(99.0), unit),
+            number(self.max(), unit)
+        )
     }
 }
 

@@ -102,30 +102,15 @@ async fn overhead_with(world: &World, sidecar: &Sidecar) -> BenchResult<Section>
     );
     section.figure(
         "turn through the sidecar, median (min–max)",
-        format!(
-            "{} ({}–{})",
-            number(through_sidecar.median(), "ms"),
-            number(through_sidecar.min(), "ms"),
-            number(through_sidecar.max(), "ms")
-        ),
+        through_sidecar.median_range("ms"),
     );
     section.figure(
         "turn by the bare client, median (min–max)",
-        format!(
-            "{} ({}–{})",
-            number(direct.median(), "ms"),
-            number(direct.min(), "ms"),
-            number(direct.max(), "ms")
-        ),
+        direct.median_range("ms"),
     );
     section.figure(
         "sidecar / bare, median of the pairs (min–max)",
-        format!(
-            "{} ({}–{})",
-            number(ratios.median(), "×"),
-            number(ratios.min(), "×"),
-            number(ratios.max(), "×")
-        ),
+        ratios.median_range("×"),
     );
     section.figure(
         "sidecar / bare, total time",
@@ -355,21 +340,11 @@ async fn latency_in(world: &World) -> BenchResult<Section> {
     );
     section.figure(
         "turn/completed read → codex_wait reply handed to the transport, p50 / p99 / max",
-        format!(
-            "{} / {} / {}",
-            number(inside.median(), "ms"),
-            number(inside.percentile(99.0), "ms"),
-            number(inside.max(), "ms")
-        ),
+        inside.tail("ms"),
     );
     section.figure(
         "turn/completed read → the client has the reply, p50 / p99 / max",
-        format!(
-            "{} / {} / {}",
-            number(to_client.median(), "ms"),
-            number(to_client.percentile(99.0), "ms"),
-            number(to_client.max(), "ms")
-        ),
+        to_client.tail("ms"),
     );
     section.figure(
         "samples (turns whose end came before the wait was asked are left out)",
