@@ -6,10 +6,8 @@ use std::time::Instant;
 use rmcp::ServiceExt;
 use rmcp::transport::TokioChildProcess;
 
-use crate::report::{Check, Section, number};
-use crate::support::{
-    BenchResult, CALL_TIMEOUT, Samples, codex_bin, millis, reap, sidecar_command,
-};
+use crate::report::{Check, Section};
+use crate::support::{BenchResult, CALL_TIMEOUT, Dirs, Samples, millis, reap, sidecar_command};
 
 /// Spawns measured; the median is the figure.
 const SPAWNS: usize = 20;
@@ -20,26 +18,16 @@ const WARMUP: usize = 2;
 const TARGET_MS: f64 = 20.0;
 
 pub async fn run() -> BenchResult<Section> {
-    let codex_home = tempfile::tempdir()?;
-    let pointer_dir = tempfile::tempdir()?;
-    let project = tempfile::tempdir()?;
+    let dirs = Dirs::new()?;
     // Private mode: nothing is started before the first run, so no
     // app-server is involved, as in any mode until a run.
-    let env = vec![
-        ("CODEX_BIN".to_string(), codex_bin().display().to_string()),
-        ("CODEX_HOME".into(), codex_home.path().display().to_string()),
-        (
-            "CODEX_MCP_WRAPPER_POINTER_DIR".into(),
-            pointer_dir.path().display().to_string(),
-        ),
-        ("CODEX_MCP_WRAPPER_APP_SERVER_MODE".into(), "private".into()),
-    ];
+    let env = dirs.sidecar_env(&[("CODEX_MCP_WRAPPER_APP_SERVER_MODE", "private")]);
     let mut initialized = Vec::new();
     let mut listed = Vec::new();
     let mut tools = 0;
     for round in 0..WARMUP + SPAWNS {
         let started = Instant::now();
-        let transport = TokioChildProcess::new(sidecar_command(project.path(), &env))?;
+        let transport = TokioChildProcess::new(sidecar_command(dirs.project.path(), &env))?;
         let pid = transport.id().ok_or("the sidecar has no pid")?;
         let client = tokio::time::timeout(CALL_TIMEOUT, ().serve(transport)).await??;
         let after_initialize = started.elapsed();
@@ -66,11 +54,11 @@ pub async fn run() -> BenchResult<Section> {
     );
     section.figure(
         "spawn → `initialize` reply, median (min–max)",
-        range(&initialized),
+        initialized.median_range("ms"),
     );
     section.figure(
         format!("spawn → `tools/list` reply ({tools} tools), median (min–max)"),
-        range(&listed),
+        listed.median_range("ms"),
     );
     section.checks.push(Check::at_most(
         "spawn → tools/list, median",
@@ -86,15 +74,6 @@ pub async fn run() -> BenchResult<Section> {
     );
     section.why_missed.push(WHY_MISSED.to_string());
     Ok(section)
-}
-
-fn range(samples: &Samples) -> String {
-    format!(
-        "{} ({}–{})",
-        number(samples.median(), "ms"),
-        number(samples.min(), "ms"),
-        number(samples.max(), "ms")
-    )
 }
 
 const WHY_MISSED: &str = "what is left is the process's own start (loading, the \

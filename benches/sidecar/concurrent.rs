@@ -10,7 +10,7 @@ use futures_util::future::try_join_all;
 use serde_json::json;
 
 use crate::report::{Check, Section, number};
-use crate::support::{BenchResult, Sidecar, World, process_usage, str_field, structured};
+use crate::support::{BenchResult, Sidecar, World, process_usage, structured};
 
 /// Issue 7's size.
 const RUNS: usize = 64;
@@ -22,17 +22,7 @@ const DELTA_DELAY_MS: u64 = 40;
 const TARGET_RSS_MIB: f64 = 40.0;
 
 pub async fn run() -> BenchResult<Section> {
-    let world = World::start().await?;
-    let outcome = run_in(&world).await;
-    world.stop().await?;
-    outcome
-}
-
-async fn run_in(world: &World) -> BenchResult<Section> {
-    let sidecar = Sidecar::spawn(world.project.path(), &world.sidecar_env()?).await?;
-    let outcome = run_with(world, &sidecar).await;
-    sidecar.stop().await?;
-    outcome
+    World::around_sidecar(run_with).await
 }
 
 async fn run_with(world: &World, sidecar: &Sidecar) -> BenchResult<Section> {
@@ -46,27 +36,16 @@ async fn run_with(world: &World, sidecar: &Sidecar) -> BenchResult<Section> {
             Script::stream(&parts, DELTA_DELAY_MS).marker()
         );
         async move {
-            let handle = structured(
-                &sidecar
-                    .call("codex_run", json!({ "prompt": prompt }))
-                    .await?,
-            )?;
-            Ok::<_, crate::support::BenchError>(str_field(&handle, "runId")?.to_string())
+            sidecar
+                .start_run("codex_run", json!({ "prompt": prompt }))
+                .await
         }
     });
     let run_ids = try_join_all(starts).await?;
     let all_started = started.elapsed();
-    let waits = run_ids.iter().map(|run_id| async move {
-        let done = structured(
-            &sidecar
-                .call(
-                    "codex_wait",
-                    json!({ "run_id": run_id, "soft_timeout_ms": 0 }),
-                )
-                .await?,
-        )?;
-        Ok::<_, crate::support::BenchError>(done)
-    });
+    let waits = run_ids
+        .iter()
+        .map(|run_id| async move { structured(&sidecar.wait_blocking(run_id).await?) });
     let results = try_join_all(waits).await?;
     let all_ended = started.elapsed();
     let usage = process_usage(sidecar.pid)?;

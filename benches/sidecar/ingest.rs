@@ -11,9 +11,7 @@ use serde_json::json;
 
 use crate::fake_server::{FakeAppServer, Flood};
 use crate::report::{Check, Section, number};
-use crate::support::{
-    BenchError, BenchResult, Sidecar, codex_bin, process_usage, str_field, structured,
-};
+use crate::support::{BenchResult, Dirs, Sidecar, process_usage, structured};
 
 /// Issue 7's size: 200 000 notifications over 10 runs, each run's last
 /// one its `turn/completed`.
@@ -35,57 +33,23 @@ pub async fn run() -> BenchResult<Section> {
 }
 
 async fn run_with(server: &FakeAppServer) -> BenchResult<Section> {
-    let codex_home = tempfile::tempdir()?;
-    let pointer_dir = tempfile::tempdir()?;
-    let project = tempfile::tempdir()?;
-    let env = vec![
-        ("CODEX_BIN".to_string(), codex_bin().display().to_string()),
-        ("CODEX_HOME".into(), codex_home.path().display().to_string()),
-        (
-            "CODEX_MCP_WRAPPER_POINTER_DIR".into(),
-            pointer_dir.path().display().to_string(),
-        ),
-        (
-            "CODEX_MCP_WRAPPER_APP_SERVER_URL".into(),
-            server.url.clone(),
-        ),
-    ];
-    let sidecar = Sidecar::spawn(project.path(), &env).await?;
-    let outcome = async {
-        let starts = (0..RUNS).map(|n| {
-            let sidecar = &sidecar;
-            async move {
-                let handle = structured(
-                    &sidecar
-                        .call("codex_run", json!({ "prompt": format!("flood {n}") }))
-                        .await?,
-                )?;
-                Ok::<_, BenchError>(str_field(&handle, "runId")?.to_string())
-            }
-        });
+    let dirs = Dirs::new()?;
+    let env = dirs.sidecar_env(&[("CODEX_MCP_WRAPPER_APP_SERVER_URL", &server.url)]);
+    let outcome = Sidecar::around(dirs.project.path(), &env, async |sidecar| {
+        let starts = (0..RUNS)
+            .map(|n| sidecar.start_run("codex_run", json!({ "prompt": format!("flood {n}") })));
         let run_ids = try_join_all(starts).await?;
         let before = process_usage(sidecar.pid)?;
-        let waits = run_ids.iter().map(|run_id| {
-            let sidecar = &sidecar;
-            async move {
-                let done = structured(
-                    &sidecar
-                        .call(
-                            "codex_wait",
-                            json!({ "run_id": run_id, "soft_timeout_ms": 0 }),
-                        )
-                        .await?,
-                )?;
-                Ok::<_, BenchError>(done)
-            }
-        });
+        let waits = run_ids
+            .iter()
+            .map(|run_id| async move { structured(&sidecar.wait_blocking(run_id).await?) });
         let waiting = try_join_all(waits);
         let started = Instant::now();
         server.flood_now();
         let results = waiting.await?;
         let elapsed = started.elapsed();
         let after = process_usage(sidecar.pid)?;
-        let run_dir = project.path().join(".codex/codex-mcp/runs");
+        let run_dir = dirs.project.path().join(".codex/codex-mcp/runs");
         let mut audited = 0;
         for run_id in &run_ids {
             let events = store::read_events(&run_dir, &RunId::parse(run_id)?)?;
@@ -98,10 +62,9 @@ async fn run_with(server: &FakeAppServer) -> BenchResult<Section> {
             .iter()
             .filter(|done| done["status"] == "completed")
             .count();
-        Ok::<_, BenchError>((elapsed, audited, completed, before, after))
-    }
+        Ok((elapsed, audited, completed, before, after))
+    })
     .await;
-    sidecar.stop().await?;
     let (elapsed, audited, completed, before, after) = outcome?;
     let rate = NOTIFICATIONS as f64 / elapsed.as_secs_f64();
     let mut section = Section::new(

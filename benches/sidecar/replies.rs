@@ -36,17 +36,7 @@ struct Measured {
 }
 
 pub async fn run() -> BenchResult<Section> {
-    let world = World::start().await?;
-    let outcome = run_in(&world).await;
-    world.stop().await?;
-    outcome
-}
-
-async fn run_in(world: &World) -> BenchResult<Section> {
-    let sidecar = Sidecar::spawn(world.project.path(), &world.sidecar_env()?).await?;
-    let outcome = measure_all(&sidecar).await;
-    sidecar.stop().await?;
-    let measured = outcome?;
+    let measured = World::around(async |world| world.with_sidecar(measure_all).await).await?;
     let mut section = Section::new(
         "B6",
         "reply sizes",
@@ -134,8 +124,9 @@ async fn measure_all(sidecar: &Sidecar) -> BenchResult<Vec<Measured>> {
         .await?;
 
     let slow = Script::stream(&["slow ", "and ", "steady"], SLOW_PARTS_DELAY_MS).marker();
-    let handle = structured(&sidecar.call("codex_run", json!({ "prompt": slow })).await?)?;
-    let slow_id = str_field(&handle, "runId")?.to_string();
+    let slow_id = sidecar
+        .start_run("codex_run", json!({ "prompt": slow }))
+        .await?;
     let reply = sidecar
         .call(
             "codex_wait",
@@ -152,26 +143,15 @@ async fn measure_all(sidecar: &Sidecar) -> BenchResult<Vec<Measured>> {
     }
     let reply = sidecar.call("codex_active_runs", json!({})).await?;
     measure("codex_active_runs: one run", &reply, None)?;
-    sidecar
-        .call(
-            "codex_wait",
-            json!({ "run_id": slow_id, "soft_timeout_ms": 0 }),
-        )
-        .await?;
+    sidecar.wait_blocking(&slow_id).await?;
 
     let asks = json!({
         "prompt": Script::exec("touch approved.txt", "done").marker(),
         "permissions": "workspace-write",
         "approval_policy": "untrusted",
     });
-    let handle = structured(&sidecar.call("codex_run", asks).await?)?;
-    let asking = str_field(&handle, "runId")?.to_string();
-    let reply = sidecar
-        .call(
-            "codex_wait",
-            json!({ "run_id": asking, "soft_timeout_ms": 0 }),
-        )
-        .await?;
+    let asking = sidecar.start_run("codex_run", asks).await?;
+    let reply = sidecar.wait_blocking(&asking).await?;
     let value = measure("codex_wait: waiting_for_approval", &reply, None)?;
     let approval_id = value["pendingApproval"]["approvalId"]
         .as_str()
@@ -184,19 +164,11 @@ async fn measure_all(sidecar: &Sidecar) -> BenchResult<Vec<Measured>> {
         )
         .await?;
     measure("codex_approve: accepted", &reply, None)?;
-    sidecar
-        .call(
-            "codex_wait",
-            json!({ "run_id": asking, "soft_timeout_ms": 0 }),
-        )
-        .await?;
+    sidecar.wait_blocking(&asking).await?;
 
-    let handle = structured(
-        &sidecar
-            .call("codex_run", json!({ "prompt": Script::hang().marker() }))
-            .await?,
-    )?;
-    let hanging = str_field(&handle, "runId")?.to_string();
+    let hanging = sidecar
+        .start_run("codex_run", json!({ "prompt": Script::hang().marker() }))
+        .await?;
     let reply = sidecar
         .call("codex_interrupt", json!({ "run_id": hanging }))
         .await?;
@@ -213,18 +185,13 @@ async fn measure_all(sidecar: &Sidecar) -> BenchResult<Vec<Measured>> {
     // Enough runs, all with the longest titles, for a full listing.
     let more = (0..LISTED_RUNS).map(|n| async move {
         let name = format!("{n:02} {LONG_RUN_NAME}");
-        let handle = structured(
-            &sidecar
-                .call(
-                    "codex_run",
-                    json!({ "prompt": Script::text("ok").marker(), "run_name": name }),
-                )
-                .await?,
-        )?;
-        let id = str_field(&handle, "runId")?.to_string();
-        sidecar
-            .call("codex_wait", json!({ "run_id": id, "soft_timeout_ms": 0 }))
+        let id = sidecar
+            .start_run(
+                "codex_run",
+                json!({ "prompt": Script::text("ok").marker(), "run_name": name }),
+            )
             .await?;
+        sidecar.wait_blocking(&id).await?;
         Ok::<_, BenchError>(())
     });
     try_join_all(more).await?;

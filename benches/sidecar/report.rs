@@ -77,18 +77,22 @@ pub struct Check {
 }
 
 impl Check {
+    fn new(figure: impl Into<String>, measured: f64, unit: &'static str, bound: Bound) -> Check {
+        Check {
+            figure: figure.into(),
+            measured,
+            unit,
+            bound,
+        }
+    }
+
     pub fn at_most(
         figure: impl Into<String>,
         measured: f64,
         limit: f64,
         unit: &'static str,
     ) -> Check {
-        Check {
-            figure: figure.into(),
-            measured,
-            unit,
-            bound: Bound::AtMost(limit),
-        }
+        Check::new(figure, measured, unit, Bound::AtMost(limit))
     }
 
     pub fn at_least(
@@ -97,12 +101,7 @@ impl Check {
         limit: f64,
         unit: &'static str,
     ) -> Check {
-        Check {
-            figure: figure.into(),
-            measured,
-            unit,
-            bound: Bound::AtLeast(limit),
-        }
+        Check::new(figure, measured, unit, Bound::AtLeast(limit))
     }
 
     pub fn met(&self) -> bool {

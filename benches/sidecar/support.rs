@@ -15,8 +15,10 @@ use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
 use rmcp::transport::TokioChildProcess;
 use rmcp::{RoleClient, ServiceExt};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tempfile::TempDir;
+
+use crate::report::number;
 
 pub type BenchError = Box<dyn std::error::Error + Send + Sync>;
 pub type BenchResult<T> = Result<T, BenchError>;
@@ -91,22 +93,45 @@ impl World {
     /// its shared server.
     pub fn sidecar_env(&self) -> BenchResult<Vec<(String, String)>> {
         let server = self.server.as_ref().ok_or("the app-server is stopped")?;
-        Ok(vec![
-            ("CODEX_BIN".into(), codex_bin().display().to_string()),
-            (
-                "CODEX_HOME".into(),
-                self.codex_home.path().display().to_string(),
-            ),
-            (
-                "CODEX_MCP_WRAPPER_POINTER_DIR".into(),
-                self.pointer_dir.path().display().to_string(),
-            ),
-            ("CODEX_MCP_WRAPPER_APP_SERVER_MODE".into(), "shared".into()),
-            (
-                "CODEX_MCP_WRAPPER_APP_SERVER_URL".into(),
-                server.url().to_string(),
-            ),
-        ])
+        Ok(sidecar_env(
+            self.codex_home.path(),
+            self.pointer_dir.path(),
+            &[
+                ("CODEX_MCP_WRAPPER_APP_SERVER_MODE", "shared"),
+                ("CODEX_MCP_WRAPPER_APP_SERVER_URL", server.url()),
+            ],
+        ))
+    }
+
+    /// Runs `bench` in a new world, which is stopped after it whatever its
+    /// outcome.
+    pub async fn around<T>(bench: impl AsyncFnOnce(&World) -> BenchResult<T>) -> BenchResult<T> {
+        let world = World::start().await?;
+        let outcome = bench(&world).await;
+        world.stop().await?;
+        outcome
+    }
+
+    /// Runs `bench` in a new world, against a sidecar on it (see
+    /// [`World::with_sidecar`]).
+    pub async fn around_sidecar<T>(
+        bench: impl AsyncFnOnce(&World, &Sidecar) -> BenchResult<T>,
+    ) -> BenchResult<T> {
+        World::around(async move |world| {
+            world
+                .with_sidecar(async move |sidecar| bench(world, sidecar).await)
+                .await
+        })
+        .await
+    }
+
+    /// Runs `bench` against a sidecar that uses this world's app-server as
+    /// its shared server (see [`Sidecar::around`]).
+    pub async fn with_sidecar<T>(
+        &self,
+        bench: impl AsyncFnOnce(&Sidecar) -> BenchResult<T>,
+    ) -> BenchResult<T> {
+        Sidecar::around(self.project.path(), &self.sidecar_env()?, bench).await
     }
 
     pub fn run_dir(&self) -> PathBuf {
@@ -152,8 +177,38 @@ impl Sidecar {
         })
     }
 
+    /// Runs `bench` against a sidecar spawned as [`Sidecar::spawn`] does,
+    /// which is stopped after it whatever its outcome.
+    pub async fn around<T>(
+        cwd: &Path,
+        env: &[(String, String)],
+        bench: impl AsyncFnOnce(&Sidecar) -> BenchResult<T>,
+    ) -> BenchResult<T> {
+        let sidecar = Sidecar::spawn(cwd, env).await?;
+        let outcome = bench(&sidecar).await;
+        sidecar.stop().await?;
+        outcome
+    }
+
     pub async fn call(&self, tool: &str, arguments: Value) -> BenchResult<CallToolResult> {
         call(&self.client, tool, arguments).await
+    }
+
+    /// Calls a tool that starts a run (`codex_run`, `codex_resume`) and
+    /// returns the new run's id.
+    pub async fn start_run(&self, tool: &str, arguments: Value) -> BenchResult<String> {
+        let handle = structured(&self.call(tool, arguments).await?)?;
+        Ok(str_field(&handle, "runId")?.to_string())
+    }
+
+    /// `codex_wait` with no soft timeout: it answers once the run has ended
+    /// or waits for an approval.
+    pub async fn wait_blocking(&self, run_id: &str) -> BenchResult<CallToolResult> {
+        self.call(
+            "codex_wait",
+            json!({ "run_id": run_id, "soft_timeout_ms": 0 }),
+        )
+        .await
     }
 
     /// Closes its stdin (the MCP session ends, the sidecar shuts its engine
@@ -166,6 +221,52 @@ impl Sidecar {
         let log = std::fs::read(&self.stderr_log)?;
         Ok(String::from_utf8_lossy(&strip_ansi_escapes::strip(log)).into_owned())
     }
+}
+
+/// Throwaway directories for a sidecar with no [`World`] behind it: a Codex
+/// home, a pointer directory and a project.
+pub struct Dirs {
+    pub codex_home: TempDir,
+    pub pointer_dir: TempDir,
+    pub project: TempDir,
+}
+
+impl Dirs {
+    pub fn new() -> BenchResult<Dirs> {
+        Ok(Dirs {
+            codex_home: tempfile::tempdir()?,
+            pointer_dir: tempfile::tempdir()?,
+            project: tempfile::tempdir()?,
+        })
+    }
+
+    /// [`sidecar_env`] for these directories.
+    pub fn sidecar_env(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        sidecar_env(self.codex_home.path(), self.pointer_dir.path(), extra)
+    }
+}
+
+/// What every sidecar here is given: the Codex binary, a Codex home and a
+/// pointer directory, then `extra`.
+pub fn sidecar_env(
+    codex_home: &Path,
+    pointer_dir: &Path,
+    extra: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("CODEX_BIN".to_string(), codex_bin().display().to_string()),
+        ("CODEX_HOME".into(), codex_home.display().to_string()),
+        (
+            "CODEX_MCP_WRAPPER_POINTER_DIR".into(),
+            pointer_dir.display().to_string(),
+        ),
+    ];
+    env.extend(
+        extra
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string())),
+    );
+    env
 }
 
 /// The sidecar's command line, environment cleared but for `PATH` and
@@ -328,6 +429,26 @@ impl Samples {
 
     pub fn sum(&self) -> f64 {
         self.0.iter().sum()
+    }
+
+    /// `median (min–max)`, each in `unit`.
+    pub fn median_range(&self, unit: &str) -> String {
+        format!(
+            "{} ({}–{})",
+            number(self.median(), unit),
+            number(self.min(), unit),
+            number(self.max(), unit)
+        )
+    }
+
+    /// `p50 / p99 / max`, each in `unit`.
+    pub fn tail(&self, unit: &str) -> String {
+        format!(
+            "{} / {} / {}",
+            number(self.median(), unit),
+            number(self.percentile(99.0), unit),
+            number(self.max(), unit)
+        )
     }
 }
 

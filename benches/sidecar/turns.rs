@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::report::{Check, Section, number};
 use crate::support::{
-    BenchResult, CALL_TIMEOUT, Samples, Sidecar, World, epoch_micros, millis, str_field, structured,
+    BenchResult, CALL_TIMEOUT, Samples, Sidecar, World, epoch_micros, millis, structured,
 };
 
 /// Issue 7's size of B2: turns timed each way.
@@ -38,17 +38,7 @@ const TARGET_RATIO: f64 = 1.05;
 const TARGET_P99_MS: f64 = 5.0;
 
 pub async fn overhead() -> BenchResult<Section> {
-    let world = World::start().await?;
-    let outcome = overhead_in(&world).await;
-    world.stop().await?;
-    outcome
-}
-
-async fn overhead_in(world: &World) -> BenchResult<Section> {
-    let sidecar = Sidecar::spawn(world.project.path(), &world.sidecar_env()?).await?;
-    let outcome = overhead_with(world, &sidecar).await;
-    sidecar.stop().await?;
-    outcome
+    World::around_sidecar(overhead_with).await
 }
 
 async fn overhead_with(world: &World, sidecar: &Sidecar) -> BenchResult<Section> {
@@ -102,30 +92,15 @@ async fn overhead_with(world: &World, sidecar: &Sidecar) -> BenchResult<Section>
     );
     section.figure(
         "turn through the sidecar, median (min–max)",
-        format!(
-            "{} ({}–{})",
-            number(through_sidecar.median(), "ms"),
-            number(through_sidecar.min(), "ms"),
-            number(through_sidecar.max(), "ms")
-        ),
+        through_sidecar.median_range("ms"),
     );
     section.figure(
         "turn by the bare client, median (min–max)",
-        format!(
-            "{} ({}–{})",
-            number(direct.median(), "ms"),
-            number(direct.min(), "ms"),
-            number(direct.max(), "ms")
-        ),
+        direct.median_range("ms"),
     );
     section.figure(
         "sidecar / bare, median of the pairs (min–max)",
-        format!(
-            "{} ({}–{})",
-            number(ratios.median(), "×"),
-            number(ratios.min(), "×"),
-            number(ratios.max(), "×")
-        ),
+        ratios.median_range("×"),
     );
     section.figure(
         "sidecar / bare, total time",
@@ -169,12 +144,9 @@ async fn overhead_with(world: &World, sidecar: &Sidecar) -> BenchResult<Section>
 /// The first run: a new thread through the sidecar; its id is what the
 /// first resume names.
 async fn first_run(sidecar: &Sidecar, prompt: &str) -> BenchResult<String> {
-    let handle = structured(
-        &sidecar
-            .call("codex_run", json!({ "prompt": prompt }))
-            .await?,
-    )?;
-    let run_id = str_field(&handle, "runId")?.to_string();
+    let run_id = sidecar
+        .start_run("codex_run", json!({ "prompt": prompt }))
+        .await?;
     finish(sidecar, &run_id).await?;
     Ok(run_id)
 }
@@ -187,17 +159,19 @@ async fn sidecar_turn(
     prompt: &str,
 ) -> BenchResult<Duration> {
     let started = Instant::now();
-    let handle = structured(
-        &sidecar
-            .call(
-                "codex_resume",
-                json!({ "run_id": run_id, "prompt": prompt }),
-            )
-            .await?,
-    )?;
-    *run_id = str_field(&handle, "runId")?.to_string();
+    *run_id = resume(sidecar, run_id, prompt).await?;
     finish(sidecar, run_id).await?;
     Ok(started.elapsed())
+}
+
+/// A new run on the thread of `run_id`; returns its id.
+async fn resume(sidecar: &Sidecar, run_id: &str, prompt: &str) -> BenchResult<String> {
+    sidecar
+        .start_run(
+            "codex_resume",
+            json!({ "run_id": run_id, "prompt": prompt }),
+        )
+        .await
 }
 
 /// Waits for the run's end: a completed run, or an error.
@@ -270,10 +244,7 @@ impl Bare {
 }
 
 pub async fn completion_latency() -> BenchResult<Section> {
-    let world = World::start().await?;
-    let outcome = latency_in(&world).await;
-    world.stop().await?;
-    outcome
+    World::around(latency_in).await
 }
 
 /// The client's times of one turn's wait: sent and answered.
@@ -293,15 +264,7 @@ async fn latency_in(world: &World) -> BenchResult<Section> {
         let mut run_id = first_run(&sidecar, &prompt).await?;
         let mut waits = Vec::new();
         for _ in 0..LATENCY_TURNS {
-            let handle = structured(
-                &sidecar
-                    .call(
-                        "codex_resume",
-                        json!({ "run_id": run_id, "prompt": prompt }),
-                    )
-                    .await?,
-            )?;
-            run_id = str_field(&handle, "runId")?.to_string();
+            run_id = resume(&sidecar, &run_id, &prompt).await?;
             let sent = epoch_micros(SystemTime::now());
             finish(&sidecar, &run_id).await?;
             let answered = epoch_micros(SystemTime::now());
@@ -355,21 +318,11 @@ async fn latency_in(world: &World) -> BenchResult<Section> {
     );
     section.figure(
         "turn/completed read → codex_wait reply handed to the transport, p50 / p99 / max",
-        format!(
-            "{} / {} / {}",
-            number(inside.median(), "ms"),
-            number(inside.percentile(99.0), "ms"),
-            number(inside.max(), "ms")
-        ),
+        inside.tail("ms"),
     );
     section.figure(
         "turn/completed read → the client has the reply, p50 / p99 / max",
-        format!(
-            "{} / {} / {}",
-            number(to_client.median(), "ms"),
-            number(to_client.percentile(99.0), "ms"),
-            number(to_client.max(), "ms")
-        ),
+        to_client.tail("ms"),
     );
     section.figure(
         "samples (turns whose end came before the wait was asked are left out)",
