@@ -9,9 +9,16 @@ export CODEX_BIN := $(CURDIR)/$(CODEX_CLI)/node_modules/.bin/codex
 MCP_CLIENTS := mcp-clients
 MCP_CLIENTS_STAMP := $(MCP_CLIENTS)/node_modules/.installed
 
-.PHONY: system-tools setup demo test lint fuzz bench bench-print
+.PHONY: system-tools macos-targets setup demo test lint lint-macos fuzz bench bench-print
 
-setup: system-tools $(CODEX_STAMP) $(MCP_CLIENTS_STAMP)
+setup: system-tools macos-targets $(CODEX_STAMP) $(MCP_CLIENTS_STAMP)
+
+# Most users are on macOS. The crate is type-checked and linted for both
+# Apple targets on every CI run (`lint-macos`): `cargo check` and `clippy`
+# need only the targets' standard libraries, no Apple linker or SDK.
+MACOS_TARGETS := aarch64-apple-darwin x86_64-apple-darwin
+macos-targets:
+	rustup target add $(MACOS_TARGETS)
 
 # The picker's end-to-end tests drive a real terminal (tmux); the MCP
 # elicitation test runs a small MCP server in Python. tmux comes from
@@ -62,9 +69,14 @@ bench-print: $(CODEX_STAMP)
 	cargo bench --locked --bench sidecar
 	cargo bench --locked --bench picker_first_frame
 
-lint:
+lint: lint-macos
 	cargo fmt --all -- --check
 	cargo clippy --all-targets --locked -- -D warnings
+
+lint-macos: macos-targets
+	for target in $(MACOS_TARGETS); do \
+		cargo clippy --all-targets --locked --target $$target -- -D warnings || exit 1; \
+	done
 
 # Each fuzz target in fuzz/ for SECONDS (default 60); needs cargo-fuzz and a
 # nightly compiler, or RUSTC_BOOTSTRAP=1 on stable (the script decides).
