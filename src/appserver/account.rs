@@ -275,7 +275,11 @@ type Asked = Result<(Login, Option<PathBuf>), String>;
 
 async fn ask(connection: AppServerConnection) -> Asked {
     let login = read(&connection).await.map_err(|error| error.to_string());
-    let home = connection.server_info().codex_home.clone().map(PathBuf::from);
+    let home = connection
+        .server_info()
+        .codex_home
+        .clone()
+        .map(PathBuf::from);
     connection.close().await;
     Ok((login?, home))
 }
@@ -330,7 +334,9 @@ mod tests {
             Login::LoggedOut
         );
         assert_eq!(
-            login(r#"{"account":{"type":"chatgpt","email":null,"planType":"plus"},"requiresOpenaiAuth":true}"#),
+            login(
+                r#"{"account":{"type":"chatgpt","email":null,"planType":"plus"},"requiresOpenaiAuth":true}"#
+            ),
             Login::LoggedIn("chatgpt".into())
         );
     }
@@ -358,6 +364,9 @@ mod tests {
             ..codex
         };
         let advice = NotLoggedIn::new(Path::new("/it's"), Some(&on_path)).to_string();
-        assert!(advice.contains(r"`CODEX_HOME='/it'\''s' codex login`"), "{advice}");
+        assert!(
+            advice.contains(r"`CODEX_HOME='/it'\''s' codex login`"),
+            "{advice}"
+        );
     }
 }
