@@ -273,7 +273,8 @@ async fn the_login_gate_sees_a_login_made_while_the_server_runs() {
     crate::common::assert_no_process_left(pgid);
 }
 
-/// The command line: `check` and `run` give the same advice and fail.
+/// The command line, in the default shared mode (on the world's own port):
+/// `check` and `run` give the same advice and fail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_check_and_run_refuse_a_logged_out_codex_with_the_advice() {
     let world = SidecarWorld::new().await;
@@ -283,7 +284,7 @@ async fn the_cli_check_and_run_refuse_a_logged_out_codex_with_the_advice() {
         offline(&mut command, closed_port);
         command
             .args(args)
-            .env("CODEX_MCP_WRAPPER_APP_SERVER_MODE", "private")
+            .env_remove("CODEX_MCP_WRAPPER_APP_SERVER_MODE")
             .current_dir(world.project.path())
             .kill_on_drop(true);
         async move {
@@ -316,8 +317,9 @@ async fn the_cli_check_and_run_refuse_a_logged_out_codex_with_the_advice() {
         .to_string();
     assert!(advice.contains(" login --with-api-key`"), "{advice}");
 
-    // `--no-wait`: refused or not, the command returns at once and stops
-    // its app-server, so a regression fails here instead of hanging.
+    // `--no-wait`: refused or not, the command returns at once (the world's
+    // guard stops the shared server), so a regression fails here instead of
+    // hanging.
     let (output, took) = cli(&["run", "--no-wait", "hello"]).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     eprintln!("`run` refused in {took:?}");
