@@ -46,8 +46,9 @@ const LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
 /// it never does.
 const AUTH_RELOAD_BOUND: Duration = Duration::from_secs(30);
 
-/// Between two asks while waiting for that: a fraction of the measured delay.
-const AUTH_RELOAD_POLL: Duration = Duration::from_millis(100);
+/// Between two asks of something that changes within a second (the login
+/// seen, a task ended): a fraction of that.
+const POLL: Duration = Duration::from_millis(100);
 
 type Client = RunningService<RoleClient, ()>;
 
@@ -74,12 +75,23 @@ fn offline(command: &mut tokio::process::Command, closed_port: u16) {
 
 /// The built sidecar over stdio, private mode, in the world's project.
 async fn sidecar(world: &SidecarWorld, closed_port: u16) -> Client {
+    sidecar_with((), world, closed_port).await
+}
+
+/// The same, its client answering with `handler` (where a client declares
+/// its capabilities).
+async fn sidecar_with<H: rmcp::ClientHandler>(
+    handler: H,
+    world: &SidecarWorld,
+    closed_port: u16,
+) -> RunningService<RoleClient, H> {
     let mut command = world.command(SIDECAR);
     offline(&mut command, closed_port);
     command
         .env("CODEX_MCP_WRAPPER_APP_SERVER_MODE", "private")
         .current_dir(world.project.path());
-    ().serve(TokioChildProcess::new(command).unwrap())
+    handler
+        .serve(TokioChildProcess::new(command).unwrap())
         .await
         .unwrap()
 }
@@ -259,7 +271,7 @@ async fn the_login_gate_sees_a_login_made_while_the_server_runs() {
             logged_in_at.elapsed() < AUTH_RELOAD_BOUND,
             "the login was never seen"
         );
-        tokio::time::sleep(AUTH_RELOAD_POLL).await;
+        tokio::time::sleep(POLL).await;
     }
     eprintln!("the login was seen after {:?}", logged_in_at.elapsed());
     assert_eq!(
@@ -328,4 +340,75 @@ async fn the_cli_check_and_run_refuse_a_logged_out_codex_with_the_advice() {
     assert!(took < REFUSAL_BOUND, "`run` took {took:?}");
     assert_eq!(index_lines(&world), 0);
     world.shutdown().await;
+}
+
+/// Claude Code declares the MCP tasks extension, which turns the run and
+/// conversation tools into tasks: a refused run is still an error with the
+/// advice, never a task left working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tasks_client_gets_the_advice_too() {
+    let world = SidecarWorld::new().await;
+    std::fs::write(world.codex_home.path().join("config.toml"), OPENAI_CONFIG).unwrap();
+    let info = rmcp::model::ClientConfig::new(
+        rmcp::model::ClientCapabilities::builder()
+            .enable_tasks()
+            .build(),
+        rmcp::model::Implementation::new("tasks-test", "1"),
+    );
+    let client = sidecar_with(info, &world, free_port()).await;
+    for (tool, arguments) in [
+        ("codex_run", json!({"prompt": "hello"})),
+        ("codex", json!({"prompt": "hello"})),
+        ("codex_chat", json!({"prompt": "hello"})),
+    ] {
+        let params = CallToolRequestParams::new(tool.to_string())
+            .with_arguments(arguments.as_object().cloned().unwrap());
+        let response = tokio::time::timeout(REFUSAL_BOUND, client.call_tool_once(params))
+            .await
+            .unwrap_or_else(|_| panic!("{tool} answers in time"))
+            .unwrap();
+        let result = match response {
+            rmcp::model::CallToolResponse::Complete(result) => result,
+            // A conversation becomes a task before its run starts (it may
+            // queue behind its session): the task ends with the refusal.
+            rmcp::model::CallToolResponse::Task(created) => {
+                task_result(&client, &created.task.task_id).await
+            }
+            other => panic!("{tool}: {other:?}"),
+        };
+        assert_eq!(result.is_error, Some(true), "{tool}: {}", text(&result));
+        assert!(
+            text(&result).contains("not logged in") && text(&result).contains("--with-api-key"),
+            "{tool}: {}",
+            text(&result)
+        );
+    }
+    assert_eq!(index_lines(&world), 0);
+    client.cancel().await.unwrap();
+    world.shutdown().await;
+}
+
+/// The result a task ended with, polled until it ends (within
+/// [`REFUSAL_BOUND`]).
+async fn task_result<H: rmcp::ClientHandler>(
+    client: &RunningService<RoleClient, H>,
+    task_id: &str,
+) -> CallToolResult {
+    let started = Instant::now();
+    loop {
+        let info = client
+            .peer()
+            .get_task(rmcp::model::GetTaskParams::new(task_id.to_string()))
+            .await
+            .unwrap();
+        match info.task.payload {
+            rmcp::model::TaskPayload::Completed { result } => {
+                return serde_json::from_value(Value::Object(result)).unwrap();
+            }
+            rmcp::model::TaskPayload::Working => {}
+            other => panic!("the task ended {other:?}"),
+        }
+        assert!(started.elapsed() < REFUSAL_BOUND, "the task never ended");
+        tokio::time::sleep(POLL).await;
+    }
 }
