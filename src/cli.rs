@@ -122,7 +122,11 @@ async fn check() -> Result<(), String> {
         codex.path.display(),
         codex.source
     );
-    Ok(())
+    let config = crate::config::Config::from_env().map_err(|error| error.to_string())?;
+    let mut problems = Vec::new();
+    let login = crate::appserver::account::check(&config, &Ok(codex), &mut problems).await;
+    println!("{}", login.describe());
+    problems.pop().map_or(Ok(()), Err)
 }
 
 /// `app-server ensure`: the lease is released when this process exits, so

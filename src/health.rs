@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use nix::unistd::{AccessFlags, access};
 use serde::Serialize;
 
+use crate::appserver::account::{self, LoginHealth};
 use crate::appserver::shared::SharedPaths;
 use crate::appserver::{AppServerConnection, CapabilityToken, ConnectOptions, ConnectionError};
 use crate::codex_bin::CodexBinary;
@@ -18,6 +19,8 @@ pub struct Health {
     pub ok: bool,
     pub codex_version: Option<String>,
     pub app_server: AppServerHealth,
+    /// Whether Codex is logged in, or needs no login.
+    pub login: LoginHealth,
     pub defaults: Defaults,
     /// Each says what is wrong and what to do; empty when `ok`.
     pub problems: Vec<String>,
@@ -82,10 +85,12 @@ pub async fn check(config: &Config, codex: &Result<CodexBinary, String>, cwd: &P
             ("unix", reachable)
         }
     };
+    let login = account::check(config, codex, &mut problems).await;
     Health {
         ok: problems.is_empty(),
         codex_version,
         app_server: AppServerHealth { mode, reachable },
+        login,
         defaults: Defaults {
             timeout_ms: millis(config.run_timeout),
             soft_timeout_ms: config.wait_soft_timeout.map(millis).unwrap_or(0),

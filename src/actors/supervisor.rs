@@ -18,6 +18,7 @@ use crate::actors::run::{RunActor, RunArgs, RunMsg, RunRef, Start};
 use crate::actors::types::{
     EngineError, ResumeRequest, ResumeTarget, RunRequest, RunResult, RunStarted,
 };
+use crate::appserver::account::LoginGate;
 use crate::appserver::process::live_group_members;
 use crate::appserver::shared::{SharedLease, SharedOptions, SharedPaths, ensure_shared};
 use crate::appserver::{
@@ -127,6 +128,8 @@ struct Link {
     /// The server's token file, for a terminal UI that attaches to a run.
     token_file: Option<PathBuf>,
     generation: u64,
+    /// Whether Codex is logged in, asked before a run starts on this link.
+    login: LoginGate,
 }
 
 pub struct SupervisorState {
@@ -365,7 +368,7 @@ impl Supervisor {
             let _ = reply.send(Err(error));
             return Ok(());
         }
-        let connection = match self.ensure_link(myself, state).await {
+        let connection = match self.ensure_ready(myself, state).await {
             Ok(connection) => connection,
             Err(error) => {
                 let _ = reply.send(Err(error));
@@ -423,7 +426,7 @@ impl Supervisor {
             let target = request.target.to_string();
             return Err((EngineError::StillRunning { target }, reply));
         }
-        let connection = match self.ensure_link(myself, state).await {
+        let connection = match self.ensure_ready(myself, state).await {
             Ok(connection) => connection,
             Err(error) => return Err((error, reply)),
         };
@@ -724,7 +727,26 @@ impl Supervisor {
             url,
             token_file,
             generation,
+            login: LoginGate::default(),
         });
+        Ok(connection)
+    }
+
+    /// The link for a new turn: [`Self::ensure_link`], then the login
+    /// check, so a logged-out Codex refuses the run at once instead of
+    /// starting a turn that retries against OpenAI. Recovery and reconnects
+    /// skip it: their turns run already.
+    async fn ensure_ready(
+        &self,
+        myself: &SupervisorRef,
+        state: &mut SupervisorState,
+    ) -> Result<AppServerConnection, EngineError> {
+        let connection = self.ensure_link(myself, state).await?;
+        if let Some(link) = state.link.as_mut() {
+            link.login
+                .admit(&connection, &state.config.codex_home, &state.codex)
+                .await?;
+        }
         Ok(connection)
     }
 

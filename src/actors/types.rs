@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use crate::actors::record::ThreadExtras;
+use crate::appserver::account::NotLoggedIn;
 use crate::appserver::shared::SharedError;
 use crate::appserver::{AppServerError, ConnectionError};
 use crate::codex_bin::CodexBinError;
@@ -232,6 +233,8 @@ pub enum EngineError {
     Shared(#[from] SharedError),
     #[error(transparent)]
     Connection(#[from] ConnectionError),
+    #[error(transparent)]
+    NotLoggedIn(#[from] NotLoggedIn),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("the engine is shutting down or an actor stopped: {0}")]

@@ -1,5 +1,6 @@
 //! The app-server as a process we start and as a connection we hold.
 
+pub mod account;
 pub mod connection;
 pub mod keeper;
 pub mod process;

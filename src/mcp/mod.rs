@@ -396,7 +396,8 @@ impl SidecarServer {
     }
 
     /// Check the setup: the Codex CLI, its home, the run directory, the
-    /// pointer index and the app-server. `ok` is true when nothing is wrong.
+    /// pointer index, the app-server and the Codex login. `ok` is true when
+    /// nothing is wrong.
     #[tool]
     async fn codex_wrapper_check(&self) -> ToolResult {
         let codex = self.backend.clone().await.codex;

@@ -2,6 +2,7 @@
 //! params and results of the methods we call, and the notifications and
 //! requests the server sends us. Anything we do not model is kept as raw JSON.
 
+pub mod account;
 pub mod events;
 pub mod jsonrpc;
 #[cfg(test)]

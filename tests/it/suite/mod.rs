@@ -5,6 +5,7 @@ mod cli;
 mod drills;
 mod engine;
 mod examples;
+mod login;
 mod mcp;
 mod picker;
 mod recovery;
