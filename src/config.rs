@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::protocol::{ApprovalPolicy, SandboxMode};
-use crate::shell_path::{PathRefusal, absolute_setting};
+use crate::shell_path::{PathRefusal, absolute_part, absolute_setting};
 
 /// The shared app-server's address when none is configured. One per user:
 /// every sidecar of that user connects to it.
@@ -251,20 +251,7 @@ impl Config {
                         value: url,
                     });
                 }
-                // The error shows the URL as it was given, not just its path.
-                let path =
-                    absolute_setting(url_var, path, home.as_deref()).map_err(
-                        |error| match error {
-                            ConfigError::RefusedPath { name, reason, .. } => {
-                                ConfigError::RefusedPath {
-                                    name,
-                                    value: url.clone(),
-                                    reason,
-                                }
-                            }
-                            other => other,
-                        },
-                    )?;
+                let path = absolute_part(url_var, &url, path, home.as_deref())?;
                 AppServerMode::Unix { path }
             }
             (None | Some("shared"), url) => {

@@ -21,9 +21,20 @@ pub fn absolute_setting(
     value: &str,
     home: Option<&str>,
 ) -> Result<PathBuf, ConfigError> {
+    absolute_part(name, value, value, home)
+}
+
+/// [`absolute_setting`] for the path part of a setting (a `unix://` URL's
+/// path): a refusal shows the setting's whole `given` value.
+pub fn absolute_part(
+    name: &'static str,
+    given: &str,
+    value: &str,
+    home: Option<&str>,
+) -> Result<PathBuf, ConfigError> {
     let refused = |reason| ConfigError::RefusedPath {
         name,
-        value: value.to_string(),
+        value: given.to_string(),
         reason,
     };
     let path = match home_relative(value) {
