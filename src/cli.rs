@@ -19,8 +19,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Find the Codex CLI (CODEX_BIN, PATH, the project's pinned install) and
-    /// check its version.
+    /// Read the settings and find the Codex CLI (CODEX_BIN, PATH, the
+    /// project's pinned install) and check its version.
     Check,
     /// Start a Codex run and wait for it, printing one JSON object a line:
     /// the run handle, progress at each slice's end, the result.
@@ -113,6 +113,8 @@ pub fn main() -> ExitCode {
 }
 
 async fn check() -> Result<(), String> {
+    // Every setting, so that `check` says why the MCP server would not start.
+    crate::config::Config::from_env().map_err(|error| error.to_string())?;
     let codex = CodexBinary::discover()
         .await
         .map_err(|error| error.to_string())?;

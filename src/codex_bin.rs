@@ -7,11 +7,14 @@
 
 use std::ffi::OsString;
 use std::fmt;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use semver::Version;
+
+use crate::shell_path::absolute_os_setting;
 
 /// The oldest Codex CLI whose app-server protocol this crate was verified
 /// against; older ones lack the WebSocket capability-token auth we rely on.
@@ -35,6 +38,8 @@ pub enum CodexBinError {
         "{CODEX_BIN_ENV} is set to {path}, which does not exist; point it at a `codex` binary or unset it"
     )]
     EnvPathMissing { path: PathBuf },
+    #[error(transparent)]
+    EnvPathRefused(#[from] crate::config::ConfigError),
     #[error(
         "no Codex CLI found (looked in: {searched}); run `make setup` in the codex-mcp-sidecar checkout, \
          `npm install -g @openai/codex@{MIN_SUPPORTED_VERSION}`, or set {CODEX_BIN_ENV}"
@@ -110,22 +115,36 @@ impl CodexBinary {
 /// caller that only runs the binary, like the picker's attach).
 pub fn locate_from_env() -> Result<(PathBuf, BinarySource), CodexBinError> {
     let project_install = Path::new(env!("CARGO_MANIFEST_DIR")).join(PROJECT_INSTALL);
-    locate(std::env::var_os(CODEX_BIN_ENV), &project_install)
+    let home = std::env::var("HOME").ok();
+    locate(
+        std::env::var_os(CODEX_BIN_ENV),
+        home.as_deref(),
+        &project_install,
+    )
 }
 
 /// The search itself, with the environment passed in so that it can be tested
 /// without touching the process environment.
 pub fn locate(
     codex_bin_env: Option<OsString>,
+    home: Option<&str>,
     project_install: &Path,
 ) -> Result<(PathBuf, BinarySource), CodexBinError> {
     if let Some(explicit) = codex_bin_env.filter(|value| !value.is_empty()) {
-        let path = PathBuf::from(explicit);
-        // A bare name ("codex") is looked up on PATH like a shell would.
-        let resolved = if path.components().count() == 1 {
-            which::which(&path).ok()
+        // A bare name ("codex") is looked up on PATH like a shell would;
+        // anything else is a path, with `~` and `$HOME` expanded and never
+        // taken relative to whichever directory we were started in.
+        let bare_name = !explicit.as_bytes().contains(&b'/')
+            && !explicit.as_bytes().starts_with(b"~")
+            && !explicit.as_bytes().starts_with(b"$");
+        let (path, resolved) = if bare_name {
+            let path = PathBuf::from(explicit);
+            let resolved = which::which(&path).ok();
+            (path, resolved)
         } else {
-            path.exists().then(|| path.clone())
+            let path = absolute_os_setting(CODEX_BIN_ENV, &explicit, home)?;
+            let resolved = path.exists().then(|| path.clone());
+            (path, resolved)
         };
         return resolved
             .map(|found| (found, BinarySource::Env))
@@ -195,7 +214,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let install = dir.path().join("codex");
         std::fs::write(&install, "").unwrap();
-        let err = locate(Some("/nonexistent/codex".into()), &install).unwrap_err();
+        let err = locate(Some("/nonexistent/codex".into()), None, &install).unwrap_err();
         assert!(matches!(err, CodexBinError::EnvPathMissing { .. }));
         assert!(err.to_string().contains("/nonexistent/codex"));
     }
@@ -205,7 +224,55 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let explicit = dir.path().join("my-codex");
         std::fs::write(&explicit, "").unwrap();
-        let (found, source) = locate(Some(explicit.clone().into()), Path::new("/nope")).unwrap();
+        let (found, source) =
+            locate(Some(explicit.clone().into()), None, Path::new("/nope")).unwrap();
         assert_eq!((found, source), (explicit, BinarySource::Env));
+    }
+
+    #[test]
+    fn home_forms_expand_and_relative_paths_are_refused() {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir(home.path().join("bin")).unwrap();
+        let codex = home.path().join("bin/codex");
+        std::fs::write(&codex, "").unwrap();
+        let home_str = home.path().to_str();
+        for value in ["~/bin/codex", "$HOME/bin/codex", "${HOME}/bin/codex"] {
+            let (found, source) = locate(Some(value.into()), home_str, Path::new("/nope")).unwrap();
+            assert_eq!(
+                (found, source),
+                (codex.clone(), BinarySource::Env),
+                "{value}"
+            );
+        }
+        for value in ["bin/codex", "./codex", "~bob/bin/codex"] {
+            let err = locate(Some(value.into()), home_str, Path::new("/nope")).unwrap_err();
+            assert!(
+                matches!(err, CodexBinError::EnvPathRefused(_)),
+                "{value}: {err}"
+            );
+            let message = err.to_string();
+            assert!(
+                message.contains("CODEX_BIN") && message.contains(value),
+                "{message}"
+            );
+        }
+        let err = locate(Some("~/bin/codex".into()), None, Path::new("/nope")).unwrap_err();
+        assert!(err.to_string().contains("HOME is not set"), "{err}");
+    }
+
+    #[test]
+    fn a_bare_name_is_still_looked_up_on_path() {
+        // `sh` is on every PATH this runs on; the name has no `/`, so it is
+        // never refused as relative.
+        let (found, source) = locate(Some("sh".into()), None, Path::new("/nope")).unwrap();
+        assert!(found.is_absolute() && found.ends_with("sh"), "{found:?}");
+        assert_eq!(source, BinarySource::Env);
+        let err = locate(
+            Some("no-such-codex-anywhere".into()),
+            None,
+            Path::new("/nope"),
+        )
+        .unwrap_err();
+        assert!(matches!(err, CodexBinError::EnvPathMissing { .. }), "{err}");
     }
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::protocol::{ApprovalPolicy, SandboxMode};
+use crate::shell_path::{PathRefusal, absolute_part, absolute_setting};
 
 /// The shared app-server's address when none is configured. One per user:
 /// every sidecar of that user connects to it.
@@ -117,6 +118,12 @@ pub enum ConfigError {
         "no Codex home: set CODEX_HOME (or {ENV_CODEX_HOME}), or HOME so that ~/.codex can be used"
     )]
     NoCodexHome,
+    #[error("{name}={value:?} is refused: {reason}")]
+    RefusedPath {
+        name: &'static str,
+        value: String,
+        reason: PathRefusal,
+    },
 }
 
 /// Which app-server the sidecar uses.
@@ -209,14 +216,26 @@ impl Config {
     }
 
     pub fn from_lookup(env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let codex_home = env(ENV_CODEX_HOME)
-            .or_else(|| env("CODEX_HOME"))
-            .map(PathBuf::from)
-            .or_else(|| env("HOME").map(|home| Path::new(&home).join(".codex")))
-            .ok_or(ConfigError::NoCodexHome)?;
-        let pointer_dir = env(ENV_POINTER_DIR)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| codex_home.join("mcp-wrapper"));
+        // Every path setting is made absolute here, before anything reads or
+        // creates a directory from it (see `shell_path`).
+        let home = env("HOME");
+        let path = |name: &'static str| {
+            env(name)
+                .map(|value| absolute_setting(name, &value, home.as_deref()))
+                .transpose()
+        };
+        let codex_home = match path(ENV_CODEX_HOME)? {
+            Some(codex_home) => codex_home,
+            None => match path("CODEX_HOME")? {
+                Some(codex_home) => codex_home,
+                None => match &home {
+                    Some(home) => absolute_setting("HOME", home, None)?.join(".codex"),
+                    None => return Err(ConfigError::NoCodexHome),
+                },
+            },
+        };
+        let pointer_dir = path(ENV_POINTER_DIR)?.unwrap_or_else(|| codex_home.join("mcp-wrapper"));
+        let run_dir_override = path(ENV_RUN_DIR)?;
         let url_var = if env(ENV_URL).is_some() {
             ENV_URL
         } else {
@@ -232,9 +251,8 @@ impl Config {
                         value: url,
                     });
                 }
-                AppServerMode::Unix {
-                    path: PathBuf::from(path),
-                }
+                let path = absolute_part(url_var, &url, path, home.as_deref())?;
+                AppServerMode::Unix { path }
             }
             (None | Some("shared"), url) => {
                 let url = url.unwrap_or_else(|| DEFAULT_SHARED_URL.to_string());
@@ -267,7 +285,7 @@ impl Config {
         Ok(Config {
             codex_home,
             pointer_dir,
-            run_dir_override: env(ENV_RUN_DIR).map(PathBuf::from),
+            run_dir_override,
             app_server,
             shared_idle_exit: millis(&env, ENV_IDLE_EXIT_MS)?.unwrap_or(DEFAULT_SHARED_IDLE_EXIT),
             wait_soft_timeout: (!soft.is_zero()).then_some(soft),
@@ -401,6 +419,83 @@ mod tests {
             AppServerMode::Unix {
                 path: "/s.sock".into()
             }
+        );
+    }
+
+    #[test]
+    fn every_path_setting_expands_home_as_a_shell_would() {
+        let config = config(&[
+            ("HOME", "/home/u"),
+            ("CODEX_HOME", "~/.codex"),
+            (ENV_POINTER_DIR, "$HOME/pointer"),
+            (ENV_RUN_DIR, "${HOME}/runs"),
+        ])
+        .unwrap();
+        assert_eq!(config.codex_home, PathBuf::from("/home/u/.codex"));
+        assert_eq!(config.pointer_dir, PathBuf::from("/home/u/pointer"));
+        assert_eq!(
+            config.run_dir(Path::new("/p")),
+            PathBuf::from("/home/u/runs")
+        );
+        let wrapper = super::tests::config(&[("HOME", "/home/u"), (ENV_CODEX_HOME, "~")]).unwrap();
+        assert_eq!(wrapper.codex_home, PathBuf::from("/home/u"));
+        assert_eq!(wrapper.pointer_dir, PathBuf::from("/home/u/mcp-wrapper"));
+        for url_var in [ENV_URL, ENV_LISTEN] {
+            let unix =
+                super::tests::config(&[("HOME", "/home/u"), (url_var, "unix://~/s.sock")]).unwrap();
+            assert_eq!(
+                unix.app_server,
+                AppServerMode::Unix {
+                    path: "/home/u/s.sock".into()
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn a_path_setting_still_relative_is_refused_by_name() {
+        for name in [ENV_CODEX_HOME, "CODEX_HOME", ENV_POINTER_DIR, ENV_RUN_DIR] {
+            let error = config(&[("HOME", "/home/u"), (name, "rel/dir")]).unwrap_err();
+            assert_eq!(
+                error,
+                ConfigError::RefusedPath {
+                    name,
+                    value: "rel/dir".into(),
+                    reason: PathRefusal::Relative
+                },
+                "{name}"
+            );
+            // A Codex home of its own, unless it is the setting under test.
+            let home_pair = if name == "CODEX_HOME" {
+                (name, "~/dir")
+            } else {
+                (ENV_CODEX_HOME, "/ch")
+            };
+            let error = config(&[home_pair, (name, "~/dir")]).unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    ConfigError::RefusedPath {
+                        reason: PathRefusal::NoHome,
+                        ..
+                    }
+                ),
+                "{name}: {error}"
+            );
+        }
+        let error = config(&[("HOME", "/h"), (ENV_URL, "unix://run/s.sock")]).unwrap_err();
+        assert_eq!(
+            error,
+            ConfigError::RefusedPath {
+                name: ENV_URL,
+                value: "unix://run/s.sock".into(),
+                reason: PathRefusal::Relative
+            }
+        );
+        let error = config(&[("HOME", "h")]).unwrap_err();
+        assert!(
+            matches!(error, ConfigError::RefusedPath { name: "HOME", .. }),
+            "{error}"
         );
     }
 

@@ -6,6 +6,9 @@
 //!
 //! - [`codex_bin`]: finding the Codex CLI (`CODEX_BIN`, `PATH`, the project's
 //!   pinned install) and checking its version.
+//! - [`config`] and [`shell_path`]: the settings, read from the environment
+//!   once; every path setting expanded as a shell would (`~`, `$HOME`) and
+//!   refused while still relative.
 //! - [`codex_config`]: what the sidecar adds to every thread's Codex config
 //!   (secret environment variables kept from commands).
 //! - [`protocol`]: the app-server's wire types, with no IO. Unknown
@@ -36,4 +39,5 @@ pub mod prompts;
 pub mod protocol;
 pub mod runs_cli;
 pub mod scripted_model;
+pub mod shell_path;
 pub mod store;

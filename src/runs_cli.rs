@@ -132,10 +132,16 @@ pub fn run(args: &RunsArgs) -> Result<(), RunsCliError> {
     let config = Config::from_env()?;
     let scope = args.scope(&config)?;
     if !args.json {
+        // Codex is only needed to attach, so a missing one is no error; a
+        // CODEX_BIN refused as a path is, and before the log file is made.
+        let codex = match crate::codex_bin::locate_from_env() {
+            Ok((path, _)) => Some(path),
+            Err(crate::codex_bin::CodexBinError::EnvPathRefused(error)) => {
+                return Err(RunsCliError::Config(error));
+            }
+            Err(_) => None,
+        };
         log_to_file(&config.pointer_dir.join(LOG_FILE));
-        let codex = crate::codex_bin::locate_from_env()
-            .ok()
-            .map(|(path, _)| path);
         return Ok(crate::picker::runtime::run(
             crate::picker::runtime::Options {
                 scope,

@@ -204,3 +204,40 @@ async fn a_dropped_connection_is_reconnected_and_the_run_completes() {
     drop(proxy);
     server.kill();
 }
+
+/// `unix://~/…` (issue 12): the socket path is read as a shell reads it,
+/// from HOME, and the run goes through the real app-server listening there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unix_url_under_home_is_expanded_from_home() {
+    let home = tempfile::tempdir().unwrap();
+    let server = ForeignServer::start(home.path()).await;
+    let scratch = tempfile::tempdir().unwrap();
+    let project = tempfile::tempdir().unwrap();
+    let home_str = home.path().display().to_string();
+    let config = config(
+        &scratch.path().join("home"),
+        &scratch.path().join("pointer"),
+        &[
+            ("HOME", &home_str),
+            (
+                "CODEX_MCP_WRAPPER_APP_SERVER_URL",
+                "unix://~/app-server.sock",
+            ),
+        ],
+    );
+    let codex = CodexBinary {
+        path: codex_bin(),
+        source: BinarySource::Env,
+        version: MIN_SUPPORTED_VERSION,
+    };
+    let engine = Engine::start(config, codex).await.unwrap();
+
+    let request = RunRequest::new(Script::text("home socket").marker(), project.path());
+    let started = engine.run(request).await.unwrap();
+    let result = finish(&engine, &started.run_id).await;
+    assert_eq!(result.status, RunStatus::Completed, "{result:?}");
+    assert_eq!(result.result.as_deref(), Some("home socket"));
+    engine.shutdown().await;
+    assert!(!project.path().join("~").exists());
+    server.kill();
+}
