@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::codex_bin::CodexBinary;
+use crate::codex_bin::{CodexBinary, SUPPORTED_VERSIONS};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -122,6 +122,8 @@ async fn check() -> Result<(), String> {
         codex.path.display(),
         codex.source
     );
+    // The same sentence as `codex_wrapper_check`'s `codexSupport.summary`.
+    println!("{}", SUPPORTED_VERSIONS.describe(&codex.version));
     Ok(())
 }
 
@@ -144,6 +146,7 @@ async fn app_server_ensure() -> Result<(), String> {
         codex_bin: codex.path,
         codex_home: Some(config.codex_home),
         idle_exit: config.shared_idle_exit,
+        cli_version: Some(codex.version),
     };
     let lease = ensure_shared(&options)
         .await
