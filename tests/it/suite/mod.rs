@@ -14,3 +14,4 @@ mod security;
 mod shared;
 mod store;
 mod unix;
+mod versions;
