@@ -10,7 +10,7 @@ use codex_mcp_sidecar::appserver::shared::{SharedPaths, SharedState};
 use codex_mcp_sidecar::appserver::version::user_agent_version;
 use codex_mcp_sidecar::appserver::{AppServerConnection, CapabilityToken, ConnectOptions};
 use codex_mcp_sidecar::codex_bin::SUPPORTED_VERSIONS;
-use codex_mcp_sidecar::config::{ENV_IDLE_EXIT_MS, ENV_MODE};
+use codex_mcp_sidecar::config::{ENV_IDLE_EXIT_MS, ENV_MODE, ENV_URL};
 use codex_mcp_sidecar::protocol::{ApprovalPolicy, SandboxMode, ThreadStartParams, TurnStatus};
 use codex_mcp_sidecar::scripted_model::{RequestOutcome, Script};
 use semver::Version;
@@ -320,4 +320,72 @@ fn state(world: &SidecarWorld) -> SharedState {
     SharedState::read(&SharedPaths::new(&world.pointer_dir).state())
         .unwrap()
         .expect("the keeper's state file")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unix_server_on_another_codex_is_reported_and_left_alone() {
+    let world = SidecarWorld::new().await;
+    let (old, new) = (oldest_codex(), newest_codex());
+    let old_version = codex_mcp_sidecar::codex_bin::probe_version(&old)
+        .await
+        .unwrap();
+    let new_version = codex_mcp_sidecar::codex_bin::probe_version(&new)
+        .await
+        .unwrap();
+    // Someone else's server (Codex's own daemon, say), on the old Codex.
+    let sockets = tempfile::tempdir().unwrap();
+    let socket = sockets.path().join("app-server.sock");
+    let url = format!("unix://{}", socket.display());
+    let mut server = tokio::process::Command::new(&old)
+        .args(["app-server", "--listen", &url])
+        .env("CODEX_HOME", world.codex_home.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pgid = server.id().unwrap() as i32;
+    let deadline = tokio::time::Instant::now() + STREAMING_TIMEOUT;
+    while tokio::net::UnixStream::connect(&socket).await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "it never listened");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let check = wrapper_check(&world, &new, &[(ENV_URL, &url)]).await;
+    assert_eq!(check["appServer"]["mode"], "unix", "{check}");
+    assert_eq!(
+        check["appServer"]["version"],
+        old_version.to_string(),
+        "{check}"
+    );
+    assert_eq!(check["appServer"]["versionMatches"], false, "{check}");
+    let expected = format!(
+        "the app-server at {url} runs Codex {old_version}, older than the Codex CLI found ({new_version}); restart that app-server"
+    );
+    assert!(
+        warnings(&check)
+            .iter()
+            .any(|warning| warning.contains(&expected)),
+        "{check}"
+    );
+    // Not ours: the check neither stopped it nor started another.
+    assert!(
+        server.try_wait().unwrap().is_none(),
+        "the unix server was stopped"
+    );
+    assert!(state_file(&world).is_none());
+
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pgid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = server.wait().await;
+    crate::common::assert_no_process_left(pgid);
+    world.shutdown().await;
+}
+
+fn state_file(world: &SidecarWorld) -> Option<SharedState> {
+    SharedState::read(&SharedPaths::new(&world.pointer_dir).state()).unwrap()
 }
