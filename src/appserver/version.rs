@@ -8,6 +8,7 @@
 //! (older than the CLI, and no turn runs on it).
 
 use std::cmp::Ordering;
+use std::path::{Path, PathBuf};
 
 use semver::Version;
 
@@ -120,6 +121,14 @@ pub(crate) async fn stop_if_outdated(
         return Ok(false);
     };
     let url = &options.url;
+    let restarted_for = restarted_for_path(paths);
+    if already_restarted_for(&restarted_for, &server, &cli) {
+        // A restart did not bring the CLI's version: its `--version` and
+        // the server it starts disagree (a wrapper script, say). Restarting
+        // on every ensure would only cut other sidecars' connections.
+        tracing::warn!(%url, %server, %cli, "the shared app-server still runs an older Codex than the CLI after a restart; leaving it");
+        return Ok(false);
+    }
     let token = std::fs::read_to_string(paths.token())
         .ok()
         .map(CapabilityToken::from_secret);
@@ -131,6 +140,9 @@ pub(crate) async fn stop_if_outdated(
         return Ok(false);
     }
     tracing::info!(%url, %server, %cli, "the shared app-server runs an older Codex than the CLI and is idle: restarting it");
+    if let Err(error) = std::fs::write(&restarted_for, restart_record(&server, &cli)) {
+        tracing::warn!(%error, path = %restarted_for.display(), "could not record the restart");
+    }
     stop_keeper(&paths.dir)
         .await
         .map_err(|error| SharedError::StopOutdated {
@@ -139,6 +151,22 @@ pub(crate) async fn stop_if_outdated(
             message: error.to_string(),
         })?;
     Ok(true)
+}
+
+/// Remembers the last restart for an outdated server (which versions), so
+/// that one that comes back just as old is not restarted again and again.
+fn restarted_for_path(paths: &SharedPaths) -> PathBuf {
+    paths.dir.join("app-server.restarted-for")
+}
+
+fn restart_record(server: &Version, cli: &Version) -> String {
+    format!("server {server} cli {cli}\n")
+}
+
+/// Whether the last restart was for this very pair of versions. A missing
+/// or unreadable record means no.
+fn already_restarted_for(path: &Path, server: &Version, cli: &Version) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|record| record == restart_record(server, cli))
 }
 
 #[cfg(test)]
@@ -170,6 +198,23 @@ mod tests {
         ] {
             assert_eq!(user_agent_version(agent), version, "{agent}");
         }
+    }
+
+    #[test]
+    fn a_restart_is_remembered_for_its_pair_of_versions_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = restarted_for_path(&SharedPaths::new(dir.path()));
+        let (old, new, newer) = (
+            Version::new(0, 169, 0),
+            Version::new(0, 171, 0),
+            Version::new(0, 172, 0),
+        );
+        assert!(!already_restarted_for(&path, &old, &new));
+        std::fs::write(&path, restart_record(&old, &new)).unwrap();
+        assert!(already_restarted_for(&path, &old, &new));
+        // Another update since: worth one more restart.
+        assert!(!already_restarted_for(&path, &old, &newer));
+        assert!(!already_restarted_for(&path, &new, &newer));
     }
 
     #[test]

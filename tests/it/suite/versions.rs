@@ -172,12 +172,9 @@ async fn the_check_places_the_codex_under_test_inside_the_verified_range() {
     world.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_codex_newer_than_verified_is_used_and_the_check_says_so() {
-    let world = SidecarWorld::new().await;
-    // The real Codex under test, saying it is a release we never verified.
-    let dir = tempfile::tempdir().unwrap();
-    let newer = dir.path().join("codex");
+/// The real Codex under test, saying it is a release we never verified.
+fn newer_stand_in(dir: &Path) -> PathBuf {
+    let newer = dir.join("codex");
     std::fs::write(
         &newer,
         format!(
@@ -187,7 +184,14 @@ async fn a_codex_newer_than_verified_is_used_and_the_check_says_so() {
     )
     .unwrap();
     std::fs::set_permissions(&newer, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    newer
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_codex_newer_than_verified_is_used_and_the_check_says_so() {
+    let world = SidecarWorld::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let newer = newer_stand_in(dir.path());
     let stdout = cli_ok(&world, &newer, &["check"]).await;
     let newest = &SUPPORTED_VERSIONS.newest;
     assert!(
@@ -388,4 +392,24 @@ async fn a_unix_server_on_another_codex_is_reported_and_left_alone() {
 
 fn state_file(world: &SidecarWorld) -> Option<SharedState> {
     SharedState::read(&SharedPaths::new(&world.pointer_dir).state()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_stays_older_than_the_cli_is_restarted_once_not_on_every_ensure() {
+    let world = SidecarWorld::new().await;
+    // Its `--version` says 0.999.0; the servers it starts say the real one.
+    let dir = tempfile::tempdir().unwrap();
+    let lying = newer_stand_in(dir.path());
+    let first = ensure(&world, &lying).await;
+    let second = ensure(&world, &lying).await;
+    assert_ne!(second, first, "the older server was not restarted");
+    assert_eq!(server_version(&world).await, codex_version());
+    let third = ensure(&world, &lying).await;
+    assert_eq!(
+        third, second,
+        "restarted again for the same pair of versions"
+    );
+
+    cli_ok(&world, &lying, &["app-server", "stop"]).await;
+    world.shutdown().await;
 }
