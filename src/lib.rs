@@ -5,14 +5,16 @@
 //! # Layout
 //!
 //! - [`codex_bin`]: finding the Codex CLI (`CODEX_BIN`, `PATH`, the project's
-//!   pinned install) and checking its version.
+//!   pinned install) and placing its version against the verified range
+//!   (`SUPPORTED_VERSIONS`).
 //! - [`codex_config`]: what the sidecar adds to every thread's Codex config
 //!   (secret environment variables kept from commands).
 //! - [`protocol`]: the app-server's wire types, with no IO. Unknown
 //!   notifications, requests and item kinds are kept as raw JSON.
 //! - [`appserver`]: the app-server as a process we start (process group,
 //!   capability token, stderr, `/readyz`) and the WebSocket connection to it
-//!   (one worker owns the socket; requests are matched to answers by id).
+//!   (one worker owns the socket; requests are matched to answers by id),
+//!   and which Codex a running server runs (`appserver::version`).
 //! - [`scripted_model`]: an OpenAI Responses-API server over SSE whose
 //!   answers are scripted by a marker in the prompt, so that Codex runs
 //!   offline in the examples (`make demo`), the tests and the benchmarks.
