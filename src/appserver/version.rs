@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use semver::Version;
 
 use super::connection::ConnectOptions;
-use super::keeper::{TurnProbe, stop_keeper};
+use super::keeper::{StopOutcome, TurnProbe, stop_keeper};
 use super::shared::{SharedError, SharedOptions, SharedPaths};
 use super::token::CapabilityToken;
 
@@ -143,13 +143,19 @@ pub(crate) async fn stop_if_outdated(
     if let Err(error) = std::fs::write(&restarted_for, restart_record(&server, &cli)) {
         tracing::warn!(%error, path = %restarted_for.display(), "could not record the restart");
     }
-    stop_keeper(&paths.dir)
+    let stopped = stop_keeper(&paths.dir)
         .await
         .map_err(|error| SharedError::StopOutdated {
             url: url.clone(),
             server: server.clone(),
             message: error.to_string(),
         })?;
+    if stopped == StopOutcome::NotRunning {
+        // No keeper's record: not a server we can stop (its port would stay
+        // taken), so keep using it.
+        tracing::warn!(%url, "no keeper state for the outdated shared app-server; leaving it");
+        return Ok(false);
+    }
     Ok(true)
 }
 
