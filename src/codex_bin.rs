@@ -135,6 +135,43 @@ pub enum CodexBinError {
     TooOld { path: PathBuf, found: Version },
 }
 
+/// Why there is no usable Codex CLI, kept for `codex_wrapper_check`: the
+/// error's message, and the version found when it was too old (so the check
+/// can place it against the range like a usable one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoUsableCodex {
+    pub message: String,
+    pub too_old: Option<Version>,
+}
+
+impl fmt::Display for NoUsableCodex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<CodexBinError> for NoUsableCodex {
+    fn from(error: CodexBinError) -> NoUsableCodex {
+        let too_old = match &error {
+            CodexBinError::TooOld { found, .. } => Some(found.clone()),
+            _ => None,
+        };
+        NoUsableCodex {
+            message: error.to_string(),
+            too_old,
+        }
+    }
+}
+
+impl From<String> for NoUsableCodex {
+    fn from(message: String) -> NoUsableCodex {
+        NoUsableCodex {
+            message,
+            too_old: None,
+        }
+    }
+}
+
 /// Which step of the search order found the binary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BinarySource {

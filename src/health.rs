@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::appserver::shared::SharedPaths;
 use crate::appserver::version::{ServerVersion, user_agent_version};
 use crate::appserver::{AppServerConnection, CapabilityToken, ConnectOptions, ConnectionError};
-use crate::codex_bin::{CodexBinary, SUPPORTED_VERSIONS, VersionStanding};
+use crate::codex_bin::{CodexBinary, NoUsableCodex, SUPPORTED_VERSIONS, VersionStanding};
 use crate::config::{AppServerMode, Config};
 
 #[derive(Debug, Clone, Serialize)]
@@ -34,21 +34,25 @@ pub struct Health {
 pub struct CodexSupport {
     pub oldest_verified: String,
     pub newest_verified: String,
-    /// `inRange` or `newerThanVerified`; absent when no usable Codex was
-    /// found (one older than `oldestVerified` is a problem, as is none).
+    /// `inRange`, `newerThanVerified` (used, and a warning) or `tooOld`
+    /// (refused: a problem); absent when no Codex answered with a version.
     pub standing: Option<VersionStanding>,
     /// The same, in a sentence.
     pub summary: String,
 }
 
 impl CodexSupport {
-    fn of(codex: &Result<CodexBinary, String>) -> CodexSupport {
-        let (standing, summary) = match codex {
-            Ok(codex) => (
-                Some(SUPPORTED_VERSIONS.standing(&codex.version)),
-                SUPPORTED_VERSIONS.describe(&codex.version),
+    fn of(codex: &Result<CodexBinary, NoUsableCodex>) -> CodexSupport {
+        let found = match codex {
+            Ok(codex) => Some(&codex.version),
+            Err(error) => error.too_old.as_ref(),
+        };
+        let (standing, summary) = match found {
+            Some(version) => (
+                Some(SUPPORTED_VERSIONS.standing(version)),
+                SUPPORTED_VERSIONS.describe(version),
             ),
-            Err(_) => (
+            None => (
                 None,
                 format!(
                     "no usable Codex CLI (see problems); supported: {SUPPORTED_VERSIONS}, or newer"
@@ -88,7 +92,11 @@ pub struct Defaults {
 }
 
 /// Checks everything; `cwd` is where runs go by default.
-pub async fn check(config: &Config, codex: &Result<CodexBinary, String>, cwd: &Path) -> Health {
+pub async fn check(
+    config: &Config,
+    codex: &Result<CodexBinary, NoUsableCodex>,
+    cwd: &Path,
+) -> Health {
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
     let codex_support = CodexSupport::of(codex);
@@ -98,7 +106,7 @@ pub async fn check(config: &Config, codex: &Result<CodexBinary, String>, cwd: &P
     let codex_version = match codex {
         Ok(codex) => Some(codex.version.to_string()),
         Err(error) => {
-            problems.push(error.clone());
+            problems.push(error.message.clone());
             None
         }
     };

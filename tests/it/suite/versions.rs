@@ -413,3 +413,33 @@ async fn a_server_that_stays_older_than_the_cli_is_restarted_once_not_on_every_e
     cli_ok(&world, &lying, &["app-server", "stop"]).await;
     world.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_codex_older_than_supported_is_a_problem_the_check_places_too() {
+    let world = SidecarWorld::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("codex");
+    std::fs::write(&old, "#!/bin/sh\necho 'codex-cli 0.100.0'\n").unwrap();
+    std::fs::set_permissions(&old, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
+    let check = wrapper_check(&world, &old, &[(ENV_MODE, "private")]).await;
+    assert_eq!(check["ok"], false, "{check}");
+    assert_eq!(check["codexSupport"]["standing"], "tooOld", "{check}");
+    let oldest = &SUPPORTED_VERSIONS.oldest;
+    let summary = check["codexSupport"]["summary"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        summary.contains(&format!(
+            "Codex CLI 0.100.0 is older than {oldest}, the oldest supported"
+        )),
+        "{check}"
+    );
+    assert!(
+        check["problems"]
+            .to_string()
+            .contains(&format!("older than {oldest}")),
+        "{check}"
+    );
+    world.shutdown().await;
+}
