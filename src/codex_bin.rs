@@ -341,6 +341,22 @@ mod tests {
         assert!(SUPPORTED_VERSIONS.oldest <= SUPPORTED_VERSIONS.newest);
     }
 
+    /// A bump of the range must move the README and the two pins with it.
+    #[test]
+    fn the_readme_and_the_pins_state_the_same_range() {
+        let VersionRange { oldest, newest } = &SUPPORTED_VERSIONS;
+        let readme = include_str!("../README.md");
+        let stated = format!("Codex **{oldest} to {newest}**");
+        assert!(readme.contains(&stated), "README.md lacks {stated:?}");
+        for (pin, version) in [
+            (include_str!("../codex-cli/package.json"), oldest),
+            (include_str!("../codex-cli-newest/package.json"), newest),
+        ] {
+            let pinned = format!("\"@openai/codex\": \"{version}\"");
+            assert!(pin.contains(&pinned), "{pin} lacks {pinned}");
+        }
+    }
+
     #[test]
     fn explicit_env_path_that_is_missing_is_an_error_not_a_fallback() {
         let dir = tempfile::tempdir().unwrap();
