@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use codex_mcp_sidecar::appserver::process::live_group_members;
 use codex_mcp_sidecar::appserver::shared::{SharedPaths, SharedState};
 use codex_mcp_sidecar::appserver::version::user_agent_version;
 use codex_mcp_sidecar::appserver::{AppServerConnection, CapabilityToken, ConnectOptions};
@@ -34,6 +35,10 @@ const CLI_TIMEOUT: Duration = Duration::from_secs(120);
 /// The scripted model streams a never-ending answer once Codex asks for it;
 /// a few seconds on a loaded machine, this only trips when Codex is stuck.
 const STREAMING_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A SIGKILLed process group is gone in milliseconds; a loaded machine's
+/// init may take a while to reap it. Only a survivor trips this.
+const GONE_WITHIN: Duration = Duration::from_secs(10);
 
 /// The pinned oldest verified Codex (`codex-cli/`), whatever `CODEX_BIN`
 /// says: the mismatch test needs both ends at once.
@@ -386,6 +391,12 @@ async fn a_unix_server_on_another_codex_is_reported_and_left_alone() {
         nix::sys::signal::Signal::SIGKILL,
     );
     let _ = server.wait().await;
+    // The native child the npm launcher started dies with it, but is reaped
+    // by init, not by us: give that a moment.
+    let deadline = tokio::time::Instant::now() + GONE_WITHIN;
+    while !live_group_members(pgid).is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     crate::common::assert_no_process_left(pgid);
     world.shutdown().await;
 }
