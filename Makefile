@@ -8,10 +8,19 @@ export CODEX_BIN := $(CURDIR)/$(CODEX_CLI)/node_modules/.bin/codex
 # The MCP clients the tests drive the server with (Claude Code), pinned too.
 MCP_CLIENTS := mcp-clients
 MCP_CLIENTS_STAMP := $(MCP_CLIENTS)/node_modules/.installed
+# The newest verified Codex and Claude Code, pinned like the oldest and
+# bumped by hand (with SUPPORTED_VERSIONS in src/codex_bin.rs and the
+# README's "Finding Codex"): `make test` runs a subset on them too.
+CODEX_CLI_NEWEST := codex-cli-newest
+CODEX_NEWEST_STAMP := $(CODEX_CLI_NEWEST)/node_modules/.installed
+CODEX_NEWEST_BIN := $(CURDIR)/$(CODEX_CLI_NEWEST)/node_modules/.bin/codex
+MCP_CLIENTS_NEWEST := mcp-clients-newest
+MCP_CLIENTS_NEWEST_STAMP := $(MCP_CLIENTS_NEWEST)/node_modules/.installed
+CLAUDE_NEWEST_BIN := $(CURDIR)/$(MCP_CLIENTS_NEWEST)/node_modules/.bin/claude
 
 .PHONY: system-tools macos-targets setup demo test lint lint-macos fuzz bench bench-print
 
-setup: system-tools macos-targets $(CODEX_STAMP) $(MCP_CLIENTS_STAMP)
+setup: system-tools macos-targets $(CODEX_STAMP) $(MCP_CLIENTS_STAMP) $(CODEX_NEWEST_STAMP) $(MCP_CLIENTS_NEWEST_STAMP)
 
 # Most users are on macOS. The crate is type-checked and linted for both
 # Apple targets on every CI run (`lint-macos`): `cargo check` and `clippy`
@@ -40,6 +49,16 @@ $(MCP_CLIENTS_STAMP): $(MCP_CLIENTS)/package.json $(MCP_CLIENTS)/package-lock.js
 	$(MCP_CLIENTS)/node_modules/.bin/claude --version
 	touch $@
 
+$(CODEX_NEWEST_STAMP): $(CODEX_CLI_NEWEST)/package.json $(CODEX_CLI_NEWEST)/package-lock.json
+	cd $(CODEX_CLI_NEWEST) && npm ci --no-audit --no-fund
+	$(CODEX_NEWEST_BIN) --version
+	touch $@
+
+$(MCP_CLIENTS_NEWEST_STAMP): $(MCP_CLIENTS_NEWEST)/package.json $(MCP_CLIENTS_NEWEST)/package-lock.json
+	cd $(MCP_CLIENTS_NEWEST) && npm ci --no-audit --no-fund
+	$(CLAUDE_NEWEST_BIN) --version
+	touch $@
+
 # The demo is the fanout example, offline on the scripted model: 4 runs
 # that stream for up to DEMO_SECONDS, resume one, print a table. It prints
 # first the command that watches the runs live in codex-runs, and keeps its
@@ -52,8 +71,42 @@ demo: setup
 	cargo build --bin codex-mcp-sidecar --bin codex-runs --example fanout
 	cargo run --quiet --example fanout -- $(DEMO_FLAGS) --seconds $(DEMO_SECONDS)
 
+# The compatibility subset, run again on the newest verified Codex: every
+# tool, approvals (commands, file changes, permissions, questions,
+# elicitations), resume, interrupt, MCP tasks, the picker's attach and the
+# Codex terminal UI on a live turn, recovery, the shared and unix:// servers,
+# and the version checks. Filters of `cargo test --test it` (each names one
+# test, or a module ending in `::`).
+COMPAT_TESTS := \
+	suite::appserver::handshake_reports_the_server_and_its_codex_home \
+	suite::cli::check_finds_codex_through_codex_bin_then_path_then_the_project_install \
+	suite::versions:: \
+	suite::mcp::every_tool_in_process \
+	suite::mcp::the_built_binary_over_stdio \
+	suite::mcp::approvals_are_the_callers_to_accept_or_decline \
+	suite::mcp::file_change_permission_and_question_requests_wait_for_the_caller \
+	suite::mcp::mcp_elicitations_wait_for_the_caller \
+	suite::engine::approvals_follow_the_permissions_profile \
+	suite::engine::resume_runs_a_second_turn_on_the_same_thread_with_its_context \
+	suite::mcp::a_resume_gets_its_own_permissions_on_a_loaded_thread \
+	suite::mcp::interrupt_stops_a_running_turn_and_is_a_no_op_on_a_finished_one \
+	suite::mcp::a_run_as_a_task_reports_progress_and_ends_with_the_wait_result \
+	suite::mcp::cancelling_a_task_interrupts_the_codex_turn \
+	suite::mcp::conversations_run_as_tasks_and_a_cancel_interrupts_their_turn \
+	suite::picker::enter_attaches_the_codex_ui_to_the_running_turn_and_comes_back \
+	suite::mcp::a_person_attached_with_the_codex_ui_sees_the_same_turn \
+	suite::recovery::a_new_sidecar_completes_the_wait_of_one_killed_mid_run \
+	suite::shared::four_sidecars_at_once_share_one_app_server \
+	suite::unix::unix_mode_runs_on_someone_elses_server_and_never_stops_it
+# The Claude Code tests, run again on the newest verified Claude Code.
+CLAUDE_TESTS := suite::claude_code::
+
+# Everything on the oldest verified Codex and the pinned Claude Code, then
+# the subsets on the newest of each.
 test: setup
 	cargo test --locked
+	CODEX_BIN=$(CODEX_NEWEST_BIN) cargo test --locked --test it -- $(COMPAT_TESTS)
+	CLAUDE_BIN=$(CLAUDE_NEWEST_BIN) cargo test --locked --test it -- $(CLAUDE_TESTS)
 
 # Release builds; runs every benchmark, prints the numbers and rewrites
 # docs/benchmarks.md with them and the machine. The picker's own benchmark

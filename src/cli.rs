@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::codex_bin::CodexBinary;
+use crate::codex_bin::{CodexBinary, SUPPORTED_VERSIONS};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -113,8 +113,8 @@ pub fn main() -> ExitCode {
 }
 
 async fn check() -> Result<(), String> {
-    // Every setting, so that `check` says why the MCP server would not start.
-    crate::config::Config::from_env().map_err(|error| error.to_string())?;
+    // Every setting first, so that `check` says why the MCP server would not start.
+    let config = crate::config::Config::from_env().map_err(|error| error.to_string())?;
     let codex = CodexBinary::discover()
         .await
         .map_err(|error| error.to_string())?;
@@ -124,9 +124,10 @@ async fn check() -> Result<(), String> {
         codex.path.display(),
         codex.source
     );
-    let config = crate::config::Config::from_env().map_err(|error| error.to_string())?;
+    // The same sentence as `codex_wrapper_check`'s `codexSupport.summary`.
+    println!("{}", SUPPORTED_VERSIONS.describe(&codex.version));
     let mut problems = Vec::new();
-    let login = crate::appserver::account::check(&config, &Ok(codex), &mut problems).await;
+    let login = crate::appserver::account::check(&config, Some(&codex), &mut problems).await;
     println!("{}", login.describe());
     problems.pop().map_or(Ok(()), Err)
 }
@@ -150,6 +151,7 @@ async fn app_server_ensure() -> Result<(), String> {
         codex_bin: codex.path,
         codex_home: Some(config.codex_home),
         idle_exit: config.shared_idle_exit,
+        cli_version: Some(codex.version),
     };
     let lease = ensure_shared(&options)
         .await

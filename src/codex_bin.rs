@@ -16,9 +16,81 @@ use semver::Version;
 
 use crate::shell_path::absolute_os_setting;
 
-/// The oldest Codex CLI whose app-server protocol this crate was verified
-/// against; older ones lack the WebSocket capability-token auth we rely on.
-pub const MIN_SUPPORTED_VERSION: Version = Version::new(0, 169, 0);
+/// The Codex CLIs this crate was verified against, oldest to newest. Older
+/// ones lack the WebSocket capability-token auth we rely on and are refused;
+/// newer ones are used (Codex keeps its protocol compatible, and we decode it
+/// leniently) but said to be unverified. `make test` runs the whole suite on
+/// `oldest` (`codex-cli/`) and a compatibility subset on `newest`
+/// (`codex-cli-newest/`): bump `newest` by hand together with that pin, and
+/// the README's "Finding Codex".
+pub const SUPPORTED_VERSIONS: VersionRange = VersionRange {
+    oldest: Version::new(0, 169, 0),
+    newest: Version::new(0, 171, 0),
+};
+
+/// A range of Codex CLI versions, both ends included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionRange {
+    pub oldest: Version,
+    pub newest: Version,
+}
+
+impl fmt::Display for VersionRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}–{}", self.oldest, self.newest)
+    }
+}
+
+/// Where a Codex CLI version sits against [`SUPPORTED_VERSIONS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum VersionStanding {
+    /// Verified: between the oldest and the newest we tested, both included.
+    InRange,
+    /// Released after the newest we verified: used, and said so, since
+    /// Codex updates itself faster than this range is bumped.
+    NewerThanVerified,
+    /// Older than the oldest we support: refused.
+    TooOld,
+}
+
+impl VersionRange {
+    /// A pre-release of the newest (`0.171.0-alpha.1`) counts as in range,
+    /// one of the next (`0.172.0-alpha.1`) as newer: semver orders a
+    /// pre-release before its release, which is what we want for both ends.
+    pub fn standing(&self, version: &Version) -> VersionStanding {
+        if *version < self.oldest {
+            VersionStanding::TooOld
+        } else if *version > self.newest && !same_release(version, &self.newest) {
+            VersionStanding::NewerThanVerified
+        } else {
+            VersionStanding::InRange
+        }
+    }
+
+    /// One sentence for people: where `version` sits and what that means.
+    pub fn describe(&self, version: &Version) -> String {
+        match self.standing(version) {
+            VersionStanding::InRange => {
+                format!("Codex CLI {version} is inside the verified range {self}.")
+            }
+            VersionStanding::NewerThanVerified => format!(
+                "Codex CLI {version} is newer than {}, the newest verified ({self}); it should work, \
+                 and a problem with it is worth reporting.",
+                self.newest
+            ),
+            VersionStanding::TooOld => format!(
+                "Codex CLI {version} is older than {}, the oldest supported ({self}); upgrade it.",
+                self.oldest
+            ),
+        }
+    }
+}
+
+/// Same major.minor.patch, pre-release or build aside.
+fn same_release(a: &Version, b: &Version) -> bool {
+    (a.major, a.minor, a.patch) == (b.major, b.minor, b.patch)
+}
 
 /// `codex --version` only prints a line, but the npm launcher starts Node
 /// first; on a loaded 2-core machine that can take a few seconds.
@@ -42,7 +114,8 @@ pub enum CodexBinError {
     EnvPathRefused(#[from] crate::config::ConfigError),
     #[error(
         "no Codex CLI found (looked in: {searched}); run `make setup` in the codex-mcp-sidecar checkout, \
-         `npm install -g @openai/codex@{MIN_SUPPORTED_VERSION}`, or set {CODEX_BIN_ENV}"
+         `npm install -g @openai/codex@{}`, or set {CODEX_BIN_ENV}",
+        SUPPORTED_VERSIONS.newest
     )]
     NotFound { searched: String },
     #[error("could not run `{path} --version`: {source}; check that it is an executable Codex CLI")]
@@ -60,10 +133,48 @@ pub enum CodexBinError {
     )]
     UnrecognisedVersion { path: PathBuf, output: String },
     #[error(
-        "Codex CLI {found} at {path} is older than {MIN_SUPPORTED_VERSION}, the oldest this sidecar supports; \
-         upgrade it (`npm install -g @openai/codex@latest`) or point {CODEX_BIN_ENV} at a newer one"
+        "Codex CLI {found} at {path} is older than {}, the oldest this sidecar supports \
+         (verified: {SUPPORTED_VERSIONS}); upgrade it (`npm install -g @openai/codex@latest`) or point {CODEX_BIN_ENV} at a newer one",
+        SUPPORTED_VERSIONS.oldest
     )]
     TooOld { path: PathBuf, found: Version },
+}
+
+/// Why there is no usable Codex CLI, kept for `codex_wrapper_check`: the
+/// error's message, and the version found when it was too old (so the check
+/// can place it against the range like a usable one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoUsableCodex {
+    pub message: String,
+    pub too_old: Option<Version>,
+}
+
+impl fmt::Display for NoUsableCodex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<CodexBinError> for NoUsableCodex {
+    fn from(error: CodexBinError) -> NoUsableCodex {
+        let too_old = match &error {
+            CodexBinError::TooOld { found, .. } => Some(found.clone()),
+            _ => None,
+        };
+        NoUsableCodex {
+            message: error.to_string(),
+            too_old,
+        }
+    }
+}
+
+impl From<String> for NoUsableCodex {
+    fn from(message: String) -> NoUsableCodex {
+        NoUsableCodex {
+            message,
+            too_old: None,
+        }
+    }
 }
 
 /// Which step of the search order found the binary.
@@ -97,7 +208,7 @@ impl CodexBinary {
     pub async fn discover() -> Result<CodexBinary, CodexBinError> {
         let (path, source) = locate_from_env()?;
         let version = probe_version(&path).await?;
-        if version < MIN_SUPPORTED_VERSION {
+        if SUPPORTED_VERSIONS.standing(&version) == VersionStanding::TooOld {
             return Err(CodexBinError::TooOld {
                 path,
                 found: version,
@@ -203,10 +314,66 @@ mod tests {
             Some(Version::new(0, 169, 0))
         );
         let pre = parse_version("codex-cli 0.170.0-alpha.2").unwrap();
-        assert!(pre > MIN_SUPPORTED_VERSION);
+        assert!(pre > SUPPORTED_VERSIONS.oldest);
         assert_eq!(parse_version("codex 0.169.0"), None);
         assert_eq!(parse_version(""), None);
         assert_eq!(parse_version("codex-cli banana"), None);
+    }
+
+    #[test]
+    fn versions_sit_inside_newer_than_or_older_than_the_verified_range() {
+        let range = VersionRange {
+            oldest: Version::new(0, 169, 0),
+            newest: Version::new(0, 171, 0),
+        };
+        let v = |text: &str| Version::parse(text).unwrap();
+        for (version, standing) in [
+            ("0.169.0", VersionStanding::InRange),
+            ("0.170.3", VersionStanding::InRange),
+            ("0.171.0", VersionStanding::InRange),
+            ("0.171.0-alpha.2", VersionStanding::InRange),
+            ("0.171.1", VersionStanding::NewerThanVerified),
+            ("0.172.0-alpha.1", VersionStanding::NewerThanVerified),
+            ("0.999.0", VersionStanding::NewerThanVerified),
+            ("1.0.0", VersionStanding::NewerThanVerified),
+            ("0.168.9", VersionStanding::TooOld),
+            ("0.169.0-alpha.1", VersionStanding::TooOld),
+            ("0.100.0", VersionStanding::TooOld),
+        ] {
+            assert_eq!(range.standing(&v(version)), standing, "{version}");
+        }
+        let newer = range.describe(&v("0.999.0"));
+        assert!(
+            newer.contains("0.999.0") && newer.contains("newer than 0.171.0"),
+            "{newer}"
+        );
+        assert!(
+            range
+                .describe(&v("0.170.0"))
+                .contains("inside the verified range 0.169.0–0.171.0")
+        );
+        assert!(range.describe(&v("0.1.0")).contains("older than 0.169.0"));
+    }
+
+    #[test]
+    fn the_supported_range_is_not_empty() {
+        assert!(SUPPORTED_VERSIONS.oldest <= SUPPORTED_VERSIONS.newest);
+    }
+
+    /// A bump of the range must move the README and the two pins with it.
+    #[test]
+    fn the_readme_and_the_pins_state_the_same_range() {
+        let VersionRange { oldest, newest } = &SUPPORTED_VERSIONS;
+        let readme = include_str!("../README.md");
+        let stated = format!("Codex **{oldest} to {newest}**");
+        assert!(readme.contains(&stated), "README.md lacks {stated:?}");
+        for (pin, version) in [
+            (include_str!("../codex-cli/package.json"), oldest),
+            (include_str!("../codex-cli-newest/package.json"), newest),
+        ] {
+            let pinned = format!("\"@openai/codex\": \"{version}\"");
+            assert!(pin.contains(&pinned), "{pin} lacks {pinned}");
+        }
     }
 
     #[test]

@@ -9,8 +9,9 @@ use serde::Serialize;
 
 use crate::appserver::account::{self, LoginHealth};
 use crate::appserver::shared::SharedPaths;
+use crate::appserver::version::{ServerVersion, user_agent_version};
 use crate::appserver::{AppServerConnection, CapabilityToken, ConnectOptions, ConnectionError};
-use crate::codex_bin::CodexBinary;
+use crate::codex_bin::{CodexBinary, NoUsableCodex, SUPPORTED_VERSIONS, VersionStanding};
 use crate::config::{AppServerMode, Config};
 
 #[derive(Debug, Clone, Serialize)]
@@ -18,12 +19,56 @@ use crate::config::{AppServerMode, Config};
 pub struct Health {
     pub ok: bool,
     pub codex_version: Option<String>,
+    /// Where that version sits against the verified range.
+    pub codex_support: CodexSupport,
     pub app_server: AppServerHealth,
     /// Whether Codex is logged in, or needs no login.
     pub login: LoginHealth,
     pub defaults: Defaults,
     /// Each says what is wrong and what to do; empty when `ok`.
     pub problems: Vec<String>,
+    /// What works but is worth knowing: a Codex newer than verified, an
+    /// app-server on another Codex than the CLI. They leave `ok` alone.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CodexSupport {
+    pub oldest_verified: String,
+    pub newest_verified: String,
+    /// `inRange`, `newerThanVerified` (used, and a warning) or `tooOld`
+    /// (refused: a problem); absent when no Codex answered with a version.
+    pub standing: Option<VersionStanding>,
+    /// The same, in a sentence.
+    pub summary: String,
+}
+
+impl CodexSupport {
+    fn of(codex: &Result<CodexBinary, NoUsableCodex>) -> CodexSupport {
+        let found = match codex {
+            Ok(codex) => Some(&codex.version),
+            Err(error) => error.too_old.as_ref(),
+        };
+        let (standing, summary) = match found {
+            Some(version) => (
+                Some(SUPPORTED_VERSIONS.standing(version)),
+                SUPPORTED_VERSIONS.describe(version),
+            ),
+            None => (
+                None,
+                format!(
+                    "no usable Codex CLI (see problems); supported: {SUPPORTED_VERSIONS}, or newer"
+                ),
+            ),
+        };
+        CodexSupport {
+            oldest_verified: SUPPORTED_VERSIONS.oldest.to_string(),
+            newest_verified: SUPPORTED_VERSIONS.newest.to_string(),
+            standing,
+            summary,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -33,6 +78,11 @@ pub struct AppServerHealth {
     /// Shared or unix: a server answers now. Private: one can be started
     /// (there is a Codex binary), since each sidecar starts its own.
     pub reachable: bool,
+    /// Shared or unix, when it answers: the Codex it runs (from `userAgent`).
+    pub version: Option<String>,
+    /// False when that is another release than the CLI found (the sentence
+    /// is in `warnings`); absent when either is unknown.
+    pub version_matches: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -45,12 +95,21 @@ pub struct Defaults {
 }
 
 /// Checks everything; `cwd` is where runs go by default.
-pub async fn check(config: &Config, codex: &Result<CodexBinary, String>, cwd: &Path) -> Health {
+pub async fn check(
+    config: &Config,
+    codex: &Result<CodexBinary, NoUsableCodex>,
+    cwd: &Path,
+) -> Health {
     let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    let codex_support = CodexSupport::of(codex);
+    if codex_support.standing == Some(VersionStanding::NewerThanVerified) {
+        warnings.push(codex_support.summary.clone());
+    }
     let codex_version = match codex {
         Ok(codex) => Some(codex.version.to_string()),
         Err(error) => {
-            problems.push(error.clone());
+            problems.push(error.message.clone());
             None
         }
     };
@@ -71,9 +130,16 @@ pub async fn check(config: &Config, codex: &Result<CodexBinary, String>, cwd: &P
             ));
         }
     }
-    let (mode, reachable) = match &config.app_server {
-        AppServerMode::Private => ("private", codex.is_ok()),
-        AppServerMode::Shared { url } => ("shared", probe_shared(config, url, &mut problems).await),
+    let (mode, reachable, server_agent) = match &config.app_server {
+        AppServerMode::Private => ("private", codex.is_ok(), None),
+        AppServerMode::Shared { url } => {
+            let agent = probe_shared(config, url, &mut problems).await;
+            (
+                "shared",
+                agent.is_some(),
+                agent.map(|agent| (url.clone(), agent)),
+            )
+        }
         AppServerMode::Unix { path } => {
             let reachable = tokio::net::UnixStream::connect(path).await.is_ok();
             if !reachable {
@@ -82,14 +148,40 @@ pub async fn check(config: &Config, codex: &Result<CodexBinary, String>, cwd: &P
                     path.display()
                 ));
             }
-            ("unix", reachable)
+            let url = format!("unix://{}", path.display());
+            let agent = if reachable {
+                user_agent(ConnectOptions::new(&url, None)).await
+            } else {
+                None
+            };
+            ("unix", reachable, agent.map(|agent| (url, agent)))
         }
     };
-    let login = account::check(config, codex, &mut problems).await;
+    let (mut version, mut version_matches) = (None, None);
+    if let Some((url, agent)) = &server_agent {
+        version = agent
+            .as_deref()
+            .and_then(user_agent_version)
+            .map(|v| v.to_string());
+        if let Ok(codex) = codex {
+            let compared = ServerVersion::compare(agent.as_deref(), &codex.version);
+            if compared.server().is_some() {
+                version_matches = Some(matches!(compared, ServerVersion::Matches(_)));
+            }
+            warnings.extend(compared.mismatch(url, mode == "shared"));
+        }
+    }
+    let login = account::check(config, codex.as_ref().ok(), &mut problems).await;
     Health {
         ok: problems.is_empty(),
         codex_version,
-        app_server: AppServerHealth { mode, reachable },
+        codex_support,
+        app_server: AppServerHealth {
+            mode,
+            reachable,
+            version,
+            version_matches,
+        },
         login,
         defaults: Defaults {
             timeout_ms: millis(config.run_timeout),
@@ -97,26 +189,42 @@ pub async fn check(config: &Config, codex: &Result<CodexBinary, String>, cwd: &P
             permissions: config.default_permissions.as_str(),
         },
         problems,
+        warnings,
     }
 }
 
 /// A shared server that is not running is fine (the first run starts it);
 /// one that refuses our token, or a port held by something else, is not.
-async fn probe_shared(config: &Config, url: &str, problems: &mut Vec<String>) -> bool {
+/// `Some` (holding its `userAgent`) when one answers.
+async fn probe_shared(
+    config: &Config,
+    url: &str,
+    problems: &mut Vec<String>,
+) -> Option<Option<String>> {
     let token = std::fs::read_to_string(SharedPaths::new(&config.pointer_dir).token())
         .ok()
         .map(CapabilityToken::from_secret);
     match AppServerConnection::connect(ConnectOptions::new(url, token)).await {
         Ok((connection, _events)) => {
+            let agent = connection.server_info().user_agent.clone();
             connection.close().await;
-            true
+            Some(agent)
         }
-        Err(ConnectionError::Connect { .. }) => false,
+        Err(ConnectionError::Connect { .. }) => None,
         Err(error) => {
             problems.push(error.to_string());
-            false
+            None
         }
     }
+}
+
+/// The `userAgent` of a server that answers `initialize`; `None` otherwise
+/// (whether it answers at all is checked apart).
+async fn user_agent(options: ConnectOptions) -> Option<Option<String>> {
+    let (connection, _events) = AppServerConnection::connect(options).await.ok()?;
+    let agent = connection.server_info().user_agent.clone();
+    connection.close().await;
+    Some(agent)
 }
 
 /// Whether `path` (or, while it does not exist, its nearest existing

@@ -5,7 +5,8 @@
 //! # Layout
 //!
 //! - [`codex_bin`]: finding the Codex CLI (`CODEX_BIN`, `PATH`, the project's
-//!   pinned install) and checking its version.
+//!   pinned install) and placing its version against the verified range
+//!   (`SUPPORTED_VERSIONS`).
 //! - [`config`] and [`shell_path`]: the settings, read from the environment
 //!   once; every path setting expanded as a shell would (`~`, `$HOME`) and
 //!   refused while still relative.
@@ -15,7 +16,8 @@
 //!   notifications, requests and item kinds are kept as raw JSON.
 //! - [`appserver`]: the app-server as a process we start (process group,
 //!   capability token, stderr, `/readyz`) and the WebSocket connection to it
-//!   (one worker owns the socket; requests are matched to answers by id).
+//!   (one worker owns the socket; requests are matched to answers by id),
+//!   and which Codex a running server runs (`appserver::version`).
 //! - [`scripted_model`]: an OpenAI Responses-API server over SSE whose
 //!   answers are scripted by a marker in the prompt, so that Codex runs
 //!   offline in the examples (`make demo`), the tests and the benchmarks.

@@ -704,6 +704,7 @@ impl Supervisor {
                     codex_bin: state.codex.path.clone(),
                     codex_home: Some(state.config.codex_home.clone()),
                     idle_exit: state.config.shared_idle_exit,
+                    cli_version: Some(state.codex.version.clone()),
                 })
                 .await?;
                 let token = lease.token.clone();

@@ -227,13 +227,13 @@ impl LoginHealth {
 /// state files in its home as it starts, as any run would.
 pub async fn check(
     config: &Config,
-    codex: &Result<CodexBinary, String>,
+    codex: Option<&CodexBinary>,
     problems: &mut Vec<String>,
 ) -> LoginHealth {
     let asked = match &config.app_server {
         AppServerMode::Unix { path } => ask_unix(path).await,
         AppServerMode::Private | AppServerMode::Shared { .. } => {
-            let Ok(codex) = codex else {
+            let Some(codex) = codex else {
                 return LoginHealth::not_checked("no Codex CLI to ask");
             };
             if !config.codex_home.is_dir() {
@@ -255,7 +255,7 @@ pub async fn check(
         },
         Ok((Login::LoggedOut, home)) => {
             let home = home.unwrap_or_else(|| config.codex_home.clone());
-            problems.push(NotLoggedIn::new(&home, codex.as_ref().ok()).to_string());
+            problems.push(NotLoggedIn::new(&home, codex).to_string());
             LoginHealth {
                 status: LoginStatus::LoggedOut,
                 account: None,
@@ -346,7 +346,7 @@ mod tests {
         let codex = CodexBinary {
             path: PathBuf::from("/opt/my codex/bin/codex"),
             source: BinarySource::ProjectInstall,
-            version: crate::codex_bin::MIN_SUPPORTED_VERSION,
+            version: crate::codex_bin::SUPPORTED_VERSIONS.oldest,
         };
         let advice = NotLoggedIn::new(Path::new("/home/u/.codex"), Some(&codex)).to_string();
         assert!(

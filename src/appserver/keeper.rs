@@ -214,8 +214,9 @@ fn has_clients(paths: &SharedPaths) -> Result<bool, KeeperError> {
     Ok(try_lock(&paths.clients_lock(), FlockArg::LockExclusiveNonblock)?.is_none())
 }
 
-/// The keeper's own connection, used only to ask whether a turn runs.
-struct TurnProbe {
+/// The keeper's own connection, used only to ask whether a turn runs (also
+/// by [`super::version`], before it replaces an outdated server).
+pub(crate) struct TurnProbe {
     options: ConnectOptions,
     connection: Option<AppServerConnection>,
 }
@@ -225,14 +226,18 @@ impl TurnProbe {
         let token = std::fs::read_to_string(paths.token())
             .ok()
             .map(super::token::CapabilityToken::from_secret);
+        TurnProbe::with_options(ConnectOptions::new(url, token))
+    }
+
+    pub(crate) fn with_options(options: ConnectOptions) -> TurnProbe {
         TurnProbe {
-            options: ConnectOptions::new(url, token),
+            options,
             connection: None,
         }
     }
 
     /// True when a loaded thread is `active`, or when we cannot tell.
-    async fn any_turn_running(&mut self) -> bool {
+    pub(crate) async fn any_turn_running(&mut self) -> bool {
         match self.active_threads().await {
             Ok(active) => active,
             Err(error) => {
@@ -290,7 +295,7 @@ impl TurnProbe {
         }
     }
 
-    async fn close(&mut self) {
+    pub(crate) async fn close(&mut self) {
         if let Some(connection) = self.connection.take() {
             connection.close().await;
         }

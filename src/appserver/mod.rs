@@ -6,6 +6,7 @@ pub mod keeper;
 pub mod process;
 pub mod shared;
 pub mod token;
+pub mod version;
 
 pub use connection::{AppServerConnection, ConnectOptions, ConnectionError, ServerEvent};
 pub use process::{AppServerError, AppServerProcess, SpawnOptions};

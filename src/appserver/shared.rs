@@ -176,6 +176,14 @@ pub enum SharedError {
         source: ConnectionError,
     },
     #[error(
+        "the shared app-server at {url} runs Codex {server}, older than the CLI, and could not be stopped to restart it: {message}"
+    )]
+    StopOutdated {
+        url: String,
+        server: semver::Version,
+        message: String,
+    },
+    #[error(
         "the keeper could not start the shared app-server: {message}\nlast lines of {log}:\n{tail}"
     )]
     KeeperFailed {
@@ -206,6 +214,9 @@ pub struct SharedOptions {
     pub codex_home: Option<PathBuf>,
     /// No client and no running turn for this long: the server exits.
     pub idle_exit: Duration,
+    /// `codex_bin`'s version, when known: a running server on an older Codex
+    /// is replaced once no turn runs on it ([`super::version`]).
+    pub cli_version: Option<semver::Version>,
 }
 
 /// A sidecar's right to use the shared server. While any lease is held the
@@ -239,7 +250,12 @@ pub async fn ensure_shared_using(
     paths.create_dir().map_err(io_error("create", &paths.dir))?;
     let launch_lock = paths.launch_lock();
     let launch = lock_within(&launch_lock, FlockArg::LockExclusive, LAUNCH_LOCK_TIMEOUT).await?;
-    let launched = !probe(&options.url, &paths).await?;
+    let launched = match probe(&options.url, &paths).await? {
+        Some(running) => {
+            super::version::stop_if_outdated(options, &paths, running.user_agent.as_deref()).await?
+        }
+        None => true,
+    };
     if launched {
         launch_keeper(options, &paths, keeper_exe).await?;
         let token = read_token(&paths.token())?;
@@ -273,21 +289,28 @@ pub async fn ensure_shared_using(
     })
 }
 
-/// True when a codex app-server at `url` accepts our token, false when
+/// A server that answered the probe.
+struct Running {
+    /// From its `initialize` result: which Codex it runs.
+    user_agent: Option<String>,
+}
+
+/// `Some` when a codex app-server at `url` accepts our token, `None` when
 /// nothing listens; anything else is an error that says who holds the port.
-async fn probe(url: &str, paths: &SharedPaths) -> Result<bool, SharedError> {
+async fn probe(url: &str, paths: &SharedPaths) -> Result<Option<Running>, SharedError> {
     let token = read_token(&paths.token())?;
     let have_token = token.is_some();
     let (url, token_file) = (url.to_string(), paths.token());
     match AppServerConnection::connect(ConnectOptions::new(&url, token)).await {
         Ok((connection, _events)) => {
+            let user_agent = connection.server_info().user_agent.clone();
             connection.close().await;
-            Ok(true)
+            Ok(Some(Running { user_agent }))
         }
         Err(ConnectionError::Connect { source, .. })
             if source.kind() == std::io::ErrorKind::ConnectionRefused =>
         {
-            Ok(false)
+            Ok(None)
         }
         Err(ConnectionError::Unauthorized { .. }) if have_token => {
             Err(SharedError::TokenRefused { url, token_file })

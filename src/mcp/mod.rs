@@ -30,7 +30,7 @@ use crate::actors::ThreadExtras;
 use crate::actors::approvals::Choice;
 use crate::actors::{ChatRequest, Engine, Interrupted, ResumeRequest, ResumeTarget, RunRequest};
 use crate::appserver::connection::LATENCY_TARGET;
-use crate::codex_bin::CodexBinary;
+use crate::codex_bin::{CodexBinary, NoUsableCodex};
 use crate::config::{Config, Permissions, ToolFamilies};
 use crate::protocol::{ApprovalPolicy, SandboxMode};
 use crate::store::RunId;
@@ -100,9 +100,7 @@ pub async fn serve_stdio() -> Result<(), String> {
 
 /// Finds Codex and starts the engine on it.
 async fn start_backend(config: Config) -> Backend {
-    let codex = CodexBinary::discover()
-        .await
-        .map_err(|error| error.to_string());
+    let codex = CodexBinary::discover().await.map_err(NoUsableCodex::from);
     let engine = match &codex {
         Ok(codex) => Engine::start(config, codex.clone()).await.map_err(|error| {
             tracing::error!(%error, "the engine could not start");
@@ -111,7 +109,7 @@ async fn start_backend(config: Config) -> Backend {
         // The server still serves, so that codex_wrapper_check can say why.
         Err(error) => {
             tracing::warn!(%error, "no usable Codex CLI; only codex_wrapper_check works");
-            Err(error.clone())
+            Err(error.to_string())
         }
     };
     Backend { codex, engine }
@@ -120,7 +118,7 @@ async fn start_backend(config: Config) -> Backend {
 /// The Codex CLI found (or why not) and the engine on it (or why not).
 #[derive(Clone)]
 struct Backend {
-    codex: Result<CodexBinary, String>,
+    codex: Result<CodexBinary, NoUsableCodex>,
     engine: Result<Engine, String>,
 }
 
@@ -155,13 +153,14 @@ async fn answer(outcome: impl std::future::Future<Output = Reply>) -> ToolResult
 impl SidecarServer {
     pub fn new(
         config: Config,
-        codex: Result<CodexBinary, String>,
+        codex: Result<CodexBinary, impl Into<NoUsableCodex>>,
         engine: Option<Engine>,
         cwd: PathBuf,
     ) -> SidecarServer {
+        let codex = codex.map_err(Into::into);
         let engine = match (engine, &codex) {
             (Some(engine), _) => Ok(engine),
-            (None, Err(error)) => Err(error.clone()),
+            (None, Err(error)) => Err(error.to_string()),
             (None, Ok(_)) => Err("the engine is not running".to_string()),
         };
         let backend = Backend { codex, engine };

@@ -6,12 +6,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use codex_mcp_sidecar::actors::{Engine, RunRequest, RunResult, RunStarted, WaitOutcome};
-use codex_mcp_sidecar::codex_bin::{BinarySource, CodexBinary};
 use codex_mcp_sidecar::config::Config;
 use codex_mcp_sidecar::scripted_model::ScriptedModel;
 use tempfile::TempDir;
 
-use super::{EVENT_TIMEOUT, codex_bin};
+use super::EVENT_TIMEOUT;
 
 pub struct EngineRig {
     pub model: ScriptedModel,
@@ -30,11 +29,7 @@ impl EngineRig {
         let pointer_dir = tempfile::tempdir().unwrap();
         let project = tempfile::tempdir().unwrap();
         let config = config(codex_home.path(), pointer_dir.path(), extra);
-        let codex = CodexBinary {
-            path: codex_bin(),
-            source: BinarySource::Env,
-            version: codex_mcp_sidecar::codex_bin::MIN_SUPPORTED_VERSION,
-        };
+        let codex = super::codex_binary();
         let engine = Engine::start(config, codex).await.unwrap();
         EngineRig {
             model,

@@ -40,6 +40,32 @@ pub fn codex_bin() -> PathBuf {
     }
 }
 
+/// The version of the Codex under test ([`codex_bin`]), asked once per test
+/// binary: tests that assert a version take it from here, so the same tests
+/// pass on the oldest and the newest verified Codex.
+pub fn codex_version() -> semver::Version {
+    static VERSION: std::sync::OnceLock<semver::Version> = std::sync::OnceLock::new();
+    VERSION
+        .get_or_init(|| {
+            let output = std::process::Command::new(codex_bin())
+                .arg("--version")
+                .output()
+                .expect("codex --version runs");
+            codex_mcp_sidecar::codex_bin::parse_version(&String::from_utf8_lossy(&output.stdout))
+                .expect("codex --version prints codex-cli X.Y.Z")
+        })
+        .clone()
+}
+
+/// The Codex under test as the sidecar finds it through `CODEX_BIN`.
+pub fn codex_binary() -> codex_mcp_sidecar::codex_bin::CodexBinary {
+    codex_mcp_sidecar::codex_bin::CodexBinary {
+        path: codex_bin(),
+        source: codex_mcp_sidecar::codex_bin::BinarySource::Env,
+        version: codex_version(),
+    }
+}
+
 /// One test's private world.
 pub struct Rig {
     pub model: ScriptedModel,

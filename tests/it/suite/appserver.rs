@@ -29,7 +29,8 @@ async fn handshake_reports_the_server_and_its_codex_home() {
     let (connection, _events) = rig.connect().await;
     let info = connection.server_info();
     let user_agent = info.user_agent.as_deref().unwrap_or_default();
-    assert!(user_agent.contains("0.169.0"), "user agent: {user_agent}");
+    let version = crate::common::codex_version().to_string();
+    assert!(user_agent.contains(&version), "user agent: {user_agent}");
     let home = info.codex_home.as_deref().expect("codexHome in initialize");
     assert_eq!(
         std::fs::canonicalize(home).unwrap(),

@@ -15,11 +15,19 @@ use crate::common::{codex_bin, path_string};
 
 const SIDECAR: &str = env!("CARGO_BIN_EXE_codex-mcp-sidecar");
 
-/// The pinned Claude Code (`make setup` installs it from `mcp-clients/`).
-const CLAUDE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/mcp-clients/node_modules/.bin/claude"
-);
+/// The Claude Code under test: `CLAUDE_BIN` when set (`make test` runs
+/// these tests again with the newest verified one, `mcp-clients-newest/`),
+/// else the pinned one (`make setup` installs it from `mcp-clients/`).
+fn claude() -> std::path::PathBuf {
+    match std::env::var_os("CLAUDE_BIN") {
+        Some(path) => path.into(),
+        None => concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/mcp-clients/node_modules/.bin/claude"
+        )
+        .into(),
+    }
+}
 
 /// How long Claude Code gives one server to finish the MCP handshake before
 /// `mcp list` calls it failed. This is its own default, set explicitly so a
@@ -54,11 +62,13 @@ impl ClaudeUser {
     }
 
     async fn claude(&self, args: &[&str], limit: Duration) -> Output {
+        let claude = claude();
         assert!(
-            Path::new(CLAUDE).exists(),
-            "{CLAUDE} is missing: run `make setup`"
+            claude.exists(),
+            "{} is missing: run `make setup`",
+            claude.display()
         );
-        let mut command = tokio::process::Command::new(CLAUDE);
+        let mut command = tokio::process::Command::new(&claude);
         command
             .args(args)
             .current_dir(self.project.path())

@@ -53,7 +53,12 @@ fn text(output: &Output) -> (String, String) {
 async fn check_finds_codex_through_codex_bin_then_path_then_the_project_install() {
     let real = codex_bin();
     let (stdout, _) = text(&run(SIDECAR, &["check"], Some(&real), None).await);
-    assert!(stdout.contains("codex-cli 0.169.0"), "{stdout}");
+    let version = crate::common::codex_version();
+    assert!(stdout.contains(&format!("codex-cli {version}")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("Codex CLI {version} is inside the verified range")),
+        "{stdout}"
+    );
     assert!(stdout.contains("found via CODEX_BIN"), "{stdout}");
 
     // No CODEX_BIN: a `codex` on PATH wins.

@@ -234,11 +234,7 @@ async fn a_resume_on_the_connection_that_ran_the_thread_skips_thread_resume() {
     // app-server, once the first one let go of the thread): it resumes.
     rig.engine.shutdown().await;
     let other = crate::common::engine::config(rig.codex_home.path(), rig.pointer_dir.path(), &[]);
-    let codex = codex_mcp_sidecar::codex_bin::CodexBinary {
-        path: crate::common::codex_bin(),
-        source: codex_mcp_sidecar::codex_bin::BinarySource::Env,
-        version: codex_mcp_sidecar::codex_bin::MIN_SUPPORTED_VERSION,
-    };
+    let codex = crate::common::codex_binary();
     let engine = codex_mcp_sidecar::actors::Engine::start(other, codex)
         .await
         .unwrap();

@@ -14,7 +14,6 @@ use codex_mcp_sidecar::appserver::account::{self, LoginGate};
 use codex_mcp_sidecar::appserver::{
     AppServerConnection, AppServerProcess, ConnectOptions, SpawnOptions,
 };
-use codex_mcp_sidecar::codex_bin::{BinarySource, CodexBinary, MIN_SUPPORTED_VERSION};
 use codex_mcp_sidecar::scripted_model::Script;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
@@ -249,11 +248,7 @@ async fn the_login_gate_sees_a_login_made_while_the_server_runs() {
     ))
     .await
     .unwrap();
-    let codex = CodexBinary {
-        path: codex_bin(),
-        source: BinarySource::Env,
-        version: MIN_SUPPORTED_VERSION,
-    };
+    let codex = crate::common::codex_binary();
 
     let mut gate = LoginGate::default();
     for _ in 0..2 {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use codex_mcp_sidecar::actors::Engine;
-use codex_mcp_sidecar::codex_bin::{BinarySource, CodexBinary, MIN_SUPPORTED_VERSION};
+use codex_mcp_sidecar::codex_bin::CodexBinary;
 use codex_mcp_sidecar::mcp::SidecarServer;
 use codex_mcp_sidecar::scripted_model::{RequestOutcome, Script, ScriptedModel};
 use codex_mcp_sidecar::store::{self, PointerRecord, RunId, RunStatus};
@@ -150,11 +150,7 @@ impl World {
 }
 
 fn real_codex() -> Result<CodexBinary, String> {
-    Ok(CodexBinary {
-        path: codex_bin(),
-        source: BinarySource::Env,
-        version: MIN_SUPPORTED_VERSION,
-    })
+    Ok(crate::common::codex_binary())
 }
 
 async fn call<H: rmcp::ClientHandler>(
@@ -331,7 +327,10 @@ async fn full_flow(client: &Client, world: &World) {
 
     let check = structured(&call(client, "codex_wrapper_check", json!({})).await);
     assert_eq!(check["ok"], true, "{check}");
-    assert_eq!(check["codexVersion"], "0.169.0");
+    assert_eq!(
+        check["codexVersion"],
+        crate::common::codex_version().to_string()
+    );
     assert_eq!(check["appServer"]["mode"], "private");
     assert_eq!(check["defaults"]["softTimeoutMs"], 300);
     assert!(
@@ -1884,7 +1883,11 @@ async fn the_server_answers_before_codex_is_found() {
 
     std::fs::write(&go, "").unwrap();
     let check = structured(&call(&client, "codex_wrapper_check", json!({})).await);
-    assert_eq!(check["codexVersion"], "0.169.0", "{check}");
+    assert_eq!(
+        check["codexVersion"],
+        crate::common::codex_version().to_string(),
+        "{check}"
+    );
     let handle = structured(
         &call(
             &client,

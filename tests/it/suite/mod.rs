@@ -17,3 +17,4 @@ mod security;
 mod shared;
 mod store;
 mod unix;
+mod versions;

@@ -64,6 +64,8 @@ impl World {
             codex_bin: codex_bin(),
             codex_home: Some(self.codex_home.path().to_path_buf()),
             idle_exit: self.idle,
+            // The tests of the version check set it.
+            cli_version: None,
         }
     }
 

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use codex_mcp_sidecar::actors::{Engine, RunRequest, RunStatus, WaitOutcome};
 use codex_mcp_sidecar::appserver::process::live_group_members;
-use codex_mcp_sidecar::codex_bin::{BinarySource, CodexBinary, MIN_SUPPORTED_VERSION};
 use codex_mcp_sidecar::scripted_model::{RequestOutcome, Script, ScriptedModel};
 use codex_mcp_sidecar::store::{self, AuditEvent};
 use tempfile::TempDir;
@@ -74,11 +73,7 @@ impl ForeignServer {
 }
 
 async fn engine_for(url: &str, home_and_pointer: &TempDir) -> Engine {
-    let codex = CodexBinary {
-        path: codex_bin(),
-        source: BinarySource::Env,
-        version: MIN_SUPPORTED_VERSION,
-    };
+    let codex = crate::common::codex_binary();
     let config = config(
         &home_and_pointer.path().join("home"),
         &home_and_pointer.path().join("pointer"),
@@ -225,11 +220,7 @@ async fn a_unix_url_under_home_is_expanded_from_home() {
             ),
         ],
     );
-    let codex = CodexBinary {
-        path: codex_bin(),
-        source: BinarySource::Env,
-        version: MIN_SUPPORTED_VERSION,
-    };
+    let codex = crate::common::codex_binary();
     let engine = Engine::start(config, codex).await.unwrap();
 
     let request = RunRequest::new(Script::text("home socket").marker(), project.path());
