@@ -2,6 +2,7 @@
 
 pub mod connection;
 pub mod keeper;
+pub mod keeper_identity;
 pub mod process;
 pub mod shared;
 pub mod token;
