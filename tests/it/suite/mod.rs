@@ -5,6 +5,7 @@ mod cli;
 mod drills;
 mod engine;
 mod examples;
+mod hidden_proc;
 mod mcp;
 mod picker;
 mod recovery;
