@@ -19,12 +19,12 @@ use tokio::signal::unix::{Signal as UnixSignal, SignalKind, signal};
 use tokio::time::Instant;
 
 use super::connection::{AppServerConnection, ConnectOptions, ConnectionError};
-use super::keeper_identity::{KeeperLiveness, hold_keeper_lock, keeper_liveness, own_identity};
-use super::process::live_group_members;
+use super::keeper_identity::{KeeperLiveness, hold_keeper_lock, keeper_liveness_on, own_identity};
 use super::process::{AppServerError, AppServerProcess, SHUTDOWN_GRACE, SpawnOptions};
 use super::shared::{
     LAUNCH_LOCK_TIMEOUT, SharedError, SharedPaths, SharedState, lock_within, try_lock,
 };
+use crate::process_table::Backend;
 
 pub use super::keeper_identity::is_keeper;
 
@@ -418,6 +418,11 @@ pub enum StopOutcome {
 /// we decide who the state file's keeper is, and no sidecar picks up the
 /// server while it goes down.
 pub async fn stop_keeper(pointer_dir: &Path) -> Result<StopOutcome, KeeperError> {
+    stop_keeper_on(Backend::current(), pointer_dir).await
+}
+
+/// [`stop_keeper`] on a given process table: tests run each one.
+async fn stop_keeper_on(table: Backend, pointer_dir: &Path) -> Result<StopOutcome, KeeperError> {
     let paths = SharedPaths::new(pointer_dir);
     // No state file, no keeper: nothing to queue for (and perhaps no dir to
     // take a lock in).
@@ -438,7 +443,7 @@ pub async fn stop_keeper(pointer_dir: &Path) -> Result<StopOutcome, KeeperError>
     };
     let pid = state.keeper_pid as i32;
     let group = state.app_server_pgid;
-    let liveness = keeper_liveness(&state, &paths);
+    let liveness = keeper_liveness_on(table, &state, &paths);
     if liveness == KeeperLiveness::Unknown {
         return Err(KeeperError::Unidentified {
             pid: state.keeper_pid,
@@ -446,9 +451,9 @@ pub async fn stop_keeper(pointer_dir: &Path) -> Result<StopOutcome, KeeperError>
     }
     if liveness == KeeperLiveness::Gone {
         // Killed without a chance to clean up: its server may be orphaned.
-        if !live_group_members(group).is_empty() {
+        if !table.live_group_members(group).is_empty() {
             let _ = killpg(Pid::from_raw(group), Signal::SIGTERM);
-            wait_gone(None, group, &paths, STOP_TIMEOUT).await;
+            wait_gone(table, None, group, &paths, STOP_TIMEOUT).await;
             let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
         }
         let _ = std::fs::remove_file(paths.state());
@@ -456,7 +461,7 @@ pub async fn stop_keeper(pointer_dir: &Path) -> Result<StopOutcome, KeeperError>
     }
     kill(Pid::from_raw(pid), Signal::SIGTERM)
         .map_err(|source| KeeperError::Signal { pid, source })?;
-    if wait_gone(Some(&state), group, &paths, STOP_TIMEOUT).await {
+    if wait_gone(table, Some(&state), group, &paths, STOP_TIMEOUT).await {
         return Ok(StopOutcome::Stopped(state.keeper_pid));
     }
     let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
@@ -467,6 +472,7 @@ pub async fn stop_keeper(pointer_dir: &Path) -> Result<StopOutcome, KeeperError>
 
 /// True once the keeper (if any) and every member of the group are gone.
 async fn wait_gone(
+    table: Backend,
     keeper: Option<&SharedState>,
     group: i32,
     paths: &SharedPaths,
@@ -474,8 +480,10 @@ async fn wait_gone(
 ) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
-        let keeper_runs = keeper.is_some_and(|state| is_keeper(state, paths));
-        if !keeper_runs && live_group_members(group).is_empty() {
+        let keeper_runs = keeper.is_some_and(|state| {
+            keeper_liveness_on(table, state, paths) == KeeperLiveness::Running
+        });
+        if !keeper_runs && table.live_group_members(group).is_empty() {
             return true;
         }
         if Instant::now() >= deadline {
@@ -488,6 +496,90 @@ async fn wait_gone(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::appserver::keeper_identity::hold_keeper_lock;
+    use std::os::unix::process::CommandExt;
+
+    /// Every process table this platform has.
+    const TABLES: &[Backend] = &[
+        #[cfg(target_os = "linux")]
+        Backend::Procfs,
+        #[cfg(target_os = "macos")]
+        Backend::Darwin,
+        Backend::Signals,
+    ];
+
+    /// The keeper died and its pid went to another process: `app-server
+    /// stop` cleans up after the keeper and never signals that process, on
+    /// every process table. A state file of an older keeper, which left no
+    /// mark to check, is refused where the command line cannot be read.
+    #[tokio::test]
+    async fn stop_never_signals_a_process_that_got_the_keepers_pid() {
+        for &table in TABLES {
+            let dir = tempfile::tempdir().unwrap();
+            let paths = SharedPaths::new(dir.path());
+            // Another pointer dir's keeper, say: its command line looks
+            // like a keeper's, so only the start time or the lock tell.
+            let mut stranger = std::process::Command::new("sh")
+                .args(["-c", "sleep 30; :", KEEPER_SUBCOMMAND])
+                .process_group(0)
+                .spawn()
+                .unwrap();
+            let pid = stranger.id();
+            // The dead keeper held the lock; nobody does now. Where the
+            // table has start times, they alone must tell: there the lock is
+            // held, as by a keeper that has not written its state yet.
+            let lock = hold_keeper_lock(&paths).await.unwrap();
+            let _held = table.start_time(pid).map(|_| lock);
+            let dead_keeper = SharedState {
+                url: "ws://127.0.0.1:1".into(),
+                keeper_pid: pid,
+                // No such group: nothing of the keeper's is left.
+                app_server_pgid: i32::MAX,
+                started_at: String::new(),
+                // The keeper started at another time than the stranger.
+                keeper_started: table.start_time(pid).map(|start| start + 1),
+                keeper_lock: true,
+            };
+            dead_keeper.write(&paths.state()).unwrap();
+            let outcome = stop_keeper_on(table, dir.path()).await.unwrap();
+            assert_eq!(outcome, StopOutcome::Stale(pid), "{table:?}");
+            assert!(!paths.state().exists(), "{table:?}: cleaned up");
+            assert!(
+                stranger.try_wait().unwrap().is_none(),
+                "{table:?}: signalled"
+            );
+            let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            stranger.wait().unwrap();
+
+            let mut stranger = std::process::Command::new("sleep")
+                .arg("30")
+                .spawn()
+                .unwrap();
+            let pid = stranger.id();
+            let older_keeper = SharedState {
+                keeper_pid: pid,
+                keeper_started: None,
+                keeper_lock: false,
+                ..dead_keeper
+            };
+            older_keeper.write(&paths.state()).unwrap();
+            match (table, stop_keeper_on(table, dir.path()).await) {
+                (Backend::Signals, Err(KeeperError::Unidentified { pid: named })) => {
+                    assert_eq!(named, pid);
+                    assert!(paths.state().exists(), "kept for when it can be told");
+                }
+                (Backend::Signals, other) => panic!("{other:?}"),
+                // The command line shows it is no keeper.
+                (_, outcome) => assert_eq!(outcome.unwrap(), StopOutcome::Stale(pid)),
+            }
+            assert!(
+                stranger.try_wait().unwrap().is_none(),
+                "{table:?}: signalled"
+            );
+            stranger.kill().unwrap();
+            stranger.wait().unwrap();
+        }
+    }
 
     #[test]
     fn idle_check_interval_is_a_quarter_within_bounds() {

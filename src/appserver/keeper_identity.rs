@@ -21,7 +21,7 @@ use nix::fcntl::{Flock, FlockArg};
 
 use super::keeper::KEEPER_SUBCOMMAND;
 use super::shared::{SharedError, SharedPaths, SharedState, lock_within};
-use crate::process_table;
+use crate::process_table::{self, Backend};
 
 /// Someone else holds the keeper lock only for the instant of a
 /// non-blocking check, or because another keeper runs on this pointer dir
@@ -68,12 +68,21 @@ pub enum KeeperLiveness {
 
 /// Checks every mark of identity the state file and the process table have.
 pub fn keeper_liveness(state: &SharedState, paths: &SharedPaths) -> KeeperLiveness {
+    keeper_liveness_on(Backend::current(), state, paths)
+}
+
+/// [`keeper_liveness`] on a given process table: tests run each one.
+pub fn keeper_liveness_on(
+    table: Backend,
+    state: &SharedState,
+    paths: &SharedPaths,
+) -> KeeperLiveness {
     let pid = state.keeper_pid;
-    if !process_table::alive(pid) {
+    if !table.alive(pid) {
         return KeeperLiveness::Gone;
     }
     let mut verified = false;
-    if let (Some(recorded), Some(now)) = (state.keeper_started, process_table::start_time(pid)) {
+    if let (Some(recorded), Some(now)) = (state.keeper_started, table.start_time(pid)) {
         if recorded != now {
             return KeeperLiveness::Gone;
         }
@@ -91,7 +100,7 @@ pub fn keeper_liveness(state: &SharedState, paths: &SharedPaths) -> KeeperLivene
     }
     // A state file from before the keeper recorded who it is: its command
     // line is all we can go by, where the table shows one.
-    match process_table::has_argument(pid, KEEPER_SUBCOMMAND) {
+    match table.has_argument(pid, KEEPER_SUBCOMMAND) {
         Some(true) => KeeperLiveness::Running,
         Some(false) => KeeperLiveness::Gone,
         None => KeeperLiveness::Unknown,
@@ -123,7 +132,6 @@ fn keeper_lock_held(paths: &SharedPaths) -> std::io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::process_table::Backend;
     use std::os::unix::process::CommandExt;
 
     fn state(pid: u32, started: Option<u64>, lock: bool) -> SharedState {
