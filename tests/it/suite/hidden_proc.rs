@@ -288,6 +288,8 @@ async fn a_second_sidecar_leaves_a_live_run_of_the_first_alone() {
         .await
         .unwrap();
     let keeper = world.state().expect("the first sidecar started the keeper");
+    // It ran with no process table too: no start time, only its lock.
+    assert_eq!((keeper.keeper_started, keeper.keeper_lock), (None, true));
     assert_eq!(world.app_server_groups().len(), 1);
 
     // Another sidecar, its own run: at start-up it looks for runs whose
