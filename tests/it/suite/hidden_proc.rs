@@ -44,11 +44,15 @@ const HIDE_PROC: &str = "mount -t tmpfs hidden-proc /proc \
 /// process in milliseconds; the slack is for a host busy with other tests.
 const GONE_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The parts of the run that must stay live while other sidecars come and
-/// go: long enough (60 × 250 ms = 15 s) that a second sidecar, started
-/// after the first part streamed, finds it still running on a loaded host.
-const LONG_RUN_PARTS: usize = 60;
-const LONG_RUN_PART_MS: u64 = 250;
+/// A run that must stay live while two more sidecars start, ask about it and
+/// end: 120 × 250 ms = 30 s, where they take a few seconds on an idle host,
+/// so that a host busy with other tests does not end it first (the test
+/// checks that it did not).
+const LIVE_RUN_PARTS: usize = 120;
+/// A run killed mid-way: 60 × 250 ms = 15 s leaves the new sidecar time to
+/// adopt it while it streams.
+const KILLED_RUN_PARTS: usize = 60;
+const RUN_PART_MS: u64 = 250;
 
 struct World(SidecarWorld);
 
@@ -201,6 +205,10 @@ impl LiveRun {
         self.child.id().expect("not reaped yet")
     }
 
+    fn still_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
     /// Waits for the sidecar to print the result and exit; the result.
     async fn result(mut self) -> Value {
         let status = tokio::time::timeout(EVENT_TIMEOUT, self.child.wait())
@@ -222,13 +230,11 @@ impl LiveRun {
     }
 }
 
-fn long_run() -> (String, String) {
-    let parts: Vec<String> = (0..LONG_RUN_PARTS).map(|n| format!("p{n} ")).collect();
+/// A streamed answer of `count` parts: the prompt and the whole text.
+fn streamed_run(count: usize) -> (String, String) {
+    let parts: Vec<String> = (0..count).map(|n| format!("p{n} ")).collect();
     let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
-    (
-        Script::stream(&refs, LONG_RUN_PART_MS).marker(),
-        parts.concat(),
-    )
+    (Script::stream(&refs, RUN_PART_MS).marker(), parts.concat())
 }
 
 /// The project index's start and end records of `run_id`.
@@ -279,8 +285,8 @@ async fn wait_until_gone(left: impl Fn() -> Vec<ProcessInfo>) -> Vec<ProcessInfo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_sidecar_leaves_a_live_run_of_the_first_alone() {
     let world = World::new().await;
-    let (prompt, text) = long_run();
-    let first = world.start_run(&prompt).await;
+    let (prompt, text) = streamed_run(LIVE_RUN_PARTS);
+    let mut first = world.start_run(&prompt).await;
     let run_id = first.run_id.clone();
     world
         .model
@@ -292,8 +298,20 @@ async fn a_second_sidecar_leaves_a_live_run_of_the_first_alone() {
     assert_eq!((keeper.keeper_started, keeper.keeper_lock), (None, true));
     assert_eq!(world.app_server_groups().len(), 1);
 
-    // Another sidecar, its own run: at start-up it looks for runs whose
-    // sidecar died, and must not count the first one among them.
+    // Another sidecar asked to wait for it: at start-up it looks for runs
+    // whose sidecar died, and must not count this one among them; then it
+    // says whose run it is.
+    let output = world
+        .hidden_output(&mut world.hidden(&["wait", run_id.as_str(), "--soft-timeout-ms", "0"]))
+        .await;
+    let said = stdout_and_stderr(&output);
+    assert!(!output.status.success(), "it took the run over: {said}");
+    assert!(
+        said.contains(&format!("belongs to the sidecar with pid {}", first.pid())),
+        "{said}"
+    );
+
+    // And one that runs a turn of its own, on the same server.
     let project = world.project.path().display().to_string();
     let own = Script::text("second sidecar's own").marker();
     let output = world
@@ -310,15 +328,9 @@ async fn a_second_sidecar_leaves_a_live_run_of_the_first_alone() {
     assert!(output.status.success(), "{said}");
     assert!(said.contains("second sidecar's own"), "{said}");
 
-    // And one asked to wait for the first one's run says whose it is.
-    let output = world
-        .hidden_output(&mut world.hidden(&["wait", run_id.as_str(), "--soft-timeout-ms", "0"]))
-        .await;
-    let said = stdout_and_stderr(&output);
-    assert!(!output.status.success(), "it took the run over: {said}");
     assert!(
-        said.contains(&format!("belongs to the sidecar with pid {}", first.pid())),
-        "{said}"
+        first.still_running(),
+        "the first run ended before the others were done: the checks above proved nothing"
     );
 
     // Found and reused: the same keeper, one app-server group.
@@ -341,7 +353,7 @@ async fn a_second_sidecar_leaves_a_live_run_of_the_first_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sidecar_killed_hard_has_its_run_completed_by_a_new_one() {
     let world = World::new().await;
-    let (prompt, text) = long_run();
+    let (prompt, text) = streamed_run(KILLED_RUN_PARTS);
     let first = world.start_run(&prompt).await;
     world
         .model
