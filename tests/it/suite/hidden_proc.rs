@@ -1,6 +1,6 @@
 //! The macOS path on Linux (issue 12): every sidecar runs in a mount
-//! namespace of its own with an empty tmpfs laid over `/proc`, so the
-//! process table has nothing to read, as on a Mac, and the fallback
+//! namespace of its own with a tmpfs laid over `/proc`, so the process
+//! table has nothing to read, as on a Mac, and the fallback
 //! (`kill(pid, 0)`, the keeper's lock) is all there is. The test itself runs
 //! outside those namespaces and checks what happened on the real `/proc`.
 //!
