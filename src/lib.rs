@@ -24,6 +24,10 @@
 //! - [`picker`]: `codex-runs`' screen as pure state, key handling and
 //!   drawing (two lists, running and finished, the selected run's detail, a
 //!   filter), with no terminal IO, so every screen is a snapshot test.
+//! - [`process_table`]: the one place that asks the OS about other processes
+//!   (alive, start time, group members, our executable): `/proc` on Linux,
+//!   the kernel through `sysinfo` on macOS, `kill(pid, 0)` as the fallback
+//!   (`CODEX_MCP_WRAPPER_PROCESS_TABLE=none`, or no `/proc` mounted).
 //! - [`runs_cli`]: `codex-runs`' flags and its `--json` listing, read
 //!   through `store::catalog` like `codex_runs` and the picker.
 
@@ -37,6 +41,7 @@ pub mod config;
 pub mod health;
 pub mod mcp;
 pub mod picker;
+pub mod process_table;
 pub mod prompts;
 pub mod protocol;
 pub mod runs_cli;

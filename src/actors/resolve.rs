@@ -174,14 +174,10 @@ pub fn orphans(config: &Config, app_server_url: &str) -> Vec<Located> {
     orphans
 }
 
-/// Whether a process with this pid runs (and is not a zombie).
+/// Whether a process with this pid runs (and is not a zombie), as the
+/// [`crate::process_table`] sees it.
 pub fn process_alive(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    stat.rfind(')')
-        .and_then(|end| stat[end + 1..].split_whitespace().next())
-        .is_some_and(|state| state != "Z" && state != "X")
+    crate::process_table::alive(pid)
 }
 
 #[cfg(test)]

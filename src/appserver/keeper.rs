@@ -19,9 +19,14 @@ use tokio::signal::unix::{Signal as UnixSignal, SignalKind, signal};
 use tokio::time::Instant;
 
 use super::connection::{AppServerConnection, ConnectOptions, ConnectionError};
-use super::process::live_group_members;
+use super::keeper_identity::{KeeperLiveness, hold_keeper_lock, keeper_liveness_on, own_identity};
 use super::process::{AppServerError, AppServerProcess, SHUTDOWN_GRACE, SpawnOptions};
-use super::shared::{SharedError, SharedPaths, SharedState, try_lock};
+use super::shared::{
+    LAUNCH_LOCK_TIMEOUT, SharedError, SharedPaths, SharedState, lock_within, try_lock,
+};
+use crate::process_table::Backend;
+
+pub use super::keeper_identity::is_keeper;
 
 /// The hidden CLI subcommand that runs [`run_keeper`].
 pub const KEEPER_SUBCOMMAND: &str = "__app-server-keeper";
@@ -86,6 +91,10 @@ pub enum KeeperError {
         "the keeper (pid {pid}) did not stop within {STOP_TIMEOUT:?}; it and its group were killed"
     )]
     StopTimedOut { pid: i32 },
+    #[error(
+        "the state file names keeper pid {pid}, written by an older sidecar that left no mark this system can check; if pid {pid} is that keeper, stop it yourself (kill {pid}), then run this again"
+    )]
+    Unidentified { pid: u32 },
 }
 
 fn io(what: &str, source: std::io::Error) -> KeeperError {
@@ -116,6 +125,12 @@ pub async fn run_keeper(args: KeeperArgs) -> Result<(), KeeperError> {
         Err(error) => return Err(report_error(io("install signal handlers", error))),
     };
     let paths = SharedPaths::new(&args.pointer_dir);
+    // Before anything else that could be mistaken for us: from here until we
+    // exit, the lock tells a reader of our state file that we still run.
+    let keeper_lock = match hold_keeper_lock(&paths).await {
+        Ok(lock) => lock,
+        Err(error) => return Err(report_error(KeeperError::Lock(error))),
+    };
     let spawn = AppServerProcess::spawn(SpawnOptions {
         codex_bin: args.codex_bin.clone(),
         codex_home: args.codex_home.clone(),
@@ -134,13 +149,16 @@ pub async fn run_keeper(args: KeeperArgs) -> Result<(), KeeperError> {
         Err(error) => return Err(report_error(classify_spawn_error(&args.url, error))),
     };
     forward_stderr(&process);
+    let (keeper_pid, keeper_started) = own_identity();
     let state = SharedState {
         url: process.url().to_string(),
-        keeper_pid: std::process::id(),
+        keeper_pid,
         app_server_pgid: process.pgid(),
         started_at: time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
+        keeper_started,
+        keeper_lock: true,
     };
     if let Err(source) = state.write(&paths.state()) {
         let _ = process.shutdown().await;
@@ -154,6 +172,9 @@ pub async fn run_keeper(args: KeeperArgs) -> Result<(), KeeperError> {
     let pgid = process.pgid();
     let stopped = process.shutdown().await.map(|_| ());
     remove_state_if_ours(&paths);
+    // Before the launch lock (held on idle exit): the next keeper, launched
+    // once that is free, finds this one free too.
+    drop(keeper_lock);
     match exit? {
         // The launch lock is released only here, once the port is free and
         // the state file gone, so the next sidecar starts afresh.
@@ -398,9 +419,41 @@ pub enum StopOutcome {
 }
 
 /// SIGTERMs the keeper recorded in the pointer dir and waits until it and the
-/// app-server group are gone.
+/// app-server group are gone. Under the launch lock: no keeper starts while
+/// we decide who the state file's keeper is, and no sidecar picks up the
+/// server while it goes down.
 pub async fn stop_keeper(pointer_dir: &Path) -> Result<StopOutcome, KeeperError> {
+    stop_keeper_on(Backend::current(), pointer_dir).await
+}
+
+/// [`stop_keeper`] on a given process table: tests run each one.
+pub(super) async fn stop_keeper_on(
+    table: Backend,
+    pointer_dir: &Path,
+) -> Result<StopOutcome, KeeperError> {
     let paths = SharedPaths::new(pointer_dir);
+    // No state file, no keeper: nothing to queue for (and perhaps no dir to
+    // take a lock in).
+    if matches!(SharedState::read(&paths.state()), Ok(None)) {
+        return Ok(StopOutcome::NotRunning);
+    }
+    let _launch = lock_within(
+        &paths.launch_lock(),
+        FlockArg::LockExclusive,
+        LAUNCH_LOCK_TIMEOUT,
+    )
+    .await?;
+    // A keeper may have gone, or come, while we queued.
+    stop_keeper_locked(table, &paths).await
+}
+
+/// [`stop_keeper`] for a caller that holds the launch lock already
+/// (`ensure_shared` replacing an outdated server): flock locks belong to the
+/// open file, so taking it again here would wait on ourselves.
+pub(super) async fn stop_keeper_locked(
+    table: Backend,
+    paths: &SharedPaths,
+) -> Result<StopOutcome, KeeperError> {
     let state = match SharedState::read(&paths.state()) {
         Ok(Some(state)) => state,
         Ok(None) => return Ok(StopOutcome::NotRunning),
@@ -408,11 +461,17 @@ pub async fn stop_keeper(pointer_dir: &Path) -> Result<StopOutcome, KeeperError>
     };
     let pid = state.keeper_pid as i32;
     let group = state.app_server_pgid;
-    if !is_keeper(pid) {
+    let liveness = keeper_liveness_on(table, &state, paths);
+    if liveness == KeeperLiveness::Unknown {
+        return Err(KeeperError::Unidentified {
+            pid: state.keeper_pid,
+        });
+    }
+    if liveness == KeeperLiveness::Gone {
         // Killed without a chance to clean up: its server may be orphaned.
-        if !live_group_members(group).is_empty() {
+        if !table.live_group_members(group).is_empty() {
             let _ = killpg(Pid::from_raw(group), Signal::SIGTERM);
-            wait_gone(None, group, STOP_TIMEOUT).await;
+            wait_gone(table, None, group, paths, STOP_TIMEOUT).await;
             let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
         }
         let _ = std::fs::remove_file(paths.state());
@@ -420,7 +479,7 @@ pub async fn stop_keeper(pointer_dir: &Path) -> Result<StopOutcome, KeeperError>
     }
     kill(Pid::from_raw(pid), Signal::SIGTERM)
         .map_err(|source| KeeperError::Signal { pid, source })?;
-    if wait_gone(Some(pid), group, STOP_TIMEOUT).await {
+    if wait_gone(table, Some(&state), group, paths, STOP_TIMEOUT).await {
         return Ok(StopOutcome::Stopped(state.keeper_pid));
     }
     let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
@@ -430,10 +489,19 @@ pub async fn stop_keeper(pointer_dir: &Path) -> Result<StopOutcome, KeeperError>
 }
 
 /// True once the keeper (if any) and every member of the group are gone.
-async fn wait_gone(pid: Option<i32>, group: i32, timeout: Duration) -> bool {
+async fn wait_gone(
+    table: Backend,
+    keeper: Option<&SharedState>,
+    group: i32,
+    paths: &SharedPaths,
+    timeout: Duration,
+) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
-        if !pid.is_some_and(is_keeper) && live_group_members(group).is_empty() {
+        let keeper_runs = keeper.is_some_and(|state| {
+            keeper_liveness_on(table, state, paths) == KeeperLiveness::Running
+        });
+        if !keeper_runs && table.live_group_members(group).is_empty() {
             return true;
         }
         if Instant::now() >= deadline {
@@ -441,23 +509,6 @@ async fn wait_gone(pid: Option<i32>, group: i32, timeout: Duration) -> bool {
         }
         tokio::time::sleep(STOP_POLL).await;
     }
-}
-
-/// A live (not zombie) process running the keeper subcommand. Checking the
-/// command line keeps a reused pid from being signalled by mistake.
-pub fn is_keeper(pid: i32) -> bool {
-    let proc = Path::new("/proc").join(pid.to_string());
-    let running = std::fs::read_to_string(proc.join("stat")).is_ok_and(|stat| {
-        stat.rfind(')')
-            .and_then(|end| stat[end + 1..].split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X")
-    });
-    running
-        && std::fs::read(proc.join("cmdline")).is_ok_and(|cmdline| {
-            cmdline
-                .split(|byte| *byte == 0)
-                .any(|arg| arg == KEEPER_SUBCOMMAND.as_bytes())
-        })
 }
 
 #[cfg(test)]
@@ -471,11 +522,5 @@ mod tests {
             assert_eq!(idle_check_interval(idle), check);
         }
         assert_eq!(idle_check_interval(ms(600_000)), MAX_IDLE_CHECK);
-    }
-
-    #[test]
-    fn our_own_process_is_not_a_keeper() {
-        assert!(!is_keeper(std::process::id() as i32));
-        assert!(!is_keeper(i32::MAX));
     }
 }

@@ -3,6 +3,7 @@
 pub mod account;
 pub mod connection;
 pub mod keeper;
+pub mod keeper_identity;
 pub mod process;
 pub mod shared;
 pub mod token;

@@ -7,7 +7,7 @@
 //! so every signal here goes to the group.
 
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -335,42 +335,16 @@ fn signal_group(pgid: Pid, signal: Signal) -> Result<(), AppServerError> {
 }
 
 /// Whether any process of the group is still running (zombies waiting for
-/// their parent to reap them do not count: they hold no resources and run no
-/// code). Reads `/proc`, so it sees the native child after the launcher died.
+/// their parent to reap them do not count where the process table can tell:
+/// they hold no resources and run no code). It sees the native child after
+/// the launcher died.
 pub fn group_has_live_members(pgid: i32) -> bool {
     !live_group_members(pgid).is_empty()
 }
 
-/// The pids of the group's running (non-zombie) processes.
-pub fn live_group_members(pgid: i32) -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        // No /proc: fall back to asking the kernel, zombies included.
-        return match killpg(Pid::from_raw(pgid), None) {
-            Ok(()) => vec![pgid],
-            Err(_) => Vec::new(),
-        };
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            proc_state_and_pgid(&Path::new("/proc").join(pid.to_string()).join("stat"))
-                .is_some_and(|(state, group)| group == pgid && state != 'Z' && state != 'X')
-        })
-        .collect()
-}
-
-/// Fields 3 (state) and 5 (pgrp) of `/proc/PID/stat`. The command name in
-/// field 2 may hold spaces and parentheses, so parse from the last `)`.
-fn proc_state_and_pgid(stat_path: &Path) -> Option<(char, i32)> {
-    let stat = std::fs::read_to_string(stat_path).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let _ppid = fields.next()?;
-    let pgrp = fields.next()?.parse().ok()?;
-    Some((state, pgrp))
-}
+/// The group's running processes; see [`crate::process_table`] for what the
+/// fallback can and cannot say.
+pub use crate::process_table::live_group_members;
 
 async fn read_stderr(pipe: ChildStderr, log: StderrLog, url_tx: oneshot::Sender<String>) {
     let mut url_tx = Some(url_tx);
@@ -466,13 +440,5 @@ mod tests {
             log.tail(2),
             format!("{}\n{}", STDERR_LINES_KEPT + 3, STDERR_LINES_KEPT + 4)
         );
-    }
-
-    #[test]
-    fn proc_stat_parsing_survives_odd_command_names() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("stat");
-        std::fs::write(&path, "123 (a ) b) S 1 456 456 0 -1").unwrap();
-        assert_eq!(proc_state_and_pgid(&path), Some(('S', 456)));
     }
 }

@@ -89,6 +89,11 @@ impl SharedPaths {
     pub fn clients_lock(&self) -> PathBuf {
         self.dir.join("app-server.clients.lock")
     }
+    /// Held exclusively by the keeper for its whole life: how it is told
+    /// from a process that got its pid (see [`super::keeper_identity`]).
+    pub fn keeper_lock(&self) -> PathBuf {
+        self.dir.join("app-server.keeper.lock")
+    }
     /// The keeper's stderr and the app-server's, appended.
     pub fn log(&self) -> PathBuf {
         self.dir.join("app-server.log")
@@ -117,6 +122,15 @@ pub struct SharedState {
     pub app_server_pgid: i32,
     /// RFC 3339, UTC.
     pub started_at: String,
+    /// The keeper's start time in the process table, so that a process
+    /// that got its pid later is not taken for it. `None` with no process
+    /// table (the fallback), and in files of keepers older than this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keeper_started: Option<crate::process_table::ProcessStart>,
+    /// The keeper holds [`SharedPaths::keeper_lock`] for its whole life.
+    /// False in files of older keepers, which took no such lock.
+    #[serde(default)]
+    pub keeper_lock: bool,
 }
 
 impl SharedState {
@@ -236,7 +250,8 @@ pub struct SharedLease {
 /// Finds the shared server, starting it through a detached keeper (this very
 /// executable, [`KEEPER_SUBCOMMAND`]) when none runs, and returns a lease.
 pub async fn ensure_shared(options: &SharedOptions) -> Result<SharedLease, SharedError> {
-    let exe = std::env::current_exe().map_err(io_error("find", Path::new("our executable")))?;
+    let exe = crate::process_table::current_exe()
+        .map_err(io_error("find", Path::new("our executable")))?;
     ensure_shared_using(options, &exe).await
 }
 

@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 use semver::Version;
 
 use super::connection::ConnectOptions;
-use super::keeper::{StopOutcome, TurnProbe, stop_keeper};
+use super::keeper::{StopOutcome, TurnProbe, stop_keeper_locked};
 use super::shared::{SharedError, SharedOptions, SharedPaths};
 use super::token::CapabilityToken;
+use crate::process_table::Backend;
 
 /// The version in an `initialize` result's `userAgent`. Codex 0.169.0 and
 /// 0.171.0 send `ORIGINATOR/VERSION (OS; ARCH) TERMINAL (CLIENT; CLIENT_VERSION)`
@@ -143,7 +144,7 @@ pub(crate) async fn stop_if_outdated(
     if let Err(error) = std::fs::write(&restarted_for, restart_record(&server, &cli)) {
         tracing::warn!(%error, path = %restarted_for.display(), "could not record the restart");
     }
-    let stopped = stop_keeper(&paths.dir)
+    let stopped = stop_keeper_locked(Backend::current(), paths)
         .await
         .map_err(|error| SharedError::StopOutdated {
             url: url.clone(),

@@ -131,6 +131,16 @@ pub fn processes_running_from(dir: &Path) -> Vec<ProcessInfo> {
     })
 }
 
+/// Live members of process group `pgid`.
+pub fn processes_in_group(pgid: i32) -> Vec<ProcessInfo> {
+    live_processes(|process| process.pgid == pgid)
+}
+
+/// `pid`, while it runs (not a zombie).
+pub fn live_process(pid: i32) -> Option<ProcessInfo> {
+    live_processes(|process| process.pid == pid).pop()
+}
+
 /// Live (non-zombie) processes that `keep` accepts, from /proc.
 fn live_processes(keep: impl Fn(&ProcessInfo) -> bool) -> Vec<ProcessInfo> {
     let Ok(entries) = std::fs::read_dir("/proc") else {

@@ -5,6 +5,7 @@ mod cli;
 mod drills;
 mod engine;
 mod examples;
+mod hidden_proc;
 mod login;
 mod mcp;
 mod path_settings;

@@ -163,8 +163,9 @@ async fn four_sidecars_at_once_share_one_app_server() {
         .collect();
     assert!(pids.iter().all(|pid| *pid == pids[0]), "{pids:?}");
     let keeper: i32 = pids[0].parse().unwrap();
-    assert!(is_keeper(keeper));
-    assert_eq!(world.state().unwrap().keeper_pid as i32, keeper);
+    let state = world.state().unwrap();
+    assert!(is_keeper(&state, &SharedPaths::new(&world.pointer_dir)));
+    assert_eq!(state.keeper_pid as i32, keeper);
     assert_eq!(world.app_server_groups().len(), 1, "{}", world.log());
 
     // The dir and the secrets in it are the user's alone.
@@ -201,9 +202,12 @@ async fn idle_server_exits_but_not_while_a_lease_is_held() {
     let world = World::new(SHORT_IDLE).await;
     let lease = world.lease().await.unwrap();
     assert!(lease.launched);
-    let keeper = lease.state.as_ref().unwrap().keeper_pid as i32;
+    let keeper = lease.state.clone().unwrap();
     tokio::time::sleep(world.idle * 2).await;
-    assert!(is_keeper(keeper), "the keeper left while a lease was held");
+    assert!(
+        is_keeper(&keeper, &SharedPaths::new(&world.pointer_dir)),
+        "the keeper left while a lease was held"
+    );
     assert_eq!(world.app_server_groups().len(), 1);
     drop(lease);
     world.assert_all_gone_within(GONE_WITHIN).await;
