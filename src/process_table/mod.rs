@@ -255,6 +255,17 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = child.id();
+        // spawn() returns once the child's exec has begun, which is before
+        // the kernel sets up its new argument pages: until then its command
+        // line reads empty. Wait for the exec to finish.
+        let exec_deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|cmdline| cmdline.starts_with(b"sleep"))
+            && std::time::Instant::now() < exec_deadline
+            && cfg!(target_os = "linux")
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         for backend in backends {
             assert!(backend.alive(me), "{backend:?}");
             assert!(backend.alive(pid), "{backend:?}");
