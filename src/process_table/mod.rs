@@ -170,7 +170,7 @@ pub fn live_group_members(pgid: i32) -> Vec<i32> {
     Backend::current().live_group_members(pgid)
 }
 
-/// The executable we run from. Linux answers through `/proc/self/exe`; with
+/// The executable we run from. Linux answers through procfs (`self/exe`); with
 /// no `/proc` we fall back to how we were started: `argv[0]` made absolute
 /// when it names a path, or looked up on `PATH` when it is a bare name.
 pub fn current_exe() -> io::Result<PathBuf> {
@@ -259,10 +259,8 @@ mod tests {
         // the kernel sets up its new argument pages: until then its command
         // line reads empty. Wait for the exec to finish.
         let exec_deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !std::fs::read(format!("/proc/{pid}/cmdline"))
-            .is_ok_and(|cmdline| cmdline.starts_with(b"sleep"))
+        while backends[0].has_argument(pid, "30") == Some(false)
             && std::time::Instant::now() < exec_deadline
-            && cfg!(target_os = "linux")
         {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
