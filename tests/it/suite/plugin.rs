@@ -59,9 +59,7 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 fn claude_bin() -> PathBuf {
     match std::env::var_os("CLAUDE_BIN") {
         Some(path) => path.into(),
-        None => Path::new(CHECKOUT)
-            .join("mcp-clients/node_modules/.bin/claude")
-            .into(),
+        None => Path::new(CHECKOUT).join("mcp-clients/node_modules/.bin/claude"),
     }
 }
 
@@ -340,28 +338,27 @@ async fn claude_code_connects_to_the_plugins_server_installed_by_cargo() {
         pointer_dir: user.home.path().join(".codex/mcp-wrapper"),
     };
     // The installed sidecar first, then Codex as `npm install -g` puts it,
-    // then what the test runs with (Node); no other sidecar anywhere on it.
+    // then what the test runs with (Node), less any folder with another
+    // sidecar in it (a developer's `~/.cargo/bin`, say).
     let codex_dir = codex_bin().parent().unwrap().to_path_buf();
+    let inherited = std::env::var_os("PATH").unwrap_or_default();
     let path = std::env::join_paths([bin.clone(), codex_dir].into_iter().chain(
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+        std::env::split_paths(&inherited).filter(|dir| !dir.join("codex-mcp-sidecar").exists()),
     ))
     .unwrap();
     let sidecars: Vec<PathBuf> = std::env::split_paths(&path)
         .map(|dir| dir.join("codex-mcp-sidecar"))
-        .filter(|candidate| candidate.is_file())
+        .filter(|candidate| candidate.exists())
         .collect();
-    assert_eq!(
-        sidecars,
-        [bin.join("codex-mcp-sidecar")],
-        "another codex-mcp-sidecar is on PATH; the test must see only the installed one"
-    );
+    assert_eq!(sidecars, [bin.join("codex-mcp-sidecar")]);
     let path = path.to_string_lossy().into_owned();
     user.env = vec![
         ("PATH".into(), path.clone()),
         ("CODEX_MCP_WRAPPER_APP_SERVER_URL".into(), url.clone()),
     ];
-    // Found on PATH, like a user's: the Makefile's CODEX_BIN and any of the
-    // sidecar's settings in the test's environment stay out.
+    // Codex is found on PATH, like a user's, and the sidecar runs on its
+    // defaults: the Makefile's CODEX_BIN and any sidecar setting in the
+    // test's environment stay out.
     user.removed = std::env::vars()
         .map(|(name, _)| name)
         .filter(|name| {
@@ -381,14 +378,15 @@ async fn claude_code_connects_to_the_plugins_server_installed_by_cargo() {
     );
 
     // The shared app-server the sidecar may have started on our port.
-    let stop = tokio::process::Command::new(bin.join("codex-mcp-sidecar"))
-        .args(["app-server", "stop"])
-        .env("PATH", &path)
+    let mut stop = tokio::process::Command::new(bin.join("codex-mcp-sidecar"));
+    stop.args(["app-server", "stop"])
         .env("HOME", user.home.path())
-        .env("CODEX_MCP_WRAPPER_APP_SERVER_URL", &url)
-        .env_remove("CODEX_HOME")
-        .env_remove("CODEX_MCP_WRAPPER_POINTER_DIR")
-        .kill_on_drop(true)
+        .kill_on_drop(true);
+    for name in &user.removed {
+        stop.env_remove(name);
+    }
+    let stop = stop
+        .envs(user.env.iter().map(|(name, value)| (name, value)))
         .output();
     let stop = tokio::time::timeout(STOP_TIMEOUT, stop)
         .await
