@@ -312,6 +312,41 @@ async fn the_plugin_installs_from_the_checkout_and_costs_little_in_every_session
     );
 }
 
+/// Claude Code's one-step form, which the validator suggests for a README:
+/// `claude plugin install codex-sidecar --marketplace <checkout>` adds the
+/// marketplace first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_one_step_install_adds_the_marketplace_and_enables_the_plugin() {
+    let user = PluginUser::new();
+    let output = user
+        .claude(
+            &["plugin", "install", PLUGIN, "--marketplace", CHECKOUT],
+            PLUGIN_COMMAND_TIMEOUT,
+        )
+        .await;
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("Successfully installed plugin: {PLUGIN_ID}")),
+        "{stdout}\n{stderr}"
+    );
+    let output = user
+        .claude(&["plugin", "list"], PLUGIN_COMMAND_TIMEOUT)
+        .await;
+    let (list, stderr) = text(&output);
+    assert!(output.status.success(), "{list}\n{stderr}");
+    let entry: Vec<&str> = list
+        .lines()
+        .map(str::trim)
+        .skip_while(|line| *line != format!("❯ {PLUGIN_ID}"))
+        .take_while(|line| !line.is_empty())
+        .collect();
+    assert!(
+        entry.contains(&"Status: ✔ enabled"),
+        "no enabled {PLUGIN_ID} in:\n{list}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claude_code_connects_to_the_plugins_server_installed_by_cargo() {
     let root = tempfile::tempdir().unwrap();
