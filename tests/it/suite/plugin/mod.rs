@@ -3,13 +3,10 @@
 //! the `codex-sidecar` plugin from it, reports its always-on token cost, and
 //! connects to the plugin's server when `cargo install` put the sidecar on
 //! `PATH`. Each Claude Code runs offline in a throwaway `HOME` and config.
-//!
-//! Claude Code's own helpers (`ClaudeUser`) are not used: every test here
-//! needs to choose the `PATH` and `HOME` that Claude Code, and through it the
-//! plugin's server, gets.
+
+mod user;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use codex_mcp_sidecar::scripted_model::ScriptedModel;
@@ -17,6 +14,7 @@ use serde_json::Value;
 
 use crate::common::codex_bin;
 use crate::common::shared_server::{Cleanup, free_port, processes_naming};
+use user::{PluginUser, line_of, text};
 
 /// The checkout: the marketplace root.
 const CHECKOUT: &str = env!("CARGO_MANIFEST_DIR");
@@ -34,13 +32,8 @@ const ALWAYS_ON_BUDGET_TOKENS: u32 = 150;
 /// trips when Claude Code is stuck, on the network say.
 const PLUGIN_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// How long Claude Code gives the server to finish the MCP handshake before
-/// `mcp list` calls it failed: its own default, set so that a developer's
-/// `MCP_TIMEOUT` cannot stretch it past [`LIST_TIMEOUT`].
-const CLAUDE_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// `claude mcp list` checks servers in parallel, each bounded by
-/// [`CLAUDE_CONNECT_TIMEOUT`]; the margin covers its own start-up.
+/// [`user::CLAUDE_CONNECT_TIMEOUT`]; the margin covers its own start-up.
 const LIST_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// `cargo install --debug` reusing this test build's dependencies compiles
@@ -53,115 +46,6 @@ const CARGO_INSTALL_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 /// `app-server stop` signals the keeper and waits for the app-server's
 /// process group to go.
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The Claude Code under test: `CLAUDE_BIN` when set (`make test` runs these
-/// tests again with the newest verified one), else the pinned one.
-fn claude_bin() -> PathBuf {
-    match std::env::var_os("CLAUDE_BIN") {
-        Some(path) => path.into(),
-        None => Path::new(CHECKOUT).join("mcp-clients/node_modules/.bin/claude"),
-    }
-}
-
-/// A throwaway Claude Code user whose environment the test chooses: the
-/// plugin's `.mcp.json` sets none, so its server gets exactly Claude Code's.
-struct PluginUser {
-    home: tempfile::TempDir,
-    config: tempfile::TempDir,
-    project: tempfile::TempDir,
-    /// Added to Claude Code's environment, after the hygiene below.
-    env: Vec<(String, String)>,
-    /// Taken out of the environment Claude Code inherits from the test.
-    removed: Vec<String>,
-}
-
-impl PluginUser {
-    fn new() -> PluginUser {
-        PluginUser {
-            home: tempfile::tempdir().unwrap(),
-            config: tempfile::tempdir().unwrap(),
-            project: tempfile::tempdir().unwrap(),
-            env: Vec::new(),
-            removed: Vec::new(),
-        }
-    }
-
-    async fn claude(&self, args: &[&str], limit: Duration) -> Output {
-        let claude = claude_bin();
-        assert!(
-            claude.exists(),
-            "{} is missing: run `make setup`",
-            claude.display()
-        );
-        let mut command = tokio::process::Command::new(&claude);
-        command
-            .args(args)
-            .current_dir(self.project.path())
-            .env("HOME", self.home.path())
-            .env("CLAUDE_CONFIG_DIR", self.config.path())
-            // Claude Code's caches and logs follow HOME only when these are
-            // unset.
-            .env_remove("XDG_CONFIG_HOME")
-            .env_remove("XDG_CACHE_HOME")
-            .env_remove("XDG_DATA_HOME")
-            .env_remove("XDG_STATE_HOME")
-            // No telemetry or update checks: tests have no network.
-            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-            .env(
-                "MCP_TIMEOUT",
-                CLAUDE_CONNECT_TIMEOUT.as_millis().to_string(),
-            )
-            // None of these commands needs an Anthropic login.
-            .env_remove("ANTHROPIC_API_KEY")
-            .env_remove("ANTHROPIC_AUTH_TOKEN")
-            .env_remove("CLAUDE_CODE_OAUTH_TOKEN")
-            .kill_on_drop(true);
-        for name in &self.removed {
-            command.env_remove(name);
-        }
-        command.envs(self.env.iter().map(|(name, value)| (name, value)));
-        let what = format!("claude {}", args.join(" "));
-        tokio::time::timeout(limit, command.output())
-            .await
-            .unwrap_or_else(|_| panic!("`{what}` did not finish within {limit:?}"))
-            .unwrap()
-    }
-
-    /// `claude plugin marketplace add <checkout>`, then `claude plugin
-    /// install codex-sidecar@codex-mcp-sidecar`, as the README tells a user.
-    async fn install_plugin(&self) {
-        let added = self
-            .claude(
-                &["plugin", "marketplace", "add", CHECKOUT],
-                PLUGIN_COMMAND_TIMEOUT,
-            )
-            .await;
-        let (stdout, stderr) = text(&added);
-        assert!(added.status.success(), "{stdout}\n{stderr}");
-        assert!(
-            stdout.contains(&format!("Successfully added marketplace: {MARKETPLACE}")),
-            "{stdout}\n{stderr}"
-        );
-        let installed = self
-            .claude(&["plugin", "install", PLUGIN_ID], PLUGIN_COMMAND_TIMEOUT)
-            .await;
-        let (stdout, stderr) = text(&installed);
-        assert!(installed.status.success(), "{stdout}\n{stderr}");
-        assert!(
-            stdout.contains(&format!("Successfully installed plugin: {PLUGIN_ID}")),
-            "{stdout}\n{stderr}"
-        );
-    }
-
-    /// What Claude Code logged about the plugin's server, for failure
-    /// messages: each server's handshake and stderr, as JSON lines under
-    /// `HOME/.cache/claude-cli-nodejs/<project>/mcp-logs-<server>/`.
-    fn server_log(&self) -> String {
-        let mut log = String::new();
-        collect_logs(self.home.path(), "plugin-codex-sidecar-codex", &mut log);
-        log
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_marketplace_and_the_plugin_validate_without_a_warning() {
@@ -209,17 +93,14 @@ async fn the_marketplace_and_the_plugin_validate_without_a_warning() {
         // here.
         if target == PLUGIN_DIR {
             assert_eq!(report["advice"], Value::Array(vec![]), "{report:#}");
+            assert_provides_the_fixed_names(&report);
         }
     }
+}
 
-    // What the plugin provides, under the fixed names.
-    let output = user
-        .claude(
-            &["plugin", "validate", "--json", PLUGIN_DIR],
-            PLUGIN_COMMAND_TIMEOUT,
-        )
-        .await;
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+/// The plugin's server, skill and commands, under the names fixed for
+/// issue 13 (its tools are then `mcp__plugin_codex-sidecar_codex__*`).
+fn assert_provides_the_fixed_names(report: &Value) {
     let provides = &report["provides"];
     assert_eq!(
         provides["mcpServers"],
@@ -497,41 +378,6 @@ fn always_on_tokens(details: &str) -> u32 {
             .parse()
             .unwrap_or_else(|_| panic!("`{line}`: no token figure")),
     }
-}
-
-/// Appends the files of every folder named `mcp-logs-<wanted>` under `dir`.
-fn collect_logs(dir: &Path, wanted: &str, into: &mut String) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if !path.is_dir() {
-            continue;
-        }
-        if entry.file_name().to_string_lossy() == format!("mcp-logs-{wanted}") {
-            for file in std::fs::read_dir(&path).into_iter().flatten().flatten() {
-                into.push_str(&std::fs::read_to_string(file.path()).unwrap_or_default());
-            }
-        } else {
-            collect_logs(&path, wanted, into);
-        }
-    }
-}
-
-fn text(output: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-/// The line `claude mcp list` prints for server `name`.
-fn line_of<'a>(list: &'a str, name: &str) -> &'a str {
-    let prefix = format!("{name}: ");
-    list.lines()
-        .find(|line| line.starts_with(&prefix))
-        .unwrap_or_else(|| panic!("no `{name}` entry in:\n{list}"))
 }
 
 #[test]
