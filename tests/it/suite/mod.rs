@@ -10,6 +10,7 @@ mod login;
 mod mcp;
 mod path_settings;
 mod picker;
+mod plugin;
 mod readme_registration;
 mod recovery;
 mod runs;
