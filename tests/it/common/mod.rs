@@ -2,6 +2,7 @@
 //! `CODEX_HOME` and work directory, and a real `codex app-server` on a free
 //! loopback port, all private to one test.
 
+pub mod claude;
 pub mod engine;
 pub mod raw_mcp;
 pub mod shared_server;
