@@ -5,6 +5,7 @@
 pub mod claude;
 pub mod engine;
 pub mod raw_mcp;
+pub mod scripted_anthropic;
 pub mod shared_server;
 pub mod tmux;
 

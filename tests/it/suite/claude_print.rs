@@ -1,0 +1,364 @@
+//! The plugin end to end, as a Claude Code user gets it (issue 13): the
+//! checkout added as a marketplace and `codex-sidecar` installed from it,
+//! then `claude -p` with a scripted Anthropic API that calls the plugin's
+//! `codex_run`. The sidecar comes from PATH, as the plugin's `.mcp.json`
+//! names it; Codex runs the turn on the scripted model, and its answer goes
+//! back through Claude Code to the API and out on Claude's stdout.
+
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use codex_mcp_sidecar::config::{ENV_POINTER_DIR, ENV_RUN_DIR, ENV_URL};
+use codex_mcp_sidecar::scripted_model::{Script, user_message_texts};
+use serde_json::json;
+
+use crate::common::claude::{CLAUDE_CONNECT_TIMEOUT, ClaudeUser, claude, text};
+use crate::common::codex_bin;
+use crate::common::scripted_anthropic::{AnthropicScript, FALLBACK_TEXT, Reply, ScriptedAnthropic};
+use crate::common::shared_server::{SidecarWorld, processes_naming};
+
+const SIDECAR: &str = env!("CARGO_BIN_EXE_codex-mcp-sidecar");
+
+/// The checkout is the marketplace: `.claude-plugin/marketplace.json` at
+/// its root lists the plugin.
+const CHECKOUT: &str = env!("CARGO_MANIFEST_DIR");
+
+const PLUGIN: &str = "codex-sidecar@codex-mcp-sidecar";
+
+/// `mcp__plugin_<plugin>_<server>__<tool>`: the plugin `codex-sidecar`, its
+/// server `codex`.
+const RUN_TOOL: &str = "mcp__plugin_codex-sidecar_codex__codex_run";
+
+/// A fake key in the API's own shape; the scripted API takes any.
+const FAKE_API_KEY: &str = "sk-ant-api03-scripted-0000000000000000000000";
+
+/// What the scripted API puts before a tool's result in its final answer.
+const ANSWER_PREFIX: &str = "Codex answered: ";
+
+/// `plugin marketplace add` and `plugin install` copy a few files from the
+/// checkout (under a second); this only trips when Claude Code is stuck.
+const PLUGIN_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Bounds the one `codex_run` call inside Claude Code: the sidecar starts the
+/// shared app-server (a few seconds, more on a loaded machine) and Codex runs
+/// a one-answer scripted turn. Set, so a stuck call comes back as a tool
+/// error well before [`PRINT_TIMEOUT`] instead of hanging Claude Code.
+const TOOL_CALL_TIMEOUT: Duration = Duration::from_secs(150);
+
+/// The whole `claude -p`: start-up, the plugin's MCP handshake (bounded by
+/// [`CLAUDE_CONNECT_TIMEOUT`]), two model turns and the tool call (bounded by
+/// [`TOOL_CALL_TIMEOUT`]).
+const PRINT_TIMEOUT: Duration = Duration::from_secs(240);
+
+/// `app-server stop` signals the keeper and waits for the app-server's
+/// whole process group (the npm launcher and the native binary) to go.
+const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_p_runs_codex_through_the_plugin_and_gets_the_answer_back() {
+    let world = SidecarWorld::new().await;
+    let user = ClaudeUser::new();
+    install_plugin(&user).await;
+
+    let codex_answer = "the scripted Codex model answered through the plugin";
+    let prompt = format!(
+        "Answer in one sentence. {}",
+        Script::text(codex_answer).marker()
+    );
+    let api = ScriptedAnthropic::start(
+        AnthropicScript::new()
+            .call_when_offered(RUN_TOOL, json!({ "prompt": prompt, "async": false }))
+            .answer_tool_results(ANSWER_PREFIX),
+    )
+    .await;
+
+    let output = print(&user, &world, &api, "Ask Codex for an answer.").await;
+    let (stdout, stderr) = text(&output);
+    let requests = api.requests();
+    let seen = || {
+        let requests: Vec<String> = requests.iter().map(|request| request.summary()).collect();
+        format!(
+            "stdout:\n{stdout}\nstderr:\n{stderr}\nAPI requests:\n{}",
+            requests.join("\n")
+        )
+    };
+    assert!(output.status.success(), "{}", seen());
+
+    // The API offered the plugin's tool, called it once, and got Codex's
+    // answer back as the tool's result.
+    let calls: Vec<_> = requests
+        .iter()
+        .filter(|request| matches!(&request.reply, Reply::ToolUse { name, .. } if name == RUN_TOOL))
+        .collect();
+    assert_eq!(calls.len(), 1, "{}", seen());
+    assert!(
+        calls[0].tool_names().iter().any(|name| name == RUN_TOOL),
+        "{}",
+        seen()
+    );
+    // Claude Code asked for nothing the scripted API does not serve.
+    assert!(
+        requests
+            .iter()
+            .all(|request| request.reply != Reply::NotFound),
+        "{}",
+        seen()
+    );
+    let result = requests
+        .iter()
+        .find_map(|request| request.tool_result())
+        .unwrap_or_else(|| panic!("no tool_result came back to the API\n{}", seen()));
+    let result: serde_json::Value = serde_json::from_str(&result).unwrap_or_else(|error| {
+        panic!(
+            "the tool_result is not the wait result ({error})\n{}",
+            seen()
+        )
+    });
+    assert_eq!(result["status"], "completed", "{}", seen());
+    assert_eq!(result["result"], codex_answer, "{}", seen());
+    // And Claude printed the API's final answer, which carries it.
+    assert!(
+        stdout.contains(ANSWER_PREFIX) && stdout.contains(codex_answer),
+        "{}",
+        seen()
+    );
+
+    // Codex sent the prompt, marker and all, to its model.
+    let codex_requests = world.model.requests();
+    assert!(
+        codex_requests.iter().any(|request| {
+            user_message_texts(&request.body)
+                .iter()
+                .any(|text| text.contains(&prompt))
+        }),
+        "the scripted Codex model never got the prompt: {codex_requests:#?}"
+    );
+
+    // The run's audit is in the project Claude Code ran in.
+    let run_id = result["runId"].as_str().unwrap();
+    let audit = user
+        .project
+        .path()
+        .join(".codex/codex-mcp/runs")
+        .join(format!("{run_id}.jsonl"));
+    let audit = std::fs::read_to_string(&audit)
+        .unwrap_or_else(|error| panic!("no audit at {}: {error}", audit.display()));
+    assert!(audit.contains(codex_answer), "{audit}");
+
+    stop_app_server(&world).await;
+    api.shutdown().await;
+    world.shutdown().await;
+}
+
+/// The user's two commands: the checkout as a marketplace, then the plugin
+/// from it.
+async fn install_plugin(user: &ClaudeUser) {
+    for args in [
+        &["plugin", "marketplace", "add", CHECKOUT][..],
+        &["plugin", "install", PLUGIN][..],
+    ] {
+        let output = user.claude(args, PLUGIN_COMMAND_TIMEOUT).await;
+        let (stdout, stderr) = text(&output);
+        assert!(
+            output.status.success(),
+            "claude {}:\n{stdout}\n{stderr}",
+            args.join(" ")
+        );
+    }
+}
+
+/// `claude -p PROMPT` as `user`, against the scripted API, allowed to call
+/// the plugin's `codex_run`, with the built sidecar on PATH and the world's
+/// Codex settings in the environment the plugin's server inherits.
+async fn print(
+    user: &ClaudeUser,
+    world: &SidecarWorld,
+    api: &ScriptedAnthropic,
+    prompt: &str,
+) -> Output {
+    let sidecar_dir = Path::new(SIDECAR).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        sidecar_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut command = tokio::process::Command::new(claude());
+    command
+        .args(["-p", prompt, "--allowedTools", RUN_TOOL])
+        .current_dir(user.project.path())
+        .env("HOME", user.home.path())
+        .env("CLAUDE_CONFIG_DIR", user.config.path())
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("XDG_CACHE_HOME")
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("XDG_STATE_HOME")
+        // No telemetry or update checks: the tests have no network.
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .env("ANTHROPIC_BASE_URL", api.base_url())
+        .env("ANTHROPIC_API_KEY", FAKE_API_KEY)
+        .env_remove("ANTHROPIC_AUTH_TOKEN")
+        .env_remove("CLAUDE_CODE_OAUTH_TOKEN")
+        // MCP tools are otherwise deferred behind a search tool, and the
+        // first request would not offer `codex_run` itself.
+        .env("ENABLE_TOOL_SEARCH", "false")
+        .env(
+            "MCP_TIMEOUT",
+            CLAUDE_CONNECT_TIMEOUT.as_millis().to_string(),
+        )
+        .env(
+            "MCP_TOOL_TIMEOUT",
+            TOOL_CALL_TIMEOUT.as_millis().to_string(),
+        )
+        .env("PATH", path)
+        .env("CODEX_BIN", codex_bin())
+        .env("CODEX_HOME", world.codex_home.path())
+        .env(ENV_POINTER_DIR, &world.pointer_dir)
+        // A shared app-server on the world's free port, never 45123.
+        .env(ENV_URL, &world.url)
+        .env_remove(ENV_RUN_DIR)
+        .kill_on_drop(true);
+    tokio::time::timeout(PRINT_TIMEOUT, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("`claude -p` did not finish within {PRINT_TIMEOUT:?}"))
+        .unwrap()
+}
+
+/// Stops the shared app-server the plugin's sidecar started, as a user
+/// would, and checks nothing of it is left.
+async fn stop_app_server(world: &SidecarWorld) {
+    let stop = tokio::time::timeout(
+        STOP_TIMEOUT,
+        world.command(SIDECAR).args(["app-server", "stop"]).output(),
+    )
+    .await
+    .expect("app-server stop finishes within STOP_TIMEOUT")
+    .unwrap();
+    assert!(
+        stop.status.success(),
+        "app-server stop: {}",
+        String::from_utf8_lossy(&stop.stderr)
+    );
+    let left = processes_naming(&world.url);
+    assert!(left.is_empty(), "processes left: {left:?}");
+}
+
+/// The scripted API itself, on the wire, without Claude Code: what each rule
+/// answers, streamed and not, so a failure of the test above is not the
+/// scaffolding's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scripted_anthropic_api_answers_by_its_rules() {
+    let input = json!({ "prompt": "p", "async": false });
+    let api = ScriptedAnthropic::start(
+        AnthropicScript::new()
+            .call_when_offered("tool_x", input.clone())
+            .answer_tool_results("got: "),
+    )
+    .await;
+    let base = api.base_url();
+    let offers_x = |stream: bool| {
+        json!({
+            "model": "m",
+            "stream": stream,
+            "tools": [{ "name": "tool_x" }],
+            "messages": [{ "role": "user", "content": "go" }],
+        })
+    };
+
+    // The first request that offers the tool gets the call, streamed as the
+    // Messages API streams it: the input as one `input_json_delta`.
+    let (status, events) = post(&base, "/v1/messages?beta=true", &offers_x(true)).await;
+    assert_eq!(status, 200);
+    let events = sse_events(&events);
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|event| event["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "message_start",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ]
+    );
+    assert_eq!(events[1]["content_block"]["type"], "tool_use");
+    assert_eq!(events[1]["content_block"]["name"], "tool_x");
+    assert_eq!(events[2]["delta"]["type"], "input_json_delta");
+    let partial: serde_json::Value =
+        serde_json::from_str(events[2]["delta"]["partial_json"].as_str().unwrap()).unwrap();
+    assert_eq!(partial, input);
+    assert_eq!(events[4]["delta"]["stop_reason"], "tool_use");
+
+    // Only once: the next request offering it gets the fallback text, here
+    // as a plain JSON message.
+    let (status, body) = post(&base, "/v1/messages", &offers_x(false)).await;
+    assert_eq!(status, 200);
+    let message: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(message["content"][0]["text"], FALLBACK_TEXT);
+    assert_eq!(message["stop_reason"], "end_turn");
+
+    // A tool's result comes back as the final text.
+    let follow_up = json!({
+        "model": "m",
+        "tools": [{ "name": "tool_x" }],
+        "messages": [
+            { "role": "user", "content": "go" },
+            { "role": "assistant", "content": [{ "type": "tool_use", "id": "t", "name": "tool_x", "input": {} }] },
+            { "role": "user", "content": [{ "type": "tool_result", "tool_use_id": "t",
+                "content": [{ "type": "text", "text": "the result" }] }] },
+        ],
+    });
+    let (_, body) = post(&base, "/v1/messages", &follow_up).await;
+    let message: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(message["content"][0]["text"], "got: the result");
+
+    let (_, body) = post(&base, "/v1/messages/count_tokens", &offers_x(false)).await;
+    let count: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(count["input_tokens"].as_u64().unwrap() > 0, "{count}");
+    let (status, _) = post(&base, "/v1/other", &json!({})).await;
+    assert_eq!(status, 404);
+
+    let replies: Vec<Reply> = api
+        .requests()
+        .into_iter()
+        .map(|request| request.reply)
+        .collect();
+    assert!(matches!(&replies[0], Reply::ToolUse { name, .. } if name == "tool_x"));
+    assert_eq!(replies[1], Reply::Text(FALLBACK_TEXT.to_owned()));
+    assert_eq!(replies[2], Reply::Text("got: the result".to_owned()));
+    assert!(matches!(replies[3], Reply::TokenCount(_)));
+    assert_eq!(replies[4], Reply::NotFound);
+    assert_eq!(replies.len(), 5);
+    api.shutdown().await;
+}
+
+/// One HTTP/1.1 POST over a fresh connection: the status and the body.
+async fn post(base: &str, path: &str, body: &serde_json::Value) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let body = body.to_string();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, body.to_owned())
+}
+
+/// The `data:` JSON of each event in an SSE body.
+fn sse_events(body: &str) -> Vec<serde_json::Value> {
+    body.lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .map(|data| serde_json::from_str(data).unwrap())
+        .collect()
+}
