@@ -30,6 +30,10 @@ const PLUGIN: &str = "codex-sidecar@codex-mcp-sidecar";
 /// server `codex`.
 const RUN_TOOL: &str = "mcp__plugin_codex-sidecar_codex__codex_run";
 
+/// The folder of Claude Code's log of the plugin's server (`mcp-logs-` and
+/// this name), for failure messages.
+const PLUGIN_SERVER_LOG: &str = "plugin-codex-sidecar-codex";
+
 /// A fake key in the API's own shape; the scripted API takes any.
 const FAKE_API_KEY: &str = "sk-ant-api03-scripted-0000000000000000000000";
 
@@ -59,6 +63,9 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 async fn claude_p_runs_codex_through_the_plugin_and_gets_the_answer_back() {
     let world = SidecarWorld::new().await;
     let user = ClaudeUser::new();
+    // The user's own `~/.codex`, scripted: the same Codex home whether the
+    // plugin's server takes CODEX_HOME from us or names `~/.codex` itself.
+    world.model.write_codex_home(&codex_home(&user)).unwrap();
     install_plugin(&user).await;
 
     let codex_answer = "the scripted Codex model answered through the plugin";
@@ -85,8 +92,17 @@ async fn claude_p_runs_codex_through_the_plugin_and_gets_the_answer_back() {
     };
     assert!(output.status.success(), "{}", seen());
 
-    // The API offered the plugin's tool, called it once, and got Codex's
-    // answer back as the tool's result.
+    // Claude Code offered the plugin's tool: the plugin is installed and its
+    // server, found on PATH, connected.
+    assert!(
+        requests
+            .iter()
+            .any(|request| request.tool_names().iter().any(|name| name == RUN_TOOL)),
+        "Claude Code never offered {RUN_TOOL}\n{}\nClaude Code's log of the plugin's server:\n{}",
+        seen(),
+        user.mcp_log(PLUGIN_SERVER_LOG)
+    );
+    // The API called it once, and got Codex's answer back as its result.
     let calls: Vec<_> = requests
         .iter()
         .filter(|request| matches!(&request.reply, Reply::ToolUse { name, .. } if name == RUN_TOOL))
@@ -146,7 +162,7 @@ async fn claude_p_runs_codex_through_the_plugin_and_gets_the_answer_back() {
         .unwrap_or_else(|error| panic!("no audit at {}: {error}", audit.display()));
     assert!(audit.contains(codex_answer), "{audit}");
 
-    stop_app_server(&world).await;
+    stop_app_server(&world, &user).await;
     api.shutdown().await;
     world.shutdown().await;
 }
@@ -212,7 +228,7 @@ async fn print(
         )
         .env("PATH", path)
         .env("CODEX_BIN", codex_bin())
-        .env("CODEX_HOME", world.codex_home.path())
+        .env("CODEX_HOME", codex_home(user))
         .env(ENV_POINTER_DIR, &world.pointer_dir)
         // A shared app-server on the world's free port, never 45123.
         .env(ENV_URL, &world.url)
@@ -224,12 +240,20 @@ async fn print(
         .unwrap()
 }
 
+fn codex_home(user: &ClaudeUser) -> std::path::PathBuf {
+    user.home.path().join(".codex")
+}
+
 /// Stops the shared app-server the plugin's sidecar started, as a user
 /// would, and checks nothing of it is left.
-async fn stop_app_server(world: &SidecarWorld) {
+async fn stop_app_server(world: &SidecarWorld, user: &ClaudeUser) {
     let stop = tokio::time::timeout(
         STOP_TIMEOUT,
-        world.command(SIDECAR).args(["app-server", "stop"]).output(),
+        world
+            .command(SIDECAR)
+            .env("CODEX_HOME", codex_home(user))
+            .args(["app-server", "stop"])
+            .output(),
     )
     .await
     .expect("app-server stop finishes within STOP_TIMEOUT")
