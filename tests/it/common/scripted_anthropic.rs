@@ -56,17 +56,37 @@ pub enum Reply {
     NotFound,
 }
 
+/// Makes a follow-up call's input from the text of the result before it.
+pub type InputFromResult = Arc<dyn Fn(&str) -> Value + Send + Sync>;
+
 /// The rules, tried in this order for every request:
-/// 1. a request whose last message carries a `tool_result` gets a text
-///    answer: [`AnthropicScript::answer_tool_results`]'s prefix, then the
-///    result's text;
+/// 1. a request whose last message carries a `tool_result` gets the next
+///    follow-up call not made yet ([`AnthropicScript::then_call`]), with an
+///    input made from that result; once those are spent, a text answer:
+///    [`AnthropicScript::answer_tool_results`]'s prefix, then the result;
 /// 2. the first request that offers tool X (in `tools`) gets a `tool_use` of
 ///    X, once per [`AnthropicScript::call_when_offered`];
 /// 3. anything else gets [`FALLBACK_TEXT`].
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct AnthropicScript {
     calls: Vec<(String, Value)>,
+    follow_ups: Vec<(String, InputFromResult)>,
     result_prefix: Option<String>,
+}
+
+impl std::fmt::Debug for AnthropicScript {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let follow_ups: Vec<&str> = self
+            .follow_ups
+            .iter()
+            .map(|(tool, _)| tool.as_str())
+            .collect();
+        f.debug_struct("AnthropicScript")
+            .field("calls", &self.calls)
+            .field("follow_ups", &follow_ups)
+            .field("result_prefix", &self.result_prefix)
+            .finish()
+    }
 }
 
 impl AnthropicScript {
@@ -78,6 +98,17 @@ impl AnthropicScript {
     /// `input`.
     pub fn call_when_offered(mut self, tool: &str, input: Value) -> AnthropicScript {
         self.calls.push((tool.to_owned(), input));
+        self
+    }
+
+    /// The next tool result not yet followed up gets a call of `tool` with
+    /// `input(result)`: a run's handle, say, turned into a wait for it.
+    pub fn then_call(
+        mut self,
+        tool: &str,
+        input: impl Fn(&str) -> Value + Send + Sync + 'static,
+    ) -> AnthropicScript {
+        self.follow_ups.push((tool.to_owned(), Arc::new(input)));
         self
     }
 
@@ -137,6 +168,8 @@ struct Shared {
     script: AnthropicScript,
     /// Which of `script.calls` have been made: each is made once.
     calls_made: Vec<bool>,
+    /// How many of `script.follow_ups` have been made, in order.
+    follow_ups_made: usize,
     requests: Vec<AnthropicRequest>,
 }
 
@@ -156,6 +189,7 @@ impl ScriptedAnthropic {
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Mutex::new(Shared {
             calls_made: vec![false; script.calls.len()],
+            follow_ups_made: 0,
             script,
             requests: Vec::new(),
         }));
@@ -233,30 +267,48 @@ async fn answer(
     } else {
         Reply::NotFound
     };
-    record(&shared, &method, &uri, &body, reply.clone());
+    let seq = record(&shared, &method, &uri, &body, reply.clone());
+    // Claude Code merges streamed messages that share an id into one
+    // assistant turn, tool calls and all: each answer needs its own.
+    let id = format!("msg_scripted_{seq}");
     let model = body["model"].as_str().unwrap_or("scripted").to_owned();
     match reply {
         Reply::NotFound => StatusCode::NOT_FOUND.into_response(),
         Reply::Ok => StatusCode::OK.into_response(),
         Reply::TokenCount(tokens) => axum::Json(json!({ "input_tokens": tokens })).into_response(),
-        reply if body["stream"] == true => sse(&model, &reply),
-        reply => axum::Json(message(&model, &reply)).into_response(),
+        reply if body["stream"] == true => sse(&id, &model, &reply),
+        reply => axum::Json(message(&id, &model, &reply)).into_response(),
     }
 }
 
-fn record(shared: &SharedState, method: &Method, uri: &Uri, body: &Value, reply: Reply) {
-    shared.lock().unwrap().requests.push(AnthropicRequest {
+/// Records a request; returns its place in arrival order.
+fn record(shared: &SharedState, method: &Method, uri: &Uri, body: &Value, reply: Reply) -> usize {
+    let requests = &mut shared.lock().unwrap().requests;
+    requests.push(AnthropicRequest {
         method: method.to_string(),
         path: uri.to_string(),
         body: body.clone(),
         reply,
     });
+    requests.len() - 1
 }
 
 fn choose(shared: &SharedState, body: &Value) -> Reply {
     let mut shared = shared.lock().unwrap();
-    if let (Some(prefix), Some(result)) = (&shared.script.result_prefix, last_tool_result(body)) {
-        return Reply::Text(format!("{prefix}{result}"));
+    if let Some(result) = last_tool_result(body) {
+        let made = shared.follow_ups_made;
+        if let Some((name, input)) = shared.script.follow_ups.get(made) {
+            let reply = Reply::ToolUse {
+                id: format!("toolu_scripted_then_{made}"),
+                name: name.clone(),
+                input: input(&result),
+            };
+            shared.follow_ups_made += 1;
+            return reply;
+        }
+        if let Some(prefix) = &shared.script.result_prefix {
+            return Reply::Text(format!("{prefix}{result}"));
+        }
     }
     let offered: Vec<&str> = body["tools"]
         .as_array()
@@ -333,9 +385,9 @@ fn content_block(reply: &Reply) -> Value {
 }
 
 /// A whole non-streamed message.
-fn message(model: &str, reply: &Reply) -> Value {
+fn message(id: &str, model: &str, reply: &Reply) -> Value {
     json!({
-        "id": "msg_scripted",
+        "id": id,
         "type": "message",
         "role": "assistant",
         "model": model,
@@ -348,7 +400,7 @@ fn message(model: &str, reply: &Reply) -> Value {
 
 /// The same message as the Messages API streams it: the block opens empty
 /// and its content follows as one delta (text, or the tool input's JSON).
-fn sse(model: &str, reply: &Reply) -> Response {
+fn sse(id: &str, model: &str, reply: &Reply) -> Response {
     let (start, delta) = match reply {
         Reply::ToolUse { id, name, input } => (
             json!({ "type": "tool_use", "id": id, "name": name, "input": {} }),
@@ -364,7 +416,7 @@ fn sse(model: &str, reply: &Reply) -> Response {
         json!({
             "type": "message_start",
             "message": {
-                "id": "msg_scripted",
+                "id": id,
                 "type": "message",
                 "role": "assistant",
                 "model": model,
