@@ -2,8 +2,10 @@
 //! `CODEX_HOME` and work directory, and a real `codex app-server` on a free
 //! loopback port, all private to one test.
 
+pub mod claude;
 pub mod engine;
 pub mod raw_mcp;
+pub mod scripted_anthropic;
 pub mod shared_server;
 pub mod tmux;
 

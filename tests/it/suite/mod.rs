@@ -1,6 +1,7 @@
 mod appserver;
 mod bad_input;
 mod claude_code;
+mod claude_print;
 mod cli;
 mod drills;
 mod engine;
