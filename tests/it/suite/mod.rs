@@ -6,6 +6,7 @@ mod drills;
 mod engine;
 mod examples;
 mod hidden_proc;
+mod installed;
 mod login;
 mod mcp;
 mod path_settings;
