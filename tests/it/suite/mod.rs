@@ -11,6 +11,7 @@ mod login;
 mod mcp;
 mod path_settings;
 mod picker;
+mod publishing;
 mod readme_registration;
 mod recovery;
 mod runs;
