@@ -136,7 +136,9 @@ lint-macos: macos-targets
 # but the package lacks fails here rather than at `cargo publish`. The
 # warnings that the examples, tests and benches are left out are expected.
 # The build shares target/ with the others, so it reuses their dependencies:
-# about a minute on this project's 2-core machine.
+# about a minute on this project's 2-core machine. It relinks target/debug's
+# binaries from the packaged sources; the next cargo build or test relinks
+# them from the checkout.
 package:
 	cargo package --locked
 
