@@ -18,7 +18,7 @@ MCP_CLIENTS_NEWEST := mcp-clients-newest
 MCP_CLIENTS_NEWEST_STAMP := $(MCP_CLIENTS_NEWEST)/node_modules/.installed
 CLAUDE_NEWEST_BIN := $(CURDIR)/$(MCP_CLIENTS_NEWEST)/node_modules/.bin/claude
 
-.PHONY: system-tools macos-targets setup demo test lint lint-macos fuzz bench bench-print
+.PHONY: system-tools macos-targets setup demo test lint lint-macos package fuzz bench bench-print
 
 setup: system-tools macos-targets $(CODEX_STAMP) $(MCP_CLIENTS_STAMP) $(CODEX_NEWEST_STAMP) $(MCP_CLIENTS_NEWEST_STAMP)
 
@@ -130,6 +130,17 @@ lint-macos: macos-targets
 	for target in $(MACOS_TARGETS); do \
 		cargo clippy --all-targets --locked --target $$target -- -D warnings || exit 1; \
 	done
+
+# The crate as crates.io would get it (what goes in: `include` in
+# Cargo.toml), unpacked and built on its own, so that a file the build needs
+# but the package lacks fails here rather than at `cargo publish`. The
+# warnings that the examples, tests and benches are left out are expected.
+# The build shares target/ with the others, so it reuses their dependencies:
+# about a minute on this project's 2-core machine. It relinks target/debug's
+# binaries from the packaged sources; the next cargo build or test relinks
+# them from the checkout.
+package:
+	cargo package --locked
 
 # Each fuzz target in fuzz/ for SECONDS (default 60); needs cargo-fuzz and a
 # nightly compiler, or RUSTC_BOOTSTRAP=1 on stable (the script decides).

@@ -4,6 +4,12 @@
 //! project's own pinned install (`codex-cli/node_modules/.bin/codex`, put there
 //! by `make setup`). An explicit `CODEX_BIN` that does not exist is an error,
 //! never a silent fall-through: the user asked for that binary.
+//!
+//! The pinned install belongs to the checkout a binary was built in, so only a
+//! binary that runs from inside that checkout (`target/debug`, `target/release`)
+//! looks there. One copied out by `cargo install` runs from `~/.cargo/bin`: its
+//! build checkout may be gone, moved, or a crates.io source folder with no
+//! Codex in it, and a user's Codex must never silently be a test pin.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -112,12 +118,13 @@ pub enum CodexBinError {
     EnvPathMissing { path: PathBuf },
     #[error(transparent)]
     EnvPathRefused(#[from] crate::config::ConfigError),
-    #[error(
-        "no Codex CLI found (looked in: {searched}); run `make setup` in the codex-mcp-sidecar checkout, \
-         `npm install -g @openai/codex@{}`, or set {CODEX_BIN_ENV}",
-        SUPPORTED_VERSIONS.newest
-    )]
-    NotFound { searched: String },
+    #[error("no Codex CLI found (looked in: {searched}); {}", install_hint(*.in_checkout))]
+    NotFound {
+        searched: String,
+        /// Whether we run from the checkout we were built in, where `make
+        /// setup` is the other way to get one.
+        in_checkout: bool,
+    },
     #[error("could not run `{path} --version`: {source}; check that it is an executable Codex CLI")]
     NotRunnable {
         path: PathBuf,
@@ -138,6 +145,22 @@ pub enum CodexBinError {
         SUPPORTED_VERSIONS.oldest
     )]
     TooOld { path: PathBuf, found: Version },
+}
+
+/// What to do when no Codex CLI was found.
+fn install_hint(in_checkout: bool) -> String {
+    let newest = &SUPPORTED_VERSIONS.newest;
+    if in_checkout {
+        format!(
+            "run `make setup` in the codex-mcp-sidecar checkout, \
+             `npm install -g @openai/codex@{newest}`, or set {CODEX_BIN_ENV}"
+        )
+    } else {
+        format!(
+            "install it with `npm install -g @openai/codex@{newest}` (then `codex login`), \
+             or set {CODEX_BIN_ENV} to the path of a `codex` binary"
+        )
+    }
 }
 
 /// Why there is no usable Codex CLI, kept for `codex_wrapper_check`: the
@@ -225,13 +248,28 @@ impl CodexBinary {
 /// The search in the documented order, without the version check (for a
 /// caller that only runs the binary, like the picker's attach).
 pub fn locate_from_env() -> Result<(PathBuf, BinarySource), CodexBinError> {
-    let project_install = Path::new(env!("CARGO_MANIFEST_DIR")).join(PROJECT_INSTALL);
+    let project_install = crate::process_table::current_exe()
+        .ok()
+        .and_then(|exe| project_install_for(&exe, Path::new(env!("CARGO_MANIFEST_DIR"))));
     let home = std::env::var("HOME").ok();
     locate(
         std::env::var_os(CODEX_BIN_ENV),
         home.as_deref(),
-        &project_install,
+        project_install.as_deref(),
     )
+}
+
+/// The checkout's pinned install, for an executable whose canonical path lies
+/// inside `checkout` (the folder it was built from); `None` for any other,
+/// and when either path cannot be resolved (a checkout deleted since the
+/// build). Canonical on both sides, so that a symlinked `~/.cargo/bin` entry
+/// pointing into the checkout still counts, and a `..` or a symlink in the
+/// checkout's own path does not hide it.
+pub fn project_install_for(exe: &Path, checkout: &Path) -> Option<PathBuf> {
+    let exe = exe.canonicalize().ok()?;
+    let checkout = checkout.canonicalize().ok()?;
+    exe.starts_with(&checkout)
+        .then(|| checkout.join(PROJECT_INSTALL))
 }
 
 /// The search itself, with the environment passed in so that it can be tested
@@ -239,7 +277,7 @@ pub fn locate_from_env() -> Result<(PathBuf, BinarySource), CodexBinError> {
 pub fn locate(
     codex_bin_env: Option<OsString>,
     home: Option<&str>,
-    project_install: &Path,
+    project_install: Option<&Path>,
 ) -> Result<(PathBuf, BinarySource), CodexBinError> {
     if let Some(explicit) = codex_bin_env.filter(|value| !value.is_empty()) {
         // A bare name ("codex") is looked up on PATH like a shell would;
@@ -264,11 +302,16 @@ pub fn locate(
     if let Ok(found) = which::which("codex") {
         return Ok((found, BinarySource::Path));
     }
-    if project_install.exists() {
-        return Ok((project_install.to_path_buf(), BinarySource::ProjectInstall));
+    let mut searched = format!("{CODEX_BIN_ENV}, PATH");
+    if let Some(project_install) = project_install {
+        if project_install.exists() {
+            return Ok((project_install.to_path_buf(), BinarySource::ProjectInstall));
+        }
+        searched.push_str(&format!(", {}", project_install.display()));
     }
     Err(CodexBinError::NotFound {
-        searched: format!("{CODEX_BIN_ENV}, PATH, {}", project_install.display()),
+        searched,
+        in_checkout: project_install.is_some(),
     })
 }
 
@@ -381,7 +424,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let install = dir.path().join("codex");
         std::fs::write(&install, "").unwrap();
-        let err = locate(Some("/nonexistent/codex".into()), None, &install).unwrap_err();
+        let err = locate(Some("/nonexistent/codex".into()), None, Some(&install)).unwrap_err();
         assert!(matches!(err, CodexBinError::EnvPathMissing { .. }));
         assert!(err.to_string().contains("/nonexistent/codex"));
     }
@@ -391,8 +434,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let explicit = dir.path().join("my-codex");
         std::fs::write(&explicit, "").unwrap();
-        let (found, source) =
-            locate(Some(explicit.clone().into()), None, Path::new("/nope")).unwrap();
+        let (found, source) = locate(
+            Some(explicit.clone().into()),
+            None,
+            Some(Path::new("/nope")),
+        )
+        .unwrap();
         assert_eq!((found, source), (explicit, BinarySource::Env));
     }
 
@@ -404,7 +451,8 @@ mod tests {
         std::fs::write(&codex, "").unwrap();
         let home_str = home.path().to_str();
         for value in ["~/bin/codex", "$HOME/bin/codex", "${HOME}/bin/codex"] {
-            let (found, source) = locate(Some(value.into()), home_str, Path::new("/nope")).unwrap();
+            let (found, source) =
+                locate(Some(value.into()), home_str, Some(Path::new("/nope"))).unwrap();
             assert_eq!(
                 (found, source),
                 (codex.clone(), BinarySource::Env),
@@ -412,7 +460,7 @@ mod tests {
             );
         }
         for value in ["bin/codex", "./codex", "~bob/bin/codex"] {
-            let err = locate(Some(value.into()), home_str, Path::new("/nope")).unwrap_err();
+            let err = locate(Some(value.into()), home_str, Some(Path::new("/nope"))).unwrap_err();
             assert!(
                 matches!(err, CodexBinError::EnvPathRefused(_)),
                 "{value}: {err}"
@@ -423,21 +471,76 @@ mod tests {
                 "{message}"
             );
         }
-        let err = locate(Some("~/bin/codex".into()), None, Path::new("/nope")).unwrap_err();
+        let err = locate(Some("~/bin/codex".into()), None, Some(Path::new("/nope"))).unwrap_err();
         assert!(err.to_string().contains("HOME is not set"), "{err}");
+    }
+
+    #[test]
+    fn only_an_executable_inside_its_checkout_uses_the_pinned_install() {
+        let root = tempfile::tempdir().unwrap();
+        let checkout = root.path().join("checkout");
+        let built = checkout.join("target/release/codex-mcp-sidecar");
+        std::fs::create_dir_all(built.parent().unwrap()).unwrap();
+        std::fs::write(&built, "").unwrap();
+        let pinned = checkout.canonicalize().unwrap().join(PROJECT_INSTALL);
+        assert_eq!(project_install_for(&built, &checkout), Some(pinned.clone()));
+        // Reached through `..` or through a symlink: still the checkout.
+        let dotted = checkout.join("target/../target/release/codex-mcp-sidecar");
+        assert_eq!(
+            project_install_for(&dotted, &checkout),
+            Some(pinned.clone())
+        );
+        let link = root.path().join("bin-link");
+        std::os::unix::fs::symlink(&built, &link).unwrap();
+        assert_eq!(project_install_for(&link, &checkout), Some(pinned));
+
+        // A copy elsewhere, even in a folder whose name merely starts the same.
+        for elsewhere in [
+            "installed/codex-mcp-sidecar",
+            "checkout-old/codex-mcp-sidecar",
+        ] {
+            let copy = root.path().join(elsewhere);
+            std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+            std::fs::copy(&built, &copy).unwrap();
+            assert_eq!(project_install_for(&copy, &checkout), None, "{elsewhere}");
+        }
+        // The checkout is gone (a crates.io source folder cleaned up).
+        assert_eq!(
+            project_install_for(&built, &root.path().join("deleted")),
+            None
+        );
+    }
+
+    #[test]
+    fn only_a_binary_in_its_checkout_is_told_to_run_make_setup() {
+        let installed = CodexBinError::NotFound {
+            searched: "CODEX_BIN, PATH".into(),
+            in_checkout: false,
+        }
+        .to_string();
+        assert!(
+            installed.contains("npm install -g @openai/codex@") && !installed.contains("make"),
+            "{installed}"
+        );
+        let in_checkout = CodexBinError::NotFound {
+            searched: "CODEX_BIN, PATH, /c/codex-cli/node_modules/.bin/codex".into(),
+            in_checkout: true,
+        }
+        .to_string();
+        assert!(in_checkout.contains("make setup"), "{in_checkout}");
     }
 
     #[test]
     fn a_bare_name_is_still_looked_up_on_path() {
         // `sh` is on every PATH this runs on; the name has no `/`, so it is
         // never refused as relative.
-        let (found, source) = locate(Some("sh".into()), None, Path::new("/nope")).unwrap();
+        let (found, source) = locate(Some("sh".into()), None, Some(Path::new("/nope"))).unwrap();
         assert!(found.is_absolute() && found.ends_with("sh"), "{found:?}");
         assert_eq!(source, BinarySource::Env);
         let err = locate(
             Some("no-such-codex-anywhere".into()),
             None,
-            Path::new("/nope"),
+            Some(Path::new("/nope")),
         )
         .unwrap_err();
         assert!(matches!(err, CodexBinError::EnvPathMissing { .. }), "{err}");

@@ -5,8 +5,8 @@
 //! # Layout
 //!
 //! - [`codex_bin`]: finding the Codex CLI (`CODEX_BIN`, `PATH`, the project's
-//!   pinned install) and placing its version against the verified range
-//!   (`SUPPORTED_VERSIONS`).
+//!   pinned install for a binary run from inside its checkout) and placing
+//!   its version against the verified range (`SUPPORTED_VERSIONS`).
 //! - [`config`] and [`shell_path`]: the settings, read from the environment
 //!   once; every path setting expanded as a shell would (`~`, `$HOME`) and
 //!   refused while still relative.
