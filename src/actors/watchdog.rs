@@ -117,3 +117,74 @@ impl Actor for Watchdog {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::actors::broker::WaitBroker;
+
+    /// Bounds a step that takes microseconds, so a stuck one fails the test.
+    const STEP: Duration = Duration::from_secs(10);
+
+    async fn watchdog() -> (WatchdogRef, watch::Receiver<Casualties>) {
+        let (sender, receiver) = watch::channel(Casualties::new());
+        let (watchdog, _) = Actor::spawn(None, Watchdog, sender).await.unwrap();
+        (watchdog, receiver)
+    }
+
+    #[tokio::test]
+    async fn a_killed_child_is_recorded_by_name_and_the_watchdog_stays_up() {
+        let (watchdog, mut casualties) = watchdog().await;
+        let (broker, _) = Actor::spawn_linked(None, WaitBroker, (), watchdog.get_cell())
+            .await
+            .unwrap();
+        broker.kill_and_wait(Some(STEP)).await.unwrap();
+        let recorded = tokio::time::timeout(
+            STEP,
+            casualties.wait_for(|casualties| !casualties.is_empty()),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .clone();
+        assert_eq!(
+            recorded.get(&Watched::WaitBroker).map(String::as_str),
+            Some("it stopped: killed")
+        );
+        assert_eq!(recorded.len(), 1);
+        assert_eq!(watchdog.get_status(), ractor::ActorStatus::Running);
+        watchdog.stop_and_wait(None, Some(STEP)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_child_unlinked_before_it_stops_is_no_casualty() {
+        let (watchdog, mut casualties) = watchdog().await;
+        let (stopped, _) = Actor::spawn_linked(None, WaitBroker, (), watchdog.get_cell())
+            .await
+            .unwrap();
+        stopped.get_cell().unlink(watchdog.get_cell());
+        stopped.stop_and_wait(None, Some(STEP)).await.unwrap();
+        // A death after it, on the same supervision port: once that one is
+        // recorded, an event from the stop would have been handled first,
+        // and kept (the first death of a kind is the one recorded).
+        let (killed, _) = Actor::spawn_linked(None, WaitBroker, (), watchdog.get_cell())
+            .await
+            .unwrap();
+        killed.kill_and_wait(Some(STEP)).await.unwrap();
+        let recorded = tokio::time::timeout(
+            STEP,
+            casualties.wait_for(|casualties| !casualties.is_empty()),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .clone();
+        assert_eq!(
+            recorded.get(&Watched::WaitBroker).map(String::as_str),
+            Some("it stopped: killed")
+        );
+        watchdog.stop_and_wait(None, Some(STEP)).await.unwrap();
+    }
+}
