@@ -32,6 +32,14 @@ pub struct Health {
     pub warnings: Vec<String>,
 }
 
+impl Health {
+    /// Adds what only a running engine knows (an actor of its that died).
+    pub fn add_problems(&mut self, problems: impl IntoIterator<Item = String>) {
+        self.problems.extend(problems);
+        self.ok = self.problems.is_empty();
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CodexSupport {

@@ -1,5 +1,6 @@
 //! The engine every client talks to: a `Supervisor` that owns the app-server
-//! and its connection, a `RunActor` per turn, and a `WaitBroker` for waits.
+//! and its connection, a `RunActor` per turn, a `WaitBroker` for waits, and
+//! the `Watchdog` that notices when the broker or `Conversations` dies.
 //! [`Engine`] is the handle; `actors.md` at the repository root draws the
 //! tree and every message.
 
@@ -12,10 +13,12 @@ pub mod resolve;
 pub mod run;
 pub mod supervisor;
 pub mod types;
+pub mod watchdog;
 
 use std::time::Duration;
 
-use ractor::{Actor, ActorRef};
+use ractor::{Actor, ActorRef, ActorStatus};
+use tokio::sync::watch;
 
 pub use types::{
     ActiveRun, EngineError, Progress, ResumeRequest, ResumeTarget, RunListing, RunRequest,
@@ -31,6 +34,8 @@ pub use conversations::{ChatReply, ChatRequest};
 use conversations::{ConversationMsg, Conversations, ConversationsArgs};
 pub use supervisor::Interrupted;
 use supervisor::{Adopted, Supervisor, SupervisorArgs, SupervisorMsg};
+pub use watchdog::Watched;
+use watchdog::{Casualties, Watchdog, WatchdogRef};
 
 /// Starting a run may first start the app-server (30 s at worst, see
 /// `process::STARTUP_TIMEOUT`) and then makes two requests of at most
@@ -51,12 +56,20 @@ pub struct Engine {
     broker: ActorRef<BrokerMsg>,
     /// `None` in the copy the conversations actor itself holds.
     conversations: Option<ActorRef<ConversationMsg>>,
+    /// Owns the broker and the conversations actor (linked to it).
+    watchdog: WatchdogRef,
+    /// Which of those died, as the watchdog heard it.
+    casualties: watch::Receiver<Casualties>,
     config: Config,
 }
 
 impl Engine {
     pub async fn start(config: Config, codex: CodexBinary) -> Result<Engine, EngineError> {
-        let (broker, _) = Actor::spawn(None, WaitBroker, ())
+        let (casualties_tx, casualties) = watch::channel(Casualties::new());
+        let (watchdog, _) = Actor::spawn(None, Watchdog, casualties_tx)
+            .await
+            .map_err(|error| EngineError::Actor(error.to_string()))?;
+        let (broker, _) = Actor::spawn_linked(None, WaitBroker, (), watchdog.get_cell())
             .await
             .map_err(|error| EngineError::Actor(error.to_string()))?;
         let args = SupervisorArgs {
@@ -71,15 +84,18 @@ impl Engine {
             supervisor,
             broker,
             conversations: None,
+            watchdog,
+            casualties,
             config,
         };
         let args = ConversationsArgs {
             engine: engine.clone(),
             origin: engine.config.origin.clone(),
         };
-        let (conversations, _) = Actor::spawn(None, Conversations, args)
-            .await
-            .map_err(|error| EngineError::Actor(error.to_string()))?;
+        let (conversations, _) =
+            Actor::spawn_linked(None, Conversations, args, engine.watchdog.get_cell())
+                .await
+                .map_err(|error| EngineError::Actor(error.to_string()))?;
         engine.conversations = Some(conversations);
         Ok(engine)
     }
@@ -90,14 +106,17 @@ impl Engine {
             .conversations
             .as_ref()
             .ok_or_else(|| EngineError::Actor("conversations are not running".to_string()))?;
+        // A request is a run and a wait: without the broker it could start
+        // a turn nobody hears end.
+        self.needs(Watched::WaitBroker)?;
+        self.needs(Watched::Conversations)?;
         // The run's own hard timeout (the request's) ends it; the call only
         // guards against a stuck actor.
         let bound = request.timeout + START_CALL_TIMEOUT + WAIT_CALL_MARGIN;
-        settle(
-            conversations
-                .call(|reply| ConversationMsg::Ask(request, reply), Some(bound))
-                .await?,
-        )?
+        let outcome = conversations
+            .call(|reply| ConversationMsg::Ask(request, reply), Some(bound))
+            .await;
+        self.blame(Watched::Conversations, outcome)?
     }
 
     pub fn config(&self) -> &Config {
@@ -106,6 +125,9 @@ impl Engine {
 
     /// Starts a new thread and turn; returns as soon as the turn runs.
     pub async fn run(&self, request: RunRequest) -> Result<RunStarted, EngineError> {
+        // The run's actor tells the broker it started (its start fails
+        // otherwise, after the turn began): refuse before anything runs.
+        self.needs(Watched::WaitBroker)?;
         settle(
             self.supervisor
                 .call(
@@ -118,6 +140,7 @@ impl Engine {
 
     /// A new turn on the thread of an earlier run.
     pub async fn resume(&self, request: ResumeRequest) -> Result<RunStarted, EngineError> {
+        self.needs(Watched::WaitBroker)?;
         settle(
             self.supervisor
                 .call(
@@ -162,19 +185,22 @@ impl Engine {
         run_id: &RunId,
         soft: Option<Duration>,
     ) -> Result<WaitOutcome, EngineError> {
+        self.needs(Watched::WaitBroker)?;
         let id = run_id.clone();
-        settle(
-            self.broker
-                .call(
-                    |reply| BrokerMsg::Wait {
-                        run_id: id,
-                        soft_timeout: soft,
-                        reply,
-                    },
-                    soft.map(|soft| soft + WAIT_CALL_MARGIN),
-                )
-                .await?,
-        )?
+        let outcome = self
+            .broker
+            .call(
+                |reply| BrokerMsg::Wait {
+                    run_id: id,
+                    soft_timeout: soft,
+                    reply,
+                },
+                soft.map(|soft| soft + WAIT_CALL_MARGIN),
+            )
+            .await;
+        // A broker that dies while the call waits drops its reply port: the
+        // waiter hears at once, and hears which actor it was.
+        self.blame(Watched::WaitBroker, outcome)?
     }
 
     /// The most recent runs of every project, newest first: the catalog
@@ -244,17 +270,80 @@ impl Engine {
 
     /// Turns running in this engine, oldest first.
     pub async fn active_runs(&self) -> Result<Vec<ActiveRun>, EngineError> {
-        settle(
-            self.broker
-                .call(BrokerMsg::Active, Some(QUERY_CALL_TIMEOUT))
-                .await?,
-        )
+        self.needs(Watched::WaitBroker)?;
+        let outcome = self
+            .broker
+            .call(BrokerMsg::Active, Some(QUERY_CALL_TIMEOUT))
+            .await;
+        self.blame(Watched::WaitBroker, outcome)
+    }
+
+    /// What is wrong with the engine itself: one sentence for each of its
+    /// actors that died (empty while they all live). `codex_wrapper_check`
+    /// reports them.
+    pub fn problems(&self) -> Vec<String> {
+        [Watched::WaitBroker, Watched::Conversations]
+            .into_iter()
+            .filter_map(|actor| self.casualty(actor))
+            .map(|error| error.to_string())
+            .collect()
+    }
+
+    /// Why `actor` cannot serve: the death the watchdog recorded, or, when
+    /// its event is still on the way, the status ractor already shows.
+    fn casualty(&self, actor: Watched) -> Option<EngineError> {
+        let recorded = self.casualties.borrow().get(&actor).cloned();
+        let reason = recorded.or_else(|| {
+            let status = match actor {
+                Watched::WaitBroker => self.broker.get_status(),
+                Watched::Conversations => self.conversations.as_ref()?.get_status(),
+            };
+            (status >= ActorStatus::Stopping).then(|| "it stopped".to_string())
+        })?;
+        Some(EngineError::ActorDied {
+            actor: actor.describe(),
+            reason,
+        })
+    }
+
+    fn needs(&self, actor: Watched) -> Result<(), EngineError> {
+        self.casualty(actor).map_or(Ok(()), Err)
+    }
+
+    /// A call's outcome; when it failed because `actor` died, that death is
+    /// the error (rather than "the actor dropped the reply").
+    fn blame<T>(
+        &self,
+        actor: Watched,
+        outcome: Result<ractor::rpc::CallResult<T>, ractor::MessagingErr<impl Sized>>,
+    ) -> Result<T, EngineError> {
+        outcome
+            .map_err(EngineError::from)
+            .and_then(settle)
+            .map_err(|error| self.casualty(actor).unwrap_or(error))
+    }
+
+    /// Test hook: kills one of the actors the watchdog owns, as a crash
+    /// would end it, and returns once it is gone; a test then shows what
+    /// callers see. Nothing in the sidecar calls it.
+    #[doc(hidden)]
+    pub async fn kill_for_test(&self, actor: Watched) {
+        let cell = match actor {
+            Watched::WaitBroker => Some(self.broker.get_cell()),
+            Watched::Conversations => self.conversations.as_ref().map(ActorRef::get_cell),
+        };
+        if let Some(cell) = cell {
+            let _ = cell.kill_and_wait(Some(QUERY_CALL_TIMEOUT)).await;
+        }
     }
 
     /// Stops the actors: conversations, runs (linked to the supervisor),
-    /// the private app-server if there is one, the broker.
+    /// the private app-server if there is one, the broker, the watchdog.
     pub async fn shutdown(self) {
+        // Stopped on purpose: unlinked first, so the watchdog records no death.
+        let watchdog = self.watchdog.get_cell();
         if let Some(conversations) = &self.conversations {
+            conversations.get_cell().unlink(watchdog.clone());
             let _ = conversations
                 .stop_and_wait(None, Some(QUERY_CALL_TIMEOUT))
                 .await;
@@ -263,8 +352,13 @@ impl Engine {
             .supervisor
             .stop_and_wait(None, Some(QUERY_CALL_TIMEOUT))
             .await;
+        self.broker.get_cell().unlink(watchdog);
         let _ = self
             .broker
+            .stop_and_wait(None, Some(QUERY_CALL_TIMEOUT))
+            .await;
+        let _ = self
+            .watchdog
             .stop_and_wait(None, Some(QUERY_CALL_TIMEOUT))
             .await;
     }

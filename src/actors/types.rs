@@ -239,6 +239,11 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error("the engine is shutting down or an actor stopped: {0}")]
     Actor(String),
+    /// One of the engine's own actors died; it is not restarted.
+    #[error(
+        "{actor} died ({reason}); it is not restarted: restart the sidecar (the audit of every run is on disk)"
+    )]
+    ActorDied { actor: &'static str, reason: String },
     #[error("the run store could not be read: {0}")]
     Unreadable(String),
 }

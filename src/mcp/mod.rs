@@ -395,12 +395,15 @@ impl SidecarServer {
     }
 
     /// Check the setup: the Codex CLI, its home, the run directory, the
-    /// pointer index, the app-server and the Codex login. `ok` is true when
-    /// nothing is wrong.
+    /// pointer index, the app-server, the Codex login and the sidecar's own
+    /// actors. `ok` is true when nothing is wrong.
     #[tool]
     async fn codex_wrapper_check(&self) -> ToolResult {
-        let codex = self.backend.clone().await.codex;
-        let health = crate::health::check(&self.config, &codex, &self.cwd).await;
+        let backend = self.backend.clone().await;
+        let mut health = crate::health::check(&self.config, &backend.codex, &self.cwd).await;
+        if let Ok(engine) = &backend.engine {
+            health.add_problems(engine.problems());
+        }
         let value = serde_json::to_value(&health).unwrap_or_default();
         Ok(CallToolResult::structured(value))
     }

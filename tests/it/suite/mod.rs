@@ -21,5 +21,6 @@ mod scripted_model;
 mod security;
 mod shared;
 mod store;
+mod supervision;
 mod unix;
 mod versions;
