@@ -10,7 +10,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use codex_mcp_sidecar::appserver::shared::SharedPaths;
 use codex_mcp_sidecar::appserver::{AppServerProcess, ConnectOptions, SpawnOptions};
-use codex_mcp_sidecar::scripted_model::ScriptedModel;
+use codex_mcp_sidecar_test_support::codex_bin;
+use codex_mcp_sidecar_test_support::scripted_model::ScriptedModel;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
 use rmcp::transport::TokioChildProcess;
@@ -36,17 +37,6 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a sidecar may take to exit once its stdin closes (it stops its
 /// actors and releases its lease) before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
-
-/// The Codex binary: `CODEX_BIN` when set, else the project's pinned install.
-pub fn codex_bin() -> PathBuf {
-    match std::env::var_os("CODEX_BIN") {
-        Some(path) => PathBuf::from(path),
-        None => PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/codex-cli/node_modules/.bin/codex"
-        )),
-    }
-}
 
 /// A model, a Codex home, a pointer directory and a project, all throwaway,
 /// and an app-server on a free loopback port that the bench owns. Its token

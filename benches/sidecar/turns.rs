@@ -12,7 +12,7 @@ use codex_mcp_sidecar::appserver::{AppServerConnection, ServerEvent};
 use codex_mcp_sidecar::protocol::{
     ApprovalPolicy, NotificationKind, SandboxMode, ThreadStartParams, TurnStartParams,
 };
-use codex_mcp_sidecar::scripted_model::Script;
+use codex_mcp_sidecar_test_support::scripted_model::Script;
 use serde_json::json;
 use tokio::sync::mpsc;
 

@@ -5,11 +5,9 @@
 pub mod claude;
 pub mod engine;
 pub mod raw_mcp;
-pub mod scripted_anthropic;
-pub mod shared_server;
 pub mod tmux;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use codex_mcp_sidecar::appserver::process::live_group_members;
@@ -21,52 +19,17 @@ use codex_mcp_sidecar::protocol::{
     ApprovalPolicy, NotificationKind, SandboxMode, ServerRequest, Thread, ThreadStartParams, Turn,
     TurnStartParams,
 };
-use codex_mcp_sidecar::scripted_model::ScriptedModel;
+use codex_mcp_sidecar_test_support::scripted_model::ScriptedModel;
 use tempfile::TempDir;
 use tokio::sync::mpsc;
+
+// The Codex under test has one lookup, shared with the benches and examples.
+pub use codex_mcp_sidecar_test_support::{codex_bin, codex_binary, codex_version};
 
 /// Longest any single expected event may take to arrive. A scripted turn
 /// finishes in well under a second; this only trips when something is stuck,
 /// and then the test fails instead of hanging.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The Codex binary the tests run: `CODEX_BIN` when set, else the project's
-/// pinned install (`make setup` puts it there).
-pub fn codex_bin() -> PathBuf {
-    match std::env::var_os("CODEX_BIN") {
-        Some(path) => PathBuf::from(path),
-        None => PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/codex-cli/node_modules/.bin/codex"
-        )),
-    }
-}
-
-/// The version of the Codex under test ([`codex_bin`]), asked once per test
-/// binary: tests that assert a version take it from here, so the same tests
-/// pass on the oldest and the newest verified Codex.
-pub fn codex_version() -> semver::Version {
-    static VERSION: std::sync::OnceLock<semver::Version> = std::sync::OnceLock::new();
-    VERSION
-        .get_or_init(|| {
-            let output = std::process::Command::new(codex_bin())
-                .arg("--version")
-                .output()
-                .expect("codex --version runs");
-            codex_mcp_sidecar::codex_bin::parse_version(&String::from_utf8_lossy(&output.stdout))
-                .expect("codex --version prints codex-cli X.Y.Z")
-        })
-        .clone()
-}
-
-/// The Codex under test as the sidecar finds it through `CODEX_BIN`.
-pub fn codex_binary() -> codex_mcp_sidecar::codex_bin::CodexBinary {
-    codex_mcp_sidecar::codex_bin::CodexBinary {
-        path: codex_bin(),
-        source: codex_mcp_sidecar::codex_bin::BinarySource::Env,
-        version: codex_version(),
-    }
-}
 
 /// One test's private world.
 pub struct Rig {

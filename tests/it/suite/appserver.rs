@@ -9,12 +9,12 @@ use codex_mcp_sidecar::protocol::{
     ApprovalDecision, ApprovalPolicy, NotificationKind, SandboxMode, ServerRequestKind,
     ThreadResumeParams, ThreadSettings, TurnStatus,
 };
-use codex_mcp_sidecar::scripted_model::RequestOutcome;
+use codex_mcp_sidecar_test_support::scripted_model::RequestOutcome;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use pretty_assertions::assert_eq;
 
-use codex_mcp_sidecar::scripted_model::Script;
+use codex_mcp_sidecar_test_support::scripted_model::Script;
 
 use crate::common::{Rig, assert_no_process_left, function_call_output, path_string, start_turn};
 
