@@ -14,7 +14,10 @@
 //! - [`world`]: one test's throwaway world for the built sidecar (scripted
 //!   model, `CODEX_HOME`, pointer dir, project, free port), and the guard
 //!   that kills whatever the test started on its URL.
+//! - [`app_server`]: the world around an app-server the caller owns, for
+//!   the connection tests and the benchmarks.
 
+pub mod app_server;
 pub mod codex;
 pub mod scripted_anthropic;
 pub mod scripted_model;

@@ -1,6 +1,8 @@
-//! The rig shared by the integration tests: a scripted model, a throwaway
-//! `CODEX_HOME` and work directory, and a real `codex app-server` on a free
-//! loopback port, all private to one test.
+//! The rig shared by the integration tests: an app-server world (a scripted
+//! model, a throwaway `CODEX_HOME` and project, and a real `codex
+//! app-server` on a free loopback port, all private to one test) with the
+//! waits a test needs. The worlds themselves live in
+//! `codex-mcp-sidecar-test-support`, shared with the benches and examples.
 
 pub mod claude;
 pub mod engine;
@@ -11,16 +13,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use codex_mcp_sidecar::appserver::process::live_group_members;
-use codex_mcp_sidecar::appserver::{
-    AppServerConnection, AppServerProcess, ConnectOptions, ServerEvent, SpawnOptions,
-};
+use codex_mcp_sidecar::appserver::{AppServerConnection, ServerEvent};
 use codex_mcp_sidecar::protocol::events::TurnEvent;
 use codex_mcp_sidecar::protocol::{
     ApprovalPolicy, NotificationKind, SandboxMode, ServerRequest, Thread, ThreadStartParams, Turn,
     TurnStartParams,
 };
-use codex_mcp_sidecar_test_support::scripted_model::ScriptedModel;
-use tempfile::TempDir;
+use codex_mcp_sidecar_test_support::app_server::AppServerWorld;
 use tokio::sync::mpsc;
 
 // The Codex under test has one lookup, shared with the benches and examples.
@@ -31,42 +30,26 @@ pub use codex_mcp_sidecar_test_support::{codex_bin, codex_binary, codex_version}
 /// and then the test fails instead of hanging.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// One test's private world.
-pub struct Rig {
-    pub model: ScriptedModel,
-    pub codex_home: TempDir,
-    /// The project directory Codex works in.
-    pub work: TempDir,
-    /// Holds the token file.
-    _secrets: TempDir,
-    pub server: AppServerProcess,
+/// One test's private world: an app-server of its own (see
+/// [`AppServerWorld`]), which the test talks to directly.
+pub struct Rig(AppServerWorld);
+
+impl std::ops::Deref for Rig {
+    type Target = AppServerWorld;
+    fn deref(&self) -> &AppServerWorld {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Rig {
+    fn deref_mut(&mut self) -> &mut AppServerWorld {
+        &mut self.0
+    }
 }
 
 impl Rig {
     pub async fn start() -> Rig {
-        let model = ScriptedModel::start().await.expect("scripted model starts");
-        let codex_home = tempfile::tempdir().expect("codex home");
-        model
-            .write_codex_home(codex_home.path())
-            .expect("config.toml");
-        let work = tempfile::tempdir().expect("work dir");
-        let secrets = tempfile::tempdir().expect("secrets dir");
-        let mut options = SpawnOptions::loopback(codex_bin(), secrets.path().join("token"));
-        options.codex_home = Some(codex_home.path().to_path_buf());
-        let server = AppServerProcess::spawn(options)
-            .await
-            .expect("app-server starts");
-        Rig {
-            model,
-            codex_home,
-            work,
-            _secrets: secrets,
-            server,
-        }
-    }
-
-    pub fn connect_options(&self) -> ConnectOptions {
-        ConnectOptions::new(self.server.url(), Some(self.server.token().clone()))
+        Rig(AppServerWorld::start().await.expect("the rig starts"))
     }
 
     pub async fn connect(&self) -> (AppServerConnection, Events) {
@@ -84,7 +67,7 @@ impl Rig {
         sandbox: SandboxMode,
     ) -> Thread {
         let params = ThreadStartParams {
-            cwd: Some(path_string(self.work.path())),
+            cwd: Some(path_string(self.project.path())),
             approval_policy: Some(approval),
             sandbox: Some(sandbox),
             ..ThreadStartParams::default()
@@ -95,10 +78,8 @@ impl Rig {
     /// Stops the app-server and checks that no process of its group is left:
     /// neither the npm launcher nor the native binary it spawned.
     pub async fn finish(self) {
-        let pgid = self.server.pgid();
-        self.server.shutdown().await.expect("app-server stops");
+        let pgid = self.0.stop().await.expect("app-server stops");
         assert_no_process_left(pgid);
-        self.model.shutdown().await;
     }
 }
 

@@ -109,7 +109,7 @@ async fn approval_round(decision: ApprovalDecision) -> (Rig, bool, String) {
 
     let (done, _) = events.turn_completed(&turn.id).await;
     assert_eq!(done.turn.status, TurnStatus::Completed);
-    let created = rig.work.path().join("approved.txt").exists();
+    let created = rig.project.path().join("approved.txt").exists();
     // What Codex told the model about the command, from the follow-up request.
     let output = rig
         .model
@@ -201,7 +201,7 @@ async fn second_connection_resumes_a_running_thread_and_sees_it_complete() {
         .thread_resume(&ThreadResumeParams {
             thread_id: thread.id.clone(),
             settings: ThreadSettings {
-                cwd: Some(path_string(rig.work.path())),
+                cwd: Some(path_string(rig.project.path())),
                 ..ThreadSettings::default()
             },
         })
