@@ -18,7 +18,7 @@ MCP_CLIENTS_NEWEST := mcp-clients-newest
 MCP_CLIENTS_NEWEST_STAMP := $(MCP_CLIENTS_NEWEST)/node_modules/.installed
 CLAUDE_NEWEST_BIN := $(CURDIR)/$(MCP_CLIENTS_NEWEST)/node_modules/.bin/claude
 
-.PHONY: system-tools macos-targets setup demo test lint lint-macos package fuzz bench bench-print
+.PHONY: system-tools macos-targets setup demo test lint lint-macos shipped-deps package fuzz bench bench-print
 
 setup: system-tools macos-targets $(CODEX_STAMP) $(MCP_CLIENTS_STAMP) $(CODEX_NEWEST_STAMP) $(MCP_CLIENTS_NEWEST_STAMP)
 
@@ -103,8 +103,10 @@ CLAUDE_TESTS := suite::claude_code:: suite::plugin:: suite::claude_print::
 
 # Everything on the oldest verified Codex and the pinned Claude Code, then
 # the subsets on the newest of each.
+# `--workspace`: the root crate's tests and the unit tests of the test
+# scaffolding in crates/test-support (the scripted model's markers).
 test: setup
-	cargo test --locked
+	cargo test --locked --workspace
 	CODEX_BIN=$(CODEX_NEWEST_BIN) cargo test --locked --test it -- $(COMPAT_TESTS)
 	CLAUDE_BIN=$(CLAUDE_NEWEST_BIN) cargo test --locked --test it -- $(CLAUDE_TESTS)
 
@@ -122,14 +124,28 @@ bench-print: $(CODEX_STAMP)
 	cargo bench --locked --bench sidecar
 	cargo bench --locked --bench picker_first_frame
 
-lint: lint-macos
+lint: lint-macos shipped-deps
 	cargo fmt --all -- --check
-	cargo clippy --all-targets --locked -- -D warnings
+	cargo clippy --workspace --all-targets --locked -- -D warnings
 
 lint-macos: macos-targets
 	for target in $(MACOS_TARGETS); do \
-		cargo clippy --all-targets --locked --target $$target -- -D warnings || exit 1; \
+		cargo clippy --workspace --all-targets --locked --target $$target -- -D warnings || exit 1; \
 	done
+
+# What the installed binaries are built from (the shipped crate's normal
+# dependencies) holds no web server: the scripted models and their axum are
+# test scaffolding, in crates/test-support. Fails naming the crates found.
+SERVER_CRATES := axum
+shipped-deps:
+	@tree=$$(cargo tree --locked -e normal -p codex-mcp-sidecar --prefix none --format '{p}') || exit 1; \
+	found=$$(echo "$$tree" | awk '{print $$1}' | sort -u | grep -Fx -e $(SERVER_CRATES)); \
+	if [ -n "$$found" ]; then \
+		echo "the shipped crate depends on a web server: $$found" >&2; \
+		cargo tree --locked -e normal -p codex-mcp-sidecar -i $$found >&2; \
+		exit 1; \
+	fi; \
+	echo "shipped-deps: no $(SERVER_CRATES) in codex-mcp-sidecar's normal dependencies"
 
 # The crate as crates.io would get it (what goes in: `include` in
 # Cargo.toml), unpacked and built on its own, so that a file the build needs

@@ -11,7 +11,7 @@
 mod common;
 
 use clap::Parser;
-use codex_mcp_sidecar::scripted_model::Script;
+use codex_mcp_sidecar_test_support::scripted_model::Script;
 use common::{Result, Session, WAIT_SLICE_MS, first_line, seconds};
 use futures_util::future::try_join_all;
 use serde_json::{Value, json};

@@ -13,7 +13,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use codex_mcp_sidecar::scripted_model::Script;
+use codex_mcp_sidecar_test_support::scripted_model::Script;
 use common::{Result, Session, first_line, seconds};
 use serde_json::json;
 

@@ -10,7 +10,7 @@
 mod common;
 
 use clap::Parser;
-use codex_mcp_sidecar::scripted_model::Script;
+use codex_mcp_sidecar_test_support::scripted_model::Script;
 use common::{Result, Session};
 use serde_json::json;
 

@@ -18,9 +18,6 @@
 //!   capability token, stderr, `/readyz`) and the WebSocket connection to it
 //!   (one worker owns the socket; requests are matched to answers by id),
 //!   and which Codex a running server runs (`appserver::version`).
-//! - [`scripted_model`]: an OpenAI Responses-API server over SSE whose
-//!   answers are scripted by a marker in the prompt, so that Codex runs
-//!   offline in the examples (`make demo`), the tests and the benchmarks.
 //! - [`picker`]: `codex-runs`' screen as pure state, key handling and
 //!   drawing (two lists, running and finished, the selected run's detail, a
 //!   filter), with no terminal IO, so every screen is a snapshot test.
@@ -45,6 +42,5 @@ pub mod process_table;
 pub mod prompts;
 pub mod protocol;
 pub mod runs_cli;
-pub mod scripted_model;
 pub mod shell_path;
 pub mod store;

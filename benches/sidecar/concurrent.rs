@@ -4,8 +4,8 @@
 
 use std::time::Instant;
 
-use codex_mcp_sidecar::scripted_model::Script;
 use codex_mcp_sidecar::store::{self, AuditEvent, RunId};
+use codex_mcp_sidecar_test_support::scripted_model::Script;
 use futures_util::future::try_join_all;
 use serde_json::json;
 

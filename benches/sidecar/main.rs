@@ -66,7 +66,7 @@ fn run() -> BenchResult<()> {
     if doc.is_some() && selected.len() != ALL.len() {
         return Err("--doc writes every benchmark: select none or all".into());
     }
-    let machine = Machine::describe(&support::codex_bin());
+    let machine = Machine::describe(&codex_mcp_sidecar_test_support::codex_bin());
     machine.print();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(WORKER_THREADS)

@@ -1,7 +1,7 @@
 //! B6: how many bytes each tool's reply costs the caller, structured content
 //! and text apart, against the budgets of `src/mcp/replies.rs`.
 
-use codex_mcp_sidecar::scripted_model::Script;
+use codex_mcp_sidecar_test_support::scripted_model::Script;
 use futures_util::future::try_join_all;
 use rmcp::model::CallToolResult;
 use serde_json::{Value, json};

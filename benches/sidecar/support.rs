@@ -8,9 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use codex_mcp_sidecar::appserver::shared::SharedPaths;
-use codex_mcp_sidecar::appserver::{AppServerProcess, ConnectOptions, SpawnOptions};
-use codex_mcp_sidecar::scripted_model::ScriptedModel;
+use codex_mcp_sidecar_test_support::app_server::AppServerWorld;
+use codex_mcp_sidecar_test_support::codex_bin;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
 use rmcp::transport::TokioChildProcess;
@@ -37,68 +36,33 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 /// actors and releases its lease) before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
 
-/// The Codex binary: `CODEX_BIN` when set, else the project's pinned install.
-pub fn codex_bin() -> PathBuf {
-    match std::env::var_os("CODEX_BIN") {
-        Some(path) => PathBuf::from(path),
-        None => PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/codex-cli/node_modules/.bin/codex"
-        )),
-    }
-}
-
 /// A model, a Codex home, a pointer directory and a project, all throwaway,
-/// and an app-server on a free loopback port that the bench owns. Its token
-/// is where a shared-mode sidecar looks for it, so a sidecar pointed at its
-/// URL uses it as the shared server (and never starts one of its own).
-pub struct World {
-    pub model: ScriptedModel,
-    pub codex_home: TempDir,
-    pub pointer_dir: TempDir,
-    pub project: TempDir,
-    pub server: Option<AppServerProcess>,
+/// and an app-server on a free loopback port that the bench owns (see
+/// [`AppServerWorld`]): a sidecar pointed at its URL uses it as the shared
+/// server (and never starts one of its own).
+pub struct World(AppServerWorld);
+
+impl std::ops::Deref for World {
+    type Target = AppServerWorld;
+    fn deref(&self) -> &AppServerWorld {
+        &self.0
+    }
 }
 
 impl World {
     pub async fn start() -> BenchResult<World> {
-        let model = ScriptedModel::start().await?;
-        let codex_home = tempfile::tempdir()?;
-        model.write_codex_home(codex_home.path())?;
-        let pointer_dir = tempfile::tempdir()?;
-        let paths = SharedPaths::new(pointer_dir.path());
-        paths.create_dir()?;
-        let mut options = SpawnOptions::loopback(codex_bin(), paths.token());
-        options.codex_home = Some(codex_home.path().to_path_buf());
-        let server = AppServerProcess::spawn(options).await?;
-        Ok(World {
-            model,
-            codex_home,
-            pointer_dir,
-            project: tempfile::tempdir()?,
-            server: Some(server),
-        })
-    }
-
-    /// A bare client's way in: the same server, the same token.
-    pub fn connect_options(&self) -> BenchResult<ConnectOptions> {
-        let server = self.server.as_ref().ok_or("the app-server is stopped")?;
-        Ok(ConnectOptions::new(
-            server.url(),
-            Some(server.token().clone()),
-        ))
+        Ok(World(AppServerWorld::start().await?))
     }
 
     /// The environment of a sidecar that uses this world's app-server as
     /// its shared server.
     pub fn sidecar_env(&self) -> BenchResult<Vec<(String, String)>> {
-        let server = self.server.as_ref().ok_or("the app-server is stopped")?;
         Ok(sidecar_env(
             self.codex_home.path(),
             self.pointer_dir.path(),
             &[
                 ("CODEX_MCP_WRAPPER_APP_SERVER_MODE", "shared"),
-                ("CODEX_MCP_WRAPPER_APP_SERVER_URL", server.url()),
+                ("CODEX_MCP_WRAPPER_APP_SERVER_URL", self.server.url()),
             ],
         ))
     }
@@ -134,16 +98,9 @@ impl World {
         Sidecar::around(self.project.path(), &self.sidecar_env()?, bench).await
     }
 
-    pub fn run_dir(&self) -> PathBuf {
-        self.project.path().join(".codex/codex-mcp/runs")
-    }
-
     /// Stops the app-server's whole process group and the model.
-    pub async fn stop(mut self) -> BenchResult<()> {
-        if let Some(server) = self.server.take() {
-            server.shutdown().await?;
-        }
-        self.model.shutdown().await;
+    pub async fn stop(self) -> BenchResult<()> {
+        self.0.stop().await?;
         Ok(())
     }
 }

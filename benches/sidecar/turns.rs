@@ -12,7 +12,7 @@ use codex_mcp_sidecar::appserver::{AppServerConnection, ServerEvent};
 use codex_mcp_sidecar::protocol::{
     ApprovalPolicy, NotificationKind, SandboxMode, ThreadStartParams, TurnStartParams,
 };
-use codex_mcp_sidecar::scripted_model::Script;
+use codex_mcp_sidecar_test_support::scripted_model::Script;
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -42,7 +42,7 @@ pub async fn overhead() -> BenchResult<Section> {
 }
 
 async fn overhead_with(world: &World, sidecar: &Sidecar) -> BenchResult<Section> {
-    let (bare, events) = AppServerConnection::connect(world.connect_options()?).await?;
+    let (bare, events) = AppServerConnection::connect(world.connect_options()).await?;
     let mut bare = Bare::start(bare, events, world.project.path()).await?;
     // The simplest turn there is: any overhead shows in full.
     let prompt = Script::text("ok").marker();

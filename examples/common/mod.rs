@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
 use std::time::Duration;
 
-use codex_mcp_sidecar::scripted_model::{Script, ScriptedModel};
+use codex_mcp_sidecar_test_support::scripted_model::{Script, ScriptedModel};
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::RunningService;
 use rmcp::{RoleClient, ServiceExt};

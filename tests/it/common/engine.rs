@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use codex_mcp_sidecar::actors::{Engine, RunRequest, RunResult, RunStarted, WaitOutcome};
 use codex_mcp_sidecar::config::Config;
-use codex_mcp_sidecar::scripted_model::ScriptedModel;
+use codex_mcp_sidecar_test_support::scripted_model::ScriptedModel;
 use tempfile::TempDir;
 
 use super::EVENT_TIMEOUT;

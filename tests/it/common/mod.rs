@@ -1,109 +1,55 @@
-//! The rig shared by the integration tests: a scripted model, a throwaway
-//! `CODEX_HOME` and work directory, and a real `codex app-server` on a free
-//! loopback port, all private to one test.
+//! The rig shared by the integration tests: an app-server world (a scripted
+//! model, a throwaway `CODEX_HOME` and project, and a real `codex
+//! app-server` on a free loopback port, all private to one test) with the
+//! waits a test needs. The worlds themselves live in
+//! `codex-mcp-sidecar-test-support`, shared with the benches and examples.
 
 pub mod claude;
 pub mod engine;
 pub mod raw_mcp;
-pub mod scripted_anthropic;
-pub mod shared_server;
 pub mod tmux;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use codex_mcp_sidecar::appserver::process::live_group_members;
-use codex_mcp_sidecar::appserver::{
-    AppServerConnection, AppServerProcess, ConnectOptions, ServerEvent, SpawnOptions,
-};
+use codex_mcp_sidecar::appserver::{AppServerConnection, ServerEvent};
 use codex_mcp_sidecar::protocol::events::TurnEvent;
 use codex_mcp_sidecar::protocol::{
     ApprovalPolicy, NotificationKind, SandboxMode, ServerRequest, Thread, ThreadStartParams, Turn,
     TurnStartParams,
 };
-use codex_mcp_sidecar::scripted_model::ScriptedModel;
-use tempfile::TempDir;
+use codex_mcp_sidecar_test_support::app_server::AppServerWorld;
 use tokio::sync::mpsc;
+
+// The Codex under test has one lookup, shared with the benches and examples.
+pub use codex_mcp_sidecar_test_support::{codex_bin, codex_binary, codex_version};
 
 /// Longest any single expected event may take to arrive. A scripted turn
 /// finishes in well under a second; this only trips when something is stuck,
 /// and then the test fails instead of hanging.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The Codex binary the tests run: `CODEX_BIN` when set, else the project's
-/// pinned install (`make setup` puts it there).
-pub fn codex_bin() -> PathBuf {
-    match std::env::var_os("CODEX_BIN") {
-        Some(path) => PathBuf::from(path),
-        None => PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/codex-cli/node_modules/.bin/codex"
-        )),
+/// One test's private world: an app-server of its own (see
+/// [`AppServerWorld`]), which the test talks to directly.
+pub struct Rig(AppServerWorld);
+
+impl std::ops::Deref for Rig {
+    type Target = AppServerWorld;
+    fn deref(&self) -> &AppServerWorld {
+        &self.0
     }
 }
 
-/// The version of the Codex under test ([`codex_bin`]), asked once per test
-/// binary: tests that assert a version take it from here, so the same tests
-/// pass on the oldest and the newest verified Codex.
-pub fn codex_version() -> semver::Version {
-    static VERSION: std::sync::OnceLock<semver::Version> = std::sync::OnceLock::new();
-    VERSION
-        .get_or_init(|| {
-            let output = std::process::Command::new(codex_bin())
-                .arg("--version")
-                .output()
-                .expect("codex --version runs");
-            codex_mcp_sidecar::codex_bin::parse_version(&String::from_utf8_lossy(&output.stdout))
-                .expect("codex --version prints codex-cli X.Y.Z")
-        })
-        .clone()
-}
-
-/// The Codex under test as the sidecar finds it through `CODEX_BIN`.
-pub fn codex_binary() -> codex_mcp_sidecar::codex_bin::CodexBinary {
-    codex_mcp_sidecar::codex_bin::CodexBinary {
-        path: codex_bin(),
-        source: codex_mcp_sidecar::codex_bin::BinarySource::Env,
-        version: codex_version(),
+impl std::ops::DerefMut for Rig {
+    fn deref_mut(&mut self) -> &mut AppServerWorld {
+        &mut self.0
     }
-}
-
-/// One test's private world.
-pub struct Rig {
-    pub model: ScriptedModel,
-    pub codex_home: TempDir,
-    /// The project directory Codex works in.
-    pub work: TempDir,
-    /// Holds the token file.
-    _secrets: TempDir,
-    pub server: AppServerProcess,
 }
 
 impl Rig {
     pub async fn start() -> Rig {
-        let model = ScriptedModel::start().await.expect("scripted model starts");
-        let codex_home = tempfile::tempdir().expect("codex home");
-        model
-            .write_codex_home(codex_home.path())
-            .expect("config.toml");
-        let work = tempfile::tempdir().expect("work dir");
-        let secrets = tempfile::tempdir().expect("secrets dir");
-        let mut options = SpawnOptions::loopback(codex_bin(), secrets.path().join("token"));
-        options.codex_home = Some(codex_home.path().to_path_buf());
-        let server = AppServerProcess::spawn(options)
-            .await
-            .expect("app-server starts");
-        Rig {
-            model,
-            codex_home,
-            work,
-            _secrets: secrets,
-            server,
-        }
-    }
-
-    pub fn connect_options(&self) -> ConnectOptions {
-        ConnectOptions::new(self.server.url(), Some(self.server.token().clone()))
+        Rig(AppServerWorld::start().await.expect("the rig starts"))
     }
 
     pub async fn connect(&self) -> (AppServerConnection, Events) {
@@ -121,7 +67,7 @@ impl Rig {
         sandbox: SandboxMode,
     ) -> Thread {
         let params = ThreadStartParams {
-            cwd: Some(path_string(self.work.path())),
+            cwd: Some(path_string(self.project.path())),
             approval_policy: Some(approval),
             sandbox: Some(sandbox),
             ..ThreadStartParams::default()
@@ -132,10 +78,8 @@ impl Rig {
     /// Stops the app-server and checks that no process of its group is left:
     /// neither the npm launcher nor the native binary it spawned.
     pub async fn finish(self) {
-        let pgid = self.server.pgid();
-        self.server.shutdown().await.expect("app-server stops");
+        let pgid = self.0.stop().await.expect("app-server stops");
         assert_no_process_left(pgid);
-        self.model.shutdown().await;
     }
 }
 

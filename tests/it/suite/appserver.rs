@@ -9,12 +9,12 @@ use codex_mcp_sidecar::protocol::{
     ApprovalDecision, ApprovalPolicy, NotificationKind, SandboxMode, ServerRequestKind,
     ThreadResumeParams, ThreadSettings, TurnStatus,
 };
-use codex_mcp_sidecar::scripted_model::RequestOutcome;
+use codex_mcp_sidecar_test_support::scripted_model::RequestOutcome;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use pretty_assertions::assert_eq;
 
-use codex_mcp_sidecar::scripted_model::Script;
+use codex_mcp_sidecar_test_support::scripted_model::Script;
 
 use crate::common::{Rig, assert_no_process_left, function_call_output, path_string, start_turn};
 
@@ -109,7 +109,7 @@ async fn approval_round(decision: ApprovalDecision) -> (Rig, bool, String) {
 
     let (done, _) = events.turn_completed(&turn.id).await;
     assert_eq!(done.turn.status, TurnStatus::Completed);
-    let created = rig.work.path().join("approved.txt").exists();
+    let created = rig.project.path().join("approved.txt").exists();
     // What Codex told the model about the command, from the follow-up request.
     let output = rig
         .model
@@ -201,7 +201,7 @@ async fn second_connection_resumes_a_running_thread_and_sees_it_complete() {
         .thread_resume(&ThreadResumeParams {
             thread_id: thread.id.clone(),
             settings: ThreadSettings {
-                cwd: Some(path_string(rig.work.path())),
+                cwd: Some(path_string(rig.project.path())),
                 ..ThreadSettings::default()
             },
         })

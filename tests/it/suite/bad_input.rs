@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use crate::common::raw_mcp::RawMcp;
-use crate::common::shared_server::SidecarWorld;
+use codex_mcp_sidecar_test_support::world::SidecarWorld;
 
 const SIDECAR: &str = env!("CARGO_BIN_EXE_codex-mcp-sidecar");
 const CORPUS: &str = include_str!("../corpus/bad_input.json");

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use codex_mcp_sidecar::config::{ENV_MODE, ENV_POINTER_DIR};
-use codex_mcp_sidecar::scripted_model::ScriptedModel;
+use codex_mcp_sidecar_test_support::scripted_model::ScriptedModel;
 use serde_json::json;
 
 use crate::common::claude::{ClaudeUser, text};

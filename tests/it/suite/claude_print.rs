@@ -11,15 +11,15 @@ use std::path::Path;
 use std::time::Duration;
 
 use codex_mcp_sidecar::config::{ENV_POINTER_DIR, ENV_RUN_DIR, ENV_URL};
-use codex_mcp_sidecar::scripted_model::{Script, user_message_texts};
+use codex_mcp_sidecar_test_support::scripted_model::{Script, user_message_texts};
 use serde_json::json;
 
 use crate::common::claude::{CLAUDE_CONNECT_TIMEOUT, ClaudeUser, claude, text};
 use crate::common::codex_bin;
-use crate::common::scripted_anthropic::{
+use codex_mcp_sidecar_test_support::scripted_anthropic::{
     AnthropicRequest, AnthropicScript, FALLBACK_TEXT, Reply, ScriptedAnthropic,
 };
-use crate::common::shared_server::{SidecarWorld, processes_naming};
+use codex_mcp_sidecar_test_support::world::{SidecarWorld, processes_naming};
 
 const SIDECAR: &str = env!("CARGO_BIN_EXE_codex-mcp-sidecar");
 

@@ -9,8 +9,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use codex_mcp_sidecar::appserver::keeper::KEEPER_SUBCOMMAND;
-use codex_mcp_sidecar::scripted_model::{RequestOutcome, Script};
 use codex_mcp_sidecar::store::{self, AuditEvent, IndexEvent, RunId};
+use codex_mcp_sidecar_test_support::scripted_model::{RequestOutcome, Script};
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
 use rmcp::transport::TokioChildProcess;
@@ -18,7 +18,9 @@ use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
 
 use crate::common::EVENT_TIMEOUT;
-use crate::common::shared_server::{ProcessInfo, SidecarWorld, children_of, processes_naming};
+use codex_mcp_sidecar_test_support::world::{
+    ProcessInfo, SidecarWorld, children_of, processes_naming,
+};
 
 type Client = RunningService<RoleClient, ()>;
 

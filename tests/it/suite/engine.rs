@@ -8,8 +8,8 @@ use codex_mcp_sidecar::actors::{
 };
 use codex_mcp_sidecar::config::Permissions;
 use codex_mcp_sidecar::protocol::ApprovalPolicy;
-use codex_mcp_sidecar::scripted_model::{RequestOutcome, Script};
 use codex_mcp_sidecar::store::{self, AuditEvent, IndexEvent, RunId};
+use codex_mcp_sidecar_test_support::scripted_model::{RequestOutcome, Script};
 use pretty_assertions::assert_eq;
 
 use crate::common::engine::{EngineRig, SLICE};

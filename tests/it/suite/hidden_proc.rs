@@ -16,14 +16,14 @@ use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use codex_mcp_sidecar::appserver::shared::{SharedPaths, SharedState};
-use codex_mcp_sidecar::scripted_model::{RequestOutcome, Script};
 use codex_mcp_sidecar::store::{self, AuditEvent, IndexEvent, RunId};
+use codex_mcp_sidecar_test_support::scripted_model::{RequestOutcome, Script};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::common::EVENT_TIMEOUT;
-use crate::common::shared_server::{
+use codex_mcp_sidecar_test_support::world::{
     ProcessInfo, SidecarWorld, live_process, processes_in_group, processes_naming,
 };
 

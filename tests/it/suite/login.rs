@@ -14,15 +14,15 @@ use codex_mcp_sidecar::appserver::account::{self, LoginGate};
 use codex_mcp_sidecar::appserver::{
     AppServerConnection, AppServerProcess, ConnectOptions, SpawnOptions,
 };
-use codex_mcp_sidecar::scripted_model::Script;
+use codex_mcp_sidecar_test_support::scripted_model::Script;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
 use rmcp::transport::TokioChildProcess;
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
 
-use crate::common::shared_server::{SidecarWorld, free_port};
 use crate::common::{EVENT_TIMEOUT, codex_bin};
+use codex_mcp_sidecar_test_support::world::{SidecarWorld, free_port};
 
 const SIDECAR: &str = env!("CARGO_BIN_EXE_codex-mcp-sidecar");
 

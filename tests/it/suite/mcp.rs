@@ -6,8 +6,8 @@ use std::time::Duration;
 use codex_mcp_sidecar::actors::Engine;
 use codex_mcp_sidecar::codex_bin::CodexBinary;
 use codex_mcp_sidecar::mcp::SidecarServer;
-use codex_mcp_sidecar::scripted_model::{RequestOutcome, Script, ScriptedModel};
 use codex_mcp_sidecar::store::{self, PointerRecord, RunId, RunStatus};
+use codex_mcp_sidecar_test_support::scripted_model::{RequestOutcome, Script, ScriptedModel};
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
 use rmcp::transport::TokioChildProcess;
@@ -15,9 +15,9 @@ use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
 
 use crate::common::engine::config;
-use crate::common::shared_server::SidecarWorld;
 use crate::common::tmux::Tmux;
 use crate::common::{EVENT_TIMEOUT, codex_bin};
+use codex_mcp_sidecar_test_support::world::SidecarWorld;
 
 type Client = RunningService<RoleClient, ()>;
 

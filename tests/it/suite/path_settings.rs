@@ -12,8 +12,8 @@ use rmcp::transport::TokioChildProcess;
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::json;
 
-use crate::common::shared_server::{Cleanup, free_port};
 use crate::common::{EVENT_TIMEOUT, codex_bin};
+use codex_mcp_sidecar_test_support::world::{Cleanup, free_port};
 
 const SIDECAR: &str = env!("CARGO_BIN_EXE_codex-mcp-sidecar");
 const RUNS: &str = env!("CARGO_BIN_EXE_codex-runs");

@@ -7,13 +7,13 @@
 use std::path::Path;
 use std::time::Duration;
 
-use codex_mcp_sidecar::scripted_model::{Script, ScriptedModel};
+use codex_mcp_sidecar_test_support::scripted_model::{Script, ScriptedModel};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::common::codex_bin;
-use crate::common::shared_server::{Cleanup, free_port, processes_running_from};
 use crate::common::tmux::Tmux;
+use codex_mcp_sidecar_test_support::world::{Cleanup, free_port, processes_running_from};
 
 const SIDECAR: &str = env!("CARGO_BIN_EXE_codex-mcp-sidecar");
 const CODEX_RUNS: &str = env!("CARGO_BIN_EXE_codex-runs");

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use codex_mcp_sidecar::scripted_model::{Script, ScriptedModel};
+use codex_mcp_sidecar_test_support::scripted_model::{Script, ScriptedModel};
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
 use rmcp::transport::TokioChildProcess;
@@ -19,7 +19,7 @@ use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
 
 use crate::common::EVENT_TIMEOUT;
-use crate::common::shared_server::{Cleanup, free_port, processes_naming};
+use codex_mcp_sidecar_test_support::world::{Cleanup, free_port, processes_naming};
 
 type Client = RunningService<RoleClient, ()>;
 

@@ -5,14 +5,14 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use codex_mcp_sidecar::scripted_model::{RequestOutcome, Script};
 use codex_mcp_sidecar::store::{self, AuditEvent, RunId};
+use codex_mcp_sidecar_test_support::scripted_model::{RequestOutcome, Script};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::common::EVENT_TIMEOUT;
-use crate::common::shared_server::SidecarWorld;
+use codex_mcp_sidecar_test_support::world::SidecarWorld;
 
 const SIDECAR: &str = env!("CARGO_BIN_EXE_codex-mcp-sidecar");
 

@@ -10,8 +10,8 @@ use codex_mcp_sidecar::actors::approvals::Choice;
 use codex_mcp_sidecar::actors::{RunStatus, WaitOutcome};
 use codex_mcp_sidecar::config::Permissions;
 use codex_mcp_sidecar::protocol::ApprovalPolicy;
-use codex_mcp_sidecar::scripted_model::Script;
 use codex_mcp_sidecar::store::catalog::{self, RunRow};
+use codex_mcp_sidecar_test_support::scripted_model::Script;
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
 

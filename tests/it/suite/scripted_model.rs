@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use codex_mcp_sidecar::scripted_model::{RequestOutcome, Script, ScriptedModel};
+use codex_mcp_sidecar_test_support::scripted_model::{RequestOutcome, Script, ScriptedModel};
 use serde_json::Value;
 use tempfile::TempDir;
 use tokio::process::Command;
@@ -111,7 +111,7 @@ async fn run_codex_exec(
 
 fn responses_requests(
     model: &ScriptedModel,
-) -> Vec<codex_mcp_sidecar::scripted_model::RecordedRequest> {
+) -> Vec<codex_mcp_sidecar_test_support::scripted_model::RecordedRequest> {
     model
         .requests()
         .into_iter()

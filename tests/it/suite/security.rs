@@ -11,13 +11,13 @@ use std::path::{Path, PathBuf};
 
 use codex_mcp_sidecar::appserver::CapabilityToken;
 use codex_mcp_sidecar::appserver::shared::SharedPaths;
-use codex_mcp_sidecar::scripted_model::Script;
+use codex_mcp_sidecar_test_support::scripted_model::Script;
 use serde_json::json;
 use tempfile::TempDir;
 use tokio::process::Command;
 
 use crate::common::raw_mcp::RawMcp;
-use crate::common::shared_server::{SidecarWorld, processes_naming};
+use codex_mcp_sidecar_test_support::world::{SidecarWorld, processes_naming};
 
 const SIDECAR: &str = env!("CARGO_BIN_EXE_codex-mcp-sidecar");
 const CODEX_RUNS: &str = env!("CARGO_BIN_EXE_codex-runs");

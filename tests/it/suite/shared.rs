@@ -17,11 +17,11 @@ use codex_mcp_sidecar::appserver::{
 use codex_mcp_sidecar::protocol::{
     ApprovalPolicy, SandboxMode, ThreadStartParams, TurnStartParams, TurnStatus,
 };
-use codex_mcp_sidecar::scripted_model::{RequestOutcome, Script};
+use codex_mcp_sidecar_test_support::scripted_model::{RequestOutcome, Script};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::shared_server::{SidecarWorld, processes_naming};
 use crate::common::{Events, codex_bin, path_string};
+use codex_mcp_sidecar_test_support::world::{SidecarWorld, processes_naming};
 
 /// The idle period of the idle-exit tests: short enough for a quick test,
 /// several idle-check ticks (250 ms each at this length) long.

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use codex_mcp_sidecar::actors::{Engine, RunRequest, RunStatus, WaitOutcome};
 use codex_mcp_sidecar::appserver::process::live_group_members;
-use codex_mcp_sidecar::scripted_model::{RequestOutcome, Script, ScriptedModel};
 use codex_mcp_sidecar::store::{self, AuditEvent};
+use codex_mcp_sidecar_test_support::scripted_model::{RequestOutcome, Script, ScriptedModel};
 use tempfile::TempDir;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::process::{Child, Command};

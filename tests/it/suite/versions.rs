@@ -13,13 +13,13 @@ use codex_mcp_sidecar::appserver::{AppServerConnection, CapabilityToken, Connect
 use codex_mcp_sidecar::codex_bin::SUPPORTED_VERSIONS;
 use codex_mcp_sidecar::config::{ENV_IDLE_EXIT_MS, ENV_MODE, ENV_URL};
 use codex_mcp_sidecar::protocol::{ApprovalPolicy, SandboxMode, ThreadStartParams, TurnStatus};
-use codex_mcp_sidecar::scripted_model::{RequestOutcome, Script};
+use codex_mcp_sidecar_test_support::scripted_model::{RequestOutcome, Script};
 use semver::Version;
 use serde_json::{Value, json};
 
 use crate::common::raw_mcp::RawMcp;
-use crate::common::shared_server::SidecarWorld;
 use crate::common::{Events, codex_bin, codex_version, path_string, start_turn};
+use codex_mcp_sidecar_test_support::world::SidecarWorld;
 
 const SIDECAR: &str = env!("CARGO_BIN_EXE_codex-mcp-sidecar");
 
@@ -43,7 +43,7 @@ const GONE_WITHIN: Duration = Duration::from_secs(10);
 /// The pinned oldest verified Codex (`codex-cli/`), whatever `CODEX_BIN`
 /// says: the mismatch test needs both ends at once.
 fn oldest_codex() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("codex-cli/node_modules/.bin/codex")
+    codex_mcp_sidecar_test_support::pinned_codex_bin()
 }
 
 /// The pinned newest verified Codex (`codex-cli-newest/`, by `make setup`).

@@ -9,11 +9,11 @@ mod user;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use codex_mcp_sidecar::scripted_model::ScriptedModel;
+use codex_mcp_sidecar_test_support::scripted_model::ScriptedModel;
 use serde_json::Value;
 
 use crate::common::codex_bin;
-use crate::common::shared_server::{Cleanup, free_port, processes_naming};
+use codex_mcp_sidecar_test_support::world::{Cleanup, free_port, processes_naming};
 use user::{PluginUser, line_of, text};
 
 /// The checkout: the marketplace root.

@@ -2,15 +2,19 @@
 //! that start the shared app-server: whatever a test started on its URL is
 //! killed when the guard drops, even when an assertion failed first.
 
+// Test scaffolding: a step that fails should panic with its reason, and fail
+// the test that called it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 
 use codex_mcp_sidecar::appserver::shared::{SharedPaths, SharedState};
-use codex_mcp_sidecar::scripted_model::ScriptedModel;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use tempfile::TempDir;
 
-use super::codex_bin;
+use crate::codex_bin;
+use crate::scripted_model::ScriptedModel;
 
 /// One test's throwaway world for the built sidecar: a scripted model, its
 /// CODEX_HOME, a pointer dir, a project, and a free port for a shared

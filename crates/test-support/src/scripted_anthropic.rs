@@ -12,6 +12,9 @@
 //! `CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC` is set. No `count_tokens` and
 //! no side request for a title: `-p` names no session.
 
+// Test scaffolding: a step that fails should panic with its reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
