@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use codex_mcp_sidecar::actors::{EngineError, RunStatus, Watched};
 use codex_mcp_sidecar::mcp::SidecarServer;
-use codex_mcp_sidecar::scripted_model::Script;
+use codex_mcp_sidecar_test_support::scripted_model::Script;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
 use rmcp::{RoleClient, ServiceExt};
