@@ -7,9 +7,13 @@ pub mod approvals;
 mod audit_writer;
 pub mod broker;
 pub mod conversations;
+mod link;
+mod lookup;
 pub mod record;
+mod request_check;
 pub mod resolve;
 pub mod run;
+mod start_queue;
 pub mod supervisor;
 pub mod types;
 
@@ -106,6 +110,8 @@ impl Engine {
 
     /// Starts a new thread and turn; returns as soon as the turn runs.
     pub async fn run(&self, request: RunRequest) -> Result<RunStarted, EngineError> {
+        let (prompt, cwd) = (request.prompt.clone(), request.cwd.clone());
+        request_check::check(prompt, Some(cwd)).await?;
         settle(
             self.supervisor
                 .call(
@@ -118,6 +124,7 @@ impl Engine {
 
     /// A new turn on the thread of an earlier run.
     pub async fn resume(&self, request: ResumeRequest) -> Result<RunStarted, EngineError> {
+        request_check::check(request.prompt.clone(), request.cwd.clone()).await?;
         settle(
             self.supervisor
                 .call(
