@@ -93,3 +93,38 @@ impl StartQueue {
         std::mem::take(&mut self.items)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> (
+        Queued,
+        tokio::sync::oneshot::Receiver<Result<RunStarted, EngineError>>,
+    ) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let queued = Queued::New {
+            request: RunRequest::new("hi", "/tmp"),
+            reply: tx.into(),
+        };
+        (queued, rx)
+    }
+
+    #[test]
+    fn a_request_past_the_capacity_is_refused_at_once_and_the_held_ones_stay() {
+        let mut queue = StartQueue::default();
+        let mut held = Vec::new();
+        for _ in 0..START_QUEUE_CAPACITY {
+            let (queued, rx) = request();
+            queue.push(queued);
+            held.push(rx);
+        }
+        let (queued, mut refused) = request();
+        queue.push(queued);
+        let error = refused.try_recv().unwrap().unwrap_err().to_string();
+        assert!(error.contains("already waiting"), "{error}");
+        assert!(held.iter_mut().all(|rx| rx.try_recv().is_err()));
+        assert_eq!(queue.take().len(), START_QUEUE_CAPACITY);
+        assert!(queue.is_empty());
+    }
+}

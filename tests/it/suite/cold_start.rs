@@ -173,3 +173,69 @@ async fn tools_answer_while_the_app_server_starts() {
     engine.shutdown().await;
     world.shutdown().await;
 }
+
+/// A `codex` whose app-server never comes up: it counts its starts in
+/// `count`, waits a little (so requests pile up behind it) and exits.
+fn failing_codex(dir: &std::path::Path, count: &std::path::Path) -> CodexBinary {
+    use std::os::unix::fs::PermissionsExt;
+    let wrapper = dir.join("failing-codex");
+    let script = format!(
+        "#!/bin/sh\necho start >> '{}'\nsleep {}\necho 'no app-server today' >&2\nexit 3\n",
+        count.display(),
+        FAILING_START.as_secs()
+    );
+    std::fs::write(&wrapper, script).unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    CodexBinary {
+        path: wrapper,
+        ..codex_binary()
+    }
+}
+
+/// How long the failing start takes: long enough for every request of the
+/// test to be queued behind it.
+const FAILING_START: Duration = Duration::from_secs(2);
+
+/// Runs asked for at once while the start fails.
+const QUEUED_RUNS: usize = 3;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_queued_behind_a_failed_start_all_fail_with_it_after_one_attempt() {
+    let world = SidecarWorld::new().await;
+    let pairs = [("CODEX_MCP_WRAPPER_APP_SERVER_MODE", "private")];
+    let config = config(world.codex_home.path(), &world.pointer_dir, &pairs);
+    let bin_dir = tempfile::tempdir().unwrap();
+    let count = bin_dir.path().join("starts");
+    let engine = Engine::start(config, failing_codex(bin_dir.path(), &count))
+        .await
+        .unwrap();
+    let runs: Vec<_> = (0..QUEUED_RUNS)
+        .map(|n| {
+            let engine = engine.clone();
+            let request = RunRequest::new(format!("run {n}"), world.project.path());
+            tokio::spawn(async move { engine.run(request).await })
+        })
+        .collect();
+    let mut errors = Vec::new();
+    for run in runs {
+        let outcome = tokio::time::timeout(EVENT_TIMEOUT, run)
+            .await
+            .expect("a queued run is answered in time")
+            .unwrap();
+        errors.push(outcome.expect_err("no app-server, no run").to_string());
+    }
+    let starts = std::fs::read_to_string(&count).unwrap().lines().count();
+    assert_eq!(starts, 1, "one start for the queued runs: {errors:?}");
+    assert!(
+        errors
+            .iter()
+            .all(|error| error.contains("no app-server today")),
+        "every queued run says why: {errors:?}"
+    );
+    assert!(
+        !world.run_dir().exists(),
+        "a run that never started writes nothing"
+    );
+    engine.shutdown().await;
+    world.shutdown().await;
+}
