@@ -146,8 +146,8 @@ pub struct SupervisorState {
     generation: u64,
     /// What keeps the app-server; `None` while a connect task holds it.
     backend: Option<Backend>,
-    /// A login check on the live link is under way.
-    admitting: bool,
+    /// A login check is under way on the link of this generation.
+    admitting: Option<u64>,
     /// Requests waiting for the link (or its login check).
     queue: StartQueue,
     routes: HashMap<String, RunRef>,
@@ -216,7 +216,7 @@ impl Actor for Supervisor {
             broker: args.broker,
             link: None,
             generation: 0,
-            admitting: false,
+            admitting: None,
             queue: StartQueue::default(),
             routes: HashMap::new(),
             runs: HashMap::new(),
@@ -437,7 +437,7 @@ impl Supervisor {
     /// turns) the login passed; otherwise starts the task that gets there,
     /// unless one is under way (its report kicks again).
     async fn kick(&self, myself: &SupervisorRef, state: &mut SupervisorState) {
-        if state.queue.is_empty() || state.admitting {
+        if state.queue.is_empty() || state.admitting.is_some() {
             return;
         }
         let check = LoginCheck {
@@ -450,7 +450,7 @@ impl Supervisor {
                 if !wants_login || link.login.passed() {
                     self.drain(myself, state, Ok(())).await;
                 } else {
-                    state.admitting = true;
+                    state.admitting = Some(link.generation);
                     link::admit(myself, link.connection.clone(), link.generation, check);
                 }
             }
@@ -556,7 +556,9 @@ impl Supervisor {
                 gate,
                 login,
             } => {
-                state.admitting = false;
+                if state.admitting == Some(generation) {
+                    state.admitting = None;
+                }
                 if let Some(link) = state.link.as_mut()
                     && link.generation == generation
                 {
@@ -839,7 +841,7 @@ impl Supervisor {
                 state.link = None;
                 // A login check on the dropped link reports a stale
                 // generation; the queue waits for the reconnect instead.
-                state.admitting = false;
+                state.admitting = None;
                 // `None`: a connect task is under way already, and its
                 // report decides.
                 if let Some(backend) = state.backend.take() {
