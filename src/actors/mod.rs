@@ -8,9 +8,13 @@ pub mod approvals;
 mod audit_writer;
 pub mod broker;
 pub mod conversations;
+mod link;
+mod lookup;
 pub mod record;
+mod request_check;
 pub mod resolve;
 pub mod run;
+mod start_queue;
 pub mod supervisor;
 pub mod types;
 pub mod watchdog;
@@ -128,6 +132,8 @@ impl Engine {
         // The run's actor tells the broker it started (its start fails
         // otherwise, after the turn began): refuse before anything runs.
         self.needs(Watched::WaitBroker)?;
+        let (prompt, cwd) = (request.prompt.clone(), request.cwd.clone());
+        request_check::check(prompt, Some(cwd)).await?;
         settle(
             self.supervisor
                 .call(
@@ -141,6 +147,7 @@ impl Engine {
     /// A new turn on the thread of an earlier run.
     pub async fn resume(&self, request: ResumeRequest) -> Result<RunStarted, EngineError> {
         self.needs(Watched::WaitBroker)?;
+        request_check::check(request.prompt.clone(), request.cwd.clone()).await?;
         settle(
             self.supervisor
                 .call(

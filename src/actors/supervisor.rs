@@ -1,8 +1,13 @@
-//! `Supervisor`: owns the app-server (a private process, a lease on the
-//! shared one, or only a connection to someone else's) and the connection to
-//! it; spawns a `RunActor` per turn and routes each notification and server
-//! request to the run of its thread; reconnects when the connection drops,
-//! and fails the runs in flight when the app-server itself is gone.
+//! `Supervisor`: owns the app-server's [`Backend`] (a private process, a
+//! lease on the shared one, or only someone else's socket) and the
+//! connection to it; spawns a `RunActor` per turn and routes each
+//! notification and server request to the run of its thread; reconnects
+//! when the connection drops, and fails the runs in flight when the
+//! app-server itself is gone.
+//!
+//! Its `handle` never waits on a process, a socket or a file: connecting
+//! runs in a task (`link.rs`) while the requests that need the link queue
+//! (`start_queue.rs`), and disk look-ups run in tasks (`lookup.rs`).
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -12,36 +17,23 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent
 
 use crate::actors::approvals::Choice;
 use crate::actors::broker::{BrokerMsg, BrokerRef};
+use crate::actors::link::{self, LinkOutcome, LinkReport, LoginCheck, NewLink};
+use crate::actors::lookup;
 use crate::actors::record::{RunSettings, ThreadExtras};
-use crate::actors::resolve::{self, Located};
+use crate::actors::resolve::Located;
 use crate::actors::run::{RunActor, RunArgs, RunMsg, RunRef, Start};
+use crate::actors::start_queue::{AdoptReply, Queued, StartQueue, StartReply};
 use crate::actors::types::{
     EngineError, ResumeRequest, ResumeTarget, RunRequest, RunResult, RunStarted,
 };
-use crate::appserver::account::LoginGate;
-use crate::appserver::process::live_group_members;
-use crate::appserver::shared::{SharedLease, SharedOptions, SharedPaths, ensure_shared};
-use crate::appserver::{
-    AppServerConnection, AppServerProcess, CapabilityToken, ConnectOptions, ServerEvent,
-    SpawnOptions,
-};
+use crate::appserver::account::{LoginGate, NotLoggedIn};
+use crate::appserver::backend::Backend;
+use crate::appserver::{AppServerConnection, ServerEvent};
 use crate::codex_bin::CodexBinary;
 use crate::codex_config;
 use crate::config::{AppServerMode, Config};
 use crate::protocol::jsonrpc::RpcError;
 use crate::store::{self, RunId};
-
-/// Reconnect attempts after a drop, spaced by this base doubled each time:
-/// 100 ms, 200 ms, … 3.2 s, about 6 s in all, which rides out an app-server
-/// restart while a dead one is noticed quickly.
-const RECONNECT_BASE: Duration = Duration::from_millis(100);
-const RECONNECT_ATTEMPTS: u32 = 6;
-
-/// After the connection drops, how long a private server may take to be
-/// seen exiting. A killed process is reaped within milliseconds; a second
-/// covers a loaded machine, and a live server never holds us up longer
-/// before the reconnect.
-const EXIT_SETTLE: Duration = Duration::from_secs(1);
 
 /// JSON-RPC code for a server request no run claims.
 const UNROUTED_REQUEST: i64 = -32001;
@@ -72,10 +64,11 @@ pub enum Adopted {
 }
 
 pub enum SupervisorMsg {
-    /// Call: start a new thread and turn.
-    StartRun(RunRequest, RpcReplyPort<Result<RunStarted, EngineError>>),
-    /// Call: a new turn on an earlier run's thread.
-    Resume(ResumeRequest, RpcReplyPort<Result<RunStarted, EngineError>>),
+    /// Call: start a new thread and turn. The Engine checked the request.
+    StartRun(RunRequest, StartReply),
+    /// Call: a new turn on an earlier run's thread. The Engine checked the
+    /// request.
+    Resume(ResumeRequest, StartReply),
     /// Call: the caller's answer to a request the run holds for it.
     Approve {
         run_id: RunId,
@@ -87,7 +80,7 @@ pub enum SupervisorMsg {
     Interrupt(RunId, RpcReplyPort<Result<Interrupted, EngineError>>),
     /// Call: a run the broker does not know: answer it from disk, or adopt it
     /// when its owner died while it ran.
-    Adopt(RunId, RpcReplyPort<Result<Adopted, EngineError>>),
+    Adopt(RunId, AdoptReply),
     /// From a run actor: events of this thread are its.
     Route { thread_id: String, run: RunRef },
     /// From a run actor that stopped: its thread and project are
@@ -109,8 +102,21 @@ pub enum SupervisorMsg {
     Event { generation: u64, event: ServerEvent },
     /// A private app-server's stderr line.
     Stderr(String),
-    /// Sent to itself after a drop.
-    Reconnect { attempt: u32 },
+    /// From a connect task: the link is up (or not), the login checked, or
+    /// the server found gone; the backend comes back with it.
+    Linked(Box<LinkReport>),
+    /// From a look-up task: the thread and project a resume goes on.
+    ResumeFound {
+        request: Box<ResumeRequest>,
+        thread_id: String,
+        cwd: PathBuf,
+        reply: StartReply,
+    },
+    /// From a look-up task: a run whose sidecar died, to adopt.
+    AdoptFound {
+        located: Box<Located>,
+        reply: Option<AdoptReply>,
+    },
     /// Sent to itself at start: adopt runs a dead sidecar left behind.
     RecoverOrphans,
 }
@@ -121,7 +127,7 @@ pub struct SupervisorArgs {
     pub broker: BrokerRef,
 }
 
-/// The live connection and what keeps its server.
+/// The live connection.
 struct Link {
     connection: AppServerConnection,
     url: String,
@@ -138,12 +144,12 @@ pub struct SupervisorState {
     broker: BrokerRef,
     link: Option<Link>,
     generation: u64,
-    /// Mode `private`: our own app-server, stopped with us.
-    private: Option<AppServerProcess>,
-    /// Holds the token file for the private server.
-    private_dir: Option<tempfile::TempDir>,
-    /// Mode `shared`: keeps the shared server from exiting while we live.
-    lease: Option<SharedLease>,
+    /// What keeps the app-server; `None` while a connect task holds it.
+    backend: Option<Backend>,
+    /// A login check is under way on the link of this generation.
+    admitting: Option<u64>,
+    /// Requests waiting for the link (or its login check).
+    queue: StartQueue,
     routes: HashMap<String, RunRef>,
     runs: HashMap<RunId, RunRef>,
     /// Each thread's own model and effort, by thread id. Kept for this
@@ -204,14 +210,14 @@ impl Actor for Supervisor {
                 .unwrap_or_default();
         Ok(SupervisorState {
             thread_config,
+            backend: Some(Backend::new(&args.config, &args.codex)),
             config: args.config,
             codex: args.codex,
             broker: args.broker,
             link: None,
             generation: 0,
-            private: None,
-            private_dir: None,
-            lease: None,
+            admitting: None,
+            queue: StartQueue::default(),
             routes: HashMap::new(),
             runs: HashMap::new(),
             thread_defaults: HashMap::new(),
@@ -225,16 +231,17 @@ impl Actor for Supervisor {
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         // Runs stop with us (linked); then the private server goes. A shared
-        // server stays for other sidecars, and our lease is released.
+        // server stays for other sidecars, and our lease is released. A
+        // connect task under way lets its backend go itself.
+        for queued in state.queue.take() {
+            queued.fail(EngineError::Actor("the supervisor stopped".to_string()));
+        }
         if let Some(link) = state.link.take() {
             link.connection.close().await;
         }
-        if let Some(process) = state.private.take()
-            && let Err(error) = process.shutdown().await
-        {
-            tracing::warn!(%error, "stopping the private app-server failed");
+        if let Some(backend) = state.backend.take() {
+            backend.stop().await;
         }
-        state.lease = None;
         Ok(())
     }
 
@@ -246,14 +253,20 @@ impl Actor for Supervisor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             SupervisorMsg::StartRun(request, reply) => {
-                if let Err(error) = self.start_run(&myself, state, request, reply).await {
-                    tracing::warn!(%error, "start run");
-                }
+                state.queue.push(Queued::New { request, reply });
+                self.kick(&myself, state).await;
             }
             SupervisorMsg::Resume(request, reply) => {
-                if let Err((error, reply)) = self.resume(&myself, state, request, reply).await {
-                    let _ = reply.send(Err(error));
-                }
+                self.resume(&myself, state, request, reply).await
+            }
+            SupervisorMsg::ResumeFound {
+                request,
+                thread_id,
+                cwd,
+                reply,
+            } => {
+                self.resume_on(&myself, state, *request, thread_id, cwd, reply)
+                    .await;
             }
             SupervisorMsg::Approve {
                 run_id,
@@ -275,21 +288,28 @@ impl Actor for Supervisor {
                     ))));
                 }
             },
-            SupervisorMsg::Interrupt(run_id, reply) => {
-                let outcome = match state.runs.get(&run_id) {
-                    Some(run) => run
+            SupervisorMsg::Interrupt(run_id, reply) => match state.runs.get(&run_id) {
+                Some(run) => {
+                    let outcome = run
                         .cast(RunMsg::Interrupt)
                         .map(|()| Interrupted::Requested)
-                        .map_err(EngineError::from),
-                    None => self.find(state, &run_id, None).await.map(|located| {
-                        Interrupted::AlreadyEnded(located.ended.map(|end| end.status))
-                    }),
-                };
-                let _ = reply.send(outcome);
-            }
+                        .map_err(EngineError::from);
+                    let _ = reply.send(outcome);
+                }
+                None => lookup::interrupt_ended(state.config.clone(), run_id, reply),
+            },
             SupervisorMsg::Adopt(run_id, reply) => {
-                let adopted = self.adopt(&myself, state, run_id).await;
-                let _ = reply.send(adopted);
+                lookup::adopt(&myself, state.config.clone(), run_id, reply);
+            }
+            SupervisorMsg::AdoptFound { located, reply } => {
+                if state.runs.contains_key(&located.run_id) {
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Ok(Adopted::Live));
+                    }
+                } else {
+                    state.queue.push(Queued::Adopt { located, reply });
+                    self.kick(&myself, state).await;
+                }
             }
             SupervisorMsg::ThreadDefaults {
                 thread_id,
@@ -333,8 +353,12 @@ impl Actor for Supervisor {
                     let _ = run.cast(RunMsg::Stderr(line.clone()));
                 }
             }
-            SupervisorMsg::Reconnect { attempt } => self.reconnect(&myself, state, attempt).await,
-            SupervisorMsg::RecoverOrphans => self.recover_orphans(&myself, state).await,
+            SupervisorMsg::Linked(report) => self.on_linked(&myself, state, *report).await,
+            SupervisorMsg::RecoverOrphans => {
+                if let AppServerMode::Shared { url } = &state.config.app_server {
+                    lookup::orphans(&myself, state.config.clone(), url.clone());
+                }
+            }
         }
         Ok(())
     }
@@ -357,24 +381,250 @@ impl Actor for Supervisor {
 }
 
 impl Supervisor {
+    /// A resume: its thread from memory when it can, else from the disk in a
+    /// task that hands it back ([`SupervisorMsg::ResumeFound`]).
+    async fn resume(
+        &self,
+        myself: &SupervisorRef,
+        state: &mut SupervisorState,
+        request: ResumeRequest,
+        reply: StartReply,
+    ) {
+        let known = match &request.target {
+            ResumeTarget::Run(run_id) => state.ended.get(run_id).map(|(thread_id, cwd)| {
+                let cwd = request.cwd.clone().unwrap_or_else(|| cwd.clone());
+                (thread_id.clone(), cwd)
+            }),
+            ResumeTarget::Thread(thread_id) => {
+                request.cwd.clone().map(|cwd| (thread_id.clone(), cwd))
+            }
+        };
+        match known {
+            Some((thread_id, cwd)) => {
+                self.resume_on(myself, state, request, thread_id, cwd, reply)
+                    .await;
+            }
+            None => lookup::resume_target(myself, state.config.clone(), request, reply),
+        }
+    }
+
+    /// A resume whose thread is known: refused while the thread has a live
+    /// turn, else queued for the link.
+    async fn resume_on(
+        &self,
+        myself: &SupervisorRef,
+        state: &mut SupervisorState,
+        request: ResumeRequest,
+        thread_id: String,
+        cwd: PathBuf,
+        reply: StartReply,
+    ) {
+        if state.routes.contains_key(&thread_id) {
+            let target = request.target.to_string();
+            let _ = reply.send(Err(EngineError::StillRunning { target }));
+            return;
+        }
+        state.queue.push(Queued::Resume {
+            request,
+            thread_id,
+            cwd,
+            reply,
+        });
+        self.kick(myself, state).await;
+    }
+
+    /// Moves the queue along: spawns its runs when the link is up and (for
+    /// turns) the login passed; otherwise starts the task that gets there,
+    /// unless one is under way (its report kicks again).
+    async fn kick(&self, myself: &SupervisorRef, state: &mut SupervisorState) {
+        if state.queue.is_empty() || state.admitting.is_some() {
+            return;
+        }
+        let check = LoginCheck {
+            codex_home: state.config.codex_home.clone(),
+            codex: state.codex.clone(),
+        };
+        let wants_login = state.queue.any_starts_turn();
+        match &state.link {
+            Some(link) if !link.connection.is_closed() => {
+                if !wants_login || link.login.passed() {
+                    self.drain(myself, state, Ok(())).await;
+                } else {
+                    state.admitting = Some(link.generation);
+                    link::admit(myself, link.connection.clone(), link.generation, check);
+                }
+            }
+            _ => {
+                // `None`: a connect task holds the backend; it kicks again.
+                if let Some(backend) = state.backend.take() {
+                    state.link = None;
+                    link::connect(myself, backend, wants_login.then_some(check));
+                }
+            }
+        }
+    }
+
+    /// Spawns a run for each queued request on the live link; a refused
+    /// login refuses the ones that start a turn.
+    async fn drain(
+        &self,
+        myself: &SupervisorRef,
+        state: &mut SupervisorState,
+        login: Result<(), NotLoggedIn>,
+    ) {
+        let Some(connection) = state.link.as_ref().map(|link| link.connection.clone()) else {
+            return;
+        };
+        for queued in state.queue.take() {
+            match (&login, queued) {
+                (Err(refusal), queued) if queued.starts_turn() => {
+                    queued.fail(refusal.clone().into());
+                }
+                (_, Queued::New { request, reply }) => {
+                    self.start_run(myself, state, connection.clone(), request, reply)
+                        .await;
+                }
+                (
+                    _,
+                    Queued::Resume {
+                        request,
+                        thread_id,
+                        cwd,
+                        reply,
+                    },
+                ) => {
+                    self.start_resume(
+                        myself,
+                        state,
+                        connection.clone(),
+                        request,
+                        thread_id,
+                        cwd,
+                        reply,
+                    )
+                    .await;
+                }
+                (_, Queued::Adopt { located, reply }) => {
+                    let outcome = self
+                        .adopt_located(myself, state, connection.clone(), *located)
+                        .await
+                        .map(|()| Adopted::Live);
+                    match reply {
+                        Some(reply) => {
+                            let _ = reply.send(outcome);
+                        }
+                        None => {
+                            if let Err(error) = outcome {
+                                tracing::warn!(%error, "could not adopt an orphaned run");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A connect task's report: the backend comes home, and the queue and
+    /// the live runs learn the outcome.
+    async fn on_linked(
+        &self,
+        myself: &SupervisorRef,
+        state: &mut SupervisorState,
+        report: LinkReport,
+    ) {
+        if let Some(backend) = report.backend {
+            state.backend = Some(backend);
+        }
+        match report.outcome {
+            LinkOutcome::Connected {
+                link,
+                login,
+                after_drop,
+            } => {
+                let connection = self.install(myself, state, link);
+                if after_drop {
+                    for run in state.runs.values() {
+                        let _ = run.cast(RunMsg::Reconnected(connection.clone()));
+                    }
+                }
+                if let Some(login) = login {
+                    self.drain(myself, state, login).await;
+                }
+            }
+            LinkOutcome::Admitted {
+                generation,
+                gate,
+                login,
+            } => {
+                if state.admitting == Some(generation) {
+                    state.admitting = None;
+                }
+                if let Some(link) = state.link.as_mut()
+                    && link.generation == generation
+                {
+                    link.login = gate;
+                    self.drain(myself, state, login).await;
+                }
+            }
+            LinkOutcome::Failed {
+                error,
+                after_drop: true,
+            } => {
+                self.fail_runs(
+                    state,
+                    &format!("lost the app-server connection and could not reconnect: {error}"),
+                );
+            }
+            LinkOutcome::Failed {
+                error,
+                after_drop: false,
+            } => {
+                let message = error.to_string();
+                let mut first = Some(error);
+                for queued in state.queue.take() {
+                    let error = first
+                        .take()
+                        .unwrap_or_else(|| EngineError::Unreachable(message.clone()));
+                    queued.fail(error);
+                }
+            }
+            LinkOutcome::Gone { reason } => self.fail_runs(state, &reason),
+            LinkOutcome::Idle => {}
+        }
+        self.kick(myself, state).await;
+    }
+
+    /// Makes a task's new connection the link.
+    fn install(
+        &self,
+        myself: &SupervisorRef,
+        state: &mut SupervisorState,
+        link: NewLink,
+    ) -> AppServerConnection {
+        state.generation += 1;
+        let generation = state.generation;
+        pump_events(myself, generation, link.events);
+        if let Some(lines) = link.stderr {
+            forward_stderr(myself, lines);
+        }
+        state.link = Some(Link {
+            connection: link.connection.clone(),
+            url: link.url,
+            token_file: link.token_file,
+            generation,
+            login: link.gate,
+        });
+        link.connection
+    }
+
     async fn start_run(
         &self,
         myself: &SupervisorRef,
         state: &mut SupervisorState,
+        connection: AppServerConnection,
         request: RunRequest,
-        reply: RpcReplyPort<Result<RunStarted, EngineError>>,
-    ) -> Result<(), EngineError> {
-        if let Err(error) = validate(&request.prompt, Some(&request.cwd)) {
-            let _ = reply.send(Err(error));
-            return Ok(());
-        }
-        let connection = match self.ensure_ready(myself, state).await {
-            Ok(connection) => connection,
-            Err(error) => {
-                let _ = reply.send(Err(error));
-                return Ok(());
-            }
-        };
+        reply: StartReply,
+    ) {
         let permissions = request
             .permissions
             .unwrap_or(state.config.default_permissions);
@@ -405,31 +655,25 @@ impl Supervisor {
             Some(reply),
         );
         self.spawn_run(myself, state, args).await;
-        Ok(())
     }
 
-    async fn resume(
+    #[allow(clippy::too_many_arguments)]
+    async fn start_resume(
         &self,
         myself: &SupervisorRef,
         state: &mut SupervisorState,
+        connection: AppServerConnection,
         request: ResumeRequest,
-        reply: RpcReplyPort<Result<RunStarted, EngineError>>,
-    ) -> Result<(), (EngineError, RpcReplyPort<Result<RunStarted, EngineError>>)> {
-        if let Err(error) = validate(&request.prompt, request.cwd.as_deref()) {
-            return Err((error, reply));
-        }
-        let (thread_id, cwd) = match self.thread_of(state, &request).await {
-            Ok(found) => found,
-            Err(error) => return Err((error, reply)),
-        };
+        thread_id: String,
+        cwd: PathBuf,
+        reply: StartReply,
+    ) {
+        // Checked again: a run may have taken the thread while this waited.
         if state.routes.contains_key(&thread_id) {
             let target = request.target.to_string();
-            return Err((EngineError::StillRunning { target }, reply));
+            let _ = reply.send(Err(EngineError::StillRunning { target }));
+            return;
         }
-        let connection = match self.ensure_ready(myself, state).await {
-            Ok(connection) => connection,
-            Err(error) => return Err((error, reply)),
-        };
         let permissions = request
             .permissions
             .unwrap_or(state.config.default_permissions);
@@ -472,92 +716,13 @@ impl Supervisor {
             Some(reply),
         );
         self.spawn_run(myself, state, args).await;
-        Ok(())
-    }
-
-    /// The thread a resume goes on, and the project it runs in.
-    async fn thread_of(
-        &self,
-        state: &SupervisorState,
-        request: &ResumeRequest,
-    ) -> Result<(String, PathBuf), EngineError> {
-        match &request.target {
-            ResumeTarget::Run(run_id) => {
-                if let Some((thread_id, cwd)) = state.ended.get(run_id) {
-                    let cwd = request.cwd.clone().unwrap_or_else(|| cwd.clone());
-                    return Ok((thread_id.clone(), cwd));
-                }
-                let earlier = self.find(state, run_id, request.cwd.clone()).await?;
-                let cwd = request.cwd.clone().unwrap_or(earlier.cwd);
-                Ok((earlier.thread_id, cwd))
-            }
-            ResumeTarget::Thread(thread_id) => {
-                if let Some(cwd) = &request.cwd {
-                    return Ok((thread_id.clone(), cwd.clone()));
-                }
-                let (config, id) = (state.config.clone(), thread_id.clone());
-                tokio::task::spawn_blocking(move || resolve::project_of_thread(&config, &id))
-                    .await
-                    .map_err(|error| EngineError::Actor(error.to_string()))?
-                    .map(|cwd| (thread_id.clone(), cwd))
-                    .ok_or_else(|| EngineError::UnknownSession(thread_id.clone()))
-            }
-        }
-    }
-
-    /// A run's thread and project: live runs first, then the disk.
-    async fn find(
-        &self,
-        state: &SupervisorState,
-        run_id: &RunId,
-        cwd_hint: Option<PathBuf>,
-    ) -> Result<Located, EngineError> {
-        let config = state.config.clone();
-        let id = run_id.clone();
-        tokio::task::spawn_blocking(move || resolve::locate(&config, &id, cwd_hint.as_deref()))
-            .await
-            .map_err(|error| EngineError::Actor(error.to_string()))?
-            .ok_or_else(|| EngineError::UnknownRun(run_id.to_string()))
-    }
-
-    async fn adopt(
-        &self,
-        myself: &SupervisorRef,
-        state: &mut SupervisorState,
-        run_id: RunId,
-    ) -> Result<Adopted, EngineError> {
-        let located = self.find(state, &run_id, None).await?;
-        if let Some(end) = &located.ended {
-            let (located, end) = (located.clone(), end.clone());
-            let result =
-                tokio::task::spawn_blocking(move || resolve::finished_result(&located, &end))
-                    .await
-                    .map_err(|error| EngineError::Actor(error.to_string()))?;
-            return Ok(Adopted::Finished(result));
-        }
-        match &located.active {
-            Some(active)
-                if resolve::process_alive(active.pid) && active.pid != std::process::id() =>
-            {
-                Err(EngineError::BadRequest(format!(
-                    "run {run_id} belongs to the sidecar with pid {}, which is still running; wait there",
-                    active.pid
-                )))
-            }
-            Some(_) => {
-                self.adopt_located(myself, state, located).await?;
-                Ok(Adopted::Live)
-            }
-            None => Err(EngineError::BadRequest(format!(
-                "run {run_id} has no end record and is not listed as running; its audit is incomplete"
-            ))),
-        }
     }
 
     async fn adopt_located(
         &self,
         myself: &SupervisorRef,
         state: &mut SupervisorState,
+        connection: AppServerConnection,
         located: Located,
     ) -> Result<(), EngineError> {
         let Some(active) = located.active.clone() else {
@@ -566,7 +731,6 @@ impl Supervisor {
         if state.runs.contains_key(&located.run_id) {
             return Ok(());
         }
-        let connection = self.ensure_link(myself, state).await?;
         // The broker hears of the run before anyone is told to wait on it.
         state.broker.cast(BrokerMsg::Started {
             run_id: located.run_id.clone(),
@@ -590,22 +754,6 @@ impl Supervisor {
         args.run_dir = located.run_dir.clone();
         self.spawn_run(myself, state, args).await;
         Ok(())
-    }
-
-    async fn recover_orphans(&self, myself: &SupervisorRef, state: &mut SupervisorState) {
-        let AppServerMode::Shared { url } = &state.config.app_server else {
-            return;
-        };
-        let (config, url) = (state.config.clone(), url.clone());
-        let orphans = tokio::task::spawn_blocking(move || resolve::orphans(&config, &url))
-            .await
-            .unwrap_or_default();
-        for located in orphans {
-            tracing::info!(run_id = %located.run_id, "adopting a run whose sidecar died");
-            if let Err(error) = self.adopt_located(myself, state, located).await {
-                tracing::warn!(%error, "could not adopt an orphaned run");
-            }
-        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -655,102 +803,6 @@ impl Supervisor {
         }
     }
 
-    /// The current connection, establishing one (and the server, by mode)
-    /// when there is none.
-    async fn ensure_link(
-        &self,
-        myself: &SupervisorRef,
-        state: &mut SupervisorState,
-    ) -> Result<AppServerConnection, EngineError> {
-        if let Some(link) = &state.link
-            && !link.connection.is_closed()
-        {
-            return Ok(link.connection.clone());
-        }
-        let (url, token, token_file) = match state.config.app_server.clone() {
-            AppServerMode::Private => {
-                if state.private.is_none() {
-                    let dir = tempfile::tempdir().map_err(|source| store::StoreError::Io {
-                        path: std::env::temp_dir(),
-                        source,
-                    })?;
-                    let mut options =
-                        SpawnOptions::loopback(state.codex.path.clone(), dir.path().join("token"));
-                    options.codex_home = Some(state.config.codex_home.clone());
-                    options.log_filter = state.config.app_server_log.clone();
-                    let process = AppServerProcess::spawn(options).await?;
-                    forward_stderr(myself, &process);
-                    state.private = Some(process);
-                    state.private_dir = Some(dir);
-                }
-                let process = state
-                    .private
-                    .as_ref()
-                    .ok_or_else(|| EngineError::Actor("private app-server vanished".to_string()))?;
-                let token_file = state
-                    .private_dir
-                    .as_ref()
-                    .map(|dir| dir.path().join("token"));
-                (
-                    process.url().to_string(),
-                    Some(process.token().clone()),
-                    token_file,
-                )
-            }
-            AppServerMode::Shared { url } => {
-                let lease = ensure_shared(&SharedOptions {
-                    url: url.clone(),
-                    pointer_dir: state.config.pointer_dir.clone(),
-                    codex_bin: state.codex.path.clone(),
-                    codex_home: Some(state.config.codex_home.clone()),
-                    idle_exit: state.config.shared_idle_exit,
-                    cli_version: Some(state.codex.version.clone()),
-                })
-                .await?;
-                let token = lease.token.clone();
-                state.lease = Some(lease);
-                let token_file = SharedPaths::new(&state.config.pointer_dir).token();
-                (url, Some(token), Some(token_file))
-            }
-            AppServerMode::Unix { path } => (
-                format!("unix://{}", path.display()),
-                None::<CapabilityToken>,
-                None,
-            ),
-        };
-        let (connection, events) =
-            AppServerConnection::connect(ConnectOptions::new(url.clone(), token)).await?;
-        state.generation += 1;
-        let generation = state.generation;
-        pump_events(myself, generation, events);
-        state.link = Some(Link {
-            connection: connection.clone(),
-            url,
-            token_file,
-            generation,
-            login: LoginGate::default(),
-        });
-        Ok(connection)
-    }
-
-    /// The link for a new turn: [`Self::ensure_link`], then the login
-    /// check, so a logged-out Codex refuses the run at once instead of
-    /// starting a turn that retries against OpenAI. Recovery and reconnects
-    /// skip it: their turns run already.
-    async fn ensure_ready(
-        &self,
-        myself: &SupervisorRef,
-        state: &mut SupervisorState,
-    ) -> Result<AppServerConnection, EngineError> {
-        let connection = self.ensure_link(myself, state).await?;
-        if let Some(link) = state.link.as_mut() {
-            link.login
-                .admit(&connection, &state.config.codex_home, &state.codex)
-                .await?;
-        }
-        Ok(connection)
-    }
-
     async fn on_event(
         &self,
         myself: &SupervisorRef,
@@ -787,46 +839,15 @@ impl Supervisor {
             ServerEvent::Disconnected { reason } => {
                 tracing::warn!(%reason, "app-server connection lost");
                 state.link = None;
-                if self.server_gone(state).await {
-                    self.fail_runs(
-                        state,
-                        &format!("the app-server exited while the run was in flight ({reason})"),
-                    );
-                } else {
-                    self.reconnect(myself, state, 0).await;
+                // A login check on the dropped link reports a stale
+                // generation; the queue waits for the reconnect instead.
+                state.admitting = None;
+                // `None`: a connect task is under way already, and its
+                // report decides.
+                if let Some(backend) = state.backend.take() {
+                    link::recover(myself, backend, reason, !state.runs.is_empty());
                 }
             }
-        }
-    }
-
-    /// Whether the app-server itself is gone (not just our connection).
-    async fn server_gone(&self, state: &mut SupervisorState) -> bool {
-        match state.config.app_server.clone() {
-            AppServerMode::Private => {
-                let Some(process) = state.private.as_mut() else {
-                    return true;
-                };
-                // The socket closes the instant the server dies, a moment
-                // before the kernel has torn it down: its exit is the answer.
-                let exited = tokio::time::timeout(EXIT_SETTLE, process.wait())
-                    .await
-                    .is_ok();
-                let gone = exited || live_group_members(process.pgid()).is_empty();
-                if gone && let Some(mut process) = state.private.take() {
-                    // Reap the rest of the group; the next request starts anew.
-                    let _ = process.kill();
-                    let _ = process.wait().await;
-                }
-                gone
-            }
-            AppServerMode::Shared { url } => {
-                let refused = tcp_refused(&url).await;
-                if refused {
-                    state.lease = None;
-                }
-                refused
-            }
-            AppServerMode::Unix { path } => tokio::net::UnixStream::connect(&path).await.is_err(),
         }
     }
 
@@ -835,84 +856,6 @@ impl Supervisor {
             let _ = run.cast(RunMsg::ServerGone(reason.to_string()));
         }
     }
-
-    async fn reconnect(&self, myself: &SupervisorRef, state: &mut SupervisorState, attempt: u32) {
-        if state.link.is_some() || state.runs.is_empty() {
-            // Connected again already, or nothing needs the connection now:
-            // the next request connects.
-            return;
-        }
-        match self.ensure_link(myself, state).await {
-            Ok(connection) => {
-                for run in state.runs.values() {
-                    let _ = run.cast(RunMsg::Reconnected(connection.clone()));
-                }
-            }
-            Err(_) if self.server_gone(state).await => {
-                self.fail_runs(state, "the app-server exited while the run was in flight");
-            }
-            Err(error) if attempt + 1 < RECONNECT_ATTEMPTS => {
-                tracing::warn!(%error, attempt, "reconnect failed; retrying");
-                let delay = RECONNECT_BASE * 2u32.pow(attempt);
-                myself.send_after(delay, move || SupervisorMsg::Reconnect {
-                    attempt: attempt + 1,
-                });
-            }
-            Err(error) => {
-                self.fail_runs(
-                    state,
-                    &format!("lost the app-server connection and could not reconnect: {error}"),
-                );
-            }
-        }
-    }
-}
-
-/// The longest prompt Codex takes in one turn, in characters: its own
-/// `MAX_USER_INPUT_TEXT_CHARS` (1 << 20), which `turn/start` enforces. Checked
-/// here as well so that a prompt over it is refused before a thread is
-/// started or anything is written, with a message that says what to do.
-pub const MAX_PROMPT_CHARS: usize = 1 << 20;
-
-/// Bad input is refused before anything is written.
-fn validate(prompt: &str, cwd: Option<&std::path::Path>) -> Result<(), EngineError> {
-    if prompt.trim().is_empty() {
-        return Err(EngineError::BadRequest("the prompt is empty".to_string()));
-    }
-    // A string of at most that many bytes has at most that many characters:
-    // only a long one is counted.
-    if prompt.len() > MAX_PROMPT_CHARS {
-        let chars = prompt.chars().count();
-        if chars > MAX_PROMPT_CHARS {
-            return Err(EngineError::BadRequest(format!(
-                "the prompt is too long: {chars} characters, Codex takes at most \
-                 {MAX_PROMPT_CHARS}; put the long part in a file and name the file"
-            )));
-        }
-    }
-    if let Some(cwd) = cwd {
-        if !cwd.is_absolute() {
-            return Err(EngineError::BadRequest(format!(
-                "cwd {} is not an absolute path",
-                cwd.display()
-            )));
-        }
-        if !cwd.is_dir() {
-            return Err(EngineError::BadRequest(format!(
-                "cwd {} does not exist or is not a directory",
-                cwd.display()
-            )));
-        }
-        // Codex would fail later, after a thread was started and audited,
-        // with a less direct message.
-        if let Err(error) = std::fs::read_dir(cwd) {
-            return Err(EngineError::BadRequest(format!(
-                "cwd {} is not readable: {error}",
-                cwd.display()
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// Moves the connection's events into the supervisor's mailbox.
@@ -934,9 +877,8 @@ fn pump_events(
     });
 }
 
-fn forward_stderr(myself: &SupervisorRef, process: &AppServerProcess) {
+fn forward_stderr(myself: &SupervisorRef, mut lines: tokio::sync::broadcast::Receiver<String>) {
     let supervisor = myself.clone();
-    let mut lines = process.stderr().subscribe();
     tokio::spawn(async move {
         loop {
             match lines.recv().await {
@@ -953,16 +895,4 @@ fn forward_stderr(myself: &SupervisorRef, process: &AppServerProcess) {
             }
         }
     });
-}
-
-/// A TCP connect to the URL's port is refused: nothing listens there.
-async fn tcp_refused(url: &str) -> bool {
-    let authority = url
-        .strip_prefix("ws://")
-        .map(|rest| rest.split('/').next().unwrap_or(rest))
-        .unwrap_or(url);
-    matches!(
-        tokio::net::TcpStream::connect(authority).await,
-        Err(error) if error.kind() == std::io::ErrorKind::ConnectionRefused
-    )
 }

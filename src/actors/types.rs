@@ -8,6 +8,7 @@ use serde::Serialize;
 
 pub use crate::actors::record::ThreadExtras;
 use crate::appserver::account::NotLoggedIn;
+use crate::appserver::backend::BackendError;
 use crate::appserver::shared::SharedError;
 use crate::appserver::{AppServerError, ConnectionError};
 use crate::codex_bin::CodexBinError;
@@ -229,6 +230,12 @@ pub enum EngineError {
     Codex(#[from] CodexBinError),
     #[error(transparent)]
     AppServer(#[from] AppServerError),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// A request queued behind a connect that failed (the first one queued
+    /// gets the failure itself).
+    #[error("could not reach the app-server: {0}")]
+    Unreachable(String),
     #[error(transparent)]
     Shared(#[from] SharedError),
     #[error(transparent)]

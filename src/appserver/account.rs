@@ -133,6 +133,11 @@ pub struct LoginGate {
 }
 
 impl LoginGate {
+    /// Whether this connection's login check passed already.
+    pub fn passed(&self) -> bool {
+        self.passed
+    }
+
     /// Whether a run may start on `connection`. A server that cannot answer
     /// (no `account/read`, or slow) lets the run go: the check is there to
     /// catch a logged-out Codex early, not to stand between a run and a

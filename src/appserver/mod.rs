@@ -1,6 +1,7 @@
 //! The app-server as a process we start and as a connection we hold.
 
 pub mod account;
+pub mod backend;
 pub mod connection;
 pub mod keeper;
 pub mod keeper_identity;

@@ -3,6 +3,7 @@ mod bad_input;
 mod claude_code;
 mod claude_print;
 mod cli;
+mod cold_start;
 mod drills;
 mod engine;
 mod examples;

@@ -1,0 +1,216 @@
+//! The Supervisor's connect tasks: everything about reaching the app-server
+//! that waits (a process start, a shared-server launch or restart, a
+//! WebSocket connect, the login check, the reconnect backoff) runs here, in a
+//! task that owns the [`Backend`] while it works and hands it back in one
+//! [`LinkReport`] message. The Supervisor's `handle` only starts these tasks
+//! and reads their reports, so an interrupt, an approval or a wait is never
+//! queued behind a cold start.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::actors::supervisor::{SupervisorMsg, SupervisorRef};
+use crate::actors::types::EngineError;
+use crate::appserver::account::{LoginGate, NotLoggedIn};
+use crate::appserver::backend::{Backend, Endpoint};
+use crate::appserver::{AppServerConnection, ConnectOptions, ServerEvent};
+use crate::codex_bin::CodexBinary;
+
+/// Reconnect attempts after a drop, spaced by this base doubled each time:
+/// 100 ms, 200 ms, … 3.2 s, about 6 s in all, which rides out an app-server
+/// restart while a dead one is noticed quickly.
+const RECONNECT_BASE: Duration = Duration::from_millis(100);
+const RECONNECT_ATTEMPTS: u32 = 6;
+
+/// What a login check needs.
+#[derive(Clone)]
+pub struct LoginCheck {
+    pub codex_home: PathBuf,
+    pub codex: CodexBinary,
+}
+
+/// What a connect task found, sent back to the Supervisor.
+pub struct LinkReport {
+    /// The backend, when the task took it.
+    pub backend: Option<Backend>,
+    pub outcome: LinkOutcome,
+}
+
+pub enum LinkOutcome {
+    /// A new connection, for queued requests or after a drop.
+    Connected {
+        link: NewLink,
+        /// The login check, when requests that start turns were queued.
+        login: Option<Result<(), NotLoggedIn>>,
+        /// A reconnect after a drop: the live runs re-subscribe.
+        after_drop: bool,
+    },
+    /// The login check on the live connection of this generation.
+    Admitted {
+        generation: u64,
+        gate: LoginGate,
+        login: Result<(), NotLoggedIn>,
+    },
+    /// No connection. `after_drop`: the live runs fail; else the queued
+    /// requests do.
+    Failed {
+        error: EngineError,
+        after_drop: bool,
+    },
+    /// After a drop: the server itself is gone; the live runs fail with this.
+    Gone { reason: String },
+    /// After a drop, with no live run to reconnect for: the next request
+    /// connects.
+    Idle,
+}
+
+/// A connection made by a task, not yet the Supervisor's.
+pub struct NewLink {
+    pub connection: AppServerConnection,
+    pub events: mpsc::Receiver<ServerEvent>,
+    pub url: String,
+    pub token_file: Option<PathBuf>,
+    pub gate: LoginGate,
+    /// A private server this task started: its stderr.
+    pub stderr: Option<tokio::sync::broadcast::Receiver<String>>,
+}
+
+/// Connects for queued requests: the server (by kind), the connection, and
+/// the login check when `login` is given.
+pub fn connect(supervisor: &SupervisorRef, mut backend: Backend, login: Option<LoginCheck>) {
+    let supervisor = supervisor.clone();
+    tokio::spawn(async move {
+        let outcome = match open(&mut backend).await {
+            Ok(mut link) => {
+                let login = match &login {
+                    Some(check) => Some(
+                        link.gate
+                            .admit(&link.connection, &check.codex_home, &check.codex)
+                            .await,
+                    ),
+                    None => None,
+                };
+                LinkOutcome::Connected {
+                    link,
+                    login,
+                    after_drop: false,
+                }
+            }
+            Err(error) => LinkOutcome::Failed {
+                error,
+                after_drop: false,
+            },
+        };
+        report(&supervisor, Some(backend), outcome).await;
+    });
+}
+
+/// The login check on a live connection, for queued requests.
+pub fn admit(
+    supervisor: &SupervisorRef,
+    connection: AppServerConnection,
+    generation: u64,
+    check: LoginCheck,
+) {
+    let supervisor = supervisor.clone();
+    tokio::spawn(async move {
+        let mut gate = LoginGate::default();
+        let login = gate
+            .admit(&connection, &check.codex_home, &check.codex)
+            .await;
+        let outcome = LinkOutcome::Admitted {
+            generation,
+            gate,
+            login,
+        };
+        report(&supervisor, None, outcome).await;
+    });
+}
+
+/// After the connection dropped: is the server gone (the runs fail), or
+/// alive (reconnect with backoff, when runs need it)?
+pub fn recover(supervisor: &SupervisorRef, mut backend: Backend, reason: String, runs_live: bool) {
+    let supervisor = supervisor.clone();
+    tokio::spawn(async move {
+        let outcome = if backend.gone().await {
+            LinkOutcome::Gone {
+                reason: format!("the app-server exited while the run was in flight ({reason})"),
+            }
+        } else if !runs_live {
+            LinkOutcome::Idle
+        } else {
+            reconnect(&mut backend).await
+        };
+        report(&supervisor, Some(backend), outcome).await;
+    });
+}
+
+async fn reconnect(backend: &mut Backend) -> LinkOutcome {
+    let mut attempt = 0;
+    loop {
+        match open(backend).await {
+            Ok(link) => {
+                return LinkOutcome::Connected {
+                    link,
+                    login: None,
+                    after_drop: true,
+                };
+            }
+            Err(_) if backend.gone().await => {
+                return LinkOutcome::Gone {
+                    reason: "the app-server exited while the run was in flight".to_string(),
+                };
+            }
+            Err(error) if attempt + 1 < RECONNECT_ATTEMPTS => {
+                tracing::warn!(%error, attempt, "reconnect failed; retrying");
+                tokio::time::sleep(RECONNECT_BASE * 2u32.pow(attempt)).await;
+                attempt += 1;
+            }
+            Err(error) => {
+                return LinkOutcome::Failed {
+                    error,
+                    after_drop: true,
+                };
+            }
+        }
+    }
+}
+
+/// The server's endpoint, then a connection to it.
+async fn open(backend: &mut Backend) -> Result<NewLink, EngineError> {
+    let Endpoint {
+        url,
+        token,
+        token_file,
+        stderr,
+    } = backend.ensure().await?;
+    let (connection, events) =
+        AppServerConnection::connect(ConnectOptions::new(url.clone(), token)).await?;
+    Ok(NewLink {
+        connection,
+        events,
+        url,
+        token_file,
+        gate: LoginGate::default(),
+        stderr,
+    })
+}
+
+/// Hands the report to the Supervisor; one that stopped meanwhile gets
+/// nothing, and the server this task holds is let go here instead.
+async fn report(supervisor: &SupervisorRef, backend: Option<Backend>, outcome: LinkOutcome) {
+    let message = SupervisorMsg::Linked(Box::new(LinkReport { backend, outcome }));
+    if let Err(ractor::MessagingErr::SendErr(SupervisorMsg::Linked(report))) =
+        supervisor.cast(message)
+    {
+        let LinkReport { backend, outcome } = *report;
+        if let LinkOutcome::Connected { link, .. } = outcome {
+            link.connection.close().await;
+        }
+        if let Some(backend) = backend {
+            backend.stop().await;
+        }
+    }
+}
