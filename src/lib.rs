@@ -18,6 +18,9 @@
 //!   capability token, stderr, `/readyz`) and the WebSocket connection to it
 //!   (one worker owns the socket; requests are matched to answers by id),
 //!   and which Codex a running server runs (`appserver::version`).
+//! - [`backpressure`]: the credits that bound the events between the
+//!   app-server's socket and the audit on disk, so a flood faster than the
+//!   disk slows the socket instead of growing memory.
 //! - [`scripted_model`]: an OpenAI Responses-API server over SSE whose
 //!   answers are scripted by a marker in the prompt, so that Codex runs
 //!   offline in the examples (`make demo`), the tests and the benchmarks.
@@ -33,6 +36,7 @@
 
 pub mod actors;
 pub mod appserver;
+pub mod backpressure;
 pub mod cli;
 pub mod cli_runs;
 pub mod codex_bin;
