@@ -110,6 +110,14 @@ async fn run_with(server: &FakeAppServer, notifications: usize) -> BenchResult<I
     .await
 }
 
+/// The text of every delta of a flood of this many notifications (each run's
+/// message is its deltas `d{n} ` joined), as its records hold it.
+fn streamed_mib(notifications: usize) -> f64 {
+    let deltas_per_run = notifications / RUNS - 1;
+    let bytes: usize = (0..deltas_per_run).map(|n| format!("d{n} ").len()).sum();
+    (bytes * RUNS) as f64 / (1024.0 * 1024.0)
+}
+
 fn report(ingest: Ingest, long: Ingest) -> Section {
     let Ingest {
         elapsed,
@@ -175,6 +183,17 @@ fn report(ingest: Ingest, long: Ingest) -> Section {
             number(long.before.rss_kib as f64 / 1024.0, "MiB"),
             number(long.after.peak_rss_kib as f64 / 1024.0, "MiB")
         ),
+    );
+    section.figure(
+        "long flood: the streamed messages the runs' records hold",
+        number(streamed_mib(long.notifications), "MiB"),
+    );
+    section.notes.push(
+        "The long flood's growth over resting is mostly the runs' own state: each \
+         run's record keeps the agent message it streams (every delta appended), \
+         which a String holds with up to twice its length in capacity; the queues \
+         add at most EVENT_CREDITS (1024) events."
+            .to_string(),
     );
     section.notes.push(
         "Every queue between the socket and the disk is bounded by the connection's \
