@@ -228,7 +228,11 @@ async fn an_answer_behind_held_events_still_arrives() {
     server.flood("thread-x", "turn-x", FLOOD);
     let mut held = Vec::new();
     while held.len() < EVENT_CREDITS {
-        held.push(events.recv().await.unwrap());
+        let event = tokio::time::timeout(PROMPT, events.recv())
+            .await
+            .expect("the credited events arrive")
+            .unwrap();
+        held.push(event);
     }
     server.stalled().await;
 
