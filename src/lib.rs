@@ -18,6 +18,9 @@
 //!   capability token, stderr, `/readyz`) and the WebSocket connection to it
 //!   (one worker owns the socket; requests are matched to answers by id),
 //!   and which Codex a running server runs (`appserver::version`).
+//! - [`backpressure`]: the credits that bound the events between the
+//!   app-server's socket and the audit on disk, so a flood faster than the
+//!   disk slows the socket instead of growing memory.
 //! - [`picker`]: `codex-runs`' screen as pure state, key handling and
 //!   drawing (two lists, running and finished, the selected run's detail, a
 //!   filter), with no terminal IO, so every screen is a snapshot test.
@@ -30,6 +33,7 @@
 
 pub mod actors;
 pub mod appserver;
+pub mod backpressure;
 pub mod cli;
 pub mod cli_runs;
 pub mod codex_bin;

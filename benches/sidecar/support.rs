@@ -319,16 +319,22 @@ pub fn epoch_micros(at: SystemTime) -> i64 {
 /// system) in seconds, from `/proc`.
 pub struct ProcessUsage {
     pub peak_rss_kib: u64,
+    /// Resident now (`VmRSS`), next to the high-water mark above.
+    pub rss_kib: u64,
     pub cpu_seconds: f64,
 }
 
 pub fn process_usage(pid: u32) -> BenchResult<ProcessUsage> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let peak_rss_kib = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or("no VmHWM in /proc/PID/status")?;
+    let kib = |field: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .ok_or(format!("no {field} in /proc/PID/status"))
+    };
+    let peak_rss_kib = kib("VmHWM:")?;
+    let rss_kib = kib("VmRSS:")?;
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     let after_name = stat.rfind(')').ok_or("unreadable /proc/PID/stat")? + 1;
     // Fields 14 and 15 of stat(5), counted after the name (field 2).
@@ -341,6 +347,7 @@ pub fn process_usage(pid: u32) -> BenchResult<ProcessUsage> {
     };
     Ok(ProcessUsage {
         peak_rss_kib,
+        rss_kib,
         cpu_seconds: (ticks(11)? + ticks(12)?) / USER_HZ,
     })
 }

@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::backpressure::Credit;
+
 use crate::store::{
     self, ActiveRecord, AuditEvent, AuditRecord, IndexRecord, PointerRecord, RunAudit, RunId,
     RunSummary, StoreError,
@@ -20,7 +22,10 @@ use crate::store::{
 #[derive(Debug)]
 pub enum AuditOp {
     /// Stamped when queued, which is when it was received: the queue may lag.
-    Event(AuditRecord),
+    /// The credit of the notification it records goes back once it is
+    /// appended, so the connection reads on only as fast as this disk takes
+    /// events ([`crate::backpressure`]).
+    Event(AuditRecord, Credit),
     Write(AuditWrite),
     /// Answered once everything queued before it is written.
     Flush(oneshot::Sender<()>),
@@ -49,9 +54,14 @@ impl From<AuditWrite> for AuditOp {
 /// per event, and a batch (a few hundred KB at most) stays small in memory.
 const MAX_EVENTS_PER_APPEND: usize = 512;
 
-/// The queue is unbounded on purpose: the producer is an actor that must
-/// not block on disk, and every queued operation is one small record that
-/// the writer drains as fast as the disk allows.
+/// The queue is bounded by the connection's credits, not by the channel:
+/// every event of the app-server in it holds a credit until appended, and
+/// the other writes come at most a few per event (an error's stderr line,
+/// an answer, an active record or summary at most every
+/// `ACTIVE_REFRESH_INTERVAL` / `SUMMARY_REFRESH`) or once per run. So the
+/// producer, an actor that must not wait on the disk in `handle`, queues
+/// without waiting, and a slow disk holds the credits, which stops the
+/// socket reads upstream of the actor instead.
 pub struct AuditWriter {
     ops: mpsc::UnboundedSender<AuditOp>,
     task: JoinHandle<()>,
@@ -92,8 +102,14 @@ impl Health {
 }
 
 impl AuditOp {
+    /// An event of our own making, which counts against no credits.
     pub fn event(event: AuditEvent) -> AuditOp {
-        AuditOp::Event(AuditRecord::now(event))
+        AuditOp::Event(AuditRecord::now(event), Credit::none())
+    }
+
+    /// An event that records what the app-server sent, with its credit.
+    pub fn credited(event: AuditEvent, credit: Credit) -> AuditOp {
+        AuditOp::Event(AuditRecord::now(event), credit)
     }
 }
 
@@ -140,7 +156,7 @@ impl AuditWriter {
                     }
                 }
             };
-            let append_events = |events: &mut Vec<AuditRecord>| {
+            let append_events = |events: &mut Vec<AuditRecord>, credits: &mut Vec<Credit>| {
                 if !events.is_empty() {
                     let outcome = audit
                         .as_ref()
@@ -148,27 +164,29 @@ impl AuditWriter {
                     report(outcome, events.len());
                     events.clear();
                 }
+                // Written (or counted as lost): the connection may read on.
+                credits.clear();
             };
-            let mut events = Vec::new();
+            let (mut events, mut credits) = (Vec::new(), Vec::new());
             while let Some(op) = queue.blocking_recv() {
                 // Whatever queued up meanwhile goes too: consecutive events
                 // in one append, everything else in order after them.
                 let mut next = Some(op);
                 while let Some(op) = next.take() {
                     match op {
-                        AuditOp::Event(record) if events.len() < MAX_EVENTS_PER_APPEND => {
+                        AuditOp::Event(record, credit) => {
+                            if events.len() >= MAX_EVENTS_PER_APPEND {
+                                append_events(&mut events, &mut credits);
+                            }
                             events.push(record);
-                        }
-                        AuditOp::Event(record) => {
-                            append_events(&mut events);
-                            events.push(record);
+                            credits.push(credit);
                         }
                         AuditOp::Flush(done) => {
-                            append_events(&mut events);
+                            append_events(&mut events, &mut credits);
                             let _ = done.send(());
                         }
                         AuditOp::Write(write) => {
-                            append_events(&mut events);
+                            append_events(&mut events, &mut credits);
                             let outcome = audit.as_ref().map_or(Ok(()), |audit| {
                                 perform(audit, &run_dir, &pointer_index, write)
                             });
@@ -177,7 +195,7 @@ impl AuditWriter {
                     }
                     next = queue.try_recv().ok();
                 }
-                append_events(&mut events);
+                append_events(&mut events, &mut credits);
             }
         });
         Ok(AuditWriter { ops, task, health })

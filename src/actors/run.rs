@@ -496,14 +496,18 @@ impl RunActor {
         &self,
         myself: &RunRef,
         state: &mut RunState,
-        note: ServerNotification,
+        mut note: ServerNotification,
     ) {
+        let credit = note.take_credit();
         write(
             state,
-            AuditOp::event(AuditEvent::Notification {
-                method: note.method.clone(),
-                params: note.params.clone(),
-            }),
+            AuditOp::credited(
+                AuditEvent::Notification {
+                    method: note.method.clone(),
+                    params: note.params.clone(),
+                },
+                credit,
+            ),
         );
         if note.method == "error" {
             write(
@@ -557,14 +561,18 @@ impl RunActor {
     /// Every request gets an answer. When the caller asked for an approval
     /// policy that asks, it decides (`Approve`) and the request waits;
     /// otherwise the sandbox decides at once (see `approvals::automatic`).
-    async fn on_request(&self, myself: &RunRef, state: &mut RunState, request: ServerRequest) {
+    async fn on_request(&self, myself: &RunRef, state: &mut RunState, mut request: ServerRequest) {
+        let credit = request.take_credit();
         write(
             state,
-            AuditOp::event(AuditEvent::ServerRequest {
-                id: request.id.clone(),
-                method: request.method.clone(),
-                params: request.params.clone(),
-            }),
+            AuditOp::credited(
+                AuditEvent::ServerRequest {
+                    id: request.id.clone(),
+                    method: request.method.clone(),
+                    params: request.params.clone(),
+                },
+                credit,
+            ),
         );
         if state.interactive {
             state.next_approval += 1;

@@ -8,11 +8,15 @@
 //! [`ConnectionError::Disconnected`], the receiver gets one final
 //! [`ServerEvent::Disconnected`], and later requests fail the same way.
 //!
-//! The worker waits for room in the event channel before it reads the next
-//! frame (nothing is dropped), so the owner must drain events while it waits
-//! on a request whose answer may queue behind them.
+//! The worker reads the next frame only while it holds a credit of the
+//! connection's [`CreditPool`] (nothing is dropped): each event carries its
+//! credit until whoever writes it to disk drops it, so a slow disk slows the
+//! reads ([`crate::backpressure`]). While a request of ours is unanswered it
+//! reads on without credits, so an owner awaiting an answer that queues
+//! behind events it holds still gets it. Commands (our requests and our
+//! answers to the server's requests) go out whether or not it reads.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,6 +33,7 @@ use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode, header};
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::token::CapabilityToken;
+use crate::backpressure::{Credit, CreditPool, EVENT_CREDITS};
 use crate::protocol::jsonrpc::{self, Incoming, RequestId, RpcError};
 use crate::protocol::{
     ClientInfo, InitializeParams, InitializeResponse, ServerNotification, ServerRequest,
@@ -45,10 +50,11 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// busy 2-core machine, so 30 s only trips when the server is really stuck.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Notifications and server requests buffered for the owner. Large enough
-/// that a burst of deltas never stalls the socket while the owner is busy
-/// for a moment; past it the worker waits (backpressure, never loss).
-const EVENT_CHANNEL_CAPACITY: usize = 4096;
+/// Notifications and server requests buffered for the owner. The credits
+/// bound what is in flight ([`EVENT_CREDITS`]), so every credited event
+/// fits; only events read without credits, while an answer is awaited, can
+/// find it full, and those wait in the worker's overflow, in order.
+const EVENT_CHANNEL_CAPACITY: usize = EVENT_CREDITS;
 
 /// Commands queued for the worker; each is one small frame to write.
 const COMMAND_CHANNEL_CAPACITY: usize = 256;
@@ -203,6 +209,7 @@ impl AppServerConnection {
         let worker = WorkerShared {
             closed: closed.clone(),
             subscribed: subscribed.clone(),
+            credits: CreditPool::new(EVENT_CREDITS),
         };
         tokio::time::timeout(
             CONNECT_TIMEOUT,
@@ -498,6 +505,7 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
 struct WorkerShared {
     closed: Arc<Mutex<Option<String>>>,
     subscribed: Subscriptions,
+    credits: CreditPool,
 }
 
 struct Worker<S> {
@@ -509,6 +517,13 @@ struct Worker<S> {
     closed: Arc<Mutex<Option<String>>>,
     /// A thread the server closes is no longer subscribed.
     subscribed: Subscriptions,
+    credits: CreditPool,
+    /// The credit the next event read takes; the worker reads only with
+    /// one in hand, unless an answer is awaited.
+    credit: Option<Credit>,
+    /// Events read while the channel was full, oldest first; the worker
+    /// reads no further (but for an awaited answer) until they are out.
+    overflow: VecDeque<ServerEvent>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Worker<S> {
@@ -525,12 +540,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Worker<S> {
             pending: HashMap::new(),
             closed: shared.closed,
             subscribed: shared.subscribed,
+            credits: shared.credits,
+            credit: None,
+            overflow: VecDeque::new(),
         }
+    }
+
+    /// Whether to read the next frame: with a credit and nothing left over,
+    /// or while an answer is awaited (it may sit behind events whose credits
+    /// its awaiter holds; see [`crate::backpressure`]).
+    fn may_read(&self) -> bool {
+        (self.credit.is_some() && self.overflow.is_empty()) || !self.pending.is_empty()
     }
 
     async fn run(mut self) {
         let reason = loop {
+            let may_read = self.may_read();
+            let wants_credit = self.credit.is_none();
+            let overflowing = !self.overflow.is_empty();
             tokio::select! {
+                credit = self.credits.acquire(), if wants_credit => self.credit = Some(credit),
+                room = self.events.clone().reserve_owned(), if overflowing => match (room, self.overflow.pop_front()) {
+                    (Ok(room), Some(event)) => {
+                        room.send(event);
+                    }
+                    // The owner stopped listening; what is left has nowhere to go.
+                    _ => self.overflow.clear(),
+                },
                 command = self.commands.recv() => match command {
                     Some(command) => {
                         if let Err(reason) = self.handle_command(command).await {
@@ -542,7 +578,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Worker<S> {
                         break "every handle was dropped".to_string();
                     }
                 },
-                frame = self.socket.next() => match frame {
+                frame = self.socket.next(), if may_read => match frame {
                     Some(Ok(Message::Text(text))) => self.handle_frame(text.as_str()).await,
                     Some(Ok(Message::Binary(bytes))) => match std::str::from_utf8(&bytes) {
                         Ok(text) => self.handle_frame(text).await,
@@ -606,6 +642,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Worker<S> {
                 return;
             }
             Ok(Incoming::Notification { method, params }) => {
+                let credit = self.credit.take().unwrap_or_default();
                 if method == "thread/closed"
                     && let (Some(thread_id), Ok(mut subscribed)) =
                         (params["threadId"].as_str(), self.subscribed.lock())
@@ -620,19 +657,36 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Worker<S> {
                         "turn/completed received"
                     );
                 }
-                ServerEvent::Notification(ServerNotification::new(method, params))
+                ServerEvent::Notification(
+                    ServerNotification::new(method, params).with_credit(credit),
+                )
             }
             Ok(Incoming::Request { id, method, params }) => {
-                ServerEvent::Request(ServerRequest::new(id, method, params))
+                let credit = self.credit.take().unwrap_or_default();
+                ServerEvent::Request(ServerRequest::new(id, method, params).with_credit(credit))
             }
             Err(error) => {
                 tracing::warn!(%error, "ignoring a frame from the app-server");
                 return;
             }
         };
-        // A dropped receiver means the owner stopped listening; events then
-        // have nowhere to go, which is the owner's choice.
-        let _ = self.events.send(event).await;
+        self.deliver(event);
+    }
+
+    /// Hands an event to the owner without waiting, so that commands keep
+    /// flowing; behind earlier leftovers, it joins them.
+    fn deliver(&mut self, event: ServerEvent) {
+        if !self.overflow.is_empty() {
+            self.overflow.push_back(event);
+            return;
+        }
+        match self.events.try_send(event) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(event)) => self.overflow.push_back(event),
+            // A dropped receiver means the owner stopped listening; events
+            // then have nowhere to go, which is the owner's choice.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
     }
 
     fn answer(&mut self, id: &RequestId, result: Result<Value, RpcError>) {
@@ -665,6 +719,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Worker<S> {
             let _ = reply.send(Err(ConnectionError::Disconnected {
                 reason: reason.clone(),
             }));
+        }
+        while let Some(event) = self.overflow.pop_front() {
+            if self.events.send(event).await.is_err() {
+                return;
+            }
         }
         let _ = self.events.send(ServerEvent::Disconnected { reason }).await;
     }

@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::jsonrpc::RequestId;
 use super::types::{ThreadItem, TokenUsage, Turn, TurnError};
+use crate::backpressure::Credit;
 
 /// A notification from the server.
 #[derive(Debug, Clone)]
@@ -19,6 +20,8 @@ pub struct ServerNotification {
     pub method: String,
     pub params: Value,
     pub kind: NotificationKind,
+    /// Its place between the socket and the disk ([`crate::backpressure`]).
+    credit: Credit,
 }
 
 #[derive(Debug, Clone)]
@@ -103,7 +106,20 @@ impl ServerNotification {
             method,
             params,
             kind,
+            credit: Credit::none(),
         }
+    }
+
+    /// Counts it against the connection's credits until the credit is
+    /// taken and dropped, or the notification is.
+    pub fn with_credit(mut self, credit: Credit) -> ServerNotification {
+        self.credit = credit;
+        self
+    }
+
+    /// Hands the credit on, to whoever writes the notification to disk.
+    pub fn take_credit(&mut self) -> Credit {
+        std::mem::take(&mut self.credit)
     }
 
     /// The thread this notification is about, when it names one. Read from
@@ -126,6 +142,8 @@ pub struct ServerRequest {
     pub method: String,
     pub params: Value,
     pub kind: ServerRequestKind,
+    /// Its place between the socket and the disk ([`crate::backpressure`]).
+    credit: Credit,
 }
 
 #[derive(Debug, Clone)]
@@ -207,7 +225,21 @@ impl ServerRequest {
             method,
             params,
             kind,
+            credit: Credit::none(),
         }
+    }
+
+    /// Counts it against the connection's credits until the credit is
+    /// taken and dropped, or the request is.
+    pub fn with_credit(mut self, credit: Credit) -> ServerRequest {
+        self.credit = credit;
+        self
+    }
+
+    /// Hands the credit on, to whoever writes the request to disk: a
+    /// request held for the caller's answer then holds no credit.
+    pub fn take_credit(&mut self) -> Credit {
+        std::mem::take(&mut self.credit)
     }
 
     pub fn thread_id(&self) -> Option<&str> {

@@ -1,4 +1,5 @@
 mod appserver;
+mod backpressure;
 mod bad_input;
 mod claude_code;
 mod claude_print;
