@@ -35,7 +35,25 @@ pub struct ClaudeUser {
     pub home: tempfile::TempDir,
     pub config: tempfile::TempDir,
     pub project: tempfile::TempDir,
+    /// Added to Claude Code's environment, after the hygiene of
+    /// [`ClaudeUser::command`]: what a plugin's server, which gets exactly
+    /// Claude Code's environment, should see.
+    pub env: Vec<(String, String)>,
+    /// Taken out of the environment Claude Code inherits from the test.
+    pub removed: Vec<String>,
 }
+
+/// The checkout, which is the plugin marketplace the README tells users to
+/// add.
+pub const CHECKOUT: &str = env!("CARGO_MANIFEST_DIR");
+pub const MARKETPLACE: &str = "codex-mcp-sidecar";
+pub const PLUGIN_ID: &str = "codex-sidecar@codex-mcp-sidecar";
+/// The folder of Claude Code's log of the plugin's server `codex`.
+pub const PLUGIN_SERVER_LOG: &str = "plugin-codex-sidecar-codex";
+
+/// `claude plugin …` commands read and copy local files (a fraction of a
+/// second to a few); this only trips when Claude Code is stuck.
+pub const PLUGIN_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl ClaudeUser {
     pub fn new() -> ClaudeUser {
@@ -43,10 +61,24 @@ impl ClaudeUser {
             home: tempfile::tempdir().unwrap(),
             config: tempfile::tempdir().unwrap(),
             project: tempfile::tempdir().unwrap(),
+            env: Vec::new(),
+            removed: Vec::new(),
         }
     }
 
     pub async fn claude(&self, args: &[&str], limit: Duration) -> Output {
+        let mut command = self.command(args);
+        let what = format!("claude {}", args.join(" "));
+        tokio::time::timeout(limit, command.output())
+            .await
+            .unwrap_or_else(|_| panic!("`{what}` did not finish within {limit:?}"))
+            .unwrap()
+    }
+
+    /// `claude ARGS` as this user, in its project, with no credential, cache
+    /// or network of the developer's, plus [`ClaudeUser::env`]; a test adds
+    /// what its command needs (an Anthropic API of its own, say).
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
         let claude = claude();
         assert!(
             claude.exists(),
@@ -78,11 +110,37 @@ impl ClaudeUser {
             .env_remove("ANTHROPIC_AUTH_TOKEN")
             .env_remove("CLAUDE_CODE_OAUTH_TOKEN")
             .kill_on_drop(true);
-        let what = format!("claude {}", args.join(" "));
-        tokio::time::timeout(limit, command.output())
-            .await
-            .unwrap_or_else(|_| panic!("`{what}` did not finish within {limit:?}"))
-            .unwrap()
+        for name in &self.removed {
+            command.env_remove(name);
+        }
+        command.envs(self.env.iter().map(|(name, value)| (name, value)));
+        command
+    }
+
+    /// `claude plugin marketplace add <checkout>`, then `claude plugin
+    /// install codex-sidecar@codex-mcp-sidecar`, as the README tells a user.
+    pub async fn install_plugin(&self) {
+        let added = self
+            .claude(
+                &["plugin", "marketplace", "add", CHECKOUT],
+                PLUGIN_COMMAND_TIMEOUT,
+            )
+            .await;
+        let (stdout, stderr) = text(&added);
+        assert!(added.status.success(), "{stdout}\n{stderr}");
+        assert!(
+            stdout.contains(&format!("Successfully added marketplace: {MARKETPLACE}")),
+            "{stdout}\n{stderr}"
+        );
+        let installed = self
+            .claude(&["plugin", "install", PLUGIN_ID], PLUGIN_COMMAND_TIMEOUT)
+            .await;
+        let (stdout, stderr) = text(&installed);
+        assert!(installed.status.success(), "{stdout}\n{stderr}");
+        assert!(
+            stdout.contains(&format!("Successfully installed plugin: {PLUGIN_ID}")),
+            "{stdout}\n{stderr}"
+        );
     }
 
     /// `claude mcp add-json NAME JSON --scope user`.

@@ -14,7 +14,7 @@ use codex_mcp_sidecar::config::{ENV_POINTER_DIR, ENV_RUN_DIR, ENV_URL};
 use codex_mcp_sidecar_test_support::scripted_model::{Script, user_message_texts};
 use serde_json::json;
 
-use crate::common::claude::{CLAUDE_CONNECT_TIMEOUT, ClaudeUser, claude, text};
+use crate::common::claude::{ClaudeUser, PLUGIN_SERVER_LOG, text};
 use crate::common::codex_bin;
 use codex_mcp_sidecar_test_support::scripted_anthropic::{
     AnthropicRequest, AnthropicScript, FALLBACK_TEXT, Reply, ScriptedAnthropic,
@@ -23,30 +23,16 @@ use codex_mcp_sidecar_test_support::world::{SidecarWorld, processes_naming};
 
 const SIDECAR: &str = env!("CARGO_BIN_EXE_codex-mcp-sidecar");
 
-/// The checkout is the marketplace: `.claude-plugin/marketplace.json` at
-/// its root lists the plugin.
-const CHECKOUT: &str = env!("CARGO_MANIFEST_DIR");
-
-const PLUGIN: &str = "codex-sidecar@codex-mcp-sidecar";
-
 /// `mcp__plugin_<plugin>_<server>__<tool>`: the plugin `codex-sidecar`, its
 /// server `codex`.
 const RUN_TOOL: &str = "mcp__plugin_codex-sidecar_codex__codex_run";
 const WAIT_TOOL: &str = "mcp__plugin_codex-sidecar_codex__codex_wait";
-
-/// The folder of Claude Code's log of the plugin's server (`mcp-logs-` and
-/// this name), for failure messages.
-const PLUGIN_SERVER_LOG: &str = "plugin-codex-sidecar-codex";
 
 /// A fake key in the API's own shape; the scripted API takes any.
 const FAKE_API_KEY: &str = "sk-ant-api03-scripted-0000000000000000000000";
 
 /// What the scripted API puts before a tool's result in its final answer.
 const ANSWER_PREFIX: &str = "Codex answered: ";
-
-/// `plugin marketplace add` and `plugin install` copy a few files from the
-/// checkout (under a second); this only trips when Claude Code is stuck.
-const PLUGIN_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Bounds each tool call inside Claude Code: the first starts the shared
 /// app-server (a few seconds, more on a loaded machine) and Codex runs a
@@ -150,7 +136,7 @@ impl PluginSession {
         // The user's own `~/.codex`, scripted: the same Codex home whether
         // the plugin's server takes CODEX_HOME from us or names `~/.codex`.
         world.model.write_codex_home(&codex_home(&user)).unwrap();
-        install_plugin(&user).await;
+        user.install_plugin().await;
         let api = ScriptedAnthropic::start(script).await;
         PluginSession { world, user, api }
     }
@@ -165,30 +151,15 @@ impl PluginSession {
             sidecar_dir.display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        let mut command = tokio::process::Command::new(claude());
+        let mut command = self
+            .user
+            .command(&["-p", prompt, "--allowedTools", &allowed.join(",")]);
         command
-            .args(["-p", prompt, "--allowedTools", &allowed.join(",")])
-            .current_dir(self.user.project.path())
-            .env("HOME", self.user.home.path())
-            .env("CLAUDE_CONFIG_DIR", self.user.config.path())
-            .env_remove("XDG_CONFIG_HOME")
-            .env_remove("XDG_CACHE_HOME")
-            .env_remove("XDG_DATA_HOME")
-            .env_remove("XDG_STATE_HOME")
-            // No telemetry, update checks or connectivity probe: the tests
-            // have no network.
-            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
             .env("ANTHROPIC_BASE_URL", self.api.base_url())
             .env("ANTHROPIC_API_KEY", FAKE_API_KEY)
-            .env_remove("ANTHROPIC_AUTH_TOKEN")
-            .env_remove("CLAUDE_CODE_OAUTH_TOKEN")
             // MCP tools are otherwise deferred behind a search tool, and the
             // first request would not offer `codex_run` itself.
             .env("ENABLE_TOOL_SEARCH", "false")
-            .env(
-                "MCP_TIMEOUT",
-                CLAUDE_CONNECT_TIMEOUT.as_millis().to_string(),
-            )
             .env(
                 "MCP_TOOL_TIMEOUT",
                 TOOL_CALL_TIMEOUT.as_millis().to_string(),
@@ -199,8 +170,7 @@ impl PluginSession {
             .env(ENV_POINTER_DIR, &self.world.pointer_dir)
             // A shared app-server on the world's free port, never 45123.
             .env(ENV_URL, &self.world.url)
-            .env_remove(ENV_RUN_DIR)
-            .kill_on_drop(true);
+            .env_remove(ENV_RUN_DIR);
         let output = tokio::time::timeout(PRINT_TIMEOUT, command.output())
             .await
             .unwrap_or_else(|_| panic!("`claude -p` did not finish within {PRINT_TIMEOUT:?}"))
@@ -343,23 +313,6 @@ impl Printed {
 
 fn codex_home(user: &ClaudeUser) -> std::path::PathBuf {
     user.home.path().join(".codex")
-}
-
-/// The user's two commands: the checkout as a marketplace, then the plugin
-/// from it.
-async fn install_plugin(user: &ClaudeUser) {
-    for args in [
-        &["plugin", "marketplace", "add", CHECKOUT][..],
-        &["plugin", "install", PLUGIN][..],
-    ] {
-        let output = user.claude(args, PLUGIN_COMMAND_TIMEOUT).await;
-        let (stdout, stderr) = text(&output);
-        assert!(
-            output.status.success(),
-            "claude {}:\n{stdout}\n{stderr}",
-            args.join(" ")
-        );
-    }
 }
 
 /// The scripted API itself, on the wire, without Claude Code: what each rule

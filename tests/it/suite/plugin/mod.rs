@@ -12,28 +12,21 @@ use std::time::{Duration, Instant};
 use codex_mcp_sidecar_test_support::scripted_model::ScriptedModel;
 use serde_json::Value;
 
+use crate::common::claude::{
+    CHECKOUT, ClaudeUser, MARKETPLACE, PLUGIN_COMMAND_TIMEOUT, PLUGIN_ID, PLUGIN_SERVER_LOG, text,
+};
 use crate::common::codex_bin;
 use codex_mcp_sidecar_test_support::world::{Cleanup, free_port, processes_naming};
-use user::{PluginUser, line_of, text};
+use user::line_of;
 
-/// The checkout: the marketplace root.
-const CHECKOUT: &str = env!("CARGO_MANIFEST_DIR");
 const PLUGIN_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/plugins/codex-sidecar");
-/// The names fixed for issue 13.
-const MARKETPLACE: &str = "codex-mcp-sidecar";
 const PLUGIN: &str = "codex-sidecar";
-const PLUGIN_ID: &str = "codex-sidecar@codex-mcp-sidecar";
 
 /// The issue's ceiling on what the plugin adds to every session.
 const ALWAYS_ON_BUDGET_TOKENS: u32 = 150;
 
-/// Validating, adding a local marketplace, installing from it and reading
-/// its details each read a few small files (well under a second); this only
-/// trips when Claude Code is stuck, on the network say.
-const PLUGIN_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// `claude mcp list` checks servers in parallel, each bounded by
-/// [`user::CLAUDE_CONNECT_TIMEOUT`]; the margin covers its own start-up.
+/// [`crate::common::claude::CLAUDE_CONNECT_TIMEOUT`]; the margin covers its own start-up.
 const LIST_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// `cargo install --debug` reusing this test build's dependencies compiles
@@ -49,7 +42,7 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_marketplace_and_the_plugin_validate_without_a_warning() {
-    let user = PluginUser::new();
+    let user = ClaudeUser::new();
     for target in [CHECKOUT, PLUGIN_DIR] {
         let output = user
             .claude(&["plugin", "validate", target], PLUGIN_COMMAND_TIMEOUT)
@@ -156,7 +149,7 @@ fn the_plugin_registers_the_sidecar_from_path_with_no_settings() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_plugin_installs_from_the_checkout_and_costs_little_in_every_session() {
-    let user = PluginUser::new();
+    let user = ClaudeUser::new();
     user.install_plugin().await;
 
     let output = user
@@ -198,7 +191,7 @@ async fn the_plugin_installs_from_the_checkout_and_costs_little_in_every_session
 /// marketplace first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_one_step_install_adds_the_marketplace_and_enables_the_plugin() {
-    let user = PluginUser::new();
+    let user = ClaudeUser::new();
     let output = user
         .claude(
             &["plugin", "install", PLUGIN, "--marketplace", CHECKOUT],
@@ -242,7 +235,7 @@ async fn claude_code_connects_to_the_plugins_server_installed_by_cargo() {
     }
 
     let model = ScriptedModel::start().await.unwrap();
-    let mut user = PluginUser::new();
+    let mut user = ClaudeUser::new();
     // The sidecar's defaults: the Codex home is `~/.codex`, and the shared
     // app-server, here on a free port instead of 45123.
     model
@@ -290,7 +283,7 @@ async fn claude_code_connects_to_the_plugins_server_installed_by_cargo() {
         line_of(&stdout, "plugin:codex-sidecar:codex"),
         "plugin:codex-sidecar:codex: codex-mcp-sidecar  - ✔ Connected",
         "{stdout}\n{stderr}\nClaude Code's log of the server:\n{}",
-        user.server_log()
+        user.mcp_log(PLUGIN_SERVER_LOG)
     );
 
     // The shared app-server the sidecar may have started on our port.
