@@ -1,7 +1,11 @@
 //! `RunActor`: one per turn. It starts (or recovers) its turn, receives the
-//! turn's notifications and server requests from the supervisor, answers
+//! turn's notifications and server requests from its router, answers
 //! every request, keeps the run's audit, reports progress and the end to the
 //! wait broker, and stops when the turn is over.
+
+mod report;
+
+pub use report::{RunReport, RunReportRef};
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -14,7 +18,6 @@ use crate::actors::approvals::{self, Choice, PendingApproval};
 use crate::actors::audit_writer::{AuditOp, AuditWrite, AuditWriter};
 use crate::actors::broker::BrokerMsg;
 use crate::actors::record::{RunRecord, RunSettings};
-use crate::actors::supervisor::SupervisorMsg;
 use crate::actors::types::{EngineError, RunStarted, RunStatus};
 use crate::appserver::{AppServerConnection, ConnectionError};
 use crate::protocol::jsonrpc::RpcError;
@@ -104,7 +107,8 @@ pub struct RunArgs {
     pub title: String,
     pub cwd: PathBuf,
     pub connection: AppServerConnection,
-    pub supervisor: ActorRef<SupervisorMsg>,
+    /// Where routing, thread defaults and the end are reported.
+    pub reports: RunReportRef,
     pub broker: ActorRef<BrokerMsg>,
     pub run_dir: PathBuf,
     pub pointer_index: PathBuf,
@@ -118,7 +122,7 @@ pub struct RunArgs {
 pub struct RunState {
     args: Option<RunArgs>,
     connection: AppServerConnection,
-    supervisor: ActorRef<SupervisorMsg>,
+    reports: RunReportRef,
     broker: ActorRef<BrokerMsg>,
     run_dir: PathBuf,
     /// `None` until the thread is known (the start can fail before that).
@@ -163,7 +167,7 @@ impl Actor for RunActor {
         // not hold up the supervisor.
         Ok(RunState {
             connection: args.connection.clone(),
-            supervisor: args.supervisor.clone(),
+            reports: args.reports.clone(),
             broker: args.broker.clone(),
             run_dir: args.run_dir.clone(),
             args: Some(args),
@@ -309,7 +313,7 @@ impl RunActor {
                         .and_then(|value| value.as_str())
                         .map(str::to_string)
                 };
-                state.supervisor.cast(SupervisorMsg::ThreadDefaults {
+                state.reports.send_message(RunReport::ThreadDefaults {
                     thread_id: response.thread.id.clone(),
                     model: text("model"),
                     reasoning_effort: text("reasoningEffort"),
@@ -359,7 +363,7 @@ impl RunActor {
             thread_id.clone(),
         );
         // Routed before our turn starts, so none of its events is missed.
-        state.supervisor.cast(SupervisorMsg::Route {
+        state.reports.send_message(RunReport::Route {
             thread_id: thread_id.clone(),
             run: myself.clone(),
         })?;
@@ -788,7 +792,7 @@ impl RunActor {
 
     /// Ends the run (if it is not over yet, with `status` and `error`),
     /// writes the end records, flushes the audit, tells the broker and the
-    /// supervisor, and stops.
+    /// router of its thread, and stops.
     async fn end(
         &self,
         myself: &RunRef,
@@ -818,9 +822,9 @@ impl RunActor {
             None => None,
         };
         if let Some(record) = &state.record {
-            // The supervisor first: a caller woken by the broker may resume
+            // The router first: a caller woken by the broker may resume
             // at once, and must find the thread free and the run known.
-            let _ = state.supervisor.cast(SupervisorMsg::RunEnded {
+            let _ = state.reports.send_message(RunReport::Ended {
                 run_id: record.run_id.clone(),
                 thread_id: record.thread_id.clone(),
                 cwd: record.cwd.clone(),
