@@ -126,6 +126,25 @@ pub struct ThreadResponse {
     pub extra: Map<String, Value>,
 }
 
+impl ThreadResponse {
+    /// The model the thread runs with (what a turn without overrides uses).
+    pub fn model(&self) -> Option<String> {
+        self.text("model")
+    }
+
+    /// The reasoning effort the thread runs with.
+    pub fn reasoning_effort(&self) -> Option<String> {
+        self.text("reasoningEffort")
+    }
+
+    fn text(&self, key: &str) -> Option<String> {
+        self.extra
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Thread {
