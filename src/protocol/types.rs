@@ -330,6 +330,18 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn a_thread_response_gives_the_threads_model_and_effort() {
+        let response: ThreadResponse = serde_json::from_value(json!({
+            "thread": {"id": "th"}, "model": "gpt-x", "reasoningEffort": "high"
+        }))
+        .unwrap();
+        assert_eq!(response.model().as_deref(), Some("gpt-x"));
+        assert_eq!(response.reasoning_effort().as_deref(), Some("high"));
+        let bare: ThreadResponse = serde_json::from_value(json!({"thread": {"id": "th"}})).unwrap();
+        assert_eq!(bare.model(), None);
+    }
+
+    #[test]
     fn unknown_item_kinds_are_kept_whole() {
         let raw = json!({"type": "hologram", "id": "i1", "beams": 3});
         let item: ThreadItem = serde_json::from_value(raw.clone()).unwrap();

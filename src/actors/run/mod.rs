@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::actors::approvals::{Choice, PendingApproval};
 use crate::actors::audit_writer::{AuditOp, AuditWrite, AuditWriter};
@@ -105,6 +106,8 @@ pub struct RunArgs {
 }
 
 pub struct RunState {
+    /// Every log of this run's actor is inside it, so it carries the run id.
+    span: tracing::Span,
     args: Option<RunArgs>,
     connection: AppServerConnection,
     reports: RunReportRef,
@@ -151,6 +154,7 @@ impl Actor for RunActor {
         // Network and disk work happens in post_start, so that spawning does
         // not hold up the supervisor.
         Ok(RunState {
+            span: tracing::info_span!("run", run_id = %args.run_id),
             connection: args.connection.clone(),
             reports: args.reports.clone(),
             broker: args.broker.clone(),
@@ -178,8 +182,30 @@ impl Actor for RunActor {
         myself: RunRef,
         state: &mut RunState,
     ) -> Result<(), ActorProcessingErr> {
+        let span = state.span.clone();
+        self.start(myself, state).instrument(span).await;
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: RunRef,
+        message: RunMsg,
+        state: &mut RunState,
+    ) -> Result<(), ActorProcessingErr> {
+        let span = state.span.clone();
+        self.on_message(myself, message, state)
+            .instrument(span)
+            .await;
+        Ok(())
+    }
+}
+
+impl RunActor {
+    /// Begins the run and answers whoever waits for its handle.
+    async fn start(&self, myself: RunRef, state: &mut RunState) {
         let Some(mut args) = state.args.take() else {
-            return Ok(());
+            return;
         };
         let reply = args.reply.take();
         match self.begin(&myself, state, args).await {
@@ -198,15 +224,9 @@ impl Actor for RunActor {
                     .await;
             }
         }
-        Ok(())
     }
 
-    async fn handle(
-        &self,
-        myself: RunRef,
-        message: RunMsg,
-        state: &mut RunState,
-    ) -> Result<(), ActorProcessingErr> {
+    async fn on_message(&self, myself: RunRef, message: RunMsg, state: &mut RunState) {
         match message {
             RunMsg::Notification(note) => self.on_notification(&myself, state, note).await,
             RunMsg::Request(request) => self.on_request(&myself, state, request).await,
@@ -248,11 +268,8 @@ impl Actor for RunActor {
                 }
             }
         }
-        Ok(())
     }
-}
 
-impl RunActor {
     async fn on_notification(
         &self,
         myself: &RunRef,
@@ -270,29 +287,19 @@ impl RunActor {
                 credit,
             ),
         );
-        if note.method == "error" {
+        if note.is_error() {
             write(
                 state,
                 AuditWrite::Stderr(format!("error notification: {}", note.params)),
             );
         }
-        if note.method == "serverRequest/resolved" && self.answered_elsewhere(state, &note.params) {
+        if let Some(request_id) = note.resolved_request()
+            && self.answered_elsewhere(state, &request_id, &note.params)
+        {
             self.live_changed(myself, state, true);
         }
-        if note.method == "item/started" && note.params["item"]["type"] == "fileChange" {
-            let item = &note.params["item"];
-            let paths = item["changes"]
-                .as_array()
-                .map(|changes| {
-                    changes
-                        .iter()
-                        .filter_map(|change| change["path"].as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
-            if let Some(id) = item["id"].as_str() {
-                state.file_changes.insert(id.to_string(), paths);
-            }
+        if let Some(started) = note.file_change_started() {
+            state.file_changes.insert(started.item_id, started.paths);
         }
         let Some(record) = state.record.as_mut() else {
             return;

@@ -128,17 +128,16 @@ impl RunActor {
     /// answered a request we hold for the caller: it is no longer pending,
     /// and the caller can no longer answer it.
     /// Whether it was one of ours.
-    pub(super) fn answered_elsewhere(&self, state: &mut RunState, params: &Value) -> bool {
-        let Some(id) = params
-            .get("requestId")
-            .and_then(|id| serde_json::from_value::<RequestId>(id.clone()).ok())
-        else {
-            return false;
-        };
+    pub(super) fn answered_elsewhere(
+        &self,
+        state: &mut RunState,
+        id: &RequestId,
+        params: &Value,
+    ) -> bool {
         let Some(index) = state
             .pending
             .iter()
-            .position(|(_, request)| request.id == id)
+            .position(|(_, request)| request.id == *id)
         else {
             return false;
         };
@@ -209,11 +208,7 @@ pub(super) fn refuse(
     if let Some(record) = state.record.as_mut() {
         record.note_refused(RefusedRequest {
             method: request.method.clone(),
-            detail: request
-                .params
-                .get("command")
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            detail: request.command().map(str::to_string),
             refusal,
             reason: reason.to_string(),
         });
