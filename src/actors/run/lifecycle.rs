@@ -275,6 +275,7 @@ impl RunActor {
         if let Some(record) = state.record.as_mut() {
             record.turn_id = Some(turn.id.clone());
         }
+        tracing::debug!(turn_id = %turn.id, subscription, "turn started");
         note(
             state,
             "run started",
@@ -381,6 +382,7 @@ impl RunActor {
         status: RunStatus,
         error: Option<String>,
     ) {
+        tracing::debug!(?status, "run ending");
         self.decline_pending(state, "declined: the turn ended before anyone answered")
             .await;
         if let Some(record) = state.record.as_mut() {
