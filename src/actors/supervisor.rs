@@ -21,7 +21,7 @@ use crate::actors::link::{self, LinkOutcome, LinkReport, LoginCheck, NewLink};
 use crate::actors::lookup;
 use crate::actors::record::{RunSettings, ThreadExtras};
 use crate::actors::resolve::Located;
-use crate::actors::run::{RunActor, RunArgs, RunMsg, RunRef, Start};
+use crate::actors::run::{RunActor, RunArgs, RunMsg, RunRef, RunReport, Start};
 use crate::actors::start_queue::{AdoptReply, Queued, StartQueue, StartReply};
 use crate::actors::types::{
     EngineError, ResumeRequest, ResumeTarget, RunRequest, RunResult, RunStarted,
@@ -81,23 +81,8 @@ pub enum SupervisorMsg {
     /// Call: a run the broker does not know: answer it from disk, or adopt it
     /// when its owner died while it ran.
     Adopt(RunId, AdoptReply),
-    /// From a run actor: events of this thread are its.
-    Route { thread_id: String, run: RunRef },
-    /// From a run actor that stopped: its thread and project are
-    /// remembered for a resume.
-    RunEnded {
-        run_id: RunId,
-        thread_id: String,
-        cwd: PathBuf,
-    },
-    /// From a run actor that started a thread: its model and effort, which a
-    /// later turn without overrides returns to (Codex keeps a turn's
-    /// overrides for the turns after it).
-    ThreadDefaults {
-        thread_id: String,
-        model: Option<String>,
-        reasoning_effort: Option<String>,
-    },
+    /// From a run actor: its route, its new thread's defaults, its end.
+    Run(RunReport),
     /// From the connection's event pump; `generation` tells stale ones apart.
     Event { generation: u64, event: ServerEvent },
     /// A private app-server's stderr line.
@@ -119,6 +104,25 @@ pub enum SupervisorMsg {
     },
     /// Sent to itself at start: adopt runs a dead sidecar left behind.
     RecoverOrphans,
+}
+
+/// A run reports through its own narrow type; the supervisor takes it in.
+impl From<RunReport> for SupervisorMsg {
+    fn from(report: RunReport) -> Self {
+        SupervisorMsg::Run(report)
+    }
+}
+
+/// Needed by ractor to hand an undeliverable report back to its sender.
+impl TryFrom<SupervisorMsg> for RunReport {
+    type Error = ();
+
+    fn try_from(message: SupervisorMsg) -> Result<Self, ()> {
+        match message {
+            SupervisorMsg::Run(report) => Ok(report),
+            _ => Err(()),
+        }
+    }
 }
 
 pub struct SupervisorArgs {
@@ -311,23 +315,23 @@ impl Actor for Supervisor {
                     self.kick(&myself, state).await;
                 }
             }
-            SupervisorMsg::ThreadDefaults {
+            SupervisorMsg::Run(RunReport::ThreadDefaults {
                 thread_id,
                 model,
                 reasoning_effort,
-            } => {
+            }) => {
                 state
                     .thread_defaults
                     .insert(thread_id, (model, reasoning_effort));
             }
-            SupervisorMsg::Route { thread_id, run } => {
+            SupervisorMsg::Run(RunReport::Route { thread_id, run }) => {
                 state.routes.insert(thread_id, run);
             }
-            SupervisorMsg::RunEnded {
+            SupervisorMsg::Run(RunReport::Ended {
                 run_id,
                 thread_id,
                 cwd,
-            } => {
+            }) => {
                 state.runs.remove(&run_id);
                 state.ended.remember(run_id, thread_id.clone(), cwd);
                 if let Some(run) = state.routes.get(&thread_id)
@@ -777,7 +781,7 @@ impl Supervisor {
             run_dir: state.config.run_dir(&cwd),
             cwd,
             connection,
-            supervisor: myself.clone(),
+            reports: myself.get_derived(),
             broker: state.broker.clone(),
             pointer_index: state.config.pointer_index(),
             app_server_url: state

@@ -132,6 +132,50 @@ impl ServerNotification {
     pub fn turn_id(&self) -> Option<&str> {
         turn_id_of(&self.params)
     }
+
+    /// An `error` notification, whether or not its params match our type.
+    pub fn is_error(&self) -> bool {
+        self.method == "error"
+    }
+
+    /// `serverRequest/resolved`: the request another client of the thread
+    /// answered (a person in the Codex terminal UI, say).
+    pub fn resolved_request(&self) -> Option<RequestId> {
+        if self.method != "serverRequest/resolved" {
+            return None;
+        }
+        let id = self.params.get("requestId")?;
+        serde_json::from_value(id.clone()).ok()
+    }
+
+    /// `item/started` of a file change. Read from the raw params, since the
+    /// item's approval request needs its paths even when the rest of the
+    /// event does not match our types.
+    pub fn file_change_started(&self) -> Option<FileChangeStarted> {
+        let item = &self.params["item"];
+        if self.method != "item/started" || item["type"] != "fileChange" {
+            return None;
+        }
+        let paths = item["changes"]
+            .as_array()
+            .map(|changes| {
+                changes
+                    .iter()
+                    .filter_map(|change| change["path"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let item_id = item["id"].as_str()?.to_string();
+        Some(FileChangeStarted { item_id, paths })
+    }
+}
+
+/// A file change starting: its approval request names only the item, and
+/// the caller wants the files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileChangeStarted {
+    pub item_id: String,
+    pub paths: Vec<String>,
 }
 
 /// A request from the server. It must be answered: the turn that sent it
@@ -249,6 +293,13 @@ impl ServerRequest {
     pub fn turn_id(&self) -> Option<&str> {
         turn_id_of(&self.params)
     }
+
+    /// The command a command approval asks to run, as Codex shows it; read
+    /// from the raw params so a refusal names it even when the rest does
+    /// not match our types.
+    pub fn command(&self) -> Option<&str> {
+        self.params.get("command").and_then(Value::as_str)
+    }
 }
 
 fn thread_id_of(params: &Value) -> Option<&str> {
@@ -280,6 +331,56 @@ fn typed<T: DeserializeOwned>(method: &str, params: &Value) -> Option<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_resolved_request_names_its_id_and_other_methods_none() {
+        let resolved = ServerNotification::new(
+            "serverRequest/resolved".into(),
+            json!({"threadId": "th", "requestId": 7}),
+        );
+        assert_eq!(resolved.resolved_request(), Some(RequestId::Integer(7)));
+        let other = ServerNotification::new("turn/started".into(), json!({"requestId": 7}));
+        assert_eq!(other.resolved_request(), None);
+        assert!(ServerNotification::new("error".into(), json!({"odd": true})).is_error());
+    }
+
+    #[test]
+    fn a_file_change_starting_gives_its_item_and_paths() {
+        let started = ServerNotification::new(
+            "item/started".into(),
+            json!({"item": {"type": "fileChange", "id": "fc1",
+                "changes": [{"path": "a.rs"}, {"kind": "odd"}, {"path": "b.rs"}]}}),
+        );
+        assert_eq!(
+            started.file_change_started(),
+            Some(FileChangeStarted {
+                item_id: "fc1".into(),
+                paths: vec!["a.rs".into(), "b.rs".into()],
+            })
+        );
+        let command = ServerNotification::new(
+            "item/started".into(),
+            json!({"item": {"type": "commandExecution", "id": "c1"}}),
+        );
+        assert_eq!(command.file_change_started(), None);
+        let no_id = ServerNotification::new(
+            "item/started".into(),
+            json!({"item": {"type": "fileChange", "changes": []}}),
+        );
+        assert_eq!(no_id.file_change_started(), None);
+    }
+
+    #[test]
+    fn a_request_names_its_command_when_it_has_one() {
+        let request = ServerRequest::new(
+            RequestId::Integer(1),
+            "item/commandExecution/requestApproval".into(),
+            json!({"command": "cargo test"}),
+        );
+        assert_eq!(request.command(), Some("cargo test"));
+        let other = ServerRequest::new(RequestId::Integer(2), "x".into(), json!({}));
+        assert_eq!(other.command(), None);
+    }
 
     #[test]
     fn turn_completed_is_typed_and_routable() {

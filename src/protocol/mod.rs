@@ -10,8 +10,8 @@ pub(crate) mod properties;
 pub mod types;
 
 pub use events::{
-    ApprovalDecision, ApprovalParams, NotificationKind, ServerNotification, ServerRequest,
-    ServerRequestKind,
+    ApprovalDecision, ApprovalParams, FileChangeStarted, NotificationKind, ServerNotification,
+    ServerRequest, ServerRequestKind,
 };
 pub use jsonrpc::{Incoming, RequestId, RpcError};
 pub use types::*;

@@ -126,6 +126,25 @@ pub struct ThreadResponse {
     pub extra: Map<String, Value>,
 }
 
+impl ThreadResponse {
+    /// The model the thread runs with (what a turn without overrides uses).
+    pub fn model(&self) -> Option<String> {
+        self.text("model")
+    }
+
+    /// The reasoning effort the thread runs with.
+    pub fn reasoning_effort(&self) -> Option<String> {
+        self.text("reasoningEffort")
+    }
+
+    fn text(&self, key: &str) -> Option<String> {
+        self.extra
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Thread {
@@ -309,6 +328,18 @@ pub struct TokenUsage {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_thread_response_gives_the_threads_model_and_effort() {
+        let response: ThreadResponse = serde_json::from_value(json!({
+            "thread": {"id": "th"}, "model": "gpt-x", "reasoningEffort": "high"
+        }))
+        .unwrap();
+        assert_eq!(response.model().as_deref(), Some("gpt-x"));
+        assert_eq!(response.reasoning_effort().as_deref(), Some("high"));
+        let bare: ThreadResponse = serde_json::from_value(json!({"thread": {"id": "th"}})).unwrap();
+        assert_eq!(bare.model(), None);
+    }
 
     #[test]
     fn unknown_item_kinds_are_kept_whole() {

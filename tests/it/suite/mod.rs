@@ -18,6 +18,7 @@ mod plugin;
 mod publishing;
 mod readme_registration;
 mod recovery;
+mod run_span;
 mod runs;
 mod scripted_model;
 mod security;
