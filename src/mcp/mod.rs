@@ -281,17 +281,17 @@ impl SidecarServer {
         let outcome = async {
             let engine = &self.engine().await?;
             let run_id = run_id(&params.run_id)?;
-            let soft = match params.soft_timeout_ms {
-                Some(ms) => bounded(ms, "soft_timeout_ms")?,
-                None => self.config.wait_soft_timeout,
-            };
-            let slice = match (soft, params.timeout_ms) {
-                (soft, None) => soft,
-                (soft, Some(ms)) => {
-                    let hard = bounded(ms, "timeout_ms")?.unwrap_or(Duration::MAX);
-                    Some(soft.map_or(hard, |soft| soft.min(hard)))
-                }
-            };
+            if let Some(ms) = params.soft_timeout_ms {
+                bounded(ms, "soft_timeout_ms")?;
+            }
+            if let Some(ms) = params.timeout_ms {
+                bounded(ms, "timeout_ms")?;
+            }
+            let slice = crate::wait_slice::wait_slice(
+                params.soft_timeout_ms,
+                params.timeout_ms,
+                self.config.wait_soft_timeout,
+            );
             let outcome = engine
                 .wait(&run_id, slice)
                 .await
@@ -625,7 +625,7 @@ impl SidecarServer {
         if run_async.unwrap_or(true) {
             return Ok(replies::handle(started));
         }
-        let slice = self.config.wait_soft_timeout;
+        let slice = crate::wait_slice::wait_slice(None, None, self.config.wait_soft_timeout);
         let outcome = engine
             .wait(&started.run_id, slice)
             .await
