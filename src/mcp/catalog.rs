@@ -79,10 +79,14 @@ const fn tool(name: &'static str, family: Family, check: Checker, as_task: AsTas
     }
 }
 
-use AsTask::{Conversation, Legacy, No, Resume, Run};
+use AsTask::{Legacy, No, Resume, Run};
 use Family::{Legacy as L, Persistent as P, Sidecar as S};
 
-pub const TOOLS: [Tool; 15] = [
+const CHAT: AsTask = AsTask::Conversation(Talk::Chat);
+const PLAN: AsTask = AsTask::Conversation(Talk::Plan);
+const REVIEW: AsTask = AsTask::Conversation(Talk::Review);
+
+pub const TOOLS: &[Tool] = &[
     tool("codex", L, check::<LegacyCodexParams>, Legacy),
     tool("codex-reply", L, check::<LegacyReplyParams>, No),
     tool("codex_run", S, check::<RunParams>, Run),
@@ -93,36 +97,11 @@ pub const TOOLS: [Tool; 15] = [
     tool("codex_active_runs", S, check::<NoParams>, No),
     tool("codex_runs", S, check::<RunsParams>, No),
     tool("codex_wrapper_check", S, check::<NoParams>, No),
-    tool(
-        "codex_chat",
-        P,
-        check::<ChatParams>,
-        Conversation(Talk::Chat),
-    ),
-    tool(
-        "codex_plan",
-        P,
-        check::<PlanParams>,
-        Conversation(Talk::Plan),
-    ),
-    tool(
-        "codex_guard_plan",
-        P,
-        check::<PlanParams>,
-        Conversation(Talk::Plan),
-    ),
-    tool(
-        "codex_review",
-        P,
-        check::<ReviewParams>,
-        Conversation(Talk::Review),
-    ),
-    tool(
-        "codex_guard_final",
-        P,
-        check::<ReviewParams>,
-        Conversation(Talk::Review),
-    ),
+    tool("codex_chat", P, check::<ChatParams>, CHAT),
+    tool("codex_plan", P, check::<PlanParams>, PLAN),
+    tool("codex_guard_plan", P, check::<PlanParams>, PLAN),
+    tool("codex_review", P, check::<ReviewParams>, REVIEW),
+    tool("codex_guard_final", P, check::<ReviewParams>, REVIEW),
 ];
 
 pub fn find(name: &str) -> Option<&'static Tool> {
