@@ -93,7 +93,7 @@ impl SidecarServer {
         }
     }
 
-    pub(super) fn absolute(&self, path: &str) -> PathBuf {
+    fn absolute(&self, path: &str) -> PathBuf {
         let path = Path::new(path);
         if path.is_absolute() {
             path.to_path_buf()
@@ -102,7 +102,7 @@ impl SidecarServer {
         }
     }
 
-    pub(super) fn cwd_or_default(&self, cwd: Option<&str>) -> PathBuf {
+    fn cwd_or_default(&self, cwd: Option<&str>) -> PathBuf {
         cwd.map(|cwd| self.absolute(cwd))
             .unwrap_or_else(|| self.cwd.clone())
     }
@@ -189,7 +189,7 @@ pub(super) fn bounded(ms: u64, name: &str) -> Result<Option<Duration>, CallToolR
     Ok((ms > 0).then(|| Duration::from_millis(ms)))
 }
 
-pub(super) fn run_timeout(ms: Option<u64>) -> Result<Option<Duration>, CallToolResult> {
+fn run_timeout(ms: Option<u64>) -> Result<Option<Duration>, CallToolResult> {
     match ms {
         None => Ok(None),
         Some(0) => Err(replies::failure("timeout_ms must be greater than 0")),
@@ -198,11 +198,11 @@ pub(super) fn run_timeout(ms: Option<u64>) -> Result<Option<Duration>, CallToolR
 }
 
 /// A policy that asks makes the caller the one who answers.
-pub(super) fn asks(policy: Option<ApprovalPolicy>) -> bool {
+fn asks(policy: Option<ApprovalPolicy>) -> bool {
     policy.is_some_and(|policy| policy != ApprovalPolicy::Never)
 }
 
-pub(super) fn permissions(param: PermissionsParam) -> Permissions {
+fn permissions(param: PermissionsParam) -> Permissions {
     match param {
         PermissionsParam::Yolo => Permissions::Yolo,
         PermissionsParam::WorkspaceWrite => Permissions::WorkspaceWrite,
@@ -210,7 +210,7 @@ pub(super) fn permissions(param: PermissionsParam) -> Permissions {
     }
 }
 
-pub(super) fn sandbox(param: SandboxParam) -> SandboxMode {
+fn sandbox(param: SandboxParam) -> SandboxMode {
     match param {
         SandboxParam::ReadOnly => SandboxMode::ReadOnly,
         SandboxParam::WorkspaceWrite => SandboxMode::WorkspaceWrite,
@@ -218,7 +218,7 @@ pub(super) fn sandbox(param: SandboxParam) -> SandboxMode {
     }
 }
 
-pub(super) fn approval(param: ApprovalParam) -> ApprovalPolicy {
+fn approval(param: ApprovalParam) -> ApprovalPolicy {
     match param {
         ApprovalParam::Never => ApprovalPolicy::Never,
         ApprovalParam::OnRequest => ApprovalPolicy::OnRequest,

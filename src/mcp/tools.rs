@@ -308,7 +308,7 @@ impl SidecarServer {
     /// token (when CODEX_MCP_WRAPPER_PROGRESS is on) at most once per
     /// `PROGRESS_INTERVAL`. The ticker is dropped the moment `work` is done,
     /// so no notification can follow the reply.
-    pub(super) async fn with_progress(
+    async fn with_progress(
         &self,
         context: &RequestContext<RoleServer>,
         work: impl std::future::Future<Output = Reply>,
@@ -349,7 +349,7 @@ impl SidecarServer {
     }
 
     /// Blocks until the run ends; the legacy tools answer `{threadId, content}`.
-    pub(super) async fn legacy_answer(
+    async fn legacy_answer(
         &self,
         engine: &Engine,
         run_id: &RunId,
@@ -363,7 +363,7 @@ impl SidecarServer {
         }
     }
     /// The handle at once (async), or the first wait slice's outcome.
-    pub(super) async fn follow(
+    async fn follow(
         &self,
         engine: &Engine,
         started: &crate::actors::RunStarted,
@@ -384,7 +384,7 @@ impl SidecarServer {
         ))
     }
 
-    pub(super) async fn converse(&self, conversation: Conversation) -> Reply {
+    async fn converse(&self, conversation: Conversation) -> Reply {
         let engine = &self.engine().await?;
         let request = self.chat_request(conversation.prompt, conversation.settings)?;
         let reply = engine.chat(request).await.map_err(replies::failure)?;
