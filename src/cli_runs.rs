@@ -12,7 +12,6 @@ use serde_json::Value;
 use crate::actors::{Engine, ResumeRequest, ResumeTarget, RunRequest, RunStarted, WaitOutcome};
 use crate::codex_bin::CodexBinary;
 use crate::config::{Config, Permissions};
-use crate::mcp::replies;
 use crate::store::RunId;
 
 #[derive(Debug, Args)]
@@ -118,7 +117,7 @@ fn parse_permissions(value: Option<&str>) -> Result<Option<Permissions>, String>
 pub async fn wait(args: WaitArgs) -> Result<(), String> {
     let engine = engine().await?;
     let outcome = match RunId::parse(&args.run_id) {
-        Ok(run_id) => wait_to_end(&engine, &run_id, slice(args.soft_timeout_ms), args.once).await,
+        Ok(run_id) => wait_to_end(&engine, &run_id, args.soft_timeout_ms, args.once).await,
         Err(error) => Err(error.to_string()),
     };
     engine.shutdown().await;
@@ -131,7 +130,7 @@ async fn follow(engine: &Engine, started: &RunStarted, flags: &TurnFlags) -> Res
     if flags.no_wait {
         return Ok(());
     }
-    wait_to_end(engine, &started.run_id, slice(flags.soft_timeout_ms), false).await
+    wait_to_end(engine, &started.run_id, flags.soft_timeout_ms, false).await
 }
 
 async fn engine() -> Result<Engine, String> {
@@ -144,39 +143,24 @@ async fn engine() -> Result<Engine, String> {
         .map_err(|error| error.to_string())
 }
 
-/// `Some(0)` means "block", which the engine spells `None`.
-fn slice(soft_timeout_ms: Option<u64>) -> Option<Option<Duration>> {
-    soft_timeout_ms.map(|ms| (ms > 0).then(|| Duration::from_millis(ms)))
-}
-
 async fn wait_to_end(
     engine: &Engine,
     run_id: &RunId,
-    slice: Option<Option<Duration>>,
+    soft_timeout_ms: Option<u64>,
     once: bool,
 ) -> Result<(), String> {
     loop {
-        let soft = match slice {
-            Some(soft) => soft,
-            None => engine.config().wait_soft_timeout,
-        };
+        let soft =
+            crate::wait_slice::wait_slice(soft_timeout_ms, None, engine.config().wait_soft_timeout);
         let outcome = engine
             .wait(run_id, soft)
             .await
             .map_err(|error| error.to_string())?;
         // The shapes the MCP tools answer with, but the whole result:
         // a terminal has no reply budget.
-        let value = match &outcome {
-            WaitOutcome::Finished(result) => serde_json::to_value(result).unwrap_or(Value::Null),
-            _ => {
-                let page = replies::Page {
-                    offset: 0,
-                    max_chars: usize::MAX,
-                };
-                replies::wait_outcome(&outcome, soft.unwrap_or_default(), page)
-                    .structured_content
-                    .unwrap_or(Value::Null)
-            }
+        let value = match crate::replies::unfinished(&outcome, soft.unwrap_or_default()) {
+            Ok(value) => value,
+            Err(result) => serde_json::to_value(result).unwrap_or(Value::Null),
         };
         emit(&value);
         if once || !matches!(outcome, WaitOutcome::StillRunning { .. }) {

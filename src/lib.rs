@@ -28,6 +28,9 @@
 //!   (alive, start time, group members, our executable): `/proc` on Linux,
 //!   the kernel through `sysinfo` on macOS, `kill(pid, 0)` as the fallback
 //!   (`CODEX_MCP_WRAPPER_PROCESS_TABLE=none`, or no `/proc` mounted).
+//! - [`replies`] and [`wait_slice`]: what a wait answers before its run
+//!   ends, and how long one wait slice lasts; one rule for the MCP tools and
+//!   the command line alike.
 //! - [`runs_cli`]: `codex-runs`' flags and its `--json` listing, read
 //!   through `store::catalog` like `codex_runs` and the picker.
 
@@ -45,6 +48,8 @@ pub mod picker;
 pub mod process_table;
 pub mod prompts;
 pub mod protocol;
+pub mod replies;
 pub mod runs_cli;
 pub mod shell_path;
 pub mod store;
+pub mod wait_slice;

@@ -1,9 +1,9 @@
 //! Tool parameters. Their doc comments are the documentation a model reads,
 //! so they say when to use a field and what it defaults to, briefly.
 //!
-//! [`check_arguments`] is the gate every call passes before its arguments
-//! are used: an argument the tool does not take, or one of the wrong type,
-//! is a tool error that names the argument.
+//! [`check`], named per tool in [`super::catalog`], is the gate every call
+//! passes before its arguments are used: an argument the tool does not
+//! take, or one of the wrong type, is a tool error that names the argument.
 
 use rmcp::handler::server::common::schema_for_type;
 use schemars::JsonSchema;
@@ -27,44 +27,9 @@ pub enum ArgumentError {
     Invalid { tool: String, problem: String },
 }
 
-/// Every tool and the parameters it takes ([`NoParams`] for none). A tool
-/// missing here is caught by a test of the router.
-const TOOLS: [(&str, Checker); 15] = [
-    ("codex", check::<LegacyCodexParams>),
-    ("codex-reply", check::<LegacyReplyParams>),
-    ("codex_run", check::<RunParams>),
-    ("codex_resume", check::<ResumeParams>),
-    ("codex_wait", check::<WaitParams>),
-    ("codex_approve", check::<ApproveParams>),
-    ("codex_interrupt", check::<InterruptParams>),
-    ("codex_active_runs", check::<NoParams>),
-    ("codex_runs", check::<RunsParams>),
-    ("codex_wrapper_check", check::<NoParams>),
-    ("codex_chat", check::<ChatParams>),
-    ("codex_plan", check::<PlanParams>),
-    ("codex_guard_plan", check::<PlanParams>),
-    ("codex_review", check::<ReviewParams>),
-    ("codex_guard_final", check::<ReviewParams>),
-];
-
-type Checker = fn(&str, &Map<String, Value>) -> Result<(), ArgumentError>;
-
-/// The names of every tool this module knows the parameters of.
-pub fn tool_names() -> impl Iterator<Item = &'static str> {
-    TOOLS.iter().map(|(name, _)| *name)
-}
-
-/// Checks `arguments` against what `tool` takes: every name is one of its
-/// parameters and every value has the type the parameter wants. A tool
-/// this module does not know passes: refusing it is the router's job.
-pub fn check_arguments(tool: &str, arguments: &Map<String, Value>) -> Result<(), ArgumentError> {
-    match TOOLS.iter().find(|(name, _)| *name == tool) {
-        Some((_, checker)) => checker(tool, arguments),
-        None => Ok(()),
-    }
-}
-
-fn check<T: DeserializeOwned + JsonSchema + 'static>(
+/// Checks `arguments` against the parameters `T` describes (the table of
+/// tools, [`super::catalog`], names the `T` of each tool).
+pub(super) fn check<T: DeserializeOwned + JsonSchema + 'static>(
     tool: &str,
     arguments: &Map<String, Value>,
 ) -> Result<(), ArgumentError> {
@@ -320,6 +285,7 @@ pub struct ReviewParams {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mcp::catalog::check_arguments;
     use serde_json::json;
 
     fn args(value: Value) -> Map<String, Value> {

@@ -7,8 +7,9 @@
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
+use super::catalog::{check_arguments, tool_names};
 use super::framing::{self, INVALID_REQUEST, PARSE_ERROR, Verdict};
-use super::params::{ArgumentError, check_arguments, tool_names};
+use super::params::ArgumentError;
 use crate::protocol::properties::{CASES, arb_json};
 use crate::store::RunId;
 

@@ -39,37 +39,9 @@ pub struct Page {
 
 /// One wait slice's end. `next_wait` is the slice to ask for next.
 pub fn wait_outcome(outcome: &WaitOutcome, next_wait: Duration, page: Page) -> CallToolResult {
-    match outcome {
-        WaitOutcome::StillRunning {
-            run_id,
-            thread_id,
-            progress,
-            waited,
-        } => structured(json!({
-            "runId": run_id,
-            "status": "still_running",
-            "threadId": thread_id,
-            "timedOut": false,
-            "waitElapsedMs": millis(*waited),
-            "nextWaitMs": millis(next_wait),
-            "progress": {
-                "events": progress.events,
-                "totalTokens": progress.total_tokens,
-                "outputTokens": progress.output_tokens,
-                "reasoningTokens": progress.reasoning_tokens,
-            },
-        })),
-        WaitOutcome::Finished(result) => finished(result, page),
-        WaitOutcome::NeedsApproval {
-            run_id,
-            thread_id,
-            approval,
-        } => structured(json!({
-            "runId": run_id,
-            "status": "waiting_for_approval",
-            "threadId": thread_id,
-            "pendingApproval": approval,
-        })),
+    match crate::replies::unfinished(outcome, next_wait) {
+        Ok(value) => structured(value),
+        Err(result) => finished(result, page),
     }
 }
 
@@ -239,10 +211,6 @@ fn with_text(value: Value, text: String) -> CallToolResult {
     let mut result = CallToolResult::structured(value);
     result.content = vec![ContentBlock::text(text)];
     result
-}
-
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// At most `limit` characters, cut on a character boundary, marked with `…`.

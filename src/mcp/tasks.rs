@@ -15,9 +15,9 @@ use rmcp::model::{CallToolRequestParams, CallToolResponse, CallToolResult, Creat
 use rmcp::task_manager::{TaskContext, TaskExit, TaskOptions};
 use serde::de::DeserializeOwned;
 
-use super::params::{
-    ChatParams, LegacyCodexParams, PlanParams, ResumeParams, ReviewParams, RunParams,
-};
+use super::catalog::{self, AsTask, Talk};
+use super::params::{LegacyCodexParams, ResumeParams, RunParams};
+use super::requests::Conversation;
 use super::{SidecarServer, replies};
 use crate::actors::{Engine, WaitOutcome};
 use crate::store::RunId;
@@ -31,34 +31,35 @@ const TASK_POLL_MS: u64 = 1000;
 const TASK_SLICE: Duration = Duration::from_secs(1);
 
 impl SidecarServer {
-    /// The call as a task, for the tools that can be one; `None` otherwise.
+    /// The call as a task, for the tools the table makes tasks; `None`
+    /// otherwise.
     pub(super) async fn call_as_task(
         &self,
         request: &CallToolRequestParams,
     ) -> Option<CallToolResponse> {
-        let legacy = match request.name.as_ref() {
-            "codex_run" | "codex_resume" => false,
-            "codex" => true,
-            "codex_chat" | "codex_plan" | "codex_guard_plan" | "codex_review"
-            | "codex_guard_final" => return Some(self.conversation_task(request).await),
-            _ => return None,
+        let as_task = catalog::find(&request.name).map_or(AsTask::No, |tool| tool.as_task);
+        let legacy = match as_task {
+            AsTask::No => return None,
+            AsTask::Conversation(talk) => return Some(self.conversation_task(request, talk).await),
+            AsTask::Run | AsTask::Resume => false,
+            AsTask::Legacy => true,
         };
         let engine = match self.engine().await {
             Ok(engine) => engine,
             Err(failure) => return Some(failure.into()),
         };
         let started = async {
-            match request.name.as_ref() {
-                "codex_run" => {
-                    let request = self.run_request(arguments::<RunParams>(request)?)?;
-                    engine.run(request).await.map_err(replies::failure)
-                }
-                "codex_resume" => {
+            match as_task {
+                AsTask::Resume => {
                     let request = self.resume_request(arguments::<ResumeParams>(request)?)?;
                     engine.resume(request).await.map_err(replies::failure)
                 }
-                _ => {
+                AsTask::Legacy => {
                     let request = self.legacy_request(arguments::<LegacyCodexParams>(request)?)?;
+                    engine.run(request).await.map_err(replies::failure)
+                }
+                _ => {
+                    let request = self.run_request(arguments::<RunParams>(request)?)?;
                     engine.run(request).await.map_err(replies::failure)
                 }
             }
@@ -88,38 +89,21 @@ impl SidecarServer {
 }
 
 impl SidecarServer {
-    async fn conversation_task(&self, request: &CallToolRequestParams) -> CallToolResponse {
+    async fn conversation_task(
+        &self,
+        request: &CallToolRequestParams,
+        talk: Talk,
+    ) -> CallToolResponse {
         let engine = match self.engine().await {
             Ok(engine) => engine,
             Err(failure) => return failure.into(),
         };
         let prepared: Result<(Engine, crate::actors::ChatRequest, &'static str), CallToolResult> =
             (|| {
-                let (prompt, settings, field) = match request.name.as_ref() {
-                    "codex_chat" => {
-                        let params = arguments::<ChatParams>(request)?;
-                        (params.prompt, params.settings, "reply")
-                    }
-                    "codex_plan" | "codex_guard_plan" => {
-                        let params = arguments::<PlanParams>(request)?;
-                        let prompt = crate::prompts::plan_critique(
-                            &params.requirements,
-                            &params.plan,
-                            params.constraints.as_deref(),
-                        );
-                        (prompt, params.settings, "critique")
-                    }
-                    _ => {
-                        let params = arguments::<ReviewParams>(request)?;
-                        let prompt = crate::prompts::change_review(
-                            &params.change_summary,
-                            params.test_results.as_deref(),
-                            params.open_questions.as_deref(),
-                        );
-                        (prompt, params.settings, "review")
-                    }
-                };
-                Ok((engine, self.chat_request(prompt, settings)?, field))
+                let conversation = Conversation::from_arguments(talk, arguments_value(request))
+                    .map_err(deserialize_failure)?;
+                let chat = self.chat_request(conversation.prompt, conversation.settings)?;
+                Ok((engine, chat, conversation.field))
             })();
         let (engine, mut chat, field) = match prepared {
             Ok(prepared) => prepared,
@@ -216,7 +200,13 @@ async fn follow(
 
 /// The call's arguments as `T`, with the same message a plain call gets.
 fn arguments<T: DeserializeOwned>(request: &CallToolRequestParams) -> Result<T, CallToolResult> {
-    let value = serde_json::Value::Object(request.arguments.clone().unwrap_or_default());
-    serde_json::from_value(value)
-        .map_err(|error| replies::failure(format!("failed to deserialize parameters: {error}")))
+    serde_json::from_value(arguments_value(request)).map_err(deserialize_failure)
+}
+
+fn arguments_value(request: &CallToolRequestParams) -> serde_json::Value {
+    serde_json::Value::Object(request.arguments.clone().unwrap_or_default())
+}
+
+fn deserialize_failure(error: serde_json::Error) -> CallToolResult {
+    replies::failure(format!("failed to deserialize parameters: {error}"))
 }
