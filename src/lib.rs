@@ -4,35 +4,57 @@
 //!
 //! # Layout
 //!
-//! - [`codex_bin`]: finding the Codex CLI (`CODEX_BIN`, `PATH`, the project's
-//!   pinned install for a binary run from inside its checkout) and placing
-//!   its version against the verified range (`SUPPORTED_VERSIONS`).
-//! - [`config`] and [`shell_path`]: the settings, read from the environment
-//!   once; every path setting expanded as a shell would (`~`, `$HOME`) and
-//!   refused while still relative.
-//! - [`codex_config`]: what the sidecar adds to every thread's Codex config
-//!   (secret environment variables kept from commands).
-//! - [`protocol`]: the app-server's wire types, with no IO. Unknown
-//!   notifications, requests and item kinds are kept as raw JSON.
-//! - [`appserver`]: the app-server as a process we start (process group,
-//!   capability token, stderr, `/readyz`) and the WebSocket connection to it
-//!   (one worker owns the socket; requests are matched to answers by id),
-//!   and which Codex a running server runs (`appserver::version`).
+//! Every module, from the edges in:
+//!
+//! - [`cli`]: the command line of `codex-mcp-sidecar` (and its alias
+//!   `codex-mcp-wrapper`): the MCP server by default, `check`, `run`,
+//!   `wait`, `resume`, `app-server ensure|stop`, and the hidden keeper.
+//! - [`cli_runs`]: `run`, `resume` and `wait` on the command line, a thin
+//!   client of the engine that prints one JSON object a line.
+//! - [`mcp`]: the MCP server (rmcp, stdio): one table of tools, the tool
+//!   methods, arguments turned into engine requests, and the call gate with
+//!   MCP tasks. No business logic: every tool is one engine call.
+//! - [`runs_cli`]: `codex-runs`' flags and its `--json` listing, read
+//!   through `store::catalog` like `codex_runs` and the picker.
+//! - [`picker`]: `codex-runs`' screen as pure state, key handling and
+//!   drawing (two lists, running and finished, the selected run's detail, a
+//!   filter), with no terminal IO, so every screen is a snapshot test; its
+//!   event loop and the attach of the Codex terminal UI.
+//! - [`replies`] and [`wait_slice`]: what a wait answers before its run
+//!   ends, and how long one wait slice lasts; one rule for the MCP tools and
+//!   the command line alike.
+//! - [`prompts`]: what Codex is asked in the plan and review conversations.
+//! - [`health`]: `codex_wrapper_check` and `check`: the binary and its
+//!   version, the Codex home and login, the audit dirs, the app-server.
+//! - [`actors`]: the engine: the `Supervisor` (the app-server link and the
+//!   run registry), a `RunActor` per turn, the `WaitBroker`, the
+//!   `Conversations`, the `Watchdog`; `actors.md` draws the tree.
+//! - [`store`]: every file of the audit trail and its format (appends that
+//!   never tear, atomic replaces), the indexes and the run catalog.
+//! - [`appserver`]: the app-server behind one `Backend` (a private process,
+//!   the shared server and its keeper, `unix://`), the WebSocket connection
+//!   to it (one worker owns the socket; requests are matched to answers by
+//!   id), the login check and which Codex a running server runs.
 //! - [`backpressure`]: the credits that bound the events between the
 //!   app-server's socket and the audit on disk, so a flood faster than the
 //!   disk slows the socket instead of growing memory.
-//! - [`picker`]: `codex-runs`' screen as pure state, key handling and
-//!   drawing (two lists, running and finished, the selected run's detail, a
-//!   filter), with no terminal IO, so every screen is a snapshot test.
+//! - [`protocol`]: the app-server's wire types, with no IO. Unknown
+//!   notifications, requests and item kinds are kept as raw JSON.
+//! - [`codex_bin`]: finding the Codex CLI (`CODEX_BIN`, `PATH`, the project's
+//!   pinned install for a binary run from inside its checkout) and placing
+//!   its version against the verified range (`SUPPORTED_VERSIONS`).
+//! - [`codex_config`]: what the sidecar adds to every thread's Codex config
+//!   (secret environment variables kept from commands).
+//! - [`config`] and [`shell_path`]: the settings, read from the environment
+//!   once; every path setting expanded as a shell would (`~`, `$HOME`) and
+//!   refused while still relative.
 //! - [`process_table`]: the one place that asks the OS about other processes
 //!   (alive, start time, group members, our executable): `/proc` on Linux,
 //!   the kernel through `sysinfo` on macOS, `kill(pid, 0)` as the fallback
 //!   (`CODEX_MCP_WRAPPER_PROCESS_TABLE=none`, or no `/proc` mounted).
-//! - [`replies`] and [`wait_slice`]: what a wait answers before its run
-//!   ends, and how long one wait slice lasts; one rule for the MCP tools and
-//!   the command line alike.
-//! - [`runs_cli`]: `codex-runs`' flags and its `--json` listing, read
-//!   through `store::catalog` like `codex_runs` and the picker.
+//!
+//! Test support (the scripted OpenAI and Anthropic models, the sidecar
+//! world) is not here: it is the workspace member `crates/test-support`.
 
 pub mod actors;
 pub mod appserver;
