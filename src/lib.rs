@@ -48,6 +48,7 @@
 //! - [`config`] and [`shell_path`]: the settings, read from the environment
 //!   once; every path setting expanded as a shell would (`~`, `$HOME`) and
 //!   refused while still relative.
+//! - [`text`]: the one rule for cutting text in replies, errors and records.
 //! - [`process_table`]: the one place that asks the OS about other processes
 //!   (alive, start time, group members, our executable): `/proc` on Linux,
 //!   the kernel through `sysinfo` on macOS, `kill(pid, 0)` as the fallback
@@ -74,4 +75,5 @@ pub mod replies;
 pub mod runs_cli;
 pub mod shell_path;
 pub mod store;
+pub mod text;
 pub mod wait_slice;

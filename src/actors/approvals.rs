@@ -74,10 +74,7 @@ pub fn pending(
         ),
         ServerRequestKind::Other => return None,
     };
-    let summary = match summary.char_indices().nth(SUMMARY_CHARS) {
-        Some((end, _)) => format!("{}…", &summary[..end]),
-        None => summary,
-    };
+    let summary = crate::text::cut(&summary, SUMMARY_CHARS);
     Some(PendingApproval {
         approval_id,
         kind,

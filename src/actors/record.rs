@@ -394,10 +394,7 @@ fn doing(item: &ThreadItem) -> Option<String> {
 /// A command's first line, cut to [`PROGRESS_COMMAND_CHARS`].
 fn short_command(command: &str) -> String {
     let line = command.lines().next().unwrap_or_default();
-    let cut = match line.char_indices().nth(PROGRESS_COMMAND_CHARS) {
-        Some((end, _)) => format!("{}…", &line[..end]),
-        None => line.to_string(),
-    };
+    let cut = crate::text::cut(line, PROGRESS_COMMAND_CHARS);
     if command.contains('\n') && !cut.ends_with('…') {
         format!("{cut} …")
     } else {

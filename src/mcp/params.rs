@@ -78,10 +78,7 @@ pub(super) fn check<T: DeserializeOwned + JsonSchema + 'static>(
 /// as a client likes, a reply should not be.
 fn quoted_name(name: &str) -> String {
     const QUOTED_NAME_CHARS: usize = 64;
-    match name.char_indices().nth(QUOTED_NAME_CHARS) {
-        Some((end, _)) => format!("{}…", &name[..end]),
-        None => name.to_string(),
-    }
+    crate::text::cut(name, QUOTED_NAME_CHARS)
 }
 
 /// The arguments of a tool that takes none.

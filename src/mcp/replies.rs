@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use crate::actors::{ActiveRun, ChatReply, RunListing, RunResult, RunStarted, WaitOutcome};
 use crate::protocol::TokenCounts;
 use crate::store::{RunId, RunStatus};
+use crate::text::cut;
 
 /// Titles in listings are cut to this many characters, so that 20 runs fit
 /// the 2.5 KB a listing may cost the caller.
@@ -211,12 +212,4 @@ fn with_text(value: Value, text: String) -> CallToolResult {
     let mut result = CallToolResult::structured(value);
     result.content = vec![ContentBlock::text(text)];
     result
-}
-
-/// At most `limit` characters, cut on a character boundary, marked with `…`.
-fn cut(text: &str, limit: usize) -> String {
-    match text.char_indices().nth(limit) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text.to_string(),
-    }
 }

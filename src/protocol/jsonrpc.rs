@@ -146,10 +146,7 @@ pub fn error_frame(id: &RequestId, error: &RpcError) -> String {
 /// Error messages quote the offending frame, but never a whole flood of it.
 fn truncate(text: &str) -> String {
     const QUOTED_FRAME_LIMIT: usize = 200;
-    match text.char_indices().nth(QUOTED_FRAME_LIMIT) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text.to_string(),
-    }
+    crate::text::cut(text, QUOTED_FRAME_LIMIT)
 }
 
 #[cfg(test)]

@@ -130,10 +130,7 @@ pub const MESSAGE_EXCERPT_CHARS: usize = 240;
 /// a character boundary and marked with `…`: how a finished message is
 /// listed (its first lines usually say what was done).
 pub fn message_excerpt(text: &str) -> String {
-    match text.char_indices().nth(MESSAGE_EXCERPT_CHARS) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text.to_string(),
-    }
+    crate::text::cut(text, MESSAGE_EXCERPT_CHARS)
 }
 
 /// The end of `text`, at most [`MESSAGE_EXCERPT_CHARS`] characters, marked

@@ -143,10 +143,7 @@ impl<'de> Deserialize<'de> for RunId {
 
 /// `value` as a bad-id error quotes it: cut to [`QUOTED_BAD_ID_CHARS`].
 fn quoted(value: &str) -> String {
-    match value.char_indices().nth(QUOTED_BAD_ID_CHARS) {
-        Some((end, _)) => format!("{}…", &value[..end]),
-        None => value.to_string(),
-    }
+    crate::text::cut(value, QUOTED_BAD_ID_CHARS)
 }
 
 /// Now, in UTC, to the millisecond: `2026-11-21T05:23:01.482Z`. Fixed width,
