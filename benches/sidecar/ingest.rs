@@ -185,14 +185,14 @@ fn report(ingest: Ingest, long: Ingest) -> Section {
         ),
     );
     section.figure(
-        "long flood: the streamed messages the runs' records hold",
+        "long flood: message text streamed (a record holds 16 KiB of it a run)",
         number(streamed_mib(long.notifications), "MiB"),
     );
     section.notes.push(
-        "The long flood's growth over resting is mostly the runs' own state: each \
-         run's record keeps the agent message it streams (every delta appended), \
-         which a String holds with up to twice its length in capacity; the queues \
-         add at most EVENT_CREDITS (1024) events."
+        "A run's record holds only the end of the message it streams (16 KiB at \
+         most; the whole message arrives again with item/completed), so the long \
+         flood's growth over resting is the queues, bounded by EVENT_CREDITS (1024) \
+         events, and the allocator's slack."
             .to_string(),
     );
     section.notes.push(

@@ -12,8 +12,29 @@ use crate::protocol::{
     ApprovalPolicy, NotificationKind, SandboxMode, ServerNotification, ThreadItem, TokenCounts,
     Turn, TurnStatus,
 };
-use crate::store::records::{message_excerpt, message_tail};
+use crate::store::records::{MESSAGE_EXCERPT_CHARS, message_excerpt, message_tail};
 use crate::store::{self, RefusedRequest, RunId, RunSummary};
+
+/// How much of a streamed message a record holds before it drops the
+/// start. A listing shows only the last [`MESSAGE_EXCERPT_CHARS`]
+/// characters, and the final message comes whole with `item/completed`, so
+/// holding every delta would only grow memory with the message: a flood of
+/// deltas held 2 MB a run. 16 KiB makes the trim rare (once per 16 KiB of
+/// deltas) while staying small beside a run's other state.
+const STREAMING_KEEP_BYTES: usize = 16 * 1024;
+
+/// Drops the start of a streamed message once it holds more than
+/// [`STREAMING_KEEP_BYTES`], keeping one character more than a listing shows
+/// so that [`message_tail`] still marks the cut with `…`.
+fn keep_tail(text: &mut String) {
+    if text.len() <= STREAMING_KEEP_BYTES {
+        return;
+    }
+    if let Some((start, _)) = text.char_indices().rev().nth(MESSAGE_EXCERPT_CHARS) {
+        text.drain(..start);
+        text.shrink_to(STREAMING_KEEP_BYTES);
+    }
+}
 
 /// The settings a run was started with, as the summary shows them.
 #[derive(Debug, Clone)]
@@ -84,7 +105,9 @@ pub struct RunRecord {
     pub timed_out: bool,
     /// What the turn does now, for listings ("running `cargo test`").
     doing: String,
-    /// The agent message being streamed: its item id and text so far.
+    /// The agent message being streamed: its item id and its end so far.
+    /// Only the end is kept (see [`STREAMING_KEEP_BYTES`]): a listing shows
+    /// the tail, and the whole message arrives again in `item/completed`.
     streaming: Option<(String, String)>,
     /// Something a listing shows (progress, message, tokens) changed since
     /// [`RunRecord::take_live_change`] was last asked.
@@ -171,7 +194,10 @@ impl RunRecord {
             }
             NotificationKind::AgentMessageDelta(delta) if ours(&delta.turn_id) => {
                 match &mut self.streaming {
-                    Some((id, text)) if *id == delta.item_id => text.push_str(&delta.delta),
+                    Some((id, text)) if *id == delta.item_id => {
+                        text.push_str(&delta.delta);
+                        keep_tail(text);
+                    }
                     _ => self.streaming = Some((delta.item_id.clone(), delta.delta.clone())),
                 }
                 self.set_doing("writing".to_string());
@@ -556,6 +582,32 @@ mod tests {
         );
         record.apply(&other);
         assert!(!record.take_live_change());
+    }
+
+    #[test]
+    fn a_long_stream_holds_only_its_end() {
+        let mut record = record();
+        record.apply(&item(
+            "item/started",
+            json!({"type": "agentMessage", "id": "m", "text": ""}),
+        ));
+        let mut whole = String::new();
+        for n in 0..20_000 {
+            let part = format!("é{n} ");
+            whole.push_str(&part);
+            record.apply(&note(
+                "item/agentMessage/delta",
+                json!({"threadId": "th", "turnId": "mine", "itemId": "m", "delta": part}),
+            ));
+            let held = record
+                .streaming
+                .as_ref()
+                .map_or(0, |(_, text)| text.capacity());
+            assert!(held <= 2 * STREAMING_KEEP_BYTES, "held {held} bytes");
+        }
+        assert!(whole.len() > 8 * STREAMING_KEEP_BYTES);
+        assert_eq!(record.live().last_message, Some(message_tail(&whole)));
+        assert!(message_tail(&whole).starts_with('…'));
     }
 
     #[test]
