@@ -391,10 +391,6 @@ impl Samples {
         self.0.last().copied().unwrap_or(f64::NAN)
     }
 
-    pub fn sum(&self) -> f64 {
-        self.0.iter().sum()
-    }
-
     /// `median (min–max)`, each in `unit`.
     pub fn median_range(&self, unit: &str) -> String {
         format!(
