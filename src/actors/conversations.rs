@@ -12,7 +12,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::actors::Engine;
 use crate::actors::types::{
-    EngineError, ResumeRequest, ResumeTarget, RunRequest, RunStatus, WaitOutcome,
+    EngineError, ResumeRequest, ResumeTarget, RunRequest, RunStatus, TurnSettings, WaitOutcome,
 };
 use crate::protocol::TokenCounts;
 use crate::store::RunId;
@@ -162,6 +162,12 @@ async fn ask(
     if request.prompt.trim().is_empty() {
         return Err(EngineError::BadRequest("the prompt is empty".to_string()));
     }
+    let turn = TurnSettings {
+        model: request.model.clone(),
+        reasoning_effort: request.reasoning_effort.clone(),
+        timeout: Some(request.timeout),
+        ..TurnSettings::default()
+    };
     let started = match &request.session_id {
         None => {
             let cwd = request
@@ -169,18 +175,14 @@ async fn ask(
                 .clone()
                 .ok_or_else(|| EngineError::BadRequest("a new session needs a cwd".to_string()))?;
             let mut run = RunRequest::new(prompt, cwd);
-            run.model = request.model.clone();
-            run.reasoning_effort = request.reasoning_effort.clone();
-            run.timeout = Some(request.timeout);
+            run.turn = turn;
             engine.run(run).await?
         }
         Some(session) => {
             engine
                 .resume(ResumeRequest {
                     cwd: request.cwd.clone(),
-                    model: request.model.clone(),
-                    reasoning_effort: request.reasoning_effort.clone(),
-                    timeout: Some(request.timeout),
+                    turn,
                     ..ResumeRequest::new(ResumeTarget::Thread(session.clone()), prompt)
                 })
                 .await?

@@ -23,7 +23,7 @@ use tokio::sync::watch;
 
 pub use types::{
     ActiveRun, EngineError, Progress, ResumeRequest, ResumeTarget, RunListing, RunRequest,
-    RunResult, RunStarted, RunStatus, ThreadExtras, WaitOutcome,
+    RunResult, RunStarted, RunStatus, ThreadExtras, TurnSettings, WaitOutcome,
 };
 
 use crate::codex_bin::CodexBinary;

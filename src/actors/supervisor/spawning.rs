@@ -15,7 +15,9 @@ use crate::actors::broker::BrokerMsg;
 use crate::actors::record::{RunSettings, ThreadExtras};
 use crate::actors::resolve::Located;
 use crate::actors::run::{RunActor, RunArgs, Start};
-use crate::actors::types::{EngineError, ResumeRequest, ResumeTarget, RunRequest, RunStarted};
+use crate::actors::types::{
+    EngineError, ResumeRequest, ResumeTarget, RunRequest, RunStarted, TurnSettings,
+};
 use crate::appserver::AppServerConnection;
 use crate::appserver::account::NotLoggedIn;
 use crate::codex_config;
@@ -125,23 +127,11 @@ impl SupervisorState {
         request: RunRequest,
         reply: StartReply,
     ) {
-        let permissions = request
-            .permissions
-            .unwrap_or(self.config.default_permissions);
-        let settings = RunSettings {
-            permissions,
-            sandbox: request.sandbox.unwrap_or(permissions.sandbox()),
-            approval_policy: request
-                .approval_policy
-                .unwrap_or(permissions.approval_policy()),
-            model: request.model.clone(),
-            reasoning_effort: request.reasoning_effort.clone(),
-            extras: ThreadExtras {
-                config: codex_config::merged(&self.thread_config, request.extras.config.clone()),
-                ..request.extras.clone()
-            },
-            interactive: request.interactive,
+        let extras = ThreadExtras {
+            config: codex_config::merged(&self.thread_config, request.extras.config.clone()),
+            ..request.extras.clone()
         };
+        let settings = self.run_settings(&request.turn, Default::default(), extras);
         let title = store::title_for(request.run_name.as_deref(), &request.prompt);
         let args = self.run_args(
             myself,
@@ -150,7 +140,7 @@ impl SupervisorState {
             request.prompt,
             title,
             request.cwd,
-            request.timeout,
+            request.turn.timeout,
             Some(reply),
         );
         self.spawn_run(myself, args).await;
@@ -172,30 +162,18 @@ impl SupervisorState {
             let _ = reply.send(Err(EngineError::StillRunning { target }));
             return;
         }
-        let permissions = request
-            .permissions
-            .unwrap_or(self.config.default_permissions);
         // An override is for this request; without one, go back to the
         // thread's own model and effort.
-        let (default_model, default_effort) = self
+        let defaults = self
             .thread_defaults
             .get(&thread_id)
             .cloned()
             .unwrap_or_default();
-        let settings = RunSettings {
-            permissions,
-            sandbox: request.sandbox.unwrap_or(permissions.sandbox()),
-            approval_policy: request
-                .approval_policy
-                .unwrap_or(permissions.approval_policy()),
-            model: request.model.clone().or(default_model),
-            reasoning_effort: request.reasoning_effort.clone().or(default_effort),
-            extras: ThreadExtras {
-                config: codex_config::merged(&self.thread_config, None),
-                ..ThreadExtras::default()
-            },
-            interactive: request.interactive,
+        let extras = ThreadExtras {
+            config: codex_config::merged(&self.thread_config, None),
+            ..ThreadExtras::default()
         };
+        let settings = self.run_settings(&request.turn, defaults, extras);
         let title = store::title_for(None, &request.prompt);
         let start = Start::Resume {
             thread_id,
@@ -209,10 +187,34 @@ impl SupervisorState {
             request.prompt,
             title,
             cwd,
-            request.timeout,
+            request.turn.timeout,
             Some(reply),
         );
         self.spawn_run(myself, args).await;
+    }
+
+    /// What a turn runs with: the caller's choices, gaps in its access
+    /// filled from the configured default, in its model and effort from
+    /// `defaults` (a resumed thread's own).
+    fn run_settings(
+        &self,
+        turn: &TurnSettings,
+        defaults: (Option<String>, Option<String>),
+        extras: ThreadExtras,
+    ) -> RunSettings {
+        let permissions = turn.permissions.unwrap_or(self.config.default_permissions);
+        let (default_model, default_effort) = defaults;
+        RunSettings {
+            permissions,
+            sandbox: turn.sandbox.unwrap_or(permissions.sandbox()),
+            approval_policy: turn
+                .approval_policy
+                .unwrap_or(permissions.approval_policy()),
+            model: turn.model.clone().or(default_model),
+            reasoning_effort: turn.reasoning_effort.clone().or(default_effort),
+            extras,
+            interactive: turn.interactive,
+        }
     }
 
     pub(super) async fn adopt_located(

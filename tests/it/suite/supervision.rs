@@ -82,7 +82,7 @@ async fn a_dead_wait_broker_makes_the_check_unhealthy_and_its_calls_fail_at_once
     assert_eq!(healthy["ok"], true, "{healthy}");
 
     let mut request = rig.request(Script::hang().marker());
-    request.timeout = Some(HANGING_RUN_TIMEOUT);
+    request.turn.timeout = Some(HANGING_RUN_TIMEOUT);
     let started = rig.engine.run(request).await.unwrap();
     let engine = rig.engine.clone();
     let run_id = started.run_id.clone();
