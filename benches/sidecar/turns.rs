@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use codex_mcp_sidecar::appserver::connection::LATENCY_TARGET;
 use codex_mcp_sidecar::appserver::{AppServerConnection, ServerEvent};
 use codex_mcp_sidecar::protocol::{
-    ApprovalPolicy, NotificationKind, SandboxMode, ThreadStartParams, TurnStartParams,
+    ApprovalPolicy, NotificationKind, SandboxMode, ThreadId, ThreadStartParams, TurnStartParams,
 };
 use codex_mcp_sidecar_test_support::scripted_model::Script;
 use serde_json::json;
@@ -192,7 +192,7 @@ async fn finish(sidecar: &Sidecar, run_id: &str) -> BenchResult<()> {
 struct Bare {
     connection: AppServerConnection,
     events: mpsc::Receiver<ServerEvent>,
-    thread_id: String,
+    thread_id: ThreadId,
 }
 
 impl Bare {
@@ -221,7 +221,7 @@ impl Bare {
         let started = Instant::now();
         let turn = self
             .connection
-            .turn_start(&TurnStartParams::text(&self.thread_id, prompt))
+            .turn_start(&TurnStartParams::text(self.thread_id.clone(), prompt))
             .await?
             .turn;
         loop {

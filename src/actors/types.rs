@@ -13,6 +13,7 @@ use crate::appserver::shared::SharedError;
 use crate::appserver::{AppServerError, ConnectionError};
 use crate::codex_bin::CodexBinError;
 use crate::config::Permissions;
+use crate::protocol::ThreadId;
 use crate::protocol::{ApprovalPolicy, SandboxMode, TokenCounts};
 pub use crate::store::RunStatus;
 use crate::store::{RunId, StoreError};
@@ -74,7 +75,7 @@ pub enum ResumeTarget {
     /// The thread of an earlier run.
     Run(RunId),
     /// A Codex thread by id (a chat session).
-    Thread(String),
+    Thread(ThreadId),
 }
 
 impl std::fmt::Display for ResumeTarget {
@@ -122,7 +123,7 @@ impl ResumeRequest {
 #[serde(rename_all = "camelCase")]
 pub struct RunStarted {
     pub run_id: RunId,
-    pub thread_id: String,
+    pub thread_id: ThreadId,
     pub turn_id: String,
 }
 
@@ -143,7 +144,7 @@ pub struct Progress {
 #[serde(rename_all = "camelCase")]
 pub struct RunResult {
     pub run_id: RunId,
-    pub thread_id: String,
+    pub thread_id: ThreadId,
     pub status: RunStatus,
     /// Codex's final message.
     pub result: Option<String>,
@@ -160,7 +161,7 @@ pub struct RunResult {
 pub enum WaitOutcome {
     StillRunning {
         run_id: RunId,
-        thread_id: String,
+        thread_id: ThreadId,
         progress: Progress,
         waited: Duration,
     },
@@ -168,7 +169,7 @@ pub enum WaitOutcome {
     /// The run waits for the caller to answer a request (`codex_approve`).
     NeedsApproval {
         run_id: RunId,
-        thread_id: String,
+        thread_id: ThreadId,
         approval: crate::actors::approvals::PendingApproval,
     },
 }
@@ -198,7 +199,7 @@ pub struct RunListing {
 #[serde(rename_all = "camelCase")]
 pub struct ActiveRun {
     pub run_id: RunId,
-    pub thread_id: String,
+    pub thread_id: ThreadId,
     pub title: String,
     pub cwd: PathBuf,
     pub elapsed_ms: u64,
@@ -217,10 +218,10 @@ pub enum EngineError {
     #[error(
         "unknown session {0}: no run of this sidecar's index used that thread; start a new session with a cwd"
     )]
-    UnknownSession(String),
+    UnknownSession(ThreadId),
     #[error("the turn in session {session_id} ended {status}: {error}")]
     TurnEnded {
-        session_id: String,
+        session_id: ThreadId,
         status: RunStatus,
         error: String,
     },

@@ -14,7 +14,7 @@ use crate::actors::{
     ChatRequest, ResumeRequest, ResumeTarget, RunRequest, ThreadExtras, TurnSettings,
 };
 use crate::config::Permissions;
-use crate::protocol::{ApprovalPolicy, SandboxMode};
+use crate::protocol::{ApprovalPolicy, SandboxMode, ThreadId};
 use crate::store::RunId;
 
 /// A run may be given at most a day: a larger number is a mistake (seconds
@@ -132,7 +132,7 @@ impl SidecarServer {
                 (Some(_), None) => None,
             };
             Ok(ChatRequest {
-                session_id: settings.session_id,
+                session_id: settings.session_id.map(ThreadId::from),
                 prompt,
                 cwd,
                 model: settings.model,

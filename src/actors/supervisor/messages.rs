@@ -18,6 +18,7 @@ use crate::appserver::backend::Backend;
 use crate::appserver::{AppServerConnection, ServerEvent};
 use crate::codex_bin::CodexBinary;
 use crate::config::Config;
+use crate::protocol::ThreadId;
 use crate::store::RunId;
 
 pub type SupervisorRef = ActorRef<SupervisorMsg>;
@@ -68,7 +69,7 @@ pub enum SupervisorMsg {
     /// From a look-up task: the thread and project a resume goes on.
     ResumeFound {
         request: Box<ResumeRequest>,
-        thread_id: String,
+        thread_id: ThreadId,
         cwd: PathBuf,
         reply: StartReply,
     },

@@ -21,6 +21,7 @@ use crate::actors::types::{
 use crate::appserver::AppServerConnection;
 use crate::appserver::account::NotLoggedIn;
 use crate::codex_config;
+use crate::protocol::ThreadId;
 use crate::store::{self, RunId};
 
 impl SupervisorState {
@@ -55,7 +56,7 @@ impl SupervisorState {
         &mut self,
         myself: &SupervisorRef,
         request: ResumeRequest,
-        thread_id: String,
+        thread_id: ThreadId,
         cwd: PathBuf,
         reply: StartReply,
     ) {
@@ -152,7 +153,7 @@ impl SupervisorState {
         myself: &SupervisorRef,
         connection: AppServerConnection,
         request: ResumeRequest,
-        thread_id: String,
+        thread_id: ThreadId,
         cwd: PathBuf,
         reply: StartReply,
     ) {

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use super::messages::{AdoptReply, StartReply};
 use crate::actors::resolve::Located;
 use crate::actors::types::{EngineError, ResumeRequest, RunRequest};
+use crate::protocol::ThreadId;
 
 /// Start, resume and adopt requests held while the link comes up. A cold
 /// start takes seconds and an agent sends a handful of runs at once; a few
@@ -24,7 +25,7 @@ pub enum Queued {
     },
     Resume {
         request: ResumeRequest,
-        thread_id: String,
+        thread_id: ThreadId,
         cwd: PathBuf,
         reply: StartReply,
     },

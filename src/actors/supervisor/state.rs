@@ -13,6 +13,7 @@ use crate::appserver::account::LoginGate;
 use crate::appserver::backend::Backend;
 use crate::codex_bin::CodexBinary;
 use crate::config::Config;
+use crate::protocol::ThreadId;
 use crate::store::RunId;
 
 /// Ended runs whose thread and project are kept in memory for a resume:
@@ -43,12 +44,12 @@ pub struct SupervisorState {
     pub(super) admitting: Option<u64>,
     /// Requests waiting for the link (or its login check).
     pub(super) queue: StartQueue,
-    pub(super) routes: HashMap<String, RunRef>,
+    pub(super) routes: HashMap<ThreadId, RunRef>,
     pub(super) runs: HashMap<RunId, RunRef>,
     /// Each thread's own model and effort, by thread id. Kept for this
     /// process's life: after a restart a thread keeps whatever its last
     /// turn used.
-    pub(super) thread_defaults: HashMap<String, (Option<String>, Option<String>)>,
+    pub(super) thread_defaults: HashMap<ThreadId, (Option<String>, Option<String>)>,
     /// Codex config every thread we start or resume gets
     /// ([`crate::codex_config`]), read once at start.
     pub(super) thread_config: serde_json::Map<String, serde_json::Value>,
@@ -61,13 +62,13 @@ pub struct SupervisorState {
 /// reads the pointer index, which holds every run the user ever had.
 #[derive(Default)]
 pub(super) struct EndedRuns {
-    runs: HashMap<RunId, (String, PathBuf)>,
+    runs: HashMap<RunId, (ThreadId, PathBuf)>,
     /// Oldest first, to forget beyond the limit.
     order: VecDeque<RunId>,
 }
 
 impl EndedRuns {
-    pub(super) fn remember(&mut self, run_id: RunId, thread_id: String, cwd: PathBuf) {
+    pub(super) fn remember(&mut self, run_id: RunId, thread_id: ThreadId, cwd: PathBuf) {
         if self.runs.insert(run_id.clone(), (thread_id, cwd)).is_none() {
             self.order.push_back(run_id);
         }
@@ -78,7 +79,7 @@ impl EndedRuns {
         }
     }
 
-    pub(super) fn get(&self, run_id: &RunId) -> Option<&(String, PathBuf)> {
+    pub(super) fn get(&self, run_id: &RunId) -> Option<&(ThreadId, PathBuf)> {
         self.runs.get(run_id)
     }
 }

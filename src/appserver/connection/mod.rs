@@ -40,7 +40,7 @@ use super::token::CapabilityToken;
 use crate::backpressure::{CreditPool, EVENT_CREDITS};
 use crate::protocol::jsonrpc::{self, RequestId, RpcError};
 use crate::protocol::{
-    ClientInfo, InitializeParams, InitializeResponse, ThreadReadParams, ThreadResponse,
+    ClientInfo, InitializeParams, InitializeResponse, ThreadId, ThreadReadParams, ThreadResponse,
     ThreadResumeParams, ThreadStartParams, TurnInterruptParams, TurnStartParams, TurnStartResponse,
 };
 
@@ -235,25 +235,25 @@ impl AppServerConnection {
     /// or resumed it, and the server has not closed it since): a new turn on
     /// it then needs no `thread/resume`, which returns the whole thread and
     /// grows with it.
-    pub fn is_subscribed(&self, thread_id: &str) -> bool {
+    pub fn is_subscribed(&self, thread_id: &ThreadId) -> bool {
         self.subscribed
             .lock()
             .is_ok_and(|subscribed| subscribed.contains(thread_id))
     }
 
-    fn note_subscribed(&self, thread_id: &str) {
+    fn note_subscribed(&self, thread_id: &ThreadId) {
         if let Ok(mut subscribed) = self.subscribed.lock() {
-            subscribed.insert(thread_id.to_string());
+            subscribed.insert(thread_id.clone());
         }
     }
 
     pub async fn thread_read(
         &self,
-        thread_id: &str,
+        thread_id: &ThreadId,
         include_turns: bool,
     ) -> Result<ThreadResponse, ConnectionError> {
         let params = ThreadReadParams {
-            thread_id: thread_id.to_string(),
+            thread_id: thread_id.clone(),
             include_turns,
         };
         self.request("thread/read", &params).await
@@ -271,11 +271,11 @@ impl AppServerConnection {
     /// and status `interrupted`.
     pub async fn turn_interrupt(
         &self,
-        thread_id: &str,
+        thread_id: &ThreadId,
         turn_id: &str,
     ) -> Result<(), ConnectionError> {
         let params = TurnInterruptParams {
-            thread_id: thread_id.to_string(),
+            thread_id: thread_id.clone(),
             turn_id: turn_id.to_string(),
         };
         let _: Value = self.request("turn/interrupt", &params).await?;

@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::{ConnectionError, LATENCY_TARGET};
 use crate::backpressure::{Credit, CreditPool};
 use crate::protocol::jsonrpc::{Incoming, RequestId, RpcError};
-use crate::protocol::{ServerNotification, ServerRequest};
+use crate::protocol::{ServerNotification, ServerRequest, ThreadId};
 
 /// What the server sends us unasked.
 #[derive(Debug, Clone)]
@@ -59,7 +59,7 @@ impl std::fmt::Debug for Command {
     }
 }
 
-pub(super) type Subscriptions = Arc<Mutex<HashSet<String>>>;
+pub(super) type Subscriptions = Arc<Mutex<HashSet<ThreadId>>>;
 
 /// What the worker shares with the handles.
 pub(super) struct WorkerShared {
