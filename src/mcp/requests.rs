@@ -27,17 +27,26 @@ const CHAT_TIMEOUT_MIN_MS: u64 = 1_000;
 const CHAT_TIMEOUT_MAX_MS: u64 = 600_000;
 const CHAT_TIMEOUT_DEFAULT_MS: u64 = 120_000;
 
+/// `codex_run` and `codex_resume` name the six turn settings alike (each
+/// with its own doc comments, which the model reads, so not one shared
+/// params struct); this reads them from either.
+macro_rules! turn_settings_of {
+    ($params:ident) => {
+        turn_settings(
+            $params.permissions,
+            $params.sandbox,
+            $params.approval_policy,
+            $params.model,
+            $params.reasoning_effort,
+            $params.timeout_ms,
+        )
+    };
+}
+
 impl SidecarServer {
     /// `codex_run`'s parameters as an engine request.
     pub(super) fn run_request(&self, params: RunParams) -> Result<RunRequest, CallToolResult> {
-        let turn = turn_settings(
-            params.permissions,
-            params.sandbox,
-            params.approval_policy,
-            params.model,
-            params.reasoning_effort,
-            params.timeout_ms,
-        )?;
+        let turn = turn_settings_of!(params)?;
         let mut request =
             RunRequest::new(params.prompt, self.cwd_or_default(params.cwd.as_deref()));
         request.run_name = params.run_name;
@@ -50,14 +59,7 @@ impl SidecarServer {
         &self,
         params: ResumeParams,
     ) -> Result<ResumeRequest, CallToolResult> {
-        let turn = turn_settings(
-            params.permissions,
-            params.sandbox,
-            params.approval_policy,
-            params.model,
-            params.reasoning_effort,
-            params.timeout_ms,
-        )?;
+        let turn = turn_settings_of!(params)?;
         let mut request =
             ResumeRequest::new(ResumeTarget::Run(run_id(&params.run_id)?), params.prompt);
         request.cwd = params.cwd.as_deref().map(|cwd| self.absolute(cwd));

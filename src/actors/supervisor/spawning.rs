@@ -60,11 +60,9 @@ impl SupervisorState {
         cwd: PathBuf,
         reply: StartReply,
     ) {
-        if self.routes.contains_key(&thread_id) {
-            let target = request.target.to_string();
-            let _ = reply.send(Err(EngineError::StillRunning { target }));
+        let Some(reply) = self.refuse_if_busy(&thread_id, &request, reply) else {
             return;
-        }
+        };
         self.queue.push(Queued::Resume {
             request,
             thread_id,
@@ -72,6 +70,22 @@ impl SupervisorState {
             reply,
         });
         self.kick(myself).await;
+    }
+
+    /// A resume's reply back while its thread has no live turn; else the
+    /// caller is told `StillRunning` and `None` comes back.
+    fn refuse_if_busy(
+        &self,
+        thread_id: &ThreadId,
+        request: &ResumeRequest,
+        reply: StartReply,
+    ) -> Option<StartReply> {
+        if self.routes.contains_key(thread_id) {
+            let target = request.target.to_string();
+            let _ = reply.send(Err(EngineError::StillRunning { target }));
+            return None;
+        }
+        Some(reply)
     }
 
     /// Spawns a run for each queued request on the live link; a refused
@@ -158,11 +172,9 @@ impl SupervisorState {
         reply: StartReply,
     ) {
         // Checked again: a run may have taken the thread while this waited.
-        if self.routes.contains_key(&thread_id) {
-            let target = request.target.to_string();
-            let _ = reply.send(Err(EngineError::StillRunning { target }));
+        let Some(reply) = self.refuse_if_busy(&thread_id, &request, reply) else {
             return;
-        }
+        };
         // An override is for this request; without one, go back to the
         // thread's own model and effort.
         let defaults = self

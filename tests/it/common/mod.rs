@@ -8,6 +8,7 @@ pub mod claude;
 pub mod engine;
 pub mod raw_mcp;
 pub mod tmux;
+pub mod tools;
 
 use std::path::Path;
 use std::time::Duration;
