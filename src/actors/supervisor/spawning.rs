@@ -26,7 +26,7 @@ use crate::store::{self, RunId};
 
 impl SupervisorState {
     /// A resume: its thread from memory when it can, else from the disk in a
-    /// task that hands it back ([`SupervisorMsg::ResumeFound`]).
+    /// task that hands it back ([`super::SupervisorMsg::ResumeFound`]).
     pub(super) async fn resume(
         &mut self,
         myself: &SupervisorRef,
