@@ -79,8 +79,8 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
     };
     let mut request = RunRequest::new(args.prompt, cwd);
     request.run_name = args.name;
-    request.permissions = parse_permissions(args.permissions.as_deref())?;
-    request.timeout = args.turn.timeout_ms.map(Duration::from_millis);
+    request.turn.permissions = parse_permissions(args.permissions.as_deref())?;
+    request.turn.timeout = args.turn.timeout_ms.map(Duration::from_millis);
     let outcome = match engine.run(request).await {
         Ok(started) => follow(&engine, &started, &args.turn).await,
         Err(error) => Err(error.to_string()),
@@ -94,8 +94,8 @@ pub async fn resume(args: ResumeArgs) -> Result<(), String> {
     let run_id = RunId::parse(&args.run_id).map_err(|error| error.to_string())?;
     let mut request = ResumeRequest::new(ResumeTarget::Run(run_id), args.prompt);
     request.cwd = args.cwd;
-    request.permissions = parse_permissions(args.permissions.as_deref())?;
-    request.timeout = args.turn.timeout_ms.map(Duration::from_millis);
+    request.turn.permissions = parse_permissions(args.permissions.as_deref())?;
+    request.turn.timeout = args.turn.timeout_ms.map(Duration::from_millis);
     let outcome = match engine.resume(request).await {
         Ok(started) => follow(&engine, &started, &args.turn).await,
         Err(error) => Err(error.to_string()),

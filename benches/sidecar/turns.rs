@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use codex_mcp_sidecar::appserver::connection::LATENCY_TARGET;
 use codex_mcp_sidecar::appserver::{AppServerConnection, ServerEvent};
 use codex_mcp_sidecar::protocol::{
-    ApprovalPolicy, NotificationKind, SandboxMode, ThreadStartParams, TurnStartParams,
+    ApprovalPolicy, NotificationKind, SandboxMode, ThreadId, ThreadStartParams, TurnStartParams,
 };
 use codex_mcp_sidecar_test_support::scripted_model::Script;
 use serde_json::json;
@@ -256,7 +256,7 @@ struct Bare {
     connection: AppServerConnection,
     events: mpsc::Receiver<ServerEvent>,
     thread_params: ThreadStartParams,
-    thread_id: String,
+    thread_id: ThreadId,
 }
 
 impl Bare {
@@ -303,10 +303,10 @@ impl Bare {
         Ok(started.elapsed())
     }
 
-    async fn turn_on(&mut self, thread_id: &str, prompt: &str) -> BenchResult<()> {
+    async fn turn_on(&mut self, thread_id: &ThreadId, prompt: &str) -> BenchResult<()> {
         let turn = self
             .connection
-            .turn_start(&TurnStartParams::text(thread_id, prompt))
+            .turn_start(&TurnStartParams::text(thread_id.clone(), prompt))
             .await?
             .turn;
         loop {

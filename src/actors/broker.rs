@@ -12,6 +12,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::actors::approvals::PendingApproval;
 use crate::actors::types::{ActiveRun, EngineError, Progress, RunResult, WaitOutcome};
+use crate::protocol::ThreadId;
 use crate::store::RunId;
 
 /// Finished runs remembered for later waits. Older ones are answered from
@@ -26,7 +27,7 @@ pub enum BrokerMsg {
     /// A run began (from its run actor, or from the supervisor on recovery).
     Started {
         run_id: RunId,
-        thread_id: String,
+        thread_id: ThreadId,
         title: String,
         cwd: PathBuf,
     },
@@ -61,7 +62,7 @@ pub enum BrokerMsg {
 }
 
 struct Entry {
-    thread_id: String,
+    thread_id: ThreadId,
     title: String,
     cwd: PathBuf,
     started: Instant,

@@ -12,9 +12,9 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::actors::Engine;
 use crate::actors::types::{
-    EngineError, ResumeRequest, ResumeTarget, RunRequest, RunStatus, WaitOutcome,
+    EngineError, ResumeRequest, ResumeTarget, RunRequest, RunStatus, TurnSettings, WaitOutcome,
 };
-use crate::protocol::TokenCounts;
+use crate::protocol::{ThreadId, TokenCounts};
 use crate::store::RunId;
 
 pub struct Conversations;
@@ -24,7 +24,7 @@ pub type ConversationsRef = ActorRef<ConversationMsg>;
 /// One message to a session (a new one when `session_id` is `None`).
 #[derive(Debug, Clone)]
 pub struct ChatRequest {
-    pub session_id: Option<String>,
+    pub session_id: Option<ThreadId>,
     pub prompt: String,
     /// Needed for a new session; a resumed one runs where it last ran.
     pub cwd: Option<PathBuf>,
@@ -39,7 +39,7 @@ pub struct ChatRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatReply {
-    pub session_id: String,
+    pub session_id: ThreadId,
     pub run_id: RunId,
     pub reply: String,
     pub usage: TokenCounts,
@@ -52,7 +52,7 @@ pub enum ConversationMsg {
     Ask(ChatRequest, Reply),
     /// A session's request finished; start its next one (sent by the task
     /// that ran it).
-    Done { session: String },
+    Done { session: ThreadId },
 }
 
 pub struct ConversationsArgs {
@@ -66,9 +66,9 @@ pub struct ConversationsState {
     engine: Engine,
     origin: String,
     /// Sessions with a request in flight.
-    busy: HashSet<String>,
+    busy: HashSet<ThreadId>,
     /// Requests waiting for their session, oldest first.
-    waiting: HashMap<String, VecDeque<(ChatRequest, Reply)>>,
+    waiting: HashMap<ThreadId, VecDeque<(ChatRequest, Reply)>>,
 }
 
 impl Actor for Conversations {
@@ -162,6 +162,12 @@ async fn ask(
     if request.prompt.trim().is_empty() {
         return Err(EngineError::BadRequest("the prompt is empty".to_string()));
     }
+    let turn = TurnSettings {
+        model: request.model.clone(),
+        reasoning_effort: request.reasoning_effort.clone(),
+        timeout: Some(request.timeout),
+        ..TurnSettings::default()
+    };
     let started = match &request.session_id {
         None => {
             let cwd = request
@@ -169,18 +175,14 @@ async fn ask(
                 .clone()
                 .ok_or_else(|| EngineError::BadRequest("a new session needs a cwd".to_string()))?;
             let mut run = RunRequest::new(prompt, cwd);
-            run.model = request.model.clone();
-            run.reasoning_effort = request.reasoning_effort.clone();
-            run.timeout = Some(request.timeout);
+            run.turn = turn;
             engine.run(run).await?
         }
         Some(session) => {
             engine
                 .resume(ResumeRequest {
                     cwd: request.cwd.clone(),
-                    model: request.model.clone(),
-                    reasoning_effort: request.reasoning_effort.clone(),
-                    timeout: Some(request.timeout),
+                    turn,
                     ..ResumeRequest::new(ResumeTarget::Thread(session.clone()), prompt)
                 })
                 .await?

@@ -8,13 +8,10 @@ pub mod approvals;
 mod audit_writer;
 pub mod broker;
 pub mod conversations;
-mod link;
-mod lookup;
 pub mod record;
 mod request_check;
 pub mod resolve;
 pub mod run;
-mod start_queue;
 pub mod supervisor;
 pub mod types;
 pub mod watchdog;
@@ -26,7 +23,7 @@ use tokio::sync::watch;
 
 pub use types::{
     ActiveRun, EngineError, Progress, ResumeRequest, ResumeTarget, RunListing, RunRequest,
-    RunResult, RunStarted, RunStatus, ThreadExtras, WaitOutcome,
+    RunResult, RunStarted, RunStatus, ThreadExtras, TurnSettings, WaitOutcome,
 };
 
 use crate::codex_bin::CodexBinary;

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use crate::actors::types::{Progress, RunResult, RunStatus};
 use crate::config::Permissions;
+use crate::protocol::ThreadId;
 use crate::protocol::{
     ApprovalPolicy, NotificationKind, SandboxMode, ServerNotification, ThreadItem, TokenCounts,
     Turn, TurnStatus,
@@ -83,7 +84,7 @@ pub struct RunRecord {
     pub prompt: String,
     pub cwd: PathBuf,
     pub settings: RunSettings,
-    pub thread_id: String,
+    pub thread_id: ThreadId,
     pub turn_id: Option<String>,
     pub status: RunStatus,
     pub started_at: String,
@@ -137,7 +138,7 @@ impl RunRecord {
         prompt: String,
         cwd: PathBuf,
         settings: RunSettings,
-        thread_id: String,
+        thread_id: ThreadId,
     ) -> RunRecord {
         RunRecord {
             run_id,
@@ -355,7 +356,7 @@ impl RunRecord {
             title: self.title.clone(),
             prompt: self.prompt.clone(),
             cwd: self.cwd.clone(),
-            thread_id: Some(self.thread_id.clone()),
+            thread_id: Some(self.thread_id.to_string()),
             turn_id: self.turn_id.clone(),
             model: self.settings.model.clone(),
             reasoning_effort: self.settings.reasoning_effort.clone(),

@@ -8,13 +8,14 @@ use crate::actors::record::{RunRecord, RunSettings};
 use crate::actors::types::{RunResult, RunStatus};
 use crate::config::Config;
 use crate::protocol::ServerNotification;
+use crate::protocol::ThreadId;
 use crate::store::{self, ActiveRecord, AuditEvent, IndexEvent, IndexRecord, RunId};
 
 /// Where a run lives and how far it got.
 #[derive(Debug, Clone)]
 pub struct Located {
     pub run_id: RunId,
-    pub thread_id: String,
+    pub thread_id: ThreadId,
     pub cwd: PathBuf,
     pub run_dir: PathBuf,
     /// Its end record, when it has one.
@@ -49,7 +50,7 @@ pub fn locate(config: &Config, run_id: &RunId, cwd_hint: Option<&Path>) -> Optio
         if let Some(thread_id) = pointer.thread_id.clone() {
             return Some(Located {
                 run_id: run_id.clone(),
-                thread_id,
+                thread_id: ThreadId::from(thread_id),
                 cwd: pointer.project_root.clone(),
                 active: active_record(&run_dir, run_id),
                 run_dir,
@@ -71,7 +72,7 @@ fn from_index(run_dir: &Path, run_id: &RunId) -> Option<Located> {
     let first = records.first()?;
     Some(Located {
         run_id: run_id.clone(),
-        thread_id: records.iter().find_map(|record| record.thread_id.clone())?,
+        thread_id: ThreadId::from(records.iter().find_map(|record| record.thread_id.clone())?),
         cwd: first.cwd.clone(),
         run_dir: run_dir.to_path_buf(),
         ended: records
@@ -99,7 +100,7 @@ fn from_audit_file(run_dir: &Path, run_id: &RunId, cwd_hint: Option<&Path>) -> O
         })?;
     Some(Located {
         run_id: run_id.clone(),
-        thread_id,
+        thread_id: ThreadId::from(thread_id),
         cwd: cwd_hint.map(Path::to_path_buf).unwrap_or_default(),
         run_dir: run_dir.to_path_buf(),
         ended: None,
@@ -115,12 +116,12 @@ fn active_record(run_dir: &Path, run_id: &RunId) -> Option<ActiveRecord> {
 }
 
 /// The project a thread last ran in, from the pointer index.
-pub fn project_of_thread(config: &Config, thread_id: &str) -> Option<PathBuf> {
+pub fn project_of_thread(config: &Config, thread_id: &ThreadId) -> Option<PathBuf> {
     store::read_pointer(&config.pointer_index())
         .unwrap_or_default()
         .into_iter()
         .rev()
-        .find(|record| record.thread_id.as_deref() == Some(thread_id))
+        .find(|record| record.thread_id.as_deref() == Some(thread_id.as_str()))
         .map(|record| record.project_root)
 }
 

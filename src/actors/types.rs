@@ -13,16 +13,17 @@ use crate::appserver::shared::SharedError;
 use crate::appserver::{AppServerError, ConnectionError};
 use crate::codex_bin::CodexBinError;
 use crate::config::Permissions;
+use crate::protocol::ThreadId;
 use crate::protocol::{ApprovalPolicy, SandboxMode, TokenCounts};
 pub use crate::store::RunStatus;
 use crate::store::{RunId, StoreError};
 
-/// A new thread and its first turn.
-#[derive(Debug, Clone)]
-pub struct RunRequest {
-    pub prompt: String,
-    pub cwd: PathBuf,
-    pub run_name: Option<String>,
+/// What a turn runs with, as the caller chose it: the same for a new run
+/// and a resume, so both requests carry one and the MCP tools and the
+/// command line fill it once. `None` leaves a setting to the configured
+/// default (a new run) or to the thread (a resume).
+#[derive(Debug, Clone, Default)]
+pub struct TurnSettings {
     /// `None`: the configured default.
     pub permissions: Option<Permissions>,
     /// Overrides the sandbox the permissions imply.
@@ -33,11 +34,27 @@ pub struct RunRequest {
     pub reasoning_effort: Option<String>,
     /// `None`: the configured run timeout.
     pub timeout: Option<Duration>,
-    /// Config overrides and instructions for the new thread.
-    pub extras: ThreadExtras,
     /// The caller answers Codex's requests (`codex_approve`) instead of the
     /// sandbox rule; only a caller that can answer should ask for this.
     pub interactive: bool,
+}
+
+impl TurnSettings {
+    /// Whether the caller chose permissions for this turn.
+    pub fn chooses_access(&self) -> bool {
+        self.permissions.is_some() || self.sandbox.is_some() || self.approval_policy.is_some()
+    }
+}
+
+/// A new thread and its first turn.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub prompt: String,
+    pub cwd: PathBuf,
+    pub run_name: Option<String>,
+    pub turn: TurnSettings,
+    /// Config overrides and instructions for the new thread.
+    pub extras: ThreadExtras,
 }
 
 impl RunRequest {
@@ -46,14 +63,8 @@ impl RunRequest {
             prompt: prompt.into(),
             cwd: cwd.into(),
             run_name: None,
-            permissions: None,
-            sandbox: None,
-            approval_policy: None,
-            model: None,
-            reasoning_effort: None,
-            timeout: None,
+            turn: TurnSettings::default(),
             extras: ThreadExtras::default(),
-            interactive: false,
         }
     }
 }
@@ -64,7 +75,7 @@ pub enum ResumeTarget {
     /// The thread of an earlier run.
     Run(RunId),
     /// A Codex thread by id (a chat session).
-    Thread(String),
+    Thread(ThreadId),
 }
 
 impl std::fmt::Display for ResumeTarget {
@@ -83,17 +94,11 @@ pub struct ResumeRequest {
     pub prompt: String,
     /// `None`: the project the thread last ran in.
     pub cwd: Option<PathBuf>,
-    /// With none of these three the thread keeps the permissions it has;
-    /// with any, the turn runs with what they come to (gaps filled from the
-    /// configured default), even on a thread Codex still has loaded.
-    pub permissions: Option<Permissions>,
-    pub sandbox: Option<SandboxMode>,
-    pub approval_policy: Option<ApprovalPolicy>,
-    /// As [`RunRequest::interactive`].
-    pub interactive: bool,
-    pub model: Option<String>,
-    pub reasoning_effort: Option<String>,
-    pub timeout: Option<Duration>,
+    /// With no permissions, sandbox or approval policy chosen the thread
+    /// keeps the permissions it has; with any, the turn runs with what they
+    /// come to (gaps filled from the configured default), even on a thread
+    /// Codex still has loaded.
+    pub turn: TurnSettings,
 }
 
 impl ResumeRequest {
@@ -103,19 +108,13 @@ impl ResumeRequest {
             target,
             prompt: prompt.into(),
             cwd: None,
-            permissions: None,
-            sandbox: None,
-            approval_policy: None,
-            interactive: false,
-            model: None,
-            reasoning_effort: None,
-            timeout: None,
+            turn: TurnSettings::default(),
         }
     }
 
     /// Whether the caller chose permissions for this turn.
     pub fn chooses_access(&self) -> bool {
-        self.permissions.is_some() || self.sandbox.is_some() || self.approval_policy.is_some()
+        self.turn.chooses_access()
     }
 }
 
@@ -124,7 +123,7 @@ impl ResumeRequest {
 #[serde(rename_all = "camelCase")]
 pub struct RunStarted {
     pub run_id: RunId,
-    pub thread_id: String,
+    pub thread_id: ThreadId,
     pub turn_id: String,
 }
 
@@ -145,7 +144,7 @@ pub struct Progress {
 #[serde(rename_all = "camelCase")]
 pub struct RunResult {
     pub run_id: RunId,
-    pub thread_id: String,
+    pub thread_id: ThreadId,
     pub status: RunStatus,
     /// Codex's final message.
     pub result: Option<String>,
@@ -162,7 +161,7 @@ pub struct RunResult {
 pub enum WaitOutcome {
     StillRunning {
         run_id: RunId,
-        thread_id: String,
+        thread_id: ThreadId,
         progress: Progress,
         waited: Duration,
     },
@@ -170,7 +169,7 @@ pub enum WaitOutcome {
     /// The run waits for the caller to answer a request (`codex_approve`).
     NeedsApproval {
         run_id: RunId,
-        thread_id: String,
+        thread_id: ThreadId,
         approval: crate::actors::approvals::PendingApproval,
     },
 }
@@ -200,7 +199,7 @@ pub struct RunListing {
 #[serde(rename_all = "camelCase")]
 pub struct ActiveRun {
     pub run_id: RunId,
-    pub thread_id: String,
+    pub thread_id: ThreadId,
     pub title: String,
     pub cwd: PathBuf,
     pub elapsed_ms: u64,
@@ -219,10 +218,10 @@ pub enum EngineError {
     #[error(
         "unknown session {0}: no run of this sidecar's index used that thread; start a new session with a cwd"
     )]
-    UnknownSession(String),
+    UnknownSession(ThreadId),
     #[error("the turn in session {session_id} ended {status}: {error}")]
     TurnEnded {
-        session_id: String,
+        session_id: ThreadId,
         status: RunStatus,
         error: String,
     },

@@ -10,9 +10,11 @@ use rmcp::model::CallToolResult;
 use super::catalog::Talk;
 use super::params::*;
 use super::{SidecarServer, replies};
-use crate::actors::{ChatRequest, ResumeRequest, ResumeTarget, RunRequest, ThreadExtras};
+use crate::actors::{
+    ChatRequest, ResumeRequest, ResumeTarget, RunRequest, ThreadExtras, TurnSettings,
+};
 use crate::config::Permissions;
-use crate::protocol::{ApprovalPolicy, SandboxMode};
+use crate::protocol::{ApprovalPolicy, SandboxMode, ThreadId};
 use crate::store::RunId;
 
 /// A run may be given at most a day: a larger number is a mistake (seconds
@@ -25,19 +27,30 @@ const CHAT_TIMEOUT_MIN_MS: u64 = 1_000;
 const CHAT_TIMEOUT_MAX_MS: u64 = 600_000;
 const CHAT_TIMEOUT_DEFAULT_MS: u64 = 120_000;
 
+/// `codex_run` and `codex_resume` name the six turn settings alike (each
+/// with its own doc comments, which the model reads, so not one shared
+/// params struct); this reads them from either.
+macro_rules! turn_settings_of {
+    ($params:ident) => {
+        turn_settings(
+            $params.permissions,
+            $params.sandbox,
+            $params.approval_policy,
+            $params.model,
+            $params.reasoning_effort,
+            $params.timeout_ms,
+        )
+    };
+}
+
 impl SidecarServer {
     /// `codex_run`'s parameters as an engine request.
     pub(super) fn run_request(&self, params: RunParams) -> Result<RunRequest, CallToolResult> {
+        let turn = turn_settings_of!(params)?;
         let mut request =
             RunRequest::new(params.prompt, self.cwd_or_default(params.cwd.as_deref()));
         request.run_name = params.run_name;
-        request.permissions = params.permissions.map(permissions);
-        request.sandbox = params.sandbox.map(sandbox);
-        request.approval_policy = params.approval_policy.map(approval);
-        request.interactive = asks(request.approval_policy);
-        request.model = params.model;
-        request.reasoning_effort = params.reasoning_effort;
-        request.timeout = run_timeout(params.timeout_ms)?;
+        request.turn = turn;
         Ok(request)
     }
 
@@ -46,16 +59,11 @@ impl SidecarServer {
         &self,
         params: ResumeParams,
     ) -> Result<ResumeRequest, CallToolResult> {
+        let turn = turn_settings_of!(params)?;
         let mut request =
             ResumeRequest::new(ResumeTarget::Run(run_id(&params.run_id)?), params.prompt);
         request.cwd = params.cwd.as_deref().map(|cwd| self.absolute(cwd));
-        request.permissions = params.permissions.map(permissions);
-        request.sandbox = params.sandbox.map(sandbox);
-        request.approval_policy = params.approval_policy.map(approval);
-        request.interactive = asks(request.approval_policy);
-        request.model = params.model;
-        request.reasoning_effort = params.reasoning_effort;
-        request.timeout = run_timeout(params.timeout_ms)?;
+        request.turn = turn;
         Ok(request)
     }
 
@@ -66,9 +74,9 @@ impl SidecarServer {
     ) -> Result<RunRequest, CallToolResult> {
         let mut request =
             RunRequest::new(params.prompt, self.cwd_or_default(params.cwd.as_deref()));
-        request.sandbox = params.sandbox.map(sandbox);
-        request.approval_policy = params.approval_policy.map(approval);
-        request.model = params.model;
+        request.turn.sandbox = params.sandbox.map(sandbox);
+        request.turn.approval_policy = params.approval_policy.map(approval);
+        request.turn.model = params.model;
         // A profile's settings first, so explicit config overrides win.
         let mut config = match &params.profile {
             Some(profile) => profile_settings(&self.config.codex_home, profile)?,
@@ -126,7 +134,7 @@ impl SidecarServer {
                 (Some(_), None) => None,
             };
             Ok(ChatRequest {
-                session_id: settings.session_id,
+                session_id: settings.session_id.map(ThreadId::from),
                 prompt,
                 cwd,
                 model: settings.model,
@@ -187,6 +195,28 @@ pub(super) fn bounded(ms: u64, name: &str) -> Result<Option<Duration>, CallToolR
         )));
     }
     Ok((ms > 0).then(|| Duration::from_millis(ms)))
+}
+
+/// The six turn settings `codex_run` and `codex_resume` share, mapped to
+/// the engine's types once; the policy decides who answers Codex's requests.
+fn turn_settings(
+    permissions_param: Option<PermissionsParam>,
+    sandbox_param: Option<SandboxParam>,
+    approval_param: Option<ApprovalParam>,
+    model: Option<String>,
+    reasoning_effort: Option<String>,
+    timeout_ms: Option<u64>,
+) -> Result<TurnSettings, CallToolResult> {
+    let approval_policy = approval_param.map(approval);
+    Ok(TurnSettings {
+        permissions: permissions_param.map(permissions),
+        sandbox: sandbox_param.map(sandbox),
+        approval_policy,
+        model,
+        reasoning_effort,
+        timeout: run_timeout(timeout_ms)?,
+        interactive: asks(approval_policy),
+    })
 }
 
 fn run_timeout(ms: Option<u64>) -> Result<Option<Duration>, CallToolResult> {

@@ -63,7 +63,7 @@ impl SidecarServer {
                 .thread_id
                 .or(params.conversation_id)
                 .ok_or_else(|| replies::failure("threadId is required"))?;
-            let request = ResumeRequest::new(ResumeTarget::Thread(thread_id), params.prompt);
+            let request = ResumeRequest::new(ResumeTarget::Thread(thread_id.into()), params.prompt);
             let started = engine.resume(request).await.map_err(replies::failure)?;
             self.legacy_answer(engine, &started.run_id).await
         };

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
+use super::ids::ThreadId;
 use super::jsonrpc::RequestId;
 use super::types::{ThreadItem, TokenUsage, Turn, TurnError};
 use crate::backpressure::Credit;
@@ -46,14 +47,14 @@ pub enum NotificationKind {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TurnEvent {
-    pub thread_id: String,
+    pub thread_id: ThreadId,
     pub turn: Turn,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ItemEvent {
-    pub thread_id: String,
+    pub thread_id: ThreadId,
     pub turn_id: String,
     pub item: ThreadItem,
 }
@@ -61,7 +62,7 @@ pub struct ItemEvent {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentMessageDelta {
-    pub thread_id: String,
+    pub thread_id: ThreadId,
     pub turn_id: String,
     pub item_id: String,
     pub delta: String,
@@ -70,7 +71,7 @@ pub struct AgentMessageDelta {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenUsageUpdated {
-    pub thread_id: String,
+    pub thread_id: ThreadId,
     pub turn_id: String,
     pub token_usage: TokenUsage,
 }
@@ -78,7 +79,7 @@ pub struct TokenUsageUpdated {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorEvent {
-    pub thread_id: String,
+    pub thread_id: ThreadId,
     pub turn_id: String,
     pub error: TurnError,
     #[serde(default)]
@@ -209,7 +210,7 @@ pub enum ServerRequestKind {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApprovalParams {
-    pub thread_id: String,
+    pub thread_id: ThreadId,
     pub turn_id: String,
     pub item_id: String,
     #[serde(default)]

@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod events;
+pub mod ids;
 pub mod jsonrpc;
 #[cfg(test)]
 pub(crate) mod properties;
@@ -13,5 +14,6 @@ pub use events::{
     ApprovalDecision, ApprovalParams, FileChangeStarted, NotificationKind, ServerNotification,
     ServerRequest, ServerRequestKind,
 };
+pub use ids::ThreadId;
 pub use jsonrpc::{Incoming, RequestId, RpcError};
 pub use types::*;

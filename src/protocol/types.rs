@@ -6,6 +6,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::ids::ThreadId;
+
 // ---- initialize -----------------------------------------------------------
 
 #[derive(Debug, Clone, Serialize)]
@@ -105,7 +107,7 @@ pub type ThreadStartParams = ThreadSettings;
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ThreadResumeParams {
-    pub thread_id: String,
+    pub thread_id: ThreadId,
     #[serde(flatten)]
     pub settings: ThreadSettings,
 }
@@ -113,7 +115,7 @@ pub struct ThreadResumeParams {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ThreadReadParams {
-    pub thread_id: String,
+    pub thread_id: ThreadId,
     pub include_turns: bool,
 }
 
@@ -149,7 +151,7 @@ impl ThreadResponse {
 #[serde(rename_all = "camelCase")]
 pub struct Thread {
     /// Also the session id that `codex resume` takes.
-    pub id: String,
+    pub id: ThreadId,
     #[serde(default)]
     pub turns: Vec<Turn>,
     #[serde(flatten)]
@@ -172,7 +174,7 @@ pub enum UserInput {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TurnStartParams {
-    pub thread_id: String,
+    pub thread_id: ThreadId,
     pub input: Vec<UserInput>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
@@ -189,7 +191,7 @@ pub struct TurnStartParams {
 
 impl TurnStartParams {
     /// A turn with one text input and every setting left to the thread.
-    pub fn text(thread_id: impl Into<String>, text: impl Into<String>) -> TurnStartParams {
+    pub fn text(thread_id: impl Into<ThreadId>, text: impl Into<String>) -> TurnStartParams {
         TurnStartParams {
             thread_id: thread_id.into(),
             input: vec![UserInput::Text { text: text.into() }],
@@ -211,7 +213,7 @@ pub struct TurnStartResponse {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TurnInterruptParams {
-    pub thread_id: String,
+    pub thread_id: ThreadId,
     pub turn_id: String,
 }
 

@@ -56,7 +56,7 @@ pub(super) fn write_active(state: &mut RunState) {
     };
     let active = ActiveRecord {
         run_id: record.run_id.clone(),
-        thread_id: record.thread_id.clone(),
+        thread_id: record.thread_id.to_string(),
         turn_id: record.turn_id.clone(),
         cwd: record.cwd.clone(),
         title: record.title.clone(),

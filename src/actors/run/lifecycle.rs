@@ -14,6 +14,7 @@ use crate::actors::broker::BrokerMsg;
 use crate::actors::record::{RunRecord, RunSettings};
 use crate::actors::types::{EngineError, RunStarted, RunStatus};
 use crate::appserver::ConnectionError;
+use crate::protocol::ThreadId;
 use crate::protocol::{ThreadResumeParams, ThreadSettings, TurnStartParams, TurnStatus};
 use crate::store::{self, ActiveRecord, AuditEvent, IndexEvent, IndexRecord, PointerRecord, RunId};
 
@@ -111,7 +112,7 @@ impl RunActor {
         myself: &RunRef,
         state: &mut RunState,
         turn: TurnArgs,
-        thread_id: String,
+        thread_id: ThreadId,
         settings: RunSettings,
         chosen_access: bool,
     ) -> Result<RunStarted, EngineError> {
@@ -156,7 +157,7 @@ impl RunActor {
     ) -> Result<RunStarted, EngineError> {
         // Unknown after a crash: approve nothing.
         let settings = RunSettings::unknown();
-        let thread_id = active.thread_id.clone();
+        let thread_id = ThreadId::from(active.thread_id.clone());
         self.open_record(myself, state, &turn, &settings, thread_id.clone())?;
         if let Some(record) = state.record.as_mut() {
             record.turn_id = active.turn_id.clone();
@@ -194,7 +195,7 @@ impl RunActor {
         state: &mut RunState,
         turn: &TurnArgs,
         settings: &RunSettings,
-        thread_id: String,
+        thread_id: ThreadId,
     ) -> Result<(), EngineError> {
         state.sandbox = Some(settings.sandbox);
         state.interactive = settings.interactive;
@@ -223,7 +224,7 @@ impl RunActor {
         state: &mut RunState,
         args: TurnArgs,
         settings: &RunSettings,
-        thread_id: String,
+        thread_id: ThreadId,
         how: Subscribed,
     ) -> Result<RunStarted, EngineError> {
         let connection = state.connection.clone();
@@ -234,7 +235,7 @@ impl RunActor {
                 chosen_access,
             } => (false, chosen_access, deferred),
         };
-        let mut turn = TurnStartParams::text(&thread_id, &args.prompt);
+        let mut turn = TurnStartParams::text(thread_id.clone(), &args.prompt);
         turn.model = settings.model.clone();
         turn.effort = settings.reasoning_effort.clone();
         if !is_new {
@@ -425,7 +426,7 @@ pub(super) fn index_record(record: &RunRecord, event: IndexEvent) -> IndexRecord
     IndexRecord {
         event,
         run_id: record.run_id.clone(),
-        thread_id: Some(record.thread_id.clone()),
+        thread_id: Some(record.thread_id.to_string()),
         turn_id: record.turn_id.clone(),
         title: record.title.clone(),
         cwd: record.cwd.clone(),
@@ -444,7 +445,7 @@ pub(super) fn pointer_record(record: &RunRecord, run_dir: &std::path::Path) -> P
         run_id: record.run_id.clone(),
         project_root: record.cwd.clone(),
         run_dir: run_dir.to_path_buf(),
-        thread_id: Some(record.thread_id.clone()),
+        thread_id: Some(record.thread_id.to_string()),
         title: Some(record.title.clone()),
         status: record.status,
         at: store::now_rfc3339(),

@@ -24,6 +24,7 @@ use crate::actors::broker::BrokerMsg;
 use crate::actors::record::{RunRecord, RunSettings};
 use crate::actors::types::{EngineError, RunStarted, RunStatus};
 use crate::appserver::AppServerConnection;
+use crate::protocol::ThreadId;
 use crate::protocol::{SandboxMode, ServerNotification, ServerRequest};
 use crate::store::{ActiveRecord, AuditEvent, RunId};
 use active::write_active;
@@ -75,7 +76,7 @@ pub enum Start {
     New { settings: RunSettings },
     /// `thread/resume` of an earlier run's thread, then `turn/start`.
     Resume {
-        thread_id: String,
+        thread_id: ThreadId,
         settings: RunSettings,
         /// The caller chose permissions: they go on the turn too, since
         /// Codex ignores them in `thread/resume` of a loaded thread.

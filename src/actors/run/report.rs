@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use ractor::DerivedActorRef;
 
 use crate::actors::run::RunRef;
+use crate::protocol::ThreadId;
 use crate::store::RunId;
 
 /// Where a RunActor sends its reports.
@@ -16,12 +17,12 @@ pub type RunReportRef = DerivedActorRef<RunReport>;
 pub enum RunReport {
     /// Events of this thread are this run's. Sent before the turn starts,
     /// so none of its events is missed.
-    Route { thread_id: String, run: RunRef },
+    Route { thread_id: ThreadId, run: RunRef },
     /// A new thread's model and effort, which a later turn without
     /// overrides returns to (Codex keeps a turn's overrides for the turns
     /// after it).
     ThreadDefaults {
-        thread_id: String,
+        thread_id: ThreadId,
         model: Option<String>,
         reasoning_effort: Option<String>,
     },
@@ -30,7 +31,7 @@ pub enum RunReport {
     /// once finds the thread free.
     Ended {
         run_id: RunId,
-        thread_id: String,
+        thread_id: ThreadId,
         cwd: PathBuf,
     },
 }

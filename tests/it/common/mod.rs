@@ -8,6 +8,7 @@ pub mod claude;
 pub mod engine;
 pub mod raw_mcp;
 pub mod tmux;
+pub mod tools;
 
 use std::path::Path;
 use std::time::Duration;
@@ -16,8 +17,8 @@ use codex_mcp_sidecar::appserver::process::live_group_members;
 use codex_mcp_sidecar::appserver::{AppServerConnection, ServerEvent};
 use codex_mcp_sidecar::protocol::events::TurnEvent;
 use codex_mcp_sidecar::protocol::{
-    ApprovalPolicy, NotificationKind, SandboxMode, ServerRequest, Thread, ThreadStartParams, Turn,
-    TurnStartParams,
+    ApprovalPolicy, NotificationKind, SandboxMode, ServerRequest, Thread, ThreadId,
+    ThreadStartParams, Turn, TurnStartParams,
 };
 use codex_mcp_sidecar_test_support::app_server::AppServerWorld;
 use tokio::sync::mpsc;
@@ -95,7 +96,7 @@ pub fn path_string(path: &Path) -> String {
 /// Starts a turn with one text input; it runs on after this returns.
 pub async fn start_turn(
     connection: &AppServerConnection,
-    thread_id: &str,
+    thread_id: &ThreadId,
     prompt: impl Into<String>,
 ) -> Turn {
     connection

@@ -249,7 +249,11 @@ async fn killing_the_app_server_fails_a_pending_request_promptly() {
     wait_until_stopped(pgid).await;
     let pending = tokio::spawn({
         let connection = connection.clone();
-        async move { connection.thread_read("no-such-thread", false).await }
+        async move {
+            connection
+                .thread_read(&"no-such-thread".into(), false)
+                .await
+        }
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     if pending.is_finished() {
@@ -279,7 +283,10 @@ async fn killing_the_app_server_fails_a_pending_request_promptly() {
         .await;
     assert!(!last.is_empty());
     // Later requests fail at once too, with the same kind of error.
-    let later = connection.thread_read("x", false).await.unwrap_err();
+    let later = connection
+        .thread_read(&"x".into(), false)
+        .await
+        .unwrap_err();
     assert!(
         matches!(later, ConnectionError::Disconnected { .. }),
         "got {later}"

@@ -239,7 +239,8 @@ async fn an_answer_behind_held_events_still_arrives() {
     // An actor that awaits an answer while it holds events (its mailbox
     // full of them) must get it, or the two wait on each other: the answer
     // is queued behind the rest of the flood.
-    let answered = tokio::time::timeout(PROMPT, connection.thread_read("thread-x", false)).await;
+    let answered =
+        tokio::time::timeout(PROMPT, connection.thread_read(&"thread-x".into(), false)).await;
     assert!(
         answered.is_ok(),
         "the answer behind held events arrives while they are still held"

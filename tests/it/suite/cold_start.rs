@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 use codex_mcp_sidecar::actors::{Engine, RunRequest, WaitOutcome};
 use codex_mcp_sidecar::codex_bin::CodexBinary;
 use codex_mcp_sidecar::mcp::SidecarServer;
-use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::model::CallToolResult;
 use rmcp::service::RunningService;
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
 
 use crate::common::engine::config;
+use crate::common::tools::{self as tools, text};
 use crate::common::{EVENT_TIMEOUT, codex_binary};
 use codex_mcp_sidecar_test_support::world::SidecarWorld;
 
@@ -31,24 +32,11 @@ const START_HEAD_START: Duration = Duration::from_millis(500);
 
 type Client = RunningService<RoleClient, ()>;
 
+/// A tool call and how long its answer took.
 async fn call(client: &Client, tool: &str, arguments: Value) -> (CallToolResult, Duration) {
-    let params = CallToolRequestParams::new(tool.to_string())
-        .with_arguments(arguments.as_object().cloned().unwrap_or_default());
     let began = Instant::now();
-    let result = tokio::time::timeout(EVENT_TIMEOUT, client.call_tool(params))
-        .await
-        .expect("the tool answers in time")
-        .unwrap();
+    let result = tools::call(client, tool, arguments).await;
     (result, began.elapsed())
-}
-
-fn text(result: &CallToolResult) -> String {
-    result
-        .content
-        .iter()
-        .filter_map(|block| block.as_text().map(|text| text.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// A `codex` that sleeps [`SLOW_START`] first, as a cold npm cache or a slow

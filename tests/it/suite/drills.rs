@@ -11,13 +11,14 @@ use std::time::{Duration, Instant};
 use codex_mcp_sidecar::appserver::keeper::KEEPER_SUBCOMMAND;
 use codex_mcp_sidecar::store::{self, AuditEvent, IndexEvent, RunId};
 use codex_mcp_sidecar_test_support::scripted_model::{RequestOutcome, Script};
-use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::model::CallToolRequestParams;
 use rmcp::service::RunningService;
 use rmcp::transport::TokioChildProcess;
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
 
 use crate::common::EVENT_TIMEOUT;
+use crate::common::tools::{call, structured};
 use codex_mcp_sidecar_test_support::world::{
     ProcessInfo, SidecarWorld, children_of, processes_naming,
 };
@@ -76,20 +77,6 @@ impl World {
             .collect();
         groups.len()
     }
-}
-
-async fn call(client: &Client, tool: &str, arguments: Value) -> CallToolResult {
-    let params = CallToolRequestParams::new(tool.to_string())
-        .with_arguments(arguments.as_object().cloned().unwrap_or_default());
-    tokio::time::timeout(EVENT_TIMEOUT, client.call_tool(params))
-        .await
-        .expect("the tool answers in time")
-        .unwrap()
-}
-
-fn structured(result: &CallToolResult) -> Value {
-    assert_ne!(result.is_error, Some(true), "tool error: {result:?}");
-    result.structured_content.clone().unwrap()
 }
 
 async fn start(client: &Client, prompt: String) -> String {

@@ -144,7 +144,7 @@ async fn wait_slices_report_progress_then_the_end_and_wake_every_waiter() {
 async fn the_hard_timeout_interrupts_the_turn_and_ends_it_timed_out() {
     let rig = EngineRig::start(&[]).await;
     let mut request = rig.request(Script::hang().marker());
-    request.timeout = Some(Duration::from_millis(1500));
+    request.turn.timeout = Some(Duration::from_millis(1500));
     let started = rig.engine.run(request).await.unwrap();
     let result = rig.finish(&started).await;
     assert_eq!(result.status, RunStatus::TimedOut);
@@ -416,8 +416,8 @@ async fn approvals_follow_the_permissions_profile() {
             Script::exec(&command, "tried")
         };
         let mut request = RunRequest::new(script.marker(), project.path());
-        request.permissions = Some(case.permissions);
-        request.approval_policy = case.policy;
+        request.turn.permissions = Some(case.permissions);
+        request.turn.approval_policy = case.policy;
         let started = rig.engine.run(request).await.unwrap();
         let result = rig.finish(&started).await;
         let label = format!("{:?}/{:?} `{command}`", case.permissions, case.policy);

@@ -21,6 +21,7 @@ use rmcp::transport::TokioChildProcess;
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
 
+use crate::common::tools::{call, structured, text};
 use crate::common::{EVENT_TIMEOUT, codex_bin};
 use codex_mcp_sidecar_test_support::world::{SidecarWorld, free_port};
 
@@ -93,29 +94,6 @@ async fn sidecar_with<H: rmcp::ClientHandler>(
         .serve(TokioChildProcess::new(command).unwrap())
         .await
         .unwrap()
-}
-
-async fn call(client: &Client, tool: &str, arguments: Value) -> CallToolResult {
-    let params = CallToolRequestParams::new(tool.to_string())
-        .with_arguments(arguments.as_object().cloned().unwrap_or_default());
-    tokio::time::timeout(EVENT_TIMEOUT, client.call_tool(params))
-        .await
-        .unwrap_or_else(|_| panic!("{tool} answers in time"))
-        .unwrap()
-}
-
-fn text(result: &CallToolResult) -> String {
-    result
-        .content
-        .iter()
-        .filter_map(|block| block.as_text().map(|text| text.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn structured(result: &CallToolResult) -> Value {
-    assert_ne!(result.is_error, Some(true), "tool error: {}", text(result));
-    result.structured_content.clone().expect("structured")
 }
 
 /// `codex login --with-api-key` with a fake key: it only writes `auth.json`

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use crate::common::engine::config;
 use crate::common::tmux::Tmux;
+use crate::common::tools::{call, structured, text};
 use crate::common::{EVENT_TIMEOUT, codex_bin};
 use codex_mcp_sidecar_test_support::world::SidecarWorld;
 
@@ -151,36 +152,6 @@ impl World {
 
 fn real_codex() -> Result<CodexBinary, String> {
     Ok(crate::common::codex_binary())
-}
-
-async fn call<H: rmcp::ClientHandler>(
-    client: &RunningService<RoleClient, H>,
-    tool: &str,
-    arguments: Value,
-) -> CallToolResult {
-    let params = CallToolRequestParams::new(tool.to_string())
-        .with_arguments(arguments.as_object().cloned().unwrap_or_default());
-    tokio::time::timeout(EVENT_TIMEOUT, client.call_tool(params))
-        .await
-        .expect("the tool answers in time")
-        .unwrap()
-}
-
-fn structured(result: &CallToolResult) -> Value {
-    assert_ne!(result.is_error, Some(true), "tool error: {}", text(result));
-    result
-        .structured_content
-        .clone()
-        .expect("structured content")
-}
-
-fn text(result: &CallToolResult) -> String {
-    result
-        .content
-        .iter()
-        .filter_map(|block| block.as_text().map(|text| text.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 fn bytes(value: &Value) -> usize {

@@ -7,12 +7,12 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::transport::TokioChildProcess;
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::json;
 
-use crate::common::{EVENT_TIMEOUT, codex_bin};
+use crate::common::codex_bin;
+use crate::common::tools::call;
 use codex_mcp_sidecar_test_support::world::{Cleanup, free_port};
 
 const SIDECAR: &str = env!("CARGO_BIN_EXE_codex-mcp-sidecar");
@@ -220,7 +220,7 @@ async fn a_relative_codex_bin_is_refused_by_name_and_creates_nothing() {
         .spawn()
         .unwrap();
     let client: rmcp::service::RunningService<RoleClient, ()> = ().serve(transport).await.unwrap();
-    let check = call(&client, "codex_wrapper_check").await;
+    let check = call(&client, "codex_wrapper_check", json!({})).await;
     let check = check.structured_content.unwrap();
     assert_eq!(check["ok"], false, "{check}");
     let problems = check["problems"].to_string();
@@ -228,29 +228,9 @@ async fn a_relative_codex_bin_is_refused_by_name_and_creates_nothing() {
         problems.contains("CODEX_BIN") && problems.contains(value) && problems.contains("absolute"),
         "{problems}"
     );
-    let run = call_with(&client, "codex_run", json!({"prompt": "hi"})).await;
+    let run = call(&client, "codex_run", json!({"prompt": "hi"})).await;
     assert_eq!(run.is_error, Some(true), "{run:?}");
     assert!(format!("{run:?}").contains("CODEX_BIN"), "{run:?}");
     client.cancel().await.unwrap();
     dirs.assert_untouched("the MCP server with a relative CODEX_BIN");
-}
-
-async fn call(
-    client: &rmcp::service::RunningService<RoleClient, ()>,
-    tool: &str,
-) -> CallToolResult {
-    call_with(client, tool, json!({})).await
-}
-
-async fn call_with(
-    client: &rmcp::service::RunningService<RoleClient, ()>,
-    tool: &str,
-    arguments: serde_json::Value,
-) -> CallToolResult {
-    let params = CallToolRequestParams::new(tool.to_string())
-        .with_arguments(arguments.as_object().cloned().unwrap_or_default());
-    tokio::time::timeout(EVENT_TIMEOUT, client.call_tool(params))
-        .await
-        .expect("the tool answers in time")
-        .unwrap()
 }

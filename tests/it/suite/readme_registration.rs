@@ -12,13 +12,12 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use codex_mcp_sidecar_test_support::scripted_model::{Script, ScriptedModel};
-use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
 use rmcp::transport::TokioChildProcess;
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
 
-use crate::common::EVENT_TIMEOUT;
+use crate::common::tools::{call, structured};
 use codex_mcp_sidecar_test_support::world::{Cleanup, free_port, processes_naming};
 
 type Client = RunningService<RoleClient, ()>;
@@ -134,14 +133,11 @@ async fn run_registration(registration: &Registration) {
     let log = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
 
     let check = call(&client, "codex_wrapper_check", json!({})).await;
-    let check = structured(&check, source);
+    let check = structured(&check);
     assert_eq!(check["ok"], true, "{source}: {check}\n{}", log());
 
     let prompt = Script::text("registered as the README says").marker();
-    let handle = structured(
-        &call(&client, "codex_run", json!({"prompt": prompt})).await,
-        source,
-    );
+    let handle = structured(&call(&client, "codex_run", json!({"prompt": prompt})).await);
     let run_id = handle["runId"].as_str().unwrap().to_string();
     let done = structured(
         &call(
@@ -150,7 +146,6 @@ async fn run_registration(registration: &Registration) {
             json!({"run_id": run_id, "soft_timeout_ms": 0}),
         )
         .await,
-        source,
     );
     assert_eq!(done["status"], "completed", "{source}: {done}\n{}", log());
     assert_eq!(done["result"], "registered as the README says", "{source}");
@@ -401,22 +396,4 @@ fn entries_named_like_a_shell_word(root: &Path) -> Vec<PathBuf> {
 
 fn words(words: &[&str]) -> Vec<String> {
     words.iter().map(|word| word.to_string()).collect()
-}
-
-async fn call(client: &Client, tool: &str, arguments: Value) -> CallToolResult {
-    let params = CallToolRequestParams::new(tool.to_string())
-        .with_arguments(arguments.as_object().cloned().unwrap_or_default());
-    tokio::time::timeout(EVENT_TIMEOUT, client.call_tool(params))
-        .await
-        .expect("the tool answers in time")
-        .unwrap()
-}
-
-fn structured(result: &CallToolResult, source: &str) -> Value {
-    assert_ne!(
-        result.is_error,
-        Some(true),
-        "{source}: tool error: {result:?}"
-    );
-    result.structured_content.clone().unwrap()
 }

@@ -259,9 +259,9 @@ async fn a_pending_approval_shows_at_once_and_goes_when_answered() {
     // Policy `untrusted` asks before a command not known to be read-only,
     // and the caller (this test) answers.
     let mut request = rig.request(Script::exec("touch approved.txt", "Touched it.").marker());
-    request.permissions = Some(Permissions::WorkspaceWrite);
-    request.approval_policy = Some(ApprovalPolicy::Untrusted);
-    request.interactive = true;
+    request.turn.permissions = Some(Permissions::WorkspaceWrite);
+    request.turn.approval_policy = Some(ApprovalPolicy::Untrusted);
+    request.turn.interactive = true;
     let started = rig.engine.run(request).await.unwrap();
     let run_id = started.run_id.as_str();
 

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use codex_mcp_sidecar::actors::{EngineError, RunStatus, Watched};
 use codex_mcp_sidecar::mcp::SidecarServer;
 use codex_mcp_sidecar_test_support::scripted_model::Script;
-use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
 
 use crate::common::engine::{EngineRig, config};
+use crate::common::tools::call;
 use crate::common::{EVENT_TIMEOUT, codex_binary};
 
 type Client = RunningService<RoleClient, ()>;
@@ -49,15 +49,6 @@ async fn client_of(rig: &EngineRig) -> Client {
     ().serve(client_end).await.unwrap()
 }
 
-async fn call(client: &Client, tool: &str, arguments: Value) -> CallToolResult {
-    let params = CallToolRequestParams::new(tool.to_string())
-        .with_arguments(arguments.as_object().cloned().unwrap_or_default());
-    tokio::time::timeout(EVENT_TIMEOUT, client.call_tool(params))
-        .await
-        .expect("the tool answers in time")
-        .unwrap()
-}
-
 /// A tool call that must fail at once; its error text.
 async fn fails_at_once(client: &Client, tool: &str, arguments: Value) -> String {
     let started = Instant::now();
@@ -82,7 +73,7 @@ async fn a_dead_wait_broker_makes_the_check_unhealthy_and_its_calls_fail_at_once
     assert_eq!(healthy["ok"], true, "{healthy}");
 
     let mut request = rig.request(Script::hang().marker());
-    request.timeout = Some(HANGING_RUN_TIMEOUT);
+    request.turn.timeout = Some(HANGING_RUN_TIMEOUT);
     let started = rig.engine.run(request).await.unwrap();
     let engine = rig.engine.clone();
     let run_id = started.run_id.clone();

@@ -9,13 +9,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-
-use crate::actors::supervisor::{SupervisorMsg, SupervisorRef};
+use super::messages::{LinkOutcome, LinkReport, NewLink, SupervisorMsg, SupervisorRef};
 use crate::actors::types::EngineError;
-use crate::appserver::account::{LoginGate, NotLoggedIn};
+use crate::appserver::account::LoginGate;
 use crate::appserver::backend::{Backend, Endpoint};
-use crate::appserver::{AppServerConnection, ConnectOptions, ServerEvent};
+use crate::appserver::{AppServerConnection, ConnectOptions};
 use crate::codex_bin::CodexBinary;
 
 /// Reconnect attempts after a drop, spaced by this base doubled each time:
@@ -29,52 +27,6 @@ const RECONNECT_ATTEMPTS: u32 = 6;
 pub struct LoginCheck {
     pub codex_home: PathBuf,
     pub codex: CodexBinary,
-}
-
-/// What a connect task found, sent back to the Supervisor.
-pub struct LinkReport {
-    /// The backend, when the task took it.
-    pub backend: Option<Backend>,
-    pub outcome: LinkOutcome,
-}
-
-pub enum LinkOutcome {
-    /// A new connection, for queued requests or after a drop.
-    Connected {
-        link: NewLink,
-        /// The login check, when requests that start turns were queued.
-        login: Option<Result<(), NotLoggedIn>>,
-        /// A reconnect after a drop: the live runs re-subscribe.
-        after_drop: bool,
-    },
-    /// The login check on the live connection of this generation.
-    Admitted {
-        generation: u64,
-        gate: LoginGate,
-        login: Result<(), NotLoggedIn>,
-    },
-    /// No connection. `after_drop`: the live runs fail; else the queued
-    /// requests do.
-    Failed {
-        error: EngineError,
-        after_drop: bool,
-    },
-    /// After a drop: the server itself is gone; the live runs fail with this.
-    Gone { reason: String },
-    /// After a drop, with no live run to reconnect for: the next request
-    /// connects.
-    Idle,
-}
-
-/// A connection made by a task, not yet the Supervisor's.
-pub struct NewLink {
-    pub connection: AppServerConnection,
-    pub events: mpsc::Receiver<ServerEvent>,
-    pub url: String,
-    pub token_file: Option<PathBuf>,
-    pub gate: LoginGate,
-    /// A private server this task started: its stderr.
-    pub stderr: Option<tokio::sync::broadcast::Receiver<String>>,
 }
 
 /// Connects for queued requests: the server (by kind), the connection, and

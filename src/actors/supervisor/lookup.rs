@@ -7,9 +7,8 @@ use std::path::PathBuf;
 
 use ractor::RpcReplyPort;
 
+use super::messages::{AdoptReply, Adopted, Interrupted, StartReply, SupervisorMsg, SupervisorRef};
 use crate::actors::resolve::{self, Located};
-use crate::actors::start_queue::{AdoptReply, StartReply};
-use crate::actors::supervisor::{Adopted, Interrupted, SupervisorMsg, SupervisorRef};
 use crate::actors::types::{EngineError, ResumeRequest, ResumeTarget};
 use crate::config::Config;
 use crate::store::RunId;

@@ -6,20 +6,16 @@
 use std::collections::VecDeque;
 use std::path::PathBuf;
 
-use ractor::RpcReplyPort;
-
+use super::messages::{AdoptReply, StartReply};
 use crate::actors::resolve::Located;
-use crate::actors::supervisor::Adopted;
-use crate::actors::types::{EngineError, ResumeRequest, RunRequest, RunStarted};
+use crate::actors::types::{EngineError, ResumeRequest, RunRequest};
+use crate::protocol::ThreadId;
 
 /// Start, resume and adopt requests held while the link comes up. A cold
 /// start takes seconds and an agent sends a handful of runs at once; a few
 /// hundred held means something is stuck, and refusing the next one at once
 /// says so better than holding it for the start timeout.
 pub const START_QUEUE_CAPACITY: usize = 256;
-
-pub type StartReply = RpcReplyPort<Result<RunStarted, EngineError>>;
-pub type AdoptReply = RpcReplyPort<Result<Adopted, EngineError>>;
 
 /// One request waiting for the link.
 pub enum Queued {
@@ -29,7 +25,7 @@ pub enum Queued {
     },
     Resume {
         request: ResumeRequest,
-        thread_id: String,
+        thread_id: ThreadId,
         cwd: PathBuf,
         reply: StartReply,
     },
@@ -97,6 +93,7 @@ impl StartQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::actors::types::RunStarted;
 
     fn request() -> (
         Queued,

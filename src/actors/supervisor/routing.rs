@@ -1,0 +1,96 @@
+//! Who gets what: the connection's notifications and server requests go to
+//! the run of their thread, a run's reports keep the routes and the
+//! remembered threads current, and a lost connection starts the recovery.
+
+use super::link;
+use super::messages::SupervisorRef;
+use super::state::SupervisorState;
+use crate::actors::run::{RunMsg, RunReport};
+use crate::appserver::ServerEvent;
+use crate::protocol::jsonrpc::RpcError;
+
+/// JSON-RPC code for a server request no run claims.
+const UNROUTED_REQUEST: i64 = -32001;
+
+impl SupervisorState {
+    pub(super) async fn on_event(&mut self, myself: &SupervisorRef, event: ServerEvent) {
+        match event {
+            ServerEvent::Notification(note) => {
+                if let Some(run) = note.thread_id().and_then(|thread| self.routes.get(thread)) {
+                    let _ = run.cast(RunMsg::Notification(note));
+                }
+            }
+            ServerEvent::Request(request) => {
+                match request
+                    .thread_id()
+                    .and_then(|thread| self.routes.get(thread))
+                {
+                    Some(run) => {
+                        let _ = run.cast(RunMsg::Request(request));
+                    }
+                    None => {
+                        // Never leave a request hanging, even one no run claims.
+                        let error = RpcError {
+                            code: UNROUTED_REQUEST,
+                            message: format!("no run of this sidecar owns {}", request.method),
+                            data: None,
+                        };
+                        if let Some(link) = &self.link {
+                            let _ = link.connection.respond_error(&request.id, &error).await;
+                        }
+                    }
+                }
+            }
+            ServerEvent::Disconnected { reason } => {
+                tracing::warn!(%reason, "app-server connection lost");
+                self.link = None;
+                // A login check on the dropped link reports a stale
+                // generation; the queue waits for the reconnect instead.
+                self.admitting = None;
+                // `None`: a connect task is under way already, and its
+                // report decides.
+                if let Some(backend) = self.backend.take() {
+                    link::recover(myself, backend, reason, !self.runs.is_empty());
+                }
+            }
+        }
+    }
+
+    pub(super) fn fail_runs(&self, reason: &str) {
+        for run in self.runs.values() {
+            let _ = run.cast(RunMsg::ServerGone(reason.to_string()));
+        }
+    }
+
+    /// A run's report: its thread's route and defaults, or its end (the
+    /// route goes unless another live run holds it; the thread is
+    /// remembered for a resume).
+    pub(super) fn on_report(&mut self, report: RunReport) {
+        match report {
+            RunReport::ThreadDefaults {
+                thread_id,
+                model,
+                reasoning_effort,
+            } => {
+                self.thread_defaults
+                    .insert(thread_id, (model, reasoning_effort));
+            }
+            RunReport::Route { thread_id, run } => {
+                self.routes.insert(thread_id, run);
+            }
+            RunReport::Ended {
+                run_id,
+                thread_id,
+                cwd,
+            } => {
+                self.runs.remove(&run_id);
+                self.ended.remember(run_id, thread_id.clone(), cwd);
+                if let Some(run) = self.routes.get(&thread_id)
+                    && !self.runs.values().any(|live| live.get_id() == run.get_id())
+                {
+                    self.routes.remove(&thread_id);
+                }
+            }
+        }
+    }
+}
