@@ -8,6 +8,7 @@ pub mod approvals;
 mod audit_writer;
 pub mod broker;
 pub mod conversations;
+mod follow;
 mod link;
 mod lookup;
 pub mod record;
@@ -184,6 +185,12 @@ impl Engine {
         match adopted {
             Adopted::Finished(result) => Ok(WaitOutcome::Finished(result)),
             Adopted::Live => self.wait_broker(run_id, soft).await,
+            // Live in another sidecar: followed through its audit.
+            Adopted::Followed(located) => {
+                self.needs(Watched::WaitBroker)?;
+                follow::follow(&self.broker, &self.supervisor, *located).await?;
+                self.wait_broker(run_id, soft).await
+            }
         }
     }
 

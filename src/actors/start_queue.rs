@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use ractor::RpcReplyPort;
 
 use crate::actors::resolve::Located;
-use crate::actors::supervisor::Adopted;
+use crate::actors::supervisor::{Adopted, Interrupted};
 use crate::actors::types::{EngineError, ResumeRequest, RunRequest, RunStarted};
 
 /// Start, resume and adopt requests held while the link comes up. A cold
@@ -38,18 +38,27 @@ pub enum Queued {
         located: Box<Located>,
         reply: Option<AdoptReply>,
     },
+    /// A turn of a run another sidecar owns, to stop from our connection.
+    Interrupt {
+        thread_id: String,
+        turn_id: String,
+        reply: RpcReplyPort<Result<Interrupted, EngineError>>,
+    },
 }
 
 impl Queued {
     /// Whether it starts a turn, so a logged-out Codex refuses it.
     pub fn starts_turn(&self) -> bool {
-        !matches!(self, Queued::Adopt { .. })
+        !matches!(self, Queued::Adopt { .. } | Queued::Interrupt { .. })
     }
 
     /// Answers it with `error`.
     pub fn fail(self, error: EngineError) {
         match self {
             Queued::New { reply, .. } | Queued::Resume { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            Queued::Interrupt { reply, .. } => {
                 let _ = reply.send(Err(error));
             }
             Queued::Adopt { reply, located } => {

@@ -17,6 +17,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent
 
 use crate::actors::approvals::Choice;
 use crate::actors::broker::{BrokerMsg, BrokerRef};
+use crate::actors::follow;
 use crate::actors::link::{self, LinkOutcome, LinkReport, LoginCheck, NewLink};
 use crate::actors::lookup;
 use crate::actors::record::{RunSettings, ThreadExtras};
@@ -57,10 +58,12 @@ pub enum Interrupted {
     AlreadyEnded(Option<crate::store::RunStatus>),
 }
 
-/// Whether a waited-on run that no actor had was finished or is now adopted.
+/// Whether a waited-on run that no actor had was finished, is now adopted,
+/// or is live in another sidecar, which still owns it: to be followed.
 pub enum Adopted {
     Finished(RunResult),
     Live,
+    Followed(Box<Located>),
 }
 
 pub enum SupervisorMsg {
@@ -81,6 +84,13 @@ pub enum SupervisorMsg {
     /// Call: a run the broker does not know: answer it from disk, or adopt it
     /// when its owner died while it ran.
     Adopt(RunId, AdoptReply),
+    /// From a look-up task: an interrupt of a run live in another sidecar,
+    /// sent from our own connection once the link is up.
+    InterruptElsewhere {
+        thread_id: String,
+        turn_id: String,
+        reply: RpcReplyPort<Result<Interrupted, EngineError>>,
+    },
     /// From a run actor: its route, its new thread's defaults, its end.
     Run(RunReport),
     /// From the connection's event pump; `generation` tells stale ones apart.
@@ -300,10 +310,23 @@ impl Actor for Supervisor {
                         .map_err(EngineError::from);
                     let _ = reply.send(outcome);
                 }
-                None => lookup::interrupt_ended(state.config.clone(), run_id, reply),
+                None => lookup::interrupt_elsewhere(&myself, state.config.clone(), run_id, reply),
             },
             SupervisorMsg::Adopt(run_id, reply) => {
                 lookup::adopt(&myself, state.config.clone(), run_id, reply);
+            }
+            SupervisorMsg::InterruptElsewhere {
+                thread_id,
+                turn_id,
+                reply,
+            } => {
+                let interrupt = Queued::Interrupt {
+                    thread_id,
+                    turn_id,
+                    reply,
+                };
+                state.queue.push(interrupt);
+                self.kick(&myself, state).await;
             }
             SupervisorMsg::AdoptFound { located, reply } => {
                 if state.runs.contains_key(&located.run_id) {
@@ -508,6 +531,14 @@ impl Supervisor {
                     )
                     .await;
                 }
+                (
+                    _,
+                    Queued::Interrupt {
+                        thread_id,
+                        turn_id,
+                        reply,
+                    },
+                ) => follow::interrupt(connection.clone(), thread_id, turn_id, reply),
                 (_, Queued::Adopt { located, reply }) => {
                     let outcome = self
                         .adopt_located(myself, state, connection.clone(), *located)
