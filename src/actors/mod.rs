@@ -162,7 +162,8 @@ impl Engine {
     /// One wait slice: the result once the run ends, or its progress when
     /// `soft_timeout` comes first (`None`: wait until the end, which the hard
     /// timeout bounds). A run no live actor has is answered from its audit,
-    /// or adopted when the sidecar that started it died while it ran.
+    /// adopted when the sidecar that started it died while it ran, or
+    /// followed through its audit while that sidecar still runs it.
     pub async fn wait(
         &self,
         run_id: &RunId,

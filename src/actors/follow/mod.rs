@@ -272,3 +272,109 @@ fn watch(run_dir: &Path, wakes: mpsc::Sender<()>) -> Option<notify::RecommendedW
     }
     Some(watcher)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actors::broker::WaitBroker;
+    use crate::actors::types::{Progress, WaitOutcome};
+    use crate::store::RunId;
+    use ractor::Actor;
+
+    const CALL: Option<Duration> = Some(Duration::from_secs(10));
+
+    async fn register(broker: &BrokerRef, run_id: &RunId) -> bool {
+        let run_id = run_id.clone();
+        let new = broker
+            .call(
+                |reply| BrokerMsg::Follow {
+                    run_id,
+                    thread_id: "th".into(),
+                    title: "t".into(),
+                    cwd: "/p".into(),
+                    reply,
+                },
+                CALL,
+            )
+            .await
+            .unwrap();
+        crate::actors::settle(new).unwrap()
+    }
+
+    async fn wait(
+        broker: &BrokerRef,
+        run_id: &RunId,
+        soft: Option<Duration>,
+    ) -> Result<WaitOutcome, EngineError> {
+        let run_id = run_id.clone();
+        let outcome = broker
+            .call(
+                |reply| BrokerMsg::Wait {
+                    run_id,
+                    soft_timeout: soft,
+                    reply,
+                },
+                CALL,
+            )
+            .await
+            .unwrap();
+        crate::actors::settle(outcome).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_broker_answers_slices_of_a_followed_run_and_forgets_a_lost_one() {
+        let (broker, handle) = Actor::spawn(None, WaitBroker, ()).await.unwrap();
+        let run_id = RunId::generate();
+        assert!(register(&broker, &run_id).await);
+        assert!(!register(&broker, &run_id).await, "followed twice");
+        // Another sidecar's run is none of this one's active runs.
+        let active = broker.call(BrokerMsg::Active, CALL).await.unwrap();
+        assert!(crate::actors::settle(active).unwrap().is_empty());
+
+        let progress = Progress {
+            events: 7,
+            ..Progress::default()
+        };
+        let run = run_id.clone();
+        broker
+            .cast(BrokerMsg::Progress {
+                run_id: run,
+                progress: progress.clone(),
+            })
+            .unwrap();
+        let slice = wait(&broker, &run_id, Some(Duration::from_millis(20))).await;
+        assert!(
+            matches!(&slice, Ok(WaitOutcome::StillRunning { progress: p, .. }) if *p == progress),
+            "{slice:?}"
+        );
+
+        // Sent from here, so it is in the mailbox before the loss.
+        let (reply, waiting) = tokio::sync::oneshot::channel();
+        let run = run_id.clone();
+        broker
+            .cast(BrokerMsg::Wait {
+                run_id: run,
+                soft_timeout: None,
+                reply: reply.into(),
+            })
+            .unwrap();
+        let error = "its audit is incomplete".to_string();
+        let run = run_id.clone();
+        broker.cast(BrokerMsg::Lost { run_id: run, error }).unwrap();
+        let lost = tokio::time::timeout(CALL.unwrap(), waiting)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(&lost, Err(EngineError::BadRequest(said)) if said.contains("incomplete")),
+            "{lost:?}"
+        );
+        let after = wait(&broker, &run_id, None).await;
+        assert!(
+            matches!(after, Err(EngineError::UnknownRun(_))),
+            "{after:?}"
+        );
+        broker.stop(None);
+        handle.await.unwrap();
+    }
+}

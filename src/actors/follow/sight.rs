@@ -158,7 +158,124 @@ fn new_lines(path: &Path, read: &mut u64) -> Vec<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{RunAudit, RunId, RunStatus};
     use std::io::Write;
+    use std::path::PathBuf;
+
+    fn located(run_dir: &Path, run_id: &RunId) -> Located {
+        Located {
+            run_id: run_id.clone(),
+            thread_id: "th-owned-elsewhere".into(),
+            cwd: PathBuf::from("/project"),
+            run_dir: run_dir.to_path_buf(),
+            ended: None,
+            active: None,
+        }
+    }
+
+    fn active(run_id: &RunId, pid: u32) -> ActiveRecord {
+        ActiveRecord {
+            run_id: run_id.clone(),
+            thread_id: "th-owned-elsewhere".into(),
+            turn_id: Some("turn-1".into()),
+            cwd: PathBuf::from("/project"),
+            title: "t".into(),
+            started_at: store::now_rfc3339(),
+            app_server_url: "ws://127.0.0.1:1".into(),
+            app_server_token_file: None,
+            pid,
+            total_tokens: None,
+            progress: None,
+            last_message: None,
+            pending_approval: None,
+            updated_at: None,
+        }
+    }
+
+    fn note(method: &str, params: serde_json::Value) -> AuditRecord {
+        AuditRecord::now(AuditEvent::Notification {
+            method: method.into(),
+            params,
+        })
+    }
+
+    fn end(run_id: &RunId) -> IndexRecord {
+        IndexRecord {
+            event: IndexEvent::End,
+            run_id: run_id.clone(),
+            thread_id: Some("th-owned-elsewhere".into()),
+            turn_id: Some("turn-1".into()),
+            title: "t".into(),
+            cwd: PathBuf::from("/project"),
+            status: RunStatus::Completed,
+            at: store::now_rfc3339(),
+            duration_ms: Some(1234),
+            error: None,
+            total_tokens: None,
+            last_message: None,
+        }
+    }
+
+    #[test]
+    fn a_look_reads_progress_while_the_owner_lives_and_the_result_at_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let run_id = RunId::generate();
+        let audit = RunAudit::open(dir.path(), &run_id).unwrap();
+        let mut reader = Reader::new(located(dir.path(), &run_id));
+        // Nothing listed and no end: not this reader's call.
+        assert!(matches!(reader.look(), Sight::Vanished));
+
+        audit
+            .write_active(&active(&run_id, std::process::id()))
+            .unwrap();
+        let delta = serde_json::json!({"threadId": "th-owned-elsewhere", "turnId": "turn-1",
+                                       "itemId": "m", "delta": "hel"});
+        audit
+            .append_records(&[
+                note(
+                    "turn/started",
+                    serde_json::json!({"threadId": "th-owned-elsewhere"}),
+                ),
+                note("item/agentMessage/delta", delta.clone()),
+            ])
+            .unwrap();
+        let Sight::Running { progress, pid } = reader.look() else {
+            panic!("not running");
+        };
+        assert_eq!((progress.events, pid), (2, std::process::id()));
+        // Only what was appended since is folded in.
+        audit
+            .append_record(&note("item/agentMessage/delta", delta))
+            .unwrap();
+        let Sight::Running { progress, .. } = reader.look() else {
+            panic!("not running");
+        };
+        assert_eq!(progress.events, 3);
+
+        let done = serde_json::json!({"threadId": "th-owned-elsewhere", "turnId": "turn-1",
+            "item": {"type": "agentMessage", "id": "m", "text": "hello"}});
+        audit.append_record(&note("item/completed", done)).unwrap();
+        store::append_index(dir.path(), &end(&run_id)).unwrap();
+        let Sight::Ended(result) = reader.look() else {
+            panic!("not ended");
+        };
+        assert_eq!(result.status, RunStatus::Completed);
+        assert_eq!(result.result.as_deref(), Some("hello"));
+        assert_eq!(result.duration_ms, 1234);
+    }
+
+    #[test]
+    fn an_owner_that_is_gone_leaves_the_run_orphaned() {
+        let dir = tempfile::tempdir().unwrap();
+        let run_id = RunId::generate();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let audit = RunAudit::open(dir.path(), &run_id).unwrap();
+        audit.write_active(&active(&run_id, dead)).unwrap();
+        let mut reader = Reader::new(located(dir.path(), &run_id));
+        assert!(matches!(reader.look(), Sight::Orphaned));
+    }
 
     #[test]
     fn only_whole_lines_are_read_and_each_once() {
