@@ -11,8 +11,10 @@ use codex_mcp_sidecar_test_support::scripted_model::{RequestOutcome, Script};
 use codex_mcp_sidecar_test_support::world::SidecarWorld;
 use serde_json::{Value, json};
 
-use crate::common::EVENT_TIMEOUT;
+use codex_mcp_sidecar::protocol::{ApprovalPolicy, SandboxMode, TurnStatus};
+
 use crate::common::raw_mcp::RawMcp;
+use crate::common::{EVENT_TIMEOUT, Rig, start_turn};
 
 const SIDECAR: &str = env!("CARGO_BIN_EXE_codex-mcp-sidecar");
 
@@ -180,4 +182,33 @@ async fn a_second_sidecar_interrupts_a_live_run_of_the_first() {
         .unwrap();
     assert_eq!(end.status, RunStatus::Interrupted);
     world.stop(vec![first, second]).await;
+}
+
+/// The Codex fact the interrupt from a second sidecar rests on: a
+/// connection that never started or resumed a thread (so it is not
+/// subscribed to it, and gets none of its requests) may still stop its turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_takes_an_interrupt_from_a_connection_not_subscribed_to_the_thread() {
+    let rig = Rig::start().await;
+    let (owner, mut owner_events) = rig.connect().await;
+    let thread = rig
+        .thread(&owner, ApprovalPolicy::Never, SandboxMode::ReadOnly)
+        .await;
+    let parts: Vec<String> = (0..400).map(|n| format!("i{n} ")).collect();
+    let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+    let turn = start_turn(&owner, &thread.id, Script::stream(&refs, PART_MS).marker()).await;
+    rig.model
+        .wait_for_outcome(RequestOutcome::Streaming, EVENT_TIMEOUT)
+        .await
+        .unwrap();
+
+    let (other, _other_events) = rig.connect().await;
+    assert!(!other.is_subscribed(&thread.id));
+    let params = json!({"threadId": thread.id, "turnId": turn.id});
+    let answer: Result<Value, _> = other.request("turn/interrupt", &params).await;
+    assert!(answer.is_ok(), "Codex refused: {answer:?}");
+
+    let (completed, _) = owner_events.turn_completed(&turn.id).await;
+    assert_eq!(completed.turn.status, TurnStatus::Interrupted, "{answer:?}");
+    rig.finish().await;
 }
