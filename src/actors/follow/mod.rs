@@ -58,14 +58,16 @@ pub async fn follow(
     supervisor: &SupervisorRef,
     located: Located,
 ) -> Result<(), EngineError> {
-    let (reader, first) = look(Reader::new(located)).await?;
-    let run = reader.located();
-    let title = run
+    let title = located
         .active
         .as_ref()
         .map(|active| active.title.clone())
         .unwrap_or_default();
-    let (run_id, thread_id, cwd) = (run.run_id.clone(), run.thread_id.clone(), run.cwd.clone());
+    let (run_id, thread_id, cwd) = (
+        located.run_id.clone(),
+        located.thread_id.clone(),
+        located.cwd.clone(),
+    );
     let new = broker
         .call(
             |reply| BrokerMsg::Follow {
@@ -81,6 +83,21 @@ pub async fn follow(
     if !super::settle(new)? {
         return Ok(());
     }
+    // Watching before the first look, so no change falls between the two.
+    let (wakes, woken) = mpsc::channel(WAKE_CAPACITY);
+    let run_dir = located.run_dir.clone();
+    let watcher = tokio::task::spawn_blocking(move || watch(&run_dir, wakes))
+        .await
+        .ok()
+        .flatten();
+    let id = located.run_id.clone();
+    let (reader, first) = match look(Reader::new(located)).await {
+        Ok(looked) => looked,
+        Err(error) => {
+            lost(broker, id, error);
+            return Ok(());
+        }
+    };
     let mut follower = Follower {
         reader,
         broker: broker.clone(),
@@ -90,7 +107,7 @@ pub async fn follow(
     // Before returning: a wait sent after this finds the progress in place.
     let done = follower.report(first).await;
     if !done {
-        tokio::spawn(follower.run());
+        tokio::spawn(follower.run(watcher, woken));
     }
     Ok(())
 }
@@ -135,16 +152,15 @@ struct Follower {
 }
 
 impl Follower {
-    /// Looks whenever the run's files change, or every [`FOLLOW_POLL`],
-    /// until the run is over, adopted or the broker is gone.
-    async fn run(mut self) {
-        let (wakes, mut woken) = mpsc::channel(WAKE_CAPACITY);
-        let run_dir = self.reader.located().run_dir.clone();
-        // Kept for the loop's life: dropping it stops the notifications.
-        let _watcher = tokio::task::spawn_blocking(move || watch(&run_dir, wakes))
-            .await
-            .ok()
-            .flatten();
+    /// Looks whenever the run's files change (`woken`, from `_watcher`,
+    /// kept for the loop's life: dropping it stops the notifications), or
+    /// every [`FOLLOW_POLL`], until the run is over, adopted or the broker
+    /// is gone.
+    async fn run(
+        mut self,
+        _watcher: Option<notify::RecommendedWatcher>,
+        mut woken: mpsc::Receiver<()>,
+    ) {
         // False once the watcher is gone (or never came): the poll alone.
         let mut watching = true;
         loop {
