@@ -184,6 +184,44 @@ async fn a_second_sidecar_interrupts_a_live_run_of_the_first() {
     world.stop(vec![first, second]).await;
 }
 
+/// The owner of a followed run dies mid-run: the follower hands the run to
+/// the adoption path, and the second sidecar completes it as it would any
+/// run whose sidecar died.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followed_run_whose_owner_dies_is_adopted_and_completed() {
+    let world = World::new().await;
+    let mut first = world.sidecar().await;
+    let mut second = world.sidecar().await;
+    let (run_id, text) = world.start_streaming(&mut first, 24).await;
+    let slice = second
+        .call_ok(
+            "codex_wait",
+            json!({"run_id": run_id.as_str(), "soft_timeout_ms": SLICE_MS}),
+        )
+        .await;
+    assert_eq!(slice["status"], "still_running", "{slice}");
+
+    first.child.kill().await.unwrap();
+    let deadline = Instant::now() + FOLLOW_TIMEOUT;
+    let result = loop {
+        assert!(Instant::now() < deadline, "still running");
+        let reply = second
+            .call_ok(
+                "codex_wait",
+                json!({"run_id": run_id.as_str(), "soft_timeout_ms": SLICE_MS}),
+            )
+            .await;
+        if reply["status"] != "still_running" {
+            break reply;
+        }
+    };
+    assert_eq!(result["status"], "completed", "{result}");
+    assert_eq!(result["result"], text.as_str(), "{result}");
+    assert_eq!(world.index_records(&run_id), (1, 1));
+    assert_eq!(world.owner(&run_id), None);
+    world.stop(vec![second]).await;
+}
+
 /// The Codex fact the interrupt from a second sidecar rests on: a
 /// connection that never started or resumed a thread (so it is not
 /// subscribed to it, and gets none of its requests) may still stop its turn.
