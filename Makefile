@@ -74,7 +74,8 @@ demo: setup
 # The compatibility subset, run again on the newest verified Codex: every
 # tool, approvals (commands, file changes, permissions, questions,
 # elicitations), resume, interrupt, MCP tasks, the picker's attach and the
-# Codex terminal UI on a live turn, recovery, the shared and unix:// servers,
+# Codex terminal UI on a live turn, recovery, waits and interrupts from a
+# second sidecar, the shared and unix:// servers,
 # and the version checks. Filters of `cargo test --test it` (each names one
 # test, or a module ending in `::`).
 COMPAT_TESTS := \
@@ -96,6 +97,7 @@ COMPAT_TESTS := \
 	suite::picker::enter_attaches_the_codex_ui_to_the_running_turn_and_comes_back \
 	suite::mcp::a_person_attached_with_the_codex_ui_sees_the_same_turn \
 	suite::recovery::a_new_sidecar_completes_the_wait_of_one_killed_mid_run \
+	suite::follow:: \
 	suite::shared::four_sidecars_at_once_share_one_app_server \
 	suite::unix::unix_mode_runs_on_someone_elses_server_and_never_stops_it
 # The Claude Code tests, run again on the newest verified Claude Code.

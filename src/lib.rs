@@ -28,7 +28,8 @@
 //!   version, the Codex home and login, the audit dirs, the app-server.
 //! - [`actors`]: the engine: the `Supervisor` (the app-server link and the
 //!   run registry), a `RunActor` per turn, the `WaitBroker`, the
-//!   `Conversations`, the `Watchdog`; `actors.md` draws the tree.
+//!   `Conversations`, the `Watchdog`, and a follower per run waited for
+//!   here that another sidecar owns; `actors.md` draws the tree.
 //! - [`store`]: every file of the audit trail and its format (appends that
 //!   never tear, atomic replaces), the indexes and the run catalog.
 //! - [`appserver`]: the app-server behind one `Backend` (a private process,

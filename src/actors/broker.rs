@@ -59,6 +59,21 @@ pub enum BrokerMsg {
     },
     /// Call: the runs still going.
     Active(RpcReplyPort<Vec<ActiveRun>>),
+    /// Call: a run another sidecar owns, followed from its audit
+    /// (`actors/follow`), which then sends its `Progress` and `Ended`.
+    /// Replies whether it is new here (else someone follows it already).
+    Follow {
+        run_id: RunId,
+        thread_id: ThreadId,
+        title: String,
+        cwd: PathBuf,
+        reply: RpcReplyPort<bool>,
+    },
+    /// Following a run failed: its waiters get `error`, and it is forgotten.
+    Lost {
+        run_id: RunId,
+        error: String,
+    },
 }
 
 struct Entry {
@@ -70,6 +85,8 @@ struct Entry {
     result: Option<RunResult>,
     /// Requests waiting for the caller, oldest first.
     pending: Vec<PendingApproval>,
+    /// Another sidecar runs it: not one of this sidecar's active runs.
+    followed: bool,
 }
 
 struct Waiter {
@@ -113,15 +130,21 @@ impl Actor for WaitBroker {
                 title,
                 cwd,
             } => {
-                state.runs.entry(run_id).or_insert(Entry {
-                    thread_id,
-                    title,
-                    cwd,
-                    started: Instant::now(),
-                    progress: Progress::default(),
-                    result: None,
-                    pending: Vec::new(),
-                });
+                state
+                    .runs
+                    .entry(run_id)
+                    // Adopted after its owner died: ours from now on.
+                    .and_modify(|entry| entry.followed = false)
+                    .or_insert(Entry {
+                        thread_id,
+                        title,
+                        cwd,
+                        started: Instant::now(),
+                        progress: Progress::default(),
+                        result: None,
+                        pending: Vec::new(),
+                        followed: false,
+                    });
             }
             BrokerMsg::Progress { run_id, progress } => {
                 if let Some(entry) = state.runs.get_mut(&run_id) {
@@ -149,12 +172,59 @@ impl Actor for WaitBroker {
             BrokerMsg::Active(reply) => {
                 let _ = reply.send(state.active());
             }
+            BrokerMsg::Follow {
+                run_id,
+                thread_id,
+                title,
+                cwd,
+                reply,
+            } => {
+                let new = !state.runs.contains_key(&run_id);
+                if new {
+                    let entry = Entry {
+                        thread_id,
+                        title,
+                        cwd,
+                        started: Instant::now(),
+                        progress: Progress::default(),
+                        result: None,
+                        pending: Vec::new(),
+                        followed: true,
+                    };
+                    state.runs.insert(run_id, entry);
+                }
+                let _ = reply.send(new);
+            }
+            BrokerMsg::Lost { run_id, error } => state.on_lost(&run_id, &error),
         }
         Ok(())
     }
 }
 
 impl BrokerState {
+    fn on_lost(&mut self, run_id: &RunId, error: &str) {
+        if self
+            .runs
+            .get(run_id)
+            .is_some_and(|entry| entry.result.is_none())
+        {
+            self.runs.remove(run_id);
+        }
+        let lost: Vec<u64> = self
+            .waiters
+            .iter()
+            .filter(|(_, waiter)| &waiter.run_id == run_id)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in lost {
+            if let Some(waiter) = self.waiters.remove(&id) {
+                let _ = waiter
+                    .reply
+                    .send(Err(EngineError::BadRequest(error.to_string())));
+            }
+        }
+    }
+
     fn on_ended(&mut self, result: RunResult) {
         let run_id = result.run_id.clone();
         let entry = self.runs.entry(run_id.clone()).or_insert_with(|| Entry {
@@ -165,6 +235,7 @@ impl BrokerState {
             progress: Progress::default(),
             result: None,
             pending: Vec::new(),
+            followed: false,
         });
         entry.result = Some(result.clone());
         self.wake(&run_id, &WaitOutcome::Finished(result));
@@ -269,7 +340,7 @@ impl BrokerState {
         let mut active: Vec<ActiveRun> = self
             .runs
             .iter()
-            .filter(|(_, entry)| entry.result.is_none())
+            .filter(|(_, entry)| entry.result.is_none() && !entry.followed)
             .map(|(run_id, entry)| ActiveRun {
                 run_id: run_id.clone(),
                 thread_id: entry.thread_id.clone(),

@@ -8,6 +8,7 @@ pub mod approvals;
 mod audit_writer;
 pub mod broker;
 pub mod conversations;
+mod follow;
 pub mod record;
 mod request_check;
 pub mod resolve;
@@ -158,7 +159,8 @@ impl Engine {
     /// One wait slice: the result once the run ends, or its progress when
     /// `soft_timeout` comes first (`None`: wait until the end, which the hard
     /// timeout bounds). A run no live actor has is answered from its audit,
-    /// or adopted when the sidecar that started it died while it ran.
+    /// adopted when the sidecar that started it died while it ran, or
+    /// followed through its audit while that sidecar still runs it.
     pub async fn wait(
         &self,
         run_id: &RunId,
@@ -181,6 +183,12 @@ impl Engine {
         match adopted {
             Adopted::Finished(result) => Ok(WaitOutcome::Finished(result)),
             Adopted::Live => self.wait_broker(run_id, soft).await,
+            // Live in another sidecar: followed through its audit.
+            Adopted::Followed(located) => {
+                self.needs(Watched::WaitBroker)?;
+                follow::follow(&self.broker, &self.supervisor, *located).await?;
+                self.wait_broker(run_id, soft).await
+            }
         }
     }
 

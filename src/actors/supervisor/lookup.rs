@@ -11,7 +11,7 @@ use super::messages::{AdoptReply, Adopted, Interrupted, StartReply, SupervisorMs
 use crate::actors::resolve::{self, Located};
 use crate::actors::types::{EngineError, ResumeRequest, ResumeTarget};
 use crate::config::Config;
-use crate::store::RunId;
+use crate::store::{ActiveRecord, RunId};
 
 /// A run's thread and project, from the disk.
 async fn find(
@@ -26,17 +26,53 @@ async fn find(
         .ok_or_else(|| EngineError::UnknownRun(run_id.to_string()))
 }
 
-/// An interrupt of a run not live here: it ended (a no-op), or is unknown.
-pub fn interrupt_ended(
+/// The active record of a run that is live in another sidecar (its owner
+/// alive, no end record): one to follow, never to adopt.
+fn live_elsewhere(located: &Located) -> Option<&ActiveRecord> {
+    located.active.as_ref().filter(|active| {
+        located.ended.is_none()
+            && resolve::process_alive(active.pid)
+            && active.pid != std::process::id()
+    })
+}
+
+/// An interrupt of a run not live here: live in another sidecar (stopped
+/// from our connection), ended (a no-op), or unknown.
+pub fn interrupt_elsewhere(
+    supervisor: &SupervisorRef,
     config: Config,
     run_id: RunId,
     reply: RpcReplyPort<Result<Interrupted, EngineError>>,
 ) {
+    let supervisor = supervisor.clone();
     tokio::spawn(async move {
-        let outcome = find(config, run_id, None)
-            .await
-            .map(|located| Interrupted::AlreadyEnded(located.ended.map(|end| end.status)));
-        let _ = reply.send(outcome);
+        let located = match find(config, run_id, None).await {
+            Ok(located) => located,
+            Err(error) => {
+                let _ = reply.send(Err(error));
+                return;
+            }
+        };
+        if let Some(turn_id) = live_elsewhere(&located).and_then(|active| active.turn_id.clone()) {
+            let message = SupervisorMsg::InterruptElsewhere {
+                thread_id: located.thread_id,
+                turn_id,
+                reply,
+            };
+            if let Err(ractor::MessagingErr::SendErr(SupervisorMsg::InterruptElsewhere {
+                reply,
+                ..
+            })) = supervisor.cast(message)
+            {
+                let _ = reply.send(Err(EngineError::Actor(
+                    "the supervisor stopped".to_string(),
+                )));
+            }
+            return;
+        }
+        let _ = reply.send(Ok(Interrupted::AlreadyEnded(
+            located.ended.map(|end| end.status),
+        )));
     });
 }
 
@@ -62,15 +98,11 @@ pub fn adopt(supervisor: &SupervisorRef, config: Config, run_id: RunId, reply: A
             let _ = reply.send(result);
             return;
         }
+        if live_elsewhere(&located).is_some() {
+            let _ = reply.send(Ok(Adopted::Followed(Box::new(located))));
+            return;
+        }
         let refusal = match &located.active {
-            Some(active)
-                if resolve::process_alive(active.pid) && active.pid != std::process::id() =>
-            {
-                EngineError::BadRequest(format!(
-                    "run {run_id} belongs to the sidecar with pid {}, which is still running; wait there",
-                    active.pid
-                ))
-            }
             Some(_) => {
                 let message = SupervisorMsg::AdoptFound {
                     located: Box::new(located),

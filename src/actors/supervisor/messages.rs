@@ -33,10 +33,12 @@ pub enum Interrupted {
     AlreadyEnded(Option<crate::store::RunStatus>),
 }
 
-/// Whether a waited-on run that no actor had was finished or is now adopted.
+/// Whether a waited-on run that no actor had was finished, is now adopted,
+/// or is live in another sidecar, which still owns it: to be followed.
 pub enum Adopted {
     Finished(RunResult),
     Live,
+    Followed(Box<Located>),
 }
 
 pub enum SupervisorMsg {
@@ -57,6 +59,13 @@ pub enum SupervisorMsg {
     /// Call: a run the broker does not know: answer it from disk, or adopt it
     /// when its owner died while it ran.
     Adopt(RunId, AdoptReply),
+    /// From a look-up task: an interrupt of a run live in another sidecar,
+    /// sent from our own connection once the link is up.
+    InterruptElsewhere {
+        thread_id: ThreadId,
+        turn_id: String,
+        reply: RpcReplyPort<Result<Interrupted, EngineError>>,
+    },
     /// From a run actor: its route, its new thread's defaults, its end.
     Run(RunReport),
     /// From the connection's event pump; `generation` tells stale ones apart.

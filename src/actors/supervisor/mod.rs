@@ -146,10 +146,23 @@ impl Actor for Supervisor {
                         .map_err(EngineError::from);
                     let _ = reply.send(outcome);
                 }
-                None => lookup::interrupt_ended(state.config.clone(), run_id, reply),
+                None => lookup::interrupt_elsewhere(&myself, state.config.clone(), run_id, reply),
             },
             SupervisorMsg::Adopt(run_id, reply) => {
                 lookup::adopt(&myself, state.config.clone(), run_id, reply);
+            }
+            SupervisorMsg::InterruptElsewhere {
+                thread_id,
+                turn_id,
+                reply,
+            } => {
+                let interrupt = Queued::Interrupt {
+                    thread_id,
+                    turn_id,
+                    reply,
+                };
+                state.queue.push(interrupt);
+                state.kick(&myself).await;
             }
             SupervisorMsg::AdoptFound { located, reply } => {
                 if state.runs.contains_key(&located.run_id) {

@@ -12,6 +12,7 @@ use super::messages::{Adopted, StartReply, SupervisorRef};
 use super::start_queue::Queued;
 use super::state::SupervisorState;
 use crate::actors::broker::BrokerMsg;
+use crate::actors::follow;
 use crate::actors::record::{RunSettings, ThreadExtras};
 use crate::actors::resolve::Located;
 use crate::actors::run::{RunActor, RunArgs, Start};
@@ -115,6 +116,14 @@ impl SupervisorState {
                     self.start_resume(myself, connection.clone(), request, thread_id, cwd, reply)
                         .await;
                 }
+                (
+                    _,
+                    Queued::Interrupt {
+                        thread_id,
+                        turn_id,
+                        reply,
+                    },
+                ) => follow::interrupt(connection.clone(), thread_id, turn_id, reply),
                 (_, Queued::Adopt { located, reply }) => {
                     let outcome = self
                         .adopt_located(myself, connection.clone(), *located)

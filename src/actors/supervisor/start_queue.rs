@@ -6,7 +6,9 @@
 use std::collections::VecDeque;
 use std::path::PathBuf;
 
-use super::messages::{AdoptReply, StartReply};
+use ractor::RpcReplyPort;
+
+use super::messages::{AdoptReply, Interrupted, StartReply};
 use crate::actors::resolve::Located;
 use crate::actors::types::{EngineError, ResumeRequest, RunRequest};
 use crate::protocol::ThreadId;
@@ -34,18 +36,27 @@ pub enum Queued {
         located: Box<Located>,
         reply: Option<AdoptReply>,
     },
+    /// A turn of a run another sidecar owns, to stop from our connection.
+    Interrupt {
+        thread_id: ThreadId,
+        turn_id: String,
+        reply: RpcReplyPort<Result<Interrupted, EngineError>>,
+    },
 }
 
 impl Queued {
     /// Whether it starts a turn, so a logged-out Codex refuses it.
     pub fn starts_turn(&self) -> bool {
-        !matches!(self, Queued::Adopt { .. })
+        !matches!(self, Queued::Adopt { .. } | Queued::Interrupt { .. })
     }
 
     /// Answers it with `error`.
     pub fn fail(self, error: EngineError) {
         match self {
             Queued::New { reply, .. } | Queued::Resume { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            Queued::Interrupt { reply, .. } => {
                 let _ = reply.send(Err(error));
             }
             Queued::Adopt { reply, located } => {

@@ -279,8 +279,9 @@ async fn wait_until_gone(left: impl Fn() -> Vec<ProcessInfo>) -> Vec<ProcessInfo
 }
 
 /// A second sidecar, on a system with no process table, leaves the live run
-/// of the first alone: it neither adopts it at start-up nor takes over a
-/// wait for it; the run ends once, in its own sidecar. The second sidecar
+/// of the first alone: it neither adopts it at start-up nor takes it over
+/// when asked to wait for it (it follows it instead); the run ends once, in
+/// its own sidecar. The second sidecar
 /// runs its own turn on the same shared app-server and keeper.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_sidecar_leaves_a_live_run_of_the_first_alone() {
@@ -300,16 +301,33 @@ async fn a_second_sidecar_leaves_a_live_run_of_the_first_alone() {
 
     // Another sidecar asked to wait for it: at start-up it looks for runs
     // whose sidecar died, and must not count this one among them; then it
-    // says whose run it is.
+    // follows the run, which the first sidecar still owns.
     let output = world
-        .hidden_output(&mut world.hidden(&["wait", run_id.as_str(), "--soft-timeout-ms", "0"]))
+        .hidden_output(&mut world.hidden(&[
+            "wait",
+            run_id.as_str(),
+            "--soft-timeout-ms",
+            "1000",
+            "--once",
+        ]))
         .await;
     let said = stdout_and_stderr(&output);
-    assert!(!output.status.success(), "it took the run over: {said}");
-    assert!(
-        said.contains(&format!("belongs to the sidecar with pid {}", first.pid())),
-        "{said}"
-    );
+    assert!(output.status.success(), "{said}");
+    let slice: Value = serde_json::from_str(
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default(),
+    )
+    .unwrap_or_else(|error| panic!("{error}: {said}"));
+    assert_eq!(slice["status"], "still_running", "{said}");
+    let owners: Vec<u32> = store::list_active(&world.run_dir())
+        .unwrap()
+        .into_iter()
+        .filter(|active| active.run_id == run_id)
+        .map(|active| active.pid)
+        .collect();
+    assert_eq!(owners, vec![first.pid()], "it took the run over: {said}");
 
     // And one that runs a turn of its own, on the same server.
     let project = world.project.path().display().to_string();

@@ -8,6 +8,7 @@ mod cold_start;
 mod drills;
 mod engine;
 mod examples;
+mod follow;
 mod hidden_proc;
 mod installed;
 mod login;
