@@ -49,6 +49,8 @@
 //!   once; every path setting expanded as a shell would (`~`, `$HOME`) and
 //!   refused while still relative.
 //! - [`text`]: the one rule for cutting text in replies, errors and records.
+//! - [`timestamp`]: the one way a point in time is written (RFC 3339, UTC,
+//!   to the millisecond, fixed width) and read back.
 //! - [`process_table`]: the one place that asks the OS about other processes
 //!   (alive, start time, group members, our executable): `/proc` on Linux,
 //!   the kernel through `sysinfo` on macOS, `kill(pid, 0)` as the fallback
@@ -76,4 +78,5 @@ pub mod runs_cli;
 pub mod shell_path;
 pub mod store;
 pub mod text;
+pub mod timestamp;
 pub mod wait_slice;

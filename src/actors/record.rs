@@ -14,6 +14,7 @@ use crate::protocol::{
 };
 use crate::store::records::{message_excerpt, message_tail};
 use crate::store::{self, RefusedRequest, RunId, RunSummary};
+use crate::timestamp::now_rfc3339;
 
 /// The settings a run was started with, as the summary shows them.
 #[derive(Debug, Clone)]
@@ -125,7 +126,7 @@ impl RunRecord {
             thread_id,
             turn_id: None,
             status: RunStatus::Running,
-            started_at: store::now_rfc3339(),
+            started_at: now_rfc3339(),
             ended_at: None,
             started: Instant::now(),
             duration_ms: None,
@@ -149,7 +150,7 @@ impl RunRecord {
     /// our turn's `turn/completed`: the run is over.
     pub fn apply(&mut self, note: &ServerNotification) -> Option<Turn> {
         self.events += 1;
-        self.last_activity = Some(store::now_rfc3339());
+        self.last_activity = Some(now_rfc3339());
         let ours = |turn_id: &str| self.turn_id.as_deref() == Some(turn_id);
         match &note.kind {
             NotificationKind::TokenUsageUpdated(update) if ours(&update.turn_id) => {
@@ -250,7 +251,7 @@ impl RunRecord {
         if error.is_some() {
             self.error = error;
         }
-        self.ended_at = Some(store::now_rfc3339());
+        self.ended_at = Some(now_rfc3339());
         self.duration_ms = Some(self.elapsed_ms());
     }
 

@@ -243,7 +243,7 @@ mod tests {
                     } else {
                         RunStatus::Running
                     },
-                    at: store::now_rfc3339(),
+                    at: crate::timestamp::now_rfc3339(),
                     duration_ms: None,
                     error: None,
                     total_tokens: None,
@@ -261,7 +261,7 @@ mod tests {
                 thread_id: Some("th-elsewhere".into()),
                 title: None,
                 status: RunStatus::Completed,
-                at: store::now_rfc3339(),
+                at: crate::timestamp::now_rfc3339(),
                 total_tokens: None,
                 duration_ms: None,
             },

@@ -154,9 +154,7 @@ pub async fn run_keeper(args: KeeperArgs) -> Result<(), KeeperError> {
         url: process.url().to_string(),
         keeper_pid,
         app_server_pgid: process.pgid(),
-        started_at: time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
+        started_at: crate::timestamp::now_rfc3339(),
         keeper_started,
         keeper_lock: true,
     };

@@ -11,8 +11,9 @@ use super::files::{
     read_jsonl, refuse_symlink, replace_atomic, write_atomic,
 };
 use super::records::{ActiveRecord, AuditEvent, AuditRecord, IndexRecord, PointerRecord};
-use super::run_id::{RunId, now_rfc3339};
+use super::run_id::RunId;
 use super::summary::{RunSummary, render_markdown};
+use crate::timestamp::now_rfc3339;
 
 /// Keeps the audit (prompts, outputs, maybe secrets) out of every commit.
 const GITIGNORE: &str = ".gitignore";

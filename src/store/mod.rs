@@ -23,7 +23,7 @@
 //!
 //! All IO is blocking `std::fs`: callers run it off the async executor.
 //!
-//! - [`run_id`]: run ids and timestamps.
+//! - [`run_id`]: run ids (timestamps are [`crate::timestamp`]'s).
 //! - [`files`]: the primitives (private dirs, whole-line appends, atomic
 //!   writes, a tolerant, streaming JSONL reader that can read a file in
 //!   parts).
@@ -53,7 +53,7 @@ pub use files::{append_json_line, write_atomic};
 pub use records::{
     ActiveRecord, AuditEvent, AuditRecord, IndexEvent, IndexRecord, PointerRecord, RunStatus,
 };
-pub use run_id::{RUN_ID_EXAMPLE, RunId, now_rfc3339};
+pub use run_id::{RUN_ID_EXAMPLE, RunId};
 pub use summary::{
     CommandRun, Refusal, RefusedRequest, RunSummary, TokenUsage, render_markdown, title_for,
 };

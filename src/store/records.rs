@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::catalog::PendingRow;
-use super::run_id::{RunId, now_rfc3339};
+use super::run_id::RunId;
 use crate::protocol::{RequestId, RpcError};
+use crate::timestamp::now_rfc3339;
 
 /// One thing that happened in a run, as received (or, for `sidecar`, as we
 /// decided it). Params and results are kept raw so nothing is lost.
