@@ -12,7 +12,7 @@ use crate::protocol::{
     ApprovalPolicy, NotificationKind, SandboxMode, ServerNotification, ThreadItem, TokenCounts,
     Turn, TurnStatus,
 };
-use crate::store::records::{message_excerpt, message_tail};
+use crate::store::disk_records::{message_excerpt, message_tail};
 use crate::store::{self, RefusedRequest, RunId, RunSummary};
 use crate::timestamp::now_rfc3339;
 

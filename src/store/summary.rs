@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use super::disk_records::RunStatus;
 use super::markdown::{NONE, code, fenced, format_duration, quote};
-use super::records::RunStatus;
 use super::run_id::RunId;
 use crate::config::Permissions;
 use crate::protocol::{ApprovalPolicy, SandboxMode};

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::{RunActor, RunMsg, RunRef, RunState, write};
 use crate::actors::audit_writer::AuditWrite;
 use crate::store::ActiveRecord;
-use crate::store::catalog::PendingRow;
+use crate::store::PendingRow;
 use crate::timestamp::now_rfc3339;
 
 /// The active record's live fields (progress, message excerpt, tokens) are
