@@ -21,15 +21,12 @@ use tokio::time::Instant;
 use super::connection::{AppServerConnection, ConnectOptions, ConnectionError};
 use super::keeper_identity::{KeeperLiveness, hold_keeper_lock, keeper_liveness_on, own_identity};
 use super::process::{AppServerError, AppServerProcess, SHUTDOWN_GRACE, SpawnOptions};
-use super::shared::{
+use super::shared_files::{
     LAUNCH_LOCK_TIMEOUT, SharedError, SharedPaths, SharedState, lock_within, try_lock,
 };
 use crate::process_table::Backend;
 
-pub use super::keeper_identity::is_keeper;
-
-/// The hidden CLI subcommand that runs [`run_keeper`].
-pub const KEEPER_SUBCOMMAND: &str = "__app-server-keeper";
+pub use super::keeper_identity::{KEEPER_SUBCOMMAND, is_keeper};
 
 /// Bounds of the idle-check interval, which is `idle_exit / 4`: at least a
 /// quarter second so a test's short idle period does not turn into a busy
@@ -234,7 +231,7 @@ fn has_clients(paths: &SharedPaths) -> Result<bool, KeeperError> {
 }
 
 /// The keeper's own connection, used only to ask whether a turn runs (also
-/// by [`super::version`], before it replaces an outdated server).
+/// by the version check, before it replaces an outdated server).
 pub(crate) struct TurnProbe {
     options: ConnectOptions,
     connection: Option<AppServerConnection>,
@@ -512,6 +509,7 @@ async fn wait_gone(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::process::CommandExt;
 
     #[test]
     fn idle_check_interval_is_a_quarter_within_bounds() {
@@ -520,5 +518,87 @@ mod tests {
             assert_eq!(idle_check_interval(idle), check);
         }
         assert_eq!(idle_check_interval(ms(600_000)), MAX_IDLE_CHECK);
+    }
+
+    /// Every process table this platform has.
+    const TABLES: &[Backend] = &[
+        #[cfg(target_os = "linux")]
+        Backend::Procfs,
+        #[cfg(target_os = "macos")]
+        Backend::Darwin,
+        Backend::Signals,
+    ];
+
+    /// The keeper died and its pid went to another process: `app-server
+    /// stop` cleans up after the keeper and never signals that process, on
+    /// every process table. A state file of an older keeper, which left no
+    /// mark to check, is refused where the command line cannot be read.
+    #[tokio::test]
+    async fn stop_never_signals_a_process_that_got_the_keepers_pid() {
+        for &table in TABLES {
+            let dir = tempfile::tempdir().unwrap();
+            let paths = SharedPaths::new(dir.path());
+            // Another pointer dir's keeper, say: its command line looks
+            // like a keeper's, so only the start time or the lock tell.
+            let mut stranger = std::process::Command::new("sh")
+                .args(["-c", "sleep 30; :", KEEPER_SUBCOMMAND])
+                .process_group(0)
+                .spawn()
+                .unwrap();
+            let pid = stranger.id();
+            // The dead keeper held the lock; nobody does now. Where the
+            // table has start times, they alone must tell: there the lock is
+            // held, as by a keeper that has not written its state yet.
+            let lock = hold_keeper_lock(&paths).await.unwrap();
+            let _held = table.start_time(pid).map(|_| lock);
+            let dead_keeper = SharedState {
+                url: "ws://127.0.0.1:1".into(),
+                keeper_pid: pid,
+                // No such group: nothing of the keeper's is left.
+                app_server_pgid: i32::MAX,
+                started_at: String::new(),
+                // The keeper started at another time than the stranger.
+                keeper_started: table.start_time(pid).map(|start| start + 1),
+                keeper_lock: true,
+            };
+            dead_keeper.write(&paths.state()).unwrap();
+            let outcome = stop_keeper_on(table, dir.path()).await.unwrap();
+            assert_eq!(outcome, StopOutcome::Stale(pid), "{table:?}");
+            assert!(!paths.state().exists(), "{table:?}: cleaned up");
+            assert!(
+                stranger.try_wait().unwrap().is_none(),
+                "{table:?}: signalled"
+            );
+            let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            stranger.wait().unwrap();
+
+            let mut stranger = std::process::Command::new("sleep")
+                .arg("30")
+                .spawn()
+                .unwrap();
+            let pid = stranger.id();
+            let older_keeper = SharedState {
+                keeper_pid: pid,
+                keeper_started: None,
+                keeper_lock: false,
+                ..dead_keeper
+            };
+            older_keeper.write(&paths.state()).unwrap();
+            match (table, stop_keeper_on(table, dir.path()).await) {
+                (Backend::Signals, Err(KeeperError::Unidentified { pid: named })) => {
+                    assert_eq!(named, pid);
+                    assert!(paths.state().exists(), "kept for when it can be told");
+                }
+                (Backend::Signals, other) => panic!("{other:?}"),
+                // The command line shows it is no keeper.
+                (_, outcome) => assert_eq!(outcome.unwrap(), StopOutcome::Stale(pid)),
+            }
+            assert!(
+                stranger.try_wait().unwrap().is_none(),
+                "{table:?}: signalled"
+            );
+            stranger.kill().unwrap();
+            stranger.wait().unwrap();
+        }
     }
 }
