@@ -8,18 +8,18 @@
 //!
 //! - [`cli`]: the command line of `codex-mcp-sidecar` (and its alias
 //!   `codex-mcp-wrapper`): the MCP server by default, `check`, `run`,
-//!   `wait`, `resume`, `app-server ensure|stop`, and the hidden keeper.
-//! - [`cli_runs`]: `run`, `resume` and `wait` on the command line, a thin
-//!   client of the engine that prints one JSON object a line.
+//!   `wait`, `resume`, `app-server ensure|stop`, and the hidden keeper;
+//!   [`cli::runs`] is `run`, `resume` and `wait`, a thin client of the
+//!   engine that prints one JSON object a line.
 //! - [`mcp`]: the MCP server (rmcp, stdio): one table of tools, the tool
 //!   methods, arguments turned into engine requests, and the call gate with
 //!   MCP tasks. No business logic: every tool is one engine call.
-//! - [`runs_cli`]: `codex-runs`' flags and its `--json` listing, read
-//!   through `store::catalog` like `codex_runs` and the picker.
-//! - [`picker`]: `codex-runs`' screen as pure state, key handling and
-//!   drawing (two lists, running and finished, the selected run's detail, a
-//!   filter), with no terminal IO, so every screen is a snapshot test; its
-//!   event loop and the attach of the Codex terminal UI.
+//! - [`picker`]: `codex-runs`: its flags and `--json` listing
+//!   ([`picker::cli`], read through `store::catalog` like `codex_runs`), and
+//!   its screen as pure state, key handling and drawing (two lists, running
+//!   and finished, the selected run's detail, a filter), with no terminal
+//!   IO, so every screen is a snapshot test; its event loop and the attach
+//!   of the Codex terminal UI.
 //! - [`replies`] and [`wait_slice`]: what a wait answers before its run
 //!   ends, and how long one wait slice lasts; one rule for the MCP tools and
 //!   the command line alike.
@@ -63,7 +63,6 @@ pub mod actors;
 pub mod appserver;
 pub mod backpressure;
 pub mod cli;
-pub mod cli_runs;
 pub mod codex_bin;
 pub mod codex_config;
 pub mod config;
@@ -74,7 +73,6 @@ pub mod process_table;
 pub mod prompts;
 pub mod protocol;
 pub mod replies;
-pub mod runs_cli;
 pub mod shell_path;
 pub mod store;
 pub mod text;
