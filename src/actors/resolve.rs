@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::actors::record::{RunRecord, RunSettings};
+use crate::actors::run_state::{RunRecord, RunSettings};
 use crate::actors::types::{RunResult, RunStatus};
 use crate::config::Config;
 use crate::protocol::ServerNotification;

@@ -19,10 +19,11 @@ use crate::actors::approvals::Choice;
 use crate::actors::broker::{BrokerMsg, BrokerRef};
 use crate::actors::link::{self, LinkOutcome, LinkReport, LoginCheck, NewLink};
 use crate::actors::lookup;
-use crate::actors::record::{RunSettings, ThreadExtras};
 use crate::actors::resolve::Located;
 use crate::actors::run::{RunActor, RunArgs, RunMsg, RunRef, RunReport, Start};
+use crate::actors::run_state::RunSettings;
 use crate::actors::start_queue::{AdoptReply, Queued, StartQueue, StartReply};
+use crate::actors::types::ThreadExtras;
 use crate::actors::types::{
     EngineError, ResumeRequest, ResumeTarget, RunRequest, RunResult, RunStarted,
 };

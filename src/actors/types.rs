@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use crate::actors::record::ThreadExtras;
 use crate::appserver::account::NotLoggedIn;
 use crate::appserver::backend::BackendError;
 use crate::appserver::shared::SharedError;
@@ -16,6 +15,16 @@ use crate::config::Permissions;
 use crate::protocol::{ApprovalPolicy, SandboxMode, TokenCounts};
 pub use crate::store::RunStatus;
 use crate::store::{RunId, StoreError};
+
+/// What a new thread may be given beyond the usual settings (the legacy
+/// `codex` tool's fields).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ThreadExtras {
+    /// Codex config overrides (`config.toml` keys).
+    pub config: Option<serde_json::Map<String, serde_json::Value>>,
+    pub base_instructions: Option<String>,
+    pub developer_instructions: Option<String>,
+}
 
 /// A new thread and its first turn.
 #[derive(Debug, Clone)]

@@ -11,7 +11,7 @@ use super::active::write_active;
 use super::{RunActor, RunArgs, RunMsg, RunRef, RunReport, RunState, Start, note, write};
 use crate::actors::audit_writer::{AuditOp, AuditWrite, AuditWriter};
 use crate::actors::broker::BrokerMsg;
-use crate::actors::record::{RunRecord, RunSettings};
+use crate::actors::run_state::{RunRecord, RunSettings};
 use crate::actors::types::{EngineError, RunStarted, RunStatus};
 use crate::appserver::ConnectionError;
 use crate::protocol::{ThreadResumeParams, ThreadSettings, TurnStartParams, TurnStatus};

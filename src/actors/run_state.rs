@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::actors::types::{Progress, RunResult, RunStatus};
+use crate::actors::types::{Progress, RunResult, RunStatus, ThreadExtras};
 use crate::config::Permissions;
 use crate::protocol::{
     ApprovalPolicy, NotificationKind, SandboxMode, ServerNotification, ThreadItem, TokenCounts,
@@ -44,16 +44,6 @@ impl RunSettings {
             interactive: false,
         }
     }
-}
-
-/// What a new thread may be given beyond the usual settings (the legacy
-/// `codex` tool's fields).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ThreadExtras {
-    /// Codex config overrides (`config.toml` keys).
-    pub config: Option<serde_json::Map<String, serde_json::Value>>,
-    pub base_instructions: Option<String>,
-    pub developer_instructions: Option<String>,
 }
 
 #[derive(Debug)]
