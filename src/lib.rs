@@ -27,12 +27,15 @@
 //! - [`health`]: `codex_wrapper_check` and `check`: the binary and its
 //!   version, the Codex home and login, the audit dirs, the app-server.
 //! - [`actors`]: the engine: the `Supervisor` (the app-server link and the
-//!   run registry), a `RunActor` per turn, the `WaitBroker`, the
+//!   run registry), a `RunActor` per turn (what it has seen is
+//!   [`actors::run_state`], in memory), the `WaitBroker`, the
 //!   `Conversations`, the `Watchdog`; `actors.md` draws the tree.
-//! - [`store`]: every file of the audit trail and its format (appends that
+//! - [`store`]: every file of the audit trail (where each lives,
+//!   [`store::paths`]) and its format ([`store::disk_records`]; appends that
 //!   never tear, atomic replaces), the indexes and the run catalog.
 //! - [`appserver`]: the app-server behind one `Backend` (a private process,
-//!   the shared server and its keeper, `unix://`), the WebSocket connection
+//!   the shared server and its keeper over the files of
+//!   [`appserver::shared_files`], `unix://`), the WebSocket connection
 //!   to it (one worker owns the socket; requests are matched to answers by
 //!   id), the login check and which Codex a running server runs.
 //! - [`backpressure`]: the credits that bound the events between the
