@@ -1,6 +1,8 @@
 //! The command line of `codex-mcp-sidecar` and its alias `codex-mcp-wrapper`.
 //! Thin: parse, start logging, call the library.
 
+pub mod runs;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -24,11 +26,11 @@ enum Command {
     Check,
     /// Start a Codex run and wait for it, printing one JSON object a line:
     /// the run handle, progress at each slice's end, the result.
-    Run(crate::cli_runs::RunArgs),
+    Run(runs::RunArgs),
     /// A new turn on the thread of an earlier run.
-    Resume(crate::cli_runs::ResumeArgs),
+    Resume(runs::ResumeArgs),
     /// Wait for a run (started here or by another sidecar) to end.
-    Wait(crate::cli_runs::WaitArgs),
+    Wait(runs::WaitArgs),
     /// The shared app-server that every sidecar of this user connects to.
     #[command(name = "app-server")]
     AppServer {
@@ -76,9 +78,9 @@ pub fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         match cli.command {
             Some(Command::Check) => check().await,
-            Some(Command::Run(args)) => crate::cli_runs::run(args).await,
-            Some(Command::Resume(args)) => crate::cli_runs::resume(args).await,
-            Some(Command::Wait(args)) => crate::cli_runs::wait(args).await,
+            Some(Command::Run(args)) => runs::run(args).await,
+            Some(Command::Resume(args)) => runs::resume(args).await,
+            Some(Command::Wait(args)) => runs::wait(args).await,
             Some(Command::AppServer {
                 action: AppServerAction::Ensure,
             }) => app_server_ensure().await,

@@ -291,7 +291,8 @@ pub fn locate(
             let resolved = which::which(&path).ok();
             (path, resolved)
         } else {
-            let path = absolute_os_setting(CODEX_BIN_ENV, &explicit, home)?;
+            let path = absolute_os_setting(CODEX_BIN_ENV, &explicit, home)
+                .map_err(crate::config::ConfigError::from)?;
             let resolved = path.exists().then(|| path.clone());
             (path, resolved)
         };

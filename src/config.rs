@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::protocol::{ApprovalPolicy, SandboxMode};
-use crate::shell_path::{PathRefusal, absolute_part, absolute_setting};
+use crate::shell_path::{PathRefusal, RefusedPath, absolute_part, absolute_setting};
 
 /// The shared app-server's address when none is configured. One per user:
 /// every sidecar of that user connects to it.
@@ -124,6 +124,22 @@ pub enum ConfigError {
         value: String,
         reason: PathRefusal,
     },
+}
+
+impl From<RefusedPath> for ConfigError {
+    fn from(
+        RefusedPath {
+            name,
+            value,
+            reason,
+        }: RefusedPath,
+    ) -> ConfigError {
+        ConfigError::RefusedPath {
+            name,
+            value,
+            reason,
+        }
+    }
 }
 
 /// Which app-server the sidecar uses.

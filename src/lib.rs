@@ -8,18 +8,18 @@
 //!
 //! - [`cli`]: the command line of `codex-mcp-sidecar` (and its alias
 //!   `codex-mcp-wrapper`): the MCP server by default, `check`, `run`,
-//!   `wait`, `resume`, `app-server ensure|stop`, and the hidden keeper.
-//! - [`cli_runs`]: `run`, `resume` and `wait` on the command line, a thin
-//!   client of the engine that prints one JSON object a line.
+//!   `wait`, `resume`, `app-server ensure|stop`, and the hidden keeper;
+//!   [`cli::runs`] is `run`, `resume` and `wait`, a thin client of the
+//!   engine that prints one JSON object a line.
 //! - [`mcp`]: the MCP server (rmcp, stdio): one table of tools, the tool
 //!   methods, arguments turned into engine requests, and the call gate with
 //!   MCP tasks. No business logic: every tool is one engine call.
-//! - [`runs_cli`]: `codex-runs`' flags and its `--json` listing, read
-//!   through `store::catalog` like `codex_runs` and the picker.
-//! - [`picker`]: `codex-runs`' screen as pure state, key handling and
-//!   drawing (two lists, running and finished, the selected run's detail, a
-//!   filter), with no terminal IO, so every screen is a snapshot test; its
-//!   event loop and the attach of the Codex terminal UI.
+//! - [`picker`]: `codex-runs`: its flags and `--json` listing
+//!   ([`picker::cli`], read through `store::catalog` like `codex_runs`), and
+//!   its screen as pure state, key handling and drawing (two lists, running
+//!   and finished, the selected run's detail, a filter), with no terminal
+//!   IO, so every screen is a snapshot test; its event loop and the attach
+//!   of the Codex terminal UI.
 //! - [`replies`] and [`wait_slice`]: what a wait answers before its run
 //!   ends, and how long one wait slice lasts; one rule for the MCP tools and
 //!   the command line alike.
@@ -27,13 +27,16 @@
 //! - [`health`]: `codex_wrapper_check` and `check`: the binary and its
 //!   version, the Codex home and login, the audit dirs, the app-server.
 //! - [`actors`]: the engine: the `Supervisor` (the app-server link and the
-//!   run registry), a `RunActor` per turn, the `WaitBroker`, the
+//!   run registry), a `RunActor` per turn (what it has seen is
+//!   [`actors::run_state`], in memory), the `WaitBroker`, the
 //!   `Conversations`, the `Watchdog`, and a follower per run waited for
 //!   here that another sidecar owns; `actors.md` draws the tree.
-//! - [`store`]: every file of the audit trail and its format (appends that
+//! - [`store`]: every file of the audit trail (where each lives,
+//!   [`store::paths`]) and its format ([`store::disk_records`]; appends that
 //!   never tear, atomic replaces), the indexes and the run catalog.
 //! - [`appserver`]: the app-server behind one `Backend` (a private process,
-//!   the shared server and its keeper, `unix://`), the WebSocket connection
+//!   the shared server and its keeper over the files of
+//!   [`appserver::shared_files`], `unix://`), the WebSocket connection
 //!   to it (one worker owns the socket; requests are matched to answers by
 //!   id), the login check and which Codex a running server runs.
 //! - [`backpressure`]: the credits that bound the events between the
@@ -50,6 +53,8 @@
 //!   once; every path setting expanded as a shell would (`~`, `$HOME`) and
 //!   refused while still relative.
 //! - [`text`]: the one rule for cutting text in replies, errors and records.
+//! - [`timestamp`]: the one way a point in time is written (RFC 3339, UTC,
+//!   to the millisecond, fixed width) and read back.
 //! - [`process_table`]: the one place that asks the OS about other processes
 //!   (alive, start time, group members, our executable): `/proc` on Linux,
 //!   the kernel through `sysinfo` on macOS, `kill(pid, 0)` as the fallback
@@ -62,7 +67,6 @@ pub mod actors;
 pub mod appserver;
 pub mod backpressure;
 pub mod cli;
-pub mod cli_runs;
 pub mod codex_bin;
 pub mod codex_config;
 pub mod config;
@@ -73,8 +77,8 @@ pub mod process_table;
 pub mod prompts;
 pub mod protocol;
 pub mod replies;
-pub mod runs_cli;
 pub mod shell_path;
 pub mod store;
 pub mod text;
+pub mod timestamp;
 pub mod wait_slice;

@@ -10,7 +10,16 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use crate::config::ConfigError;
+/// A path setting refused, with why. `ConfigError::RefusedPath` carries the
+/// same fields: this module sits below the settings, so it names its own
+/// error and the settings turn it into theirs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name}={value:?} is refused: {reason}")]
+pub struct RefusedPath {
+    pub name: &'static str,
+    pub value: String,
+    pub reason: PathRefusal,
+}
 
 /// `value` of the setting `name` as an absolute path, with a leading `~`,
 /// `~/`, `$HOME` or `${HOME}` taken from `home`. Anything else that a shell
@@ -20,7 +29,7 @@ pub fn absolute_setting(
     name: &'static str,
     value: &str,
     home: Option<&str>,
-) -> Result<PathBuf, ConfigError> {
+) -> Result<PathBuf, RefusedPath> {
     absolute_part(name, value, value, home)
 }
 
@@ -31,8 +40,8 @@ pub fn absolute_part(
     given: &str,
     value: &str,
     home: Option<&str>,
-) -> Result<PathBuf, ConfigError> {
-    let refused = |reason| ConfigError::RefusedPath {
+) -> Result<PathBuf, RefusedPath> {
+    let refused = |reason| RefusedPath {
         name,
         value: given.to_string(),
         reason,
@@ -61,11 +70,11 @@ pub fn absolute_os_setting(
     name: &'static str,
     value: &OsStr,
     home: Option<&str>,
-) -> Result<PathBuf, ConfigError> {
+) -> Result<PathBuf, RefusedPath> {
     match value.to_str() {
         Some(text) => absolute_setting(name, text, home),
         None if Path::new(value).is_absolute() => Ok(PathBuf::from(value)),
-        None => Err(ConfigError::RefusedPath {
+        None => Err(RefusedPath {
             name,
             value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
             reason: PathRefusal::Relative,
@@ -132,13 +141,13 @@ mod tests {
 
     const HOME: Option<&str> = Some("/home/u");
 
-    fn expand(value: &str) -> Result<PathBuf, ConfigError> {
+    fn expand(value: &str) -> Result<PathBuf, RefusedPath> {
         absolute_setting("CODEX_HOME", value, HOME)
     }
 
     fn refusal(value: &str, home: Option<&str>) -> PathRefusal {
         match absolute_setting("CODEX_HOME", value, home) {
-            Err(ConfigError::RefusedPath { reason, .. }) => reason,
+            Err(RefusedPath { reason, .. }) => reason,
             other => panic!("{value:?} was not refused: {other:?}"),
         }
     }

@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use codex_mcp_sidecar::actors::record::{RunRecord, RunSettings};
+use codex_mcp_sidecar::actors::run_state::{RunRecord, RunSettings};
 use codex_mcp_sidecar::protocol::{
     Incoming, ServerNotification, ServerRequest, ThreadResponse, TurnStartResponse,
 };

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::actors::record::{RunRecord, RunSettings};
+use crate::actors::run_state::{RunRecord, RunSettings};
 use crate::actors::types::{RunResult, RunStatus};
 use crate::config::Config;
 use crate::protocol::ServerNotification;
@@ -244,7 +244,7 @@ mod tests {
                     } else {
                         RunStatus::Running
                     },
-                    at: store::now_rfc3339(),
+                    at: crate::timestamp::now_rfc3339(),
                     duration_ms: None,
                     error: None,
                     total_tokens: None,
@@ -262,7 +262,7 @@ mod tests {
                 thread_id: Some("th-elsewhere".into()),
                 title: None,
                 status: RunStatus::Completed,
-                at: store::now_rfc3339(),
+                at: crate::timestamp::now_rfc3339(),
                 total_tokens: None,
                 duration_ms: None,
             },

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use crate::actors::record::ThreadExtras;
 use crate::appserver::account::NotLoggedIn;
 use crate::appserver::backend::BackendError;
 use crate::appserver::shared::SharedError;
@@ -17,6 +16,16 @@ use crate::protocol::ThreadId;
 use crate::protocol::{ApprovalPolicy, SandboxMode, TokenCounts};
 pub use crate::store::RunStatus;
 use crate::store::{RunId, StoreError};
+
+/// What a new thread may be given beyond the usual settings (the legacy
+/// `codex` tool's fields).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ThreadExtras {
+    /// Codex config overrides (`config.toml` keys).
+    pub config: Option<serde_json::Map<String, serde_json::Value>>,
+    pub base_instructions: Option<String>,
+    pub developer_instructions: Option<String>,
+}
 
 /// What a turn runs with, as the caller chose it: the same for a new run
 /// and a resume, so both requests carry one and the MCP tools and the

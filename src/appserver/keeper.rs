@@ -21,15 +21,12 @@ use tokio::time::Instant;
 use super::connection::{AppServerConnection, ConnectOptions, ConnectionError};
 use super::keeper_identity::{KeeperLiveness, hold_keeper_lock, keeper_liveness_on, own_identity};
 use super::process::{AppServerError, AppServerProcess, SHUTDOWN_GRACE, SpawnOptions};
-use super::shared::{
+use super::shared_files::{
     LAUNCH_LOCK_TIMEOUT, SharedError, SharedPaths, SharedState, lock_within, try_lock,
 };
 use crate::process_table::Backend;
 
-pub use super::keeper_identity::is_keeper;
-
-/// The hidden CLI subcommand that runs [`run_keeper`].
-pub const KEEPER_SUBCOMMAND: &str = "__app-server-keeper";
+pub use super::keeper_identity::{KEEPER_SUBCOMMAND, is_keeper};
 
 /// Bounds of the idle-check interval, which is `idle_exit / 4`: at least a
 /// quarter second so a test's short idle period does not turn into a busy
@@ -154,9 +151,7 @@ pub async fn run_keeper(args: KeeperArgs) -> Result<(), KeeperError> {
         url: process.url().to_string(),
         keeper_pid,
         app_server_pgid: process.pgid(),
-        started_at: time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
+        started_at: crate::timestamp::now_rfc3339(),
         keeper_started,
         keeper_lock: true,
     };
@@ -236,7 +231,7 @@ fn has_clients(paths: &SharedPaths) -> Result<bool, KeeperError> {
 }
 
 /// The keeper's own connection, used only to ask whether a turn runs (also
-/// by [`super::version`], before it replaces an outdated server).
+/// by the version check, before it replaces an outdated server).
 pub(crate) struct TurnProbe {
     options: ConnectOptions,
     connection: Option<AppServerConnection>,
@@ -512,15 +507,4 @@ async fn wait_gone(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn idle_check_interval_is_a_quarter_within_bounds() {
-        let ms = Duration::from_millis;
-        for (idle, check) in [(ms(100), MIN_IDLE_CHECK), (ms(4000), ms(1000))] {
-            assert_eq!(idle_check_interval(idle), check);
-        }
-        assert_eq!(idle_check_interval(ms(600_000)), MAX_IDLE_CHECK);
-    }
-}
+mod tests;

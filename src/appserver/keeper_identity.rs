@@ -10,7 +10,7 @@
 //!
 //! The lock says "a keeper runs", not "this pid is it"; it names the pid in
 //! the state file because a keeper is only ever started under the launch
-//! lock, which [`super::keeper::stop_keeper`] holds too, and a started keeper
+//! lock, which `app-server stop` (`stop_keeper`) holds too, and a started keeper
 //! writes its state before the launch lock is let go.
 
 use std::fs::File;
@@ -19,9 +19,12 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
-use super::keeper::KEEPER_SUBCOMMAND;
-use super::shared::{SharedError, SharedPaths, SharedState, lock_within};
+use super::shared_files::{SharedError, SharedPaths, SharedState, lock_within};
 use crate::process_table::{self, Backend};
+
+/// The hidden CLI subcommand that runs the keeper (`keeper::run_keeper`);
+/// on its command line, it is also what marks a keeper of an older sidecar.
+pub const KEEPER_SUBCOMMAND: &str = "__app-server-keeper";
 
 /// Someone else holds the keeper lock only for the instant of a
 /// non-blocking check, or because another keeper runs on this pointer dir
@@ -132,9 +135,6 @@ fn keeper_lock_held(paths: &SharedPaths) -> std::io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::appserver::keeper::{KeeperError, StopOutcome, stop_keeper_on};
-    use nix::sys::signal::{Signal, killpg};
-    use nix::unistd::Pid;
     use std::os::unix::process::CommandExt;
 
     fn state(pid: u32, started: Option<u64>, lock: bool) -> SharedState {
@@ -225,87 +225,5 @@ mod tests {
         };
         assert_eq!(keeper_liveness(&old, &paths), expected);
         assert!(!is_keeper(&old, &paths));
-    }
-
-    /// Every process table this platform has.
-    const TABLES: &[Backend] = &[
-        #[cfg(target_os = "linux")]
-        Backend::Procfs,
-        #[cfg(target_os = "macos")]
-        Backend::Darwin,
-        Backend::Signals,
-    ];
-
-    /// The keeper died and its pid went to another process: `app-server
-    /// stop` cleans up after the keeper and never signals that process, on
-    /// every process table. A state file of an older keeper, which left no
-    /// mark to check, is refused where the command line cannot be read.
-    #[tokio::test]
-    async fn stop_never_signals_a_process_that_got_the_keepers_pid() {
-        for &table in TABLES {
-            let dir = tempfile::tempdir().unwrap();
-            let paths = SharedPaths::new(dir.path());
-            // Another pointer dir's keeper, say: its command line looks
-            // like a keeper's, so only the start time or the lock tell.
-            let mut stranger = std::process::Command::new("sh")
-                .args(["-c", "sleep 30; :", KEEPER_SUBCOMMAND])
-                .process_group(0)
-                .spawn()
-                .unwrap();
-            let pid = stranger.id();
-            // The dead keeper held the lock; nobody does now. Where the
-            // table has start times, they alone must tell: there the lock is
-            // held, as by a keeper that has not written its state yet.
-            let lock = hold_keeper_lock(&paths).await.unwrap();
-            let _held = table.start_time(pid).map(|_| lock);
-            let dead_keeper = SharedState {
-                url: "ws://127.0.0.1:1".into(),
-                keeper_pid: pid,
-                // No such group: nothing of the keeper's is left.
-                app_server_pgid: i32::MAX,
-                started_at: String::new(),
-                // The keeper started at another time than the stranger.
-                keeper_started: table.start_time(pid).map(|start| start + 1),
-                keeper_lock: true,
-            };
-            dead_keeper.write(&paths.state()).unwrap();
-            let outcome = stop_keeper_on(table, dir.path()).await.unwrap();
-            assert_eq!(outcome, StopOutcome::Stale(pid), "{table:?}");
-            assert!(!paths.state().exists(), "{table:?}: cleaned up");
-            assert!(
-                stranger.try_wait().unwrap().is_none(),
-                "{table:?}: signalled"
-            );
-            let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
-            stranger.wait().unwrap();
-
-            let mut stranger = std::process::Command::new("sleep")
-                .arg("30")
-                .spawn()
-                .unwrap();
-            let pid = stranger.id();
-            let older_keeper = SharedState {
-                keeper_pid: pid,
-                keeper_started: None,
-                keeper_lock: false,
-                ..dead_keeper
-            };
-            older_keeper.write(&paths.state()).unwrap();
-            match (table, stop_keeper_on(table, dir.path()).await) {
-                (Backend::Signals, Err(KeeperError::Unidentified { pid: named })) => {
-                    assert_eq!(named, pid);
-                    assert!(paths.state().exists(), "kept for when it can be told");
-                }
-                (Backend::Signals, other) => panic!("{other:?}"),
-                // The command line shows it is no keeper.
-                (_, outcome) => assert_eq!(outcome.unwrap(), StopOutcome::Stale(pid)),
-            }
-            assert!(
-                stranger.try_wait().unwrap().is_none(),
-                "{table:?}: signalled"
-            );
-            stranger.kill().unwrap();
-            stranger.wait().unwrap();
-        }
     }
 }

@@ -14,7 +14,7 @@ use semver::Version;
 
 use super::connection::ConnectOptions;
 use super::keeper::{StopOutcome, TurnProbe, stop_keeper_locked};
-use super::shared::{SharedError, SharedOptions, SharedPaths};
+use super::shared_files::{SharedError, SharedOptions, SharedPaths};
 use super::token::CapabilityToken;
 use crate::process_table::Backend;
 

@@ -1,9 +1,10 @@
 //! Tool parameters. Their doc comments are the documentation a model reads,
 //! so they say when to use a field and what it defaults to, briefly.
 //!
-//! [`check`], named per tool in [`super::catalog`], is the gate every call
-//! passes before its arguments are used: an argument the tool does not
-//! take, or one of the wrong type, is a tool error that names the argument.
+//! [`check`], named per tool in the table of tools (`catalog`), is the gate
+//! every call passes before its arguments are used: an argument the tool
+//! does not take, or one of the wrong type, is a tool error that names the
+//! argument.
 
 use rmcp::handler::server::common::schema_for_type;
 use schemars::JsonSchema;
@@ -28,7 +29,7 @@ pub enum ArgumentError {
 }
 
 /// Checks `arguments` against the parameters `T` describes (the table of
-/// tools, [`super::catalog`], names the `T` of each tool).
+/// tools, `catalog`, names the `T` of each tool).
 pub(super) fn check<T: DeserializeOwned + JsonSchema + 'static>(
     tool: &str,
     arguments: &Map<String, Value>,
@@ -277,107 +278,4 @@ pub struct ReviewParams {
     pub open_questions: Option<String>,
     #[serde(flatten)]
     pub settings: ConversationSettings,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::mcp::catalog::check_arguments;
-    use serde_json::json;
-
-    fn args(value: Value) -> Map<String, Value> {
-        value.as_object().cloned().unwrap()
-    }
-
-    #[test]
-    fn good_arguments_pass_and_null_means_omitted() {
-        for (tool, arguments) in [
-            (
-                "codex_run",
-                json!({"prompt": "x", "cwd": null, "timeout_ms": 5}),
-            ),
-            (
-                "codex_chat",
-                json!({"prompt": "x", "session_id": "s", "timeout_ms": 1000}),
-            ),
-            (
-                "codex_plan",
-                json!({"requirements": "r", "plan": "p", "cwd": "/"}),
-            ),
-            ("codex", json!({"prompt": "x", "approval-policy": "never"})),
-            ("codex-reply", json!({"threadId": "t", "prompt": "x"})),
-            ("codex_active_runs", json!({})),
-            ("a_tool_nobody_knows", json!({"anything": 1})),
-        ] {
-            assert_eq!(check_arguments(tool, &args(arguments)), Ok(()), "{tool}");
-        }
-    }
-
-    #[test]
-    fn an_unknown_argument_is_named_with_what_the_tool_takes() {
-        let error = check_arguments(
-            "codex_run",
-            &args(json!({"prompt": "x", "permisions": "read-only"})),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            error.starts_with("codex_run: unknown argument \"permisions\""),
-            "{error}"
-        );
-        assert!(error.contains("permissions"), "{error}");
-        // Flattened settings count as the tool's own.
-        let error = check_arguments(
-            "codex_chat",
-            &args(json!({"prompt": "x", "sesion_id": "s"})),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            error.contains("\"sesion_id\"") && error.contains("session_id"),
-            "{error}"
-        );
-        let error = check_arguments("codex_wrapper_check", &args(json!({"verbose": true})))
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("it takes: no arguments"), "{error}");
-        let long = "k".repeat(10_000);
-        let error = check_arguments("codex_wait", &args(json!({long: 1})))
-            .unwrap_err()
-            .to_string();
-        assert!(error.len() < 400, "{error}");
-    }
-
-    #[test]
-    fn a_wrong_type_names_the_argument() {
-        for (tool, arguments, expected) in [
-            (
-                "codex_run",
-                json!({"prompt": 5}),
-                "argument prompt: invalid type: integer `5`, expected a string",
-            ),
-            (
-                "codex_run",
-                json!({"prompt": "x", "timeout_ms": -1}),
-                "argument timeout_ms",
-            ),
-            (
-                "codex_run",
-                json!({"prompt": "x", "permissions": "root"}),
-                "argument permissions: unknown variant `root`",
-            ),
-            (
-                "codex_wait",
-                json!({"run_id": "r", "offset": 1.5}),
-                "argument offset",
-            ),
-            ("codex_run", json!({}), "missing field `prompt`"),
-        ] {
-            let error = check_arguments(tool, &args(arguments))
-                .unwrap_err()
-                .to_string();
-            assert!(error.contains(expected), "{tool}: {error}");
-            assert!(error.starts_with(tool), "{error}");
-        }
-    }
 }

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
-use crate::store::catalog::{Catalog, PendingRow, RunRow};
+use crate::store::PendingRow;
+use crate::store::catalog::{Catalog, RunRow};
 use crate::store::{RunId, RunStatus};
 
 /// The tests' "now": 2026-11-21 12:00:00 UTC.

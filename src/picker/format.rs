@@ -8,7 +8,6 @@ use ratatui::buffer::CellWidth;
 use ratatui::style::Style;
 use ratatui::text::Span;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 /// Marks text that was cut: one cell wide, so the arithmetic stays simple.
 pub const ELLIPSIS: &str = "…";
@@ -186,12 +185,6 @@ pub fn span(seconds: u64) -> String {
         s if s < DAY => format!("{}h {:02}m", s / HOUR, s % HOUR / MINUTE),
         s => format!("{}d {:02}h", s / DAY, s % DAY / HOUR),
     }
-}
-
-/// An RFC 3339 timestamp from the catalog; `None` when it does not parse, so
-/// one odd record shows `-` instead of stopping the screen.
-pub fn parse_time(text: &str) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(text, &Rfc3339).ok()
 }
 
 /// Whole seconds from `from` to `to`; zero when `to` is earlier (clock skew

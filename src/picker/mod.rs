@@ -1,4 +1,5 @@
-//! `codex-runs`' picker. The pure part is the state of the screen, what each
+//! `codex-runs`: its command line and `--json` listing ([`cli`]), and the
+//! picker. The pure part is the state of the screen, what each
 //! key does to it, and how it is drawn: no terminal, no files, no clock. The
 //! event loop ([`runtime`]) reads the catalog, merges keys, ticks and file
 //! changes, hands them to [`App`], draws it, and carries out the [`Action`]
@@ -21,6 +22,8 @@
 //! The two lists sit side by side from [`view::SIDE_BY_SIDE_MIN_WIDTH`]
 //! columns on, and one above the other below that.
 //!
+//! - [`cli`]: `codex-runs`' flags, which runs they name, and `--json`.
+//! - [`scope`]: which runs a listing shows, read through `store::catalog`.
 //! - [`app`]: [`App`], its key handling and [`Action`].
 //! - [`runtime`]: the event loop around it (terminal, catalog reads, file
 //!   watching, attach); [`attach`]: which Codex command opens a run.
@@ -29,8 +32,10 @@
 
 pub mod app;
 pub mod attach;
+pub mod cli;
 mod format;
 pub mod runtime;
+pub mod scope;
 pub mod view;
 
 pub use app::{Action, App, Column, status_label};

@@ -20,8 +20,8 @@ use ratatui::backend::CrosstermBackend;
 use time::OffsetDateTime;
 
 use crate::picker::attach::{self, Plan};
+use crate::picker::scope::Scope;
 use crate::picker::{Action, App};
-use crate::runs_cli::Scope;
 
 /// How long a key wait lasts before the loop looks at file changes and the
 /// clock: the picker's reaction time to a run's update.

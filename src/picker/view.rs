@@ -17,8 +17,7 @@ use crate::store::catalog::RunRow;
 
 use super::app::{App, Column, ColumnState, status_label};
 use super::format::{
-    fit, fit_right, parse_time, seconds_between, span, tokens, truncate, truncate_start, width,
-    wrap,
+    fit, fit_right, seconds_between, span, tokens, truncate, truncate_start, width, wrap,
 };
 
 /// Below this width the two lists are stacked: side by side, each would get
@@ -337,12 +336,12 @@ fn render_row(
 /// A running run's age (time since it started), or a finished run's
 /// duration; `-` when the catalog does not say.
 fn row_time(app: &App, row: &RunRow) -> String {
-    let started = row.started_at.as_deref().and_then(parse_time);
+    let started = row.started_at.as_deref().and_then(crate::timestamp::parse);
     let seconds = if row.status == RunStatus::Running {
         started.map(|started| seconds_between(started, app.now))
     } else {
         row.duration_ms.map(|ms| ms / 1_000).or_else(|| {
-            let ended = row.ended_at.as_deref().and_then(parse_time)?;
+            let ended = row.ended_at.as_deref().and_then(crate::timestamp::parse)?;
             Some(seconds_between(started?, ended))
         })
     };

@@ -1,63 +1,24 @@
 //! One run's files (event log, stderr log, summary, active marker), the
 //! project index and the per-user pointer index, and their readers. Where
-//! each file lives is decided here and nowhere else.
+//! each file lives is [`super::paths`]' to say.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
 use super::StoreError;
+use super::disk_records::{ActiveRecord, AuditEvent, AuditRecord, IndexRecord, PointerRecord};
 use super::files::{
     append_json_line, append_lines, create_owned_dir, create_private_dir, open_append_nofollow,
     read_jsonl, refuse_symlink, replace_atomic, write_atomic,
 };
-use super::records::{ActiveRecord, AuditEvent, AuditRecord, IndexRecord, PointerRecord};
-use super::run_id::{RunId, now_rfc3339};
+use super::paths::{ACTIVE_DIR, ACTIVE_SUFFIX, RunPaths, index_path};
+use super::run_id::RunId;
 use super::summary::{RunSummary, render_markdown};
+use crate::timestamp::now_rfc3339;
 
 /// Keeps the audit (prompts, outputs, maybe secrets) out of every commit.
 const GITIGNORE: &str = ".gitignore";
 const GITIGNORE_CONTENT: &[u8] = b"*\n";
-const ACTIVE_DIR: &str = "active";
-const INDEX_FILE: &str = "index.jsonl";
-const EVENTS_SUFFIX: &str = ".jsonl";
-const STDERR_SUFFIX: &str = ".stderr.log";
-const SUMMARY_SUFFIX: &str = ".md";
-const ACTIVE_SUFFIX: &str = ".json";
-
-/// Where one run's files are. Computing them creates nothing, so readers can
-/// use this too.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunPaths {
-    pub events: PathBuf,
-    pub stderr: PathBuf,
-    pub summary: PathBuf,
-    pub active: PathBuf,
-}
-
-impl RunPaths {
-    pub fn new(run_dir: &Path, run_id: &RunId) -> RunPaths {
-        let file = |suffix: &str| run_dir.join(format!("{run_id}{suffix}"));
-        RunPaths {
-            events: file(EVENTS_SUFFIX),
-            stderr: file(STDERR_SUFFIX),
-            summary: file(SUMMARY_SUFFIX),
-            active: active_path(run_dir, run_id),
-        }
-    }
-}
-
-/// `active/<runId>.json` alone, for readers that need nothing else.
-pub(crate) fn active_path(run_dir: &Path, run_id: &RunId) -> PathBuf {
-    let mut path = run_dir.join(ACTIVE_DIR);
-    path.push(format!("{run_id}{ACTIVE_SUFFIX}"));
-    path
-}
-
-/// The project's `index.jsonl`.
-pub(crate) fn index_path(run_dir: &Path) -> PathBuf {
-    run_dir.join(INDEX_FILE)
-}
-
 /// The writer of one run's files. Cheap to hold: it keeps no file open, so
 /// many runs (and processes) can write the shared files side by side.
 #[derive(Debug, Clone)]
@@ -259,7 +220,8 @@ pub fn list_active(run_dir: &Path) -> Result<Vec<ActiveRecord>, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::records::{IndexEvent, RunStatus};
+    use crate::store::disk_records::{IndexEvent, RunStatus};
+    use crate::store::paths::INDEX_FILE;
     use std::os::unix::fs::PermissionsExt;
 
     #[test]

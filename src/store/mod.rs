@@ -23,11 +23,12 @@
 //!
 //! All IO is blocking `std::fs`: callers run it off the async executor.
 //!
-//! - [`run_id`]: run ids and timestamps.
+//! - [`run_id`]: run ids (timestamps are [`crate::timestamp`]'s).
 //! - [`files`]: the primitives (private dirs, whole-line appends, atomic
 //!   writes, a tolerant, streaming JSONL reader that can read a file in
 //!   parts).
-//! - [`records`]: the JSON records.
+//! - [`paths`]: where each file of a run directory lives.
+//! - [`disk_records`]: the JSON records of those files.
 //! - [`summary`]: the Markdown summary and titles (`markdown` holds the
 //!   escaping it needs).
 //! - [`audit`]: one run's files, the indexes, and their readers.
@@ -39,21 +40,23 @@ use std::path::{Path, PathBuf};
 
 pub mod audit;
 pub mod catalog;
+pub mod disk_records;
 pub mod files;
 mod markdown;
-pub mod records;
+pub mod paths;
 pub mod run_id;
 pub mod summary;
 
 pub use audit::{
-    RunAudit, RunPaths, append_index, append_pointer, list_active, read_events, read_index,
-    read_pointer,
+    RunAudit, append_index, append_pointer, list_active, read_events, read_index, read_pointer,
+};
+pub use disk_records::{
+    ActiveRecord, AuditEvent, AuditRecord, IndexEvent, IndexRecord, PendingRow, PointerRecord,
+    RunStatus,
 };
 pub use files::{append_json_line, write_atomic};
-pub use records::{
-    ActiveRecord, AuditEvent, AuditRecord, IndexEvent, IndexRecord, PointerRecord, RunStatus,
-};
-pub use run_id::{RUN_ID_EXAMPLE, RunId, now_rfc3339};
+pub use paths::RunPaths;
+pub use run_id::{RUN_ID_EXAMPLE, RunId};
 pub use summary::{
     CommandRun, Refusal, RefusedRequest, RunSummary, TokenUsage, render_markdown, title_for,
 };

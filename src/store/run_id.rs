@@ -1,4 +1,4 @@
-//! Run ids and the timestamps of audit records. A run id is our own name for
+//! Run ids. A run id is our own name for
 //! one Codex turn: it sorts by start time as a plain string, reads well in a
 //! file listing, and is safe as a file name, so it is parsed strictly.
 
@@ -146,22 +146,6 @@ fn quoted(value: &str) -> String {
     crate::text::cut(value, QUOTED_BAD_ID_CHARS)
 }
 
-/// Now, in UTC, to the millisecond: `2026-11-21T05:23:01.482Z`. Fixed width,
-/// so timestamps in the audit sort as strings too.
-pub fn now_rfc3339() -> String {
-    let at = OffsetDateTime::now_utc();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second(),
-        at.millisecond(),
-    )
-}
-
 fn random_bytes() -> [u8; RANDOM_BYTES] {
     let mut bytes = [0u8; RANDOM_BYTES];
     if let Err(error) = getrandom::fill(&mut bytes) {
@@ -254,15 +238,5 @@ mod tests {
         let huge = "9".repeat(1 << 20);
         let error = RunId::parse(&huge).unwrap_err().to_string();
         assert!(error.len() < 300, "the error echoes {} bytes", error.len());
-    }
-
-    #[test]
-    fn timestamps_are_utc_millis() {
-        let now = now_rfc3339();
-        assert_eq!(now.len(), "2026-11-21T05:23:01.482Z".len(), "{now}");
-        assert!(now.ends_with('Z'));
-        let parsed =
-            OffsetDateTime::parse(&now, &time::format_description::well_known::Rfc3339).unwrap();
-        assert!((OffsetDateTime::now_utc() - parsed).whole_seconds().abs() < 5);
     }
 }

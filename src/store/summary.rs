@@ -7,11 +7,12 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use super::disk_records::RunStatus;
 use super::markdown::{NONE, code, fenced, format_duration, quote};
-use super::records::RunStatus;
-use super::run_id::{RunId, now_rfc3339};
+use super::run_id::RunId;
 use crate::config::Permissions;
 use crate::protocol::{ApprovalPolicy, SandboxMode};
+use crate::timestamp::now_rfc3339;
 
 /// Titles show in one line of a picker or a listing; 80 characters fit a
 /// terminal next to a status and a date.

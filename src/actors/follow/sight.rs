@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use crate::actors::record::{RunRecord, RunSettings};
+use crate::actors::run_state::{RunRecord, RunSettings};
 use crate::actors::resolve::{self, Located};
 use crate::actors::types::{Progress, RunResult};
 use crate::protocol::ServerNotification;
@@ -102,7 +102,7 @@ impl Reader {
     }
 
     fn end_record(&mut self) -> Option<IndexRecord> {
-        let index = store::audit::index_path(&self.located.run_dir);
+        let index = store::paths::index_path(&self.located.run_dir);
         let run_id = &self.located.run_id;
         new_lines(&index, &mut self.index_read)
             .into_iter()
@@ -180,7 +180,7 @@ mod tests {
             turn_id: Some("turn-1".into()),
             cwd: PathBuf::from("/project"),
             title: "t".into(),
-            started_at: store::now_rfc3339(),
+            started_at: crate::timestamp::now_rfc3339(),
             app_server_url: "ws://127.0.0.1:1".into(),
             app_server_token_file: None,
             pid,
@@ -208,7 +208,7 @@ mod tests {
             title: "t".into(),
             cwd: PathBuf::from("/project"),
             status: RunStatus::Completed,
-            at: store::now_rfc3339(),
+            at: crate::timestamp::now_rfc3339(),
             duration_ms: Some(1234),
             error: None,
             total_tokens: None,

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use super::{RunActor, RunMsg, RunRef, RunState, write};
 use crate::actors::audit_writer::AuditWrite;
-use crate::store::catalog::PendingRow;
-use crate::store::{self, ActiveRecord};
+use crate::store::ActiveRecord;
+use crate::store::PendingRow;
+use crate::timestamp::now_rfc3339;
 
 /// The active record's live fields (progress, message excerpt, tokens) are
 /// rewritten at most this often: a person watching a listing sees a change
@@ -68,7 +69,7 @@ pub(super) fn write_active(state: &mut RunState) {
         progress: Some(progress),
         last_message: live.last_message,
         pending_approval: pending,
-        updated_at: Some(store::now_rfc3339()),
+        updated_at: Some(now_rfc3339()),
     };
     write(state, AuditWrite::Active(Box::new(active)));
     state.active_written = Instant::now();

@@ -11,12 +11,13 @@ use super::active::write_active;
 use super::{RunActor, RunArgs, RunMsg, RunRef, RunReport, RunState, Start, note, write};
 use crate::actors::audit_writer::{AuditOp, AuditWrite, AuditWriter};
 use crate::actors::broker::BrokerMsg;
-use crate::actors::record::{RunRecord, RunSettings};
+use crate::actors::run_state::{RunRecord, RunSettings};
 use crate::actors::types::{EngineError, RunStarted, RunStatus};
 use crate::appserver::ConnectionError;
 use crate::protocol::ThreadId;
 use crate::protocol::{ThreadResumeParams, ThreadSettings, TurnStartParams, TurnStatus};
-use crate::store::{self, ActiveRecord, AuditEvent, IndexEvent, IndexRecord, PointerRecord, RunId};
+use crate::store::{ActiveRecord, AuditEvent, IndexEvent, IndexRecord, PointerRecord, RunId};
+use crate::timestamp::now_rfc3339;
 
 /// What every way of beginning needs besides how it begins.
 struct TurnArgs {
@@ -431,7 +432,7 @@ pub(super) fn index_record(record: &RunRecord, event: IndexEvent) -> IndexRecord
         title: record.title.clone(),
         cwd: record.cwd.clone(),
         status: record.status,
-        at: store::now_rfc3339(),
+        at: now_rfc3339(),
         duration_ms: record.duration_ms,
         error: record.error.clone(),
         total_tokens: ended.then(|| record.total_tokens()),
@@ -448,7 +449,7 @@ pub(super) fn pointer_record(record: &RunRecord, run_dir: &std::path::Path) -> P
         thread_id: Some(record.thread_id.to_string()),
         title: Some(record.title.clone()),
         status: record.status,
-        at: store::now_rfc3339(),
+        at: now_rfc3339(),
         total_tokens: ended.then(|| record.total_tokens()),
         duration_ms: record.duration_ms,
     }

@@ -21,7 +21,7 @@ use tracing::Instrument;
 use crate::actors::approvals::{Choice, PendingApproval};
 use crate::actors::audit_writer::{AuditOp, AuditWrite, AuditWriter};
 use crate::actors::broker::BrokerMsg;
-use crate::actors::record::{RunRecord, RunSettings};
+use crate::actors::run_state::{RunRecord, RunSettings};
 use crate::actors::types::{EngineError, RunStarted, RunStatus};
 use crate::appserver::AppServerConnection;
 use crate::protocol::ThreadId;

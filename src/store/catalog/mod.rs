@@ -26,9 +26,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
-use super::audit::{active_path, index_path};
+use super::disk_records::{ActiveRecord, PendingRow};
 use super::files::{Skipped, WHOLE_FILE, scan_jsonl_range, split_jsonl};
-use super::records::ActiveRecord;
+use super::paths::{active_path, index_path};
 use crate::store::{RunId, RunStatus};
 use rows::{IndexRows, PointerRows};
 
@@ -81,17 +81,6 @@ pub struct RunRow {
     pub app_server_token_file: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-}
-
-/// A pending approval as a listing shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PendingRow {
-    pub approval_id: String,
-    /// `command`, `fileChange`, `permissions`, `userInput` or `mcpElicitation`.
-    pub kind: String,
-    /// The command, or the files, in short.
-    pub summary: String,
 }
 
 /// What a catalog read found: the rows, newest first, and what could not be

@@ -1,7 +1,7 @@
 //! The loaders on run stores built in a temporary directory.
 
 use super::*;
-use crate::store::audit::index_path;
+use crate::store::paths::index_path;
 use crate::store::{
     IndexEvent, IndexRecord, PointerRecord, RunAudit, append_index, append_pointer,
 };
@@ -415,7 +415,7 @@ fn write_timing_fixture(runs: u32, run_dir: &Path, pointers: &Path) {
             end.at = "2026-11-21T05:24:00.000Z".into();
             end.duration_ms = Some(58_518);
             end.total_tokens = Some(48_213);
-            end.last_message = Some(crate::store::records::message_excerpt(&message));
+            end.last_message = Some(crate::store::disk_records::message_excerpt(&message));
             let mut pointer = pointer(0, run_dir, RunStatus::Completed, &end.title);
             pointer.run_id = end.run_id.clone();
             pointer.project_root = end.cwd.clone();

@@ -375,7 +375,7 @@ async fn twenty_listed_runs_fit_the_budget() {
                     "a long title that goes on and on ".repeat(3)
                 )),
                 status: RunStatus::Completed,
-                at: store::now_rfc3339(),
+                at: codex_mcp_sidecar::timestamp::now_rfc3339(),
                 total_tokens: None,
                 duration_ms: None,
             },

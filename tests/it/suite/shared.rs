@@ -17,6 +17,7 @@ use codex_mcp_sidecar::appserver::{
 use codex_mcp_sidecar::protocol::{
     ApprovalPolicy, SandboxMode, ThreadStartParams, TurnStartParams, TurnStatus,
 };
+use codex_mcp_sidecar::timestamp;
 use codex_mcp_sidecar_test_support::scripted_model::{RequestOutcome, Script};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -376,4 +377,30 @@ async fn the_keeper_reports_a_busy_port() {
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     assert!(processes_naming(&url).is_empty());
     drop(holder);
+}
+
+/// The keeper's record says when it started the way the audit writes every
+/// instant (RFC 3339, UTC, to the millisecond, fixed width), so the state
+/// file and the run records never spell the same instant two ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_keeper_writes_its_start_time_like_the_audit() {
+    // The keeper's clock is ours, but its millisecond is cut, not rounded.
+    const CLOCK_SLACK: Duration = Duration::from_secs(1);
+    let world = World::new(LONG_IDLE).await;
+    let before = time::OffsetDateTime::now_utc() - CLOCK_SLACK;
+    let lease = world.lease().await.unwrap();
+    let after = time::OffsetDateTime::now_utc() + CLOCK_SLACK;
+    let started_at = lease.state.clone().unwrap().started_at;
+    let parsed = timestamp::parse(&started_at)
+        .unwrap_or_else(|| panic!("startedAt {started_at:?} is no RFC 3339 time"));
+    assert_eq!(
+        started_at,
+        timestamp::rfc3339(parsed),
+        "not in the audit's form"
+    );
+    assert!(before <= parsed && parsed <= after, "{started_at}");
+    drop(lease);
+    let stopped = stdout_of(&world.cli(&["app-server", "stop"]).output().await.unwrap());
+    assert!(stopped.contains("stopped"), "{stopped}");
+    world.assert_all_gone_within(GONE_WITHIN).await;
 }

@@ -68,7 +68,7 @@ fn index_line(writer: usize, seq: usize) -> IndexRecord {
         title: format!("{writer}:{seq}"),
         cwd: PathBuf::from("/project"),
         status: RunStatus::Running,
-        at: store::now_rfc3339(),
+        at: codex_mcp_sidecar::timestamp::now_rfc3339(),
         duration_ms: None,
         error: Some(pad(writer, seq, MIN_PAD, MAX_PAD)),
         total_tokens: None,

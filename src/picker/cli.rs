@@ -33,8 +33,9 @@ use std::path::PathBuf;
 use clap::Parser;
 use serde::Serialize;
 
+use super::scope::Scope;
 use crate::config::{Config, ConfigError};
-use crate::store::catalog::{self, Catalog, RunRow};
+use crate::store::catalog::{Catalog, RunRow};
 
 /// `codex-runs`' command line.
 #[derive(Debug, Parser)]
@@ -71,26 +72,7 @@ pub enum RunsCliError {
     #[error("cannot write the listing: {0}")]
     Output(#[source] io::Error),
     #[error(transparent)]
-    Picker(#[from] crate::picker::runtime::PickerError),
-}
-
-/// Which runs a listing shows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scope {
-    /// One project's run directory.
-    Project { project: PathBuf, run_dir: PathBuf },
-    /// Every project, through the pointer index.
-    All { pointer_index: PathBuf },
-}
-
-impl Scope {
-    /// Reads the runs (blocking: call it off the async executor).
-    pub fn load(&self) -> Catalog {
-        match self {
-            Scope::Project { run_dir, .. } => catalog::load_project(run_dir),
-            Scope::All { pointer_index } => catalog::load_all(pointer_index),
-        }
-    }
+    Picker(#[from] super::runtime::PickerError),
 }
 
 impl RunsArgs {
@@ -142,15 +124,13 @@ pub fn run(args: &RunsArgs) -> Result<(), RunsCliError> {
             Err(_) => None,
         };
         log_to_file(&config.pointer_dir.join(LOG_FILE));
-        return Ok(crate::picker::runtime::run(
-            crate::picker::runtime::Options {
-                scope,
-                watch: !args.no_watch,
-                codex,
-                codex_home: Some(config.codex_home.clone()),
-                pointer_dir: config.pointer_dir.clone(),
-            },
-        )?);
+        return Ok(super::runtime::run(super::runtime::Options {
+            scope,
+            watch: !args.no_watch,
+            codex,
+            codex_home: Some(config.codex_home.clone()),
+            pointer_dir: config.pointer_dir.clone(),
+        })?);
     }
     let catalog = scope.load();
     let stdout = io::stdout().lock();

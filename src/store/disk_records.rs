@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::catalog::PendingRow;
-use super::run_id::{RunId, now_rfc3339};
+use super::run_id::RunId;
 use crate::protocol::{RequestId, RpcError};
+use crate::timestamp::now_rfc3339;
 
 /// One thing that happened in a run, as received (or, for `sidecar`, as we
 /// decided it). Params and results are kept raw so nothing is lost.
@@ -180,6 +180,17 @@ pub struct ActiveRecord {
     /// When the record was last rewritten (RFC 3339, UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
+}
+
+/// A pending approval as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingRow {
+    pub approval_id: String,
+    /// `command`, `fileChange`, `permissions`, `userInput` or `mcpElicitation`.
+    pub kind: String,
+    /// The command, or the files, in short.
+    pub summary: String,
 }
 
 /// Whether an [`IndexRecord`] opens or closes a run.

@@ -6,15 +6,16 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::actors::types::{Progress, RunResult, RunStatus};
+use crate::actors::types::{Progress, RunResult, RunStatus, ThreadExtras};
 use crate::config::Permissions;
 use crate::protocol::ThreadId;
 use crate::protocol::{
     ApprovalPolicy, NotificationKind, SandboxMode, ServerNotification, ThreadItem, TokenCounts,
     Turn, TurnStatus,
 };
-use crate::store::records::{MESSAGE_EXCERPT_CHARS, message_excerpt, message_tail};
+use crate::store::disk_records::{MESSAGE_EXCERPT_CHARS, message_excerpt, message_tail};
 use crate::store::{self, RefusedRequest, RunId, RunSummary};
+use crate::timestamp::now_rfc3339;
 
 /// How much of a streamed message a record holds before it drops the
 /// start. A listing shows only the last [`MESSAGE_EXCERPT_CHARS`]
@@ -65,16 +66,6 @@ impl RunSettings {
             interactive: false,
         }
     }
-}
-
-/// What a new thread may be given beyond the usual settings (the legacy
-/// `codex` tool's fields).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ThreadExtras {
-    /// Codex config overrides (`config.toml` keys).
-    pub config: Option<serde_json::Map<String, serde_json::Value>>,
-    pub base_instructions: Option<String>,
-    pub developer_instructions: Option<String>,
 }
 
 #[derive(Debug)]
@@ -149,7 +140,7 @@ impl RunRecord {
             thread_id,
             turn_id: None,
             status: RunStatus::Running,
-            started_at: store::now_rfc3339(),
+            started_at: now_rfc3339(),
             ended_at: None,
             started: Instant::now(),
             duration_ms: None,
@@ -173,7 +164,7 @@ impl RunRecord {
     /// our turn's `turn/completed`: the run is over.
     pub fn apply(&mut self, note: &ServerNotification) -> Option<Turn> {
         self.events += 1;
-        self.last_activity = Some(store::now_rfc3339());
+        self.last_activity = Some(now_rfc3339());
         let ours = |turn_id: &str| self.turn_id.as_deref() == Some(turn_id);
         match &note.kind {
             NotificationKind::TokenUsageUpdated(update) if ours(&update.turn_id) => {
@@ -277,7 +268,7 @@ impl RunRecord {
         if error.is_some() {
             self.error = error;
         }
-        self.ended_at = Some(store::now_rfc3339());
+        self.ended_at = Some(now_rfc3339());
         self.duration_ms = Some(self.elapsed_ms());
     }
 
