@@ -4,7 +4,7 @@
 //! input), the rest is the JSON of the arguments.
 #![no_main]
 
-use codex_mcp_sidecar::mcp::params::{check_arguments, tool_names};
+use codex_mcp_sidecar::mcp::catalog::{check_arguments, tool_names};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 

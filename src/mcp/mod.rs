@@ -12,7 +12,7 @@
 //! - [`requests`]: a tool's arguments as an engine request.
 //! - [`params`] and [`replies`]: what the tools take and answer.
 
-mod catalog;
+pub mod catalog;
 pub mod framing;
 mod gate;
 pub mod params;

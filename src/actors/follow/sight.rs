@@ -9,8 +9,8 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use crate::actors::run_state::{RunRecord, RunSettings};
 use crate::actors::resolve::{self, Located};
+use crate::actors::run_state::{RunRecord, RunSettings};
 use crate::actors::types::{Progress, RunResult};
 use crate::protocol::ServerNotification;
 use crate::store::{

@@ -13,10 +13,10 @@ use super::start_queue::Queued;
 use super::state::SupervisorState;
 use crate::actors::broker::BrokerMsg;
 use crate::actors::follow;
-use crate::actors::run_state::RunSettings;
-use crate::actors::types::ThreadExtras;
 use crate::actors::resolve::Located;
 use crate::actors::run::{RunActor, RunArgs, Start};
+use crate::actors::run_state::RunSettings;
+use crate::actors::types::ThreadExtras;
 use crate::actors::types::{
     EngineError, ResumeRequest, ResumeTarget, RunRequest, RunStarted, TurnSettings,
 };
