@@ -1,4 +1,6 @@
-//! The loaders on run stores built in a temporary directory.
+//! The loaders on run stores built in a temporary directory. One file over
+//! 600 lines on purpose: every test builds its store with the helpers at
+//! the top, and they read best beside them.
 
 use super::*;
 use crate::store::paths::index_path;
