@@ -1,3 +1,4 @@
+mod actors_doc;
 mod appserver;
 mod backpressure;
 mod bad_input;
