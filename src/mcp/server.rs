@@ -121,6 +121,9 @@ impl SidecarServer {
                 tool_router.remove_route(&name);
             }
         }
+        for route in tool_router.map.values_mut() {
+            super::lean::compact(&mut route.attr);
+        }
         SidecarServer {
             config,
             backend: backend.boxed().shared(),
