@@ -148,6 +148,15 @@ async fn measure(world: &World) -> BenchResult<Section> {
         TARGET_RATIO,
         "×",
     ));
+    section.notes.push(
+        "Before the Codex version was remembered and the native binary run without \
+         Node, issue 15 measured this first call at 155–216 ms with the app-server up, \
+         most of it `codex --version` through the npm launcher. A bare client's first \
+         thread on a connection it has just made is itself slower than on one it \
+         holds (the figure above): Codex's own cost of a new client, which a fresh \
+         sidecar cannot avoid."
+            .to_string(),
+    );
     section.why_missed.push(
         "what a first call adds to a thread and its turn: the engine's start (actors, \
          the remembered Codex version, the shared server's lease and pointer files), \
