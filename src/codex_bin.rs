@@ -22,7 +22,6 @@ use semver::Version;
 
 use crate::codex_native::NativeCodex;
 use crate::shell_path::absolute_os_setting;
-use crate::version_cache::{BinaryStamp, VersionCache};
 
 /// The Codex CLIs this crate was verified against, oldest to newest. Older
 /// ones lack the WebSocket capability-token auth we rely on and are refused;
@@ -244,7 +243,7 @@ impl CodexBinary {
     /// waits for this.
     pub async fn discover_remembered(cache_dir: &Path) -> Result<CodexBinary, CodexBinError> {
         let (path, source) = locate_from_env()?;
-        let version = remembered_version(&path, cache_dir).await?;
+        let version = crate::version_cache::remembered_version(&path, cache_dir).await?;
         CodexBinary::supported(path, source, version)
     }
 
@@ -337,45 +336,6 @@ pub fn locate(
     })
 }
 
-/// The version of the binary at `path`: remembered, or asked and then
-/// remembered. The cache is keyed by the binary that answers (the native
-/// one behind a launcher), since that is what an upgrade replaces.
-pub(crate) async fn remembered_version(
-    path: &Path,
-    cache_dir: &Path,
-) -> Result<Version, CodexBinError> {
-    let (launcher, cache_dir) = (path.to_path_buf(), cache_dir.to_path_buf());
-    // A few `stat`s and one small read, off the runtime's workers.
-    let looked_up = tokio::task::spawn_blocking(move || {
-        let native = crate::codex_native::resolve(&launcher);
-        let answering = native
-            .as_ref()
-            .map_or(launcher.as_path(), |native| &native.binary);
-        let stamp = BinaryStamp::of(answering);
-        let cache = VersionCache::in_dir(&cache_dir);
-        let known = stamp.as_ref().and_then(|stamp| cache.get(stamp));
-        (native, stamp, cache, known)
-    })
-    .await;
-    // The lookup only panics on a bug; asking the binary is always right.
-    let Ok((native, stamp, cache, known)) = looked_up else {
-        return probe_version(path).await;
-    };
-    if let Some(version) = known {
-        return Ok(version);
-    }
-    let version = match &native {
-        Some(native) => probe(&native.binary, Some(native)).await?,
-        None => probe_version(path).await?,
-    };
-    if let Some(stamp) = stamp {
-        let remembered = version.clone();
-        // Written while the caller goes on; losing it costs one probe.
-        tokio::task::spawn_blocking(move || cache.put(&stamp, &remembered));
-    }
-    Ok(version)
-}
-
 /// Runs `codex --version` and parses `codex-cli X.Y.Z`.
 pub async fn probe_version(path: &Path) -> Result<Version, CodexBinError> {
     probe(path, None).await
@@ -383,7 +343,10 @@ pub async fn probe_version(path: &Path) -> Result<Version, CodexBinError> {
 
 /// [`probe_version`], for a native binary with the environment its
 /// launcher would give it.
-async fn probe(path: &Path, native: Option<&NativeCodex>) -> Result<Version, CodexBinError> {
+pub(crate) async fn probe(
+    path: &Path,
+    native: Option<&NativeCodex>,
+) -> Result<Version, CodexBinError> {
     let mut command = tokio::process::Command::new(path);
     if let Some(native) = native {
         native.apply_env(&mut command);

@@ -1,8 +1,9 @@
 //! The sidecar's benchmarks (issue 7): cold start, per-turn overhead against
 //! a bare app-server client, completion latency, 64 concurrent runs, event
 //! ingest from a flooding fake app-server, the size of every tool's
-//! reply, and a fresh sidecar's first call. Each prints its numbers; `--doc PATH` also writes them, with the
-//! machine, as markdown (`make bench` writes `docs/benchmarks.md`).
+//! reply, and a fresh sidecar's first call. Each prints its numbers;
+//! `--doc PATH` also writes them, with the machine, as markdown (`make
+//! bench` writes `docs/benchmarks.md`).
 //!
 //! `cargo bench --bench sidecar [-- B1 B3 …] [-- --doc docs/benchmarks.md]`
 
