@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use semver::Version;
 
+use crate::codex_native::NativeCodex;
 use crate::shell_path::absolute_os_setting;
 
 /// The Codex CLIs this crate was verified against, oldest to newest. Older
@@ -227,10 +228,30 @@ pub struct CodexBinary {
 }
 
 impl CodexBinary {
-    /// Finds the binary in the documented order and checks its version.
+    /// Finds the binary in the documented order and checks its version,
+    /// asking the binary itself.
     pub async fn discover() -> Result<CodexBinary, CodexBinError> {
         let (path, source) = locate_from_env()?;
         let version = probe_version(&path).await?;
+        CodexBinary::supported(path, source, version)
+    }
+
+    /// [`Self::discover`], with the version remembered in `cache_dir` for
+    /// this very binary when there is one (see [`crate::version_cache`]),
+    /// else asked of the native binary behind an npm launcher (see
+    /// [`crate::codex_native`]) and remembered. A sidecar's first call
+    /// waits for this.
+    pub async fn discover_remembered(cache_dir: &Path) -> Result<CodexBinary, CodexBinError> {
+        let (path, source) = locate_from_env()?;
+        let version = crate::version_cache::remembered_version(&path, cache_dir).await?;
+        CodexBinary::supported(path, source, version)
+    }
+
+    fn supported(
+        path: PathBuf,
+        source: BinarySource,
+        version: Version,
+    ) -> Result<CodexBinary, CodexBinError> {
         if SUPPORTED_VERSIONS.standing(&version) == VersionStanding::TooOld {
             return Err(CodexBinError::TooOld {
                 path,
@@ -318,7 +339,19 @@ pub fn locate(
 
 /// Runs `codex --version` and parses `codex-cli X.Y.Z`.
 pub async fn probe_version(path: &Path) -> Result<Version, CodexBinError> {
+    probe(path, None).await
+}
+
+/// [`probe_version`], for a native binary with the environment its
+/// launcher would give it.
+pub(crate) async fn probe(
+    path: &Path,
+    native: Option<&NativeCodex>,
+) -> Result<Version, CodexBinError> {
     let mut command = tokio::process::Command::new(path);
+    if let Some(native) = native {
+        native.apply_env(&mut command);
+    }
     command
         .arg("--version")
         .stdin(Stdio::null())

@@ -46,30 +46,39 @@ pub const ENV_APP_SERVER_LOG: &str = "CODEX_MCP_WRAPPER_APP_SERVER_LOG";
 pub const ENV_PROGRESS: &str = "CODEX_MCP_WRAPPER_PROGRESS";
 
 /// Which tool families the MCP server lists: `sidecar` (codex_run, wait and
-/// friends), `persistent` (codex_chat, plan, review and their aliases),
-/// `legacy` (`codex`, `codex-reply`, as Codex's removed built-in server had
-/// them). All three unless CODEX_MCP_WRAPPER_TOOLS names some.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// friends), `persistent` (codex_chat, plan, review), `legacy` (`codex`,
+/// `codex-reply`, as Codex's removed built-in server had them) and
+/// `aliases` (`codex_guard_plan`, `codex_guard_final`, codex-persistent-mcp's
+/// names). `sidecar,persistent` unless CODEX_MCP_WRAPPER_TOOLS names some:
+/// every tool listed costs every client's model its schema in every session,
+/// so the two families kept for old configurations are asked for by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ToolFamilies {
     pub sidecar: bool,
     pub persistent: bool,
     pub legacy: bool,
+    pub aliases: bool,
 }
 
 impl ToolFamilies {
+    /// What is listed when CODEX_MCP_WRAPPER_TOOLS is unset.
+    pub const DEFAULT: ToolFamilies = ToolFamilies {
+        sidecar: true,
+        persistent: true,
+        legacy: false,
+        aliases: false,
+    };
+
     pub const ALL: ToolFamilies = ToolFamilies {
         sidecar: true,
         persistent: true,
         legacy: true,
+        aliases: true,
     };
 
-    /// `sidecar,persistent,legacy`, any of them, in any order.
+    /// `sidecar,persistent,legacy,aliases`, any of them, in any order.
     pub fn parse(value: &str) -> Option<ToolFamilies> {
-        let mut families = ToolFamilies {
-            sidecar: false,
-            persistent: false,
-            legacy: false,
-        };
+        let mut families = ToolFamilies::default();
         for name in value
             .split(',')
             .map(str::trim)
@@ -79,16 +88,11 @@ impl ToolFamilies {
                 "sidecar" => families.sidecar = true,
                 "persistent" => families.persistent = true,
                 "legacy" => families.legacy = true,
+                "aliases" => families.aliases = true,
                 _ => return None,
             }
         }
-        (families
-            != ToolFamilies {
-                sidecar: false,
-                persistent: false,
-                legacy: false,
-            })
-        .then_some(families)
+        (families != ToolFamilies::default()).then_some(families)
     }
 }
 
@@ -321,11 +325,11 @@ impl Config {
                 }
             },
             tools: match env(ENV_TOOLS) {
-                None => ToolFamilies::ALL,
+                None => ToolFamilies::DEFAULT,
                 Some(value) => ToolFamilies::parse(&value).ok_or(ConfigError::NotOneOf {
                     name: ENV_TOOLS,
                     value,
-                    expected: "a comma-separated list of sidecar, persistent, legacy",
+                    expected: "a comma-separated list of sidecar, persistent, legacy, aliases",
                 })?,
             },
             max_result_chars: match env(ENV_MAX_RESULT_CHARS) {
@@ -522,7 +526,8 @@ mod tests {
             Some(ToolFamilies {
                 sidecar: true,
                 persistent: false,
-                legacy: true
+                legacy: true,
+                aliases: false,
             })
         );
         assert_eq!(
@@ -530,14 +535,26 @@ mod tests {
             Some(ToolFamilies {
                 sidecar: false,
                 persistent: true,
-                legacy: false
+                legacy: false,
+                aliases: false,
             })
+        );
+        assert_eq!(
+            ToolFamilies::parse("sidecar,persistent,legacy,aliases"),
+            Some(ToolFamilies::ALL)
         );
         assert_eq!(ToolFamilies::parse(""), None);
         assert_eq!(ToolFamilies::parse("sidecar,telepathy"), None);
-        assert_eq!(config(&[("HOME", "/h")]).unwrap().tools, ToolFamilies::ALL);
         let error = config(&[("HOME", "/h"), (ENV_TOOLS, "nope")]).unwrap_err();
         assert!(error.to_string().contains(ENV_TOOLS));
+    }
+
+    #[test]
+    fn the_old_names_are_listed_only_when_asked_for() {
+        let default = config(&[("HOME", "/h")]).unwrap().tools;
+        assert_eq!(default, ToolFamilies::DEFAULT);
+        assert!(default.sidecar && default.persistent);
+        assert!(!default.legacy && !default.aliases);
     }
 
     #[test]

@@ -46,7 +46,9 @@
 //!   notifications, requests and item kinds are kept as raw JSON.
 //! - [`codex_bin`]: finding the Codex CLI (`CODEX_BIN`, `PATH`, the project's
 //!   pinned install for a binary run from inside its checkout) and placing
-//!   its version against the verified range (`SUPPORTED_VERSIONS`).
+//!   its version against the verified range (`SUPPORTED_VERSIONS`);
+//!   [`codex_native`]: the native binary behind the npm launcher, run
+//!   directly; [`version_cache`]: the versions of binaries already asked.
 //! - [`codex_config`]: what the sidecar adds to every thread's Codex config
 //!   (secret environment variables kept from commands).
 //! - [`config`] and [`shell_path`]: the settings, read from the environment
@@ -69,6 +71,7 @@ pub mod backpressure;
 pub mod cli;
 pub mod codex_bin;
 pub mod codex_config;
+pub mod codex_native;
 pub mod config;
 pub mod health;
 pub mod mcp;
@@ -81,4 +84,5 @@ pub mod shell_path;
 pub mod store;
 pub mod text;
 pub mod timestamp;
+pub mod version_cache;
 pub mod wait_slice;

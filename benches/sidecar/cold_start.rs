@@ -16,6 +16,9 @@ const SPAWNS: usize = 20;
 const WARMUP: usize = 2;
 /// Issue 7's target.
 const TARGET_MS: f64 = 20.0;
+/// Issue 15's budget for the default list (a unit test holds the sidecar
+/// to it; this shows the figure).
+const LIST_BUDGET_BYTES: usize = 8 * 1024;
 
 pub async fn run() -> BenchResult<Section> {
     let dirs = Dirs::new()?;
@@ -25,6 +28,7 @@ pub async fn run() -> BenchResult<Section> {
     let mut initialized = Vec::new();
     let mut listed = Vec::new();
     let mut tools = 0;
+    let mut list_bytes = 0;
     for round in 0..WARMUP + SPAWNS {
         let started = Instant::now();
         let transport = TokioChildProcess::new(sidecar_command(dirs.project.path(), &env))?;
@@ -34,6 +38,11 @@ pub async fn run() -> BenchResult<Section> {
         let listing = tokio::time::timeout(CALL_TIMEOUT, client.list_all_tools()).await??;
         let after_list = started.elapsed();
         tools = listing.len();
+        list_bytes = serde_json::to_vec(&rmcp::model::ListToolsResult {
+            tools: listing,
+            ..Default::default()
+        })?
+        .len();
         client.cancel().await?;
         reap(pid).await;
         if round >= WARMUP {
@@ -59,6 +68,10 @@ pub async fn run() -> BenchResult<Section> {
     section.figure(
         format!("spawn → `tools/list` reply ({tools} tools), median (min–max)"),
         listed.median_range("ms"),
+    );
+    section.figure(
+        "the `tools/list` result, compact JSON",
+        format!("{list_bytes} B (budget {LIST_BUDGET_BYTES} B)"),
     );
     section.checks.push(Check::at_most(
         "spawn → tools/list, median",

@@ -1,14 +1,16 @@
 //! The sidecar's benchmarks (issue 7): cold start, per-turn overhead against
 //! a bare app-server client, completion latency, 64 concurrent runs, event
-//! ingest from a flooding fake app-server, and the size of every tool's
-//! reply. Each prints its numbers; `--doc PATH` also writes them, with the
-//! machine, as markdown (`make bench` writes `docs/benchmarks.md`).
+//! ingest from a flooding fake app-server, the size of every tool's
+//! reply, and a fresh sidecar's first call. Each prints its numbers;
+//! `--doc PATH` also writes them, with the machine, as markdown (`make
+//! bench` writes `docs/benchmarks.md`).
 //!
 //! `cargo bench --bench sidecar [-- B1 B3 …] [-- --doc docs/benchmarks.md]`
 
 mod cold_start;
 mod concurrent;
 mod fake_server;
+mod first_call;
 mod ingest;
 mod replies;
 mod report;
@@ -21,13 +23,13 @@ use report::{Machine, Section};
 use support::BenchResult;
 
 /// Every benchmark, in the order they are reported.
-const ALL: [&str; 6] = ["B1", "B2", "B3", "B4", "B5", "B6"];
+const ALL: [&str; 7] = ["B1", "B2", "B3", "B4", "B5", "B6", "B7"];
 
 /// The order they run in: B4 (64 Codex turns at once) last, because the
 /// machine takes a while to settle after it (the app-server's session
 /// files are still being written back), and B5, which needs no Codex and
 /// is the most sensitive to a busy machine, first after B1.
-const RUN_ORDER: [&str; 6] = ["B1", "B5", "B2", "B3", "B6", "B4"];
+const RUN_ORDER: [&str; 7] = ["B1", "B5", "B2", "B3", "B6", "B7", "B4"];
 
 /// The bench's own runtime: two workers, as many as the machine has cores,
 /// so the client side never starves the sidecar of more than its share.
@@ -102,6 +104,7 @@ async fn run_one(id: &str) -> BenchResult<Section> {
         "B4" => concurrent::run().await,
         "B5" => ingest::run().await,
         "B6" => replies::run().await,
+        "B7" => first_call::run().await,
         other => Err(format!("no benchmark {other}").into()),
     }
 }

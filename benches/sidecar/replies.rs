@@ -36,13 +36,22 @@ struct Measured {
 }
 
 pub async fn run() -> BenchResult<Section> {
-    let measured = World::around(async |world| world.with_sidecar(measure_all).await).await?;
+    let measured = World::around(async |world| {
+        // Every family, the two old ones too: each tool's reply is measured.
+        let mut env = world.sidecar_env()?;
+        env.push((
+            "CODEX_MCP_WRAPPER_TOOLS".to_string(),
+            "sidecar,persistent,legacy,aliases".to_string(),
+        ));
+        Sidecar::around(world.project.path(), &env, measure_all).await
+    })
+    .await?;
     let mut section = Section::new(
         "B6",
         "reply sizes",
         format!(
             "Every tool called once or more through the release sidecar over stdio \
-             (shared app-server, scripted model); bytes of the structured content \
+             (shared app-server, scripted model, every tool family listed); bytes of the structured content \
              (compact JSON) and of the text content, each against the budget where \
              one is set. Final messages are {MESSAGE_CHARS} characters, so a \
              result's budget is {MESSAGE_CHARS} + {RESULT_OVERHEAD_BUDGET} bytes; the \

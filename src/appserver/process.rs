@@ -186,7 +186,19 @@ impl AppServerProcess {
                 source,
             })?;
 
-        let mut command = Command::new(&options.codex_bin);
+        // Behind the npm launcher, Node only starts to exec the native
+        // binary: start that directly, with the environment the launcher
+        // gives it (a Node start less on every server start).
+        let native = crate::codex_native::resolve(&options.codex_bin);
+        let program = native
+            .as_ref()
+            .map_or(options.codex_bin.as_path(), |native| {
+                native.binary.as_path()
+            });
+        let mut command = Command::new(program);
+        if let Some(native) = &native {
+            native.apply_env(&mut command);
+        }
         command
             .arg("app-server")
             .arg("--listen")

@@ -135,7 +135,7 @@ async fn follow(engine: &Engine, started: &RunStarted, flags: &TurnFlags) -> Res
 
 async fn engine() -> Result<Engine, String> {
     let config = Config::from_env().map_err(|error| error.to_string())?;
-    let codex = CodexBinary::discover()
+    let codex = CodexBinary::discover_remembered(&config.pointer_dir)
         .await
         .map_err(|error| error.to_string())?;
     Engine::start(config, codex)

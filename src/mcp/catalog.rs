@@ -23,6 +23,8 @@ pub enum Family {
     Persistent,
     /// `codex` and `codex-reply`, from Codex's removed built-in MCP server.
     Legacy,
+    /// codex-persistent-mcp's names for `codex_plan` and `codex_review`.
+    Aliases,
 }
 
 impl Family {
@@ -31,6 +33,7 @@ impl Family {
             Family::Sidecar => families.sidecar,
             Family::Persistent => families.persistent,
             Family::Legacy => families.legacy,
+            Family::Aliases => families.aliases,
         }
     }
 }
@@ -80,7 +83,7 @@ const fn tool(name: &'static str, family: Family, check: Checker, as_task: AsTas
 }
 
 use AsTask::{Legacy, No, Resume, Run};
-use Family::{Legacy as L, Persistent as P, Sidecar as S};
+use Family::{Aliases as A, Legacy as L, Persistent as P, Sidecar as S};
 
 const CHAT: AsTask = AsTask::Conversation(Talk::Chat);
 const PLAN: AsTask = AsTask::Conversation(Talk::Plan);
@@ -99,9 +102,9 @@ pub const TOOLS: &[Tool] = &[
     tool("codex_wrapper_check", S, check::<NoParams>, No),
     tool("codex_chat", P, check::<ChatParams>, CHAT),
     tool("codex_plan", P, check::<PlanParams>, PLAN),
-    tool("codex_guard_plan", P, check::<PlanParams>, PLAN),
+    tool("codex_guard_plan", A, check::<PlanParams>, PLAN),
     tool("codex_review", P, check::<ReviewParams>, REVIEW),
-    tool("codex_guard_final", P, check::<ReviewParams>, REVIEW),
+    tool("codex_guard_final", A, check::<ReviewParams>, REVIEW),
 ];
 
 pub fn find(name: &str) -> Option<&'static Tool> {

@@ -11,10 +11,13 @@
 //! - [`tools`]: the tool methods; [`tasks`]: the same calls as MCP tasks.
 //! - [`requests`]: a tool's arguments as an engine request.
 //! - [`params`] and [`replies`]: what the tools take and answer.
+//! - [`lean`]: what `tools/list` leaves out of the derived schemas, and
+//!   the size budget the list keeps to.
 
 pub mod catalog;
 pub mod framing;
 mod gate;
+mod lean;
 pub mod params;
 #[cfg(test)]
 mod properties;

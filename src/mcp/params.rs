@@ -86,9 +86,8 @@ fn quoted_name(name: &str) -> String {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct NoParams {}
 
-/// What a run may do. `yolo`: full access, never asks (the default unless
-/// CODEX_MCP_WRAPPER_DEFAULT_PERMISSIONS says otherwise); `workspace-write`:
-/// writes inside cwd only; `read-only`: reads only.
+/// `yolo`: full access (usual default); `workspace-write`: writes in cwd
+/// only; `read-only`. `sandbox`, `approval_policy` override it.
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum PermissionsParam {
@@ -116,20 +115,16 @@ pub enum ApprovalParam {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct RunParams {
-    /// The task for Codex, as you would type it.
     pub prompt: String,
-    /// Absolute project directory (default: the server's working directory).
+    /// Absolute project directory (default: the server's).
     pub cwd: Option<String>,
-    /// A short title for listings (default: the prompt's first line).
+    /// Title for listings (default: the prompt's first line).
     pub run_name: Option<String>,
-    /// true (default): return a run handle at once; then call codex_wait.
-    /// false: wait like codex_wait and return the result.
+    /// false: answer at the end, as codex_wait does (default true).
     #[serde(rename = "async")]
     pub run_async: Option<bool>,
     pub permissions: Option<PermissionsParam>,
-    /// Overrides the sandbox that `permissions` implies.
     pub sandbox: Option<SandboxParam>,
-    /// Overrides the approval policy that `permissions` implies.
     pub approval_policy: Option<ApprovalParam>,
     pub model: Option<String>,
     /// e.g. low, medium, high.
@@ -164,8 +159,7 @@ pub struct WaitParams {
     pub soft_timeout_ms: Option<u64>,
     /// Upper bound for this call in ms, if lower than the soft timeout.
     pub timeout_ms: Option<u64>,
-    /// For a long final message: the character offset of the page to return
-    /// (the previous reply's `nextOffset`).
+    /// A long result's page to return: the previous reply's nextOffset.
     pub offset: Option<u64>,
 }
 
@@ -238,11 +232,9 @@ pub struct RunsParams {
 /// Settings every conversation tool takes.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ConversationSettings {
-    /// Continue this session (a Codex thread id; a person can join it with
-    /// `codex resume <session_id>`). Omit to start a new session.
+    /// Continue this session; omit to start a new one.
     pub session_id: Option<String>,
-    /// Absolute project directory; required for a new session (default: the
-    /// server's working directory), inferred for an existing one.
+    /// Absolute project directory of a new session (default: the server's).
     pub cwd: Option<String>,
     /// For this request only.
     pub model: Option<String>,

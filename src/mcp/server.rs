@@ -58,7 +58,9 @@ pub async fn serve_stdio() -> Result<(), String> {
 
 /// Finds Codex and starts the engine on it.
 async fn start_backend(config: Config) -> Backend {
-    let codex = CodexBinary::discover().await.map_err(NoUsableCodex::from);
+    let codex = CodexBinary::discover_remembered(&config.pointer_dir)
+        .await
+        .map_err(NoUsableCodex::from);
     let engine = match &codex {
         Ok(codex) => Engine::start(config, codex.clone()).await.map_err(|error| {
             tracing::error!(%error, "the engine could not start");
@@ -118,6 +120,9 @@ impl SidecarServer {
             if !enabled {
                 tool_router.remove_route(&name);
             }
+        }
+        for route in tool_router.map.values_mut() {
+            super::lean::compact(&mut route.attr);
         }
         SidecarServer {
             config,

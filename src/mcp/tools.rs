@@ -31,9 +31,8 @@ const RUNS_LIMIT_MAX: u64 = 200;
 
 #[tool_router(vis = "pub(super)")]
 impl SidecarServer {
-    /// Start a Codex session, and answer when its turn ends. (The `codex`
-    /// tool of Codex's removed built-in MCP server; continue with
-    /// codex-reply.)
+    /// Start a Codex session; answers when its turn ends. Continue with
+    /// codex-reply.
     #[tool(name = "codex")]
     async fn legacy_codex(
         &self,
@@ -70,9 +69,8 @@ impl SidecarServer {
         self.with_progress(&context, outcome).await
     }
 
-    /// Start Codex on a task in the background and get a runId at once.
-    /// Then call codex_wait with that runId; on `still_running`, call
-    /// codex_wait again with the same runId until the result comes.
+    /// Start Codex on a task; returns a runId at once. Then call codex_wait
+    /// with it, and again on each `still_running`, until the result comes.
     #[tool]
     async fn codex_run(
         &self,
@@ -148,10 +146,9 @@ impl SidecarServer {
         self.with_progress(&context, outcome).await
     }
 
-    /// Answer a request a run is waiting on (codex_wait showed it as
-    /// `waiting_for_approval` with a pendingApproval): accept, decline or
-    /// cancel. Accepting a question (kind userInput) answers each with its
-    /// first, recommended option. The run goes on; call codex_wait again.
+    /// Answer the pendingApproval of a run that codex_wait showed as
+    /// `waiting_for_approval`. Accepting a question picks each one's first
+    /// option. Then call codex_wait again.
     #[tool]
     async fn codex_approve(&self, Parameters(params): Parameters<ApproveParams>) -> ToolResult {
         let outcome = async {
@@ -232,9 +229,8 @@ impl SidecarServer {
         answer(outcome).await
     }
 
-    /// Check the setup: the Codex CLI, its home, the run directory, the
-    /// pointer index, the app-server, the Codex login and the sidecar's own
-    /// actors. `ok` is true when nothing is wrong.
+    /// Check the setup: the Codex CLI and login, the app-server, the run
+    /// directories. `ok` is true when nothing is wrong.
     #[tool]
     async fn codex_wrapper_check(&self) -> ToolResult {
         let backend = self.backend.clone().await;

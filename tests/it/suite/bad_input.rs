@@ -61,6 +61,8 @@ async fn start_sidecar(world: &World, drop_dac: bool) -> RawMcp {
     command
         .env("CODEX_MCP_WRAPPER_APP_SERVER_MODE", "private")
         .env("CODEX_MCP_WRAPPER_WAIT_SOFT_TIMEOUT_MS", "0")
+        // The corpus has cases for the legacy tools: ask for them.
+        .env("CODEX_MCP_WRAPPER_TOOLS", "sidecar,persistent,legacy")
         .current_dir(world.project.path())
         .stderr(stderr);
     RawMcp::spawn(command).await

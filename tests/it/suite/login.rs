@@ -89,6 +89,8 @@ async fn sidecar_with<H: rmcp::ClientHandler>(
     offline(&mut command, closed_port);
     command
         .env("CODEX_MCP_WRAPPER_APP_SERVER_MODE", "private")
+        // The legacy `codex` tool is refused like the others: ask for it.
+        .env("CODEX_MCP_WRAPPER_TOOLS", "sidecar,persistent,legacy")
         .current_dir(world.project.path());
     handler
         .serve(TokioChildProcess::new(command).unwrap())

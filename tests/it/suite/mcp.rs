@@ -22,15 +22,11 @@ use codex_mcp_sidecar_test_support::world::SidecarWorld;
 
 type Client = RunningService<RoleClient, ()>;
 
-/// Every tool a client should see.
-const TOOLS: [&str; 15] = [
-    "codex",
-    "codex-reply",
+/// Every tool a client sees by default (`CODEX_MCP_WRAPPER_TOOLS` unset).
+const TOOLS: [&str; 11] = [
     "codex_active_runs",
     "codex_approve",
     "codex_chat",
-    "codex_guard_final",
-    "codex_guard_plan",
     "codex_interrupt",
     "codex_plan",
     "codex_resume",
@@ -40,6 +36,9 @@ const TOOLS: [&str; 15] = [
     "codex_wait",
     "codex_wrapper_check",
 ];
+
+/// What a client sees with the two old families asked for too.
+const WITH_OLD_NAMES: &str = "sidecar,persistent,legacy,aliases";
 
 /// A throwaway world for one server: model, CODEX_HOME, pointer dir, project.
 struct World(SidecarWorld);
@@ -128,6 +127,20 @@ impl World {
         self.over_stdio_with((), &[("CODEX_BIN", &codex_bin)]).await
     }
 
+    /// [`Self::over_stdio`] with the legacy and alias families listed too,
+    /// as a configuration written for the removed built-in server asks.
+    async fn over_stdio_with_old_names(&self) -> Client {
+        let codex_bin = codex_bin().display().to_string();
+        self.over_stdio_with(
+            (),
+            &[
+                ("CODEX_BIN", &codex_bin),
+                ("CODEX_MCP_WRAPPER_TOOLS", WITH_OLD_NAMES),
+            ],
+        )
+        .await
+    }
+
     /// The built binary over stdio, its client answering with `handler`;
     /// `extra` adds to or overrides the environment.
     async fn over_stdio_with<H: rmcp::ClientHandler>(
@@ -182,8 +195,9 @@ async fn wait_to_end(client: &Client, run_id: &str) -> (CallToolResult, bool) {
 }
 
 /// The flow the issue lists, through any client: list tools; run, wait in
-/// slices, completed; resume; chat twice on one session; plan and review and
-/// their aliases; the wrapper check.
+/// slices, completed; resume; chat twice on one session; plan and review;
+/// the wrapper check. (The aliases, listed only when asked for, are called
+/// in `the_tool_family_switch_lists_only_what_it_names`.)
 async fn full_flow(client: &Client, world: &World) {
     let mut names: Vec<String> = client
         .list_all_tools()
@@ -276,19 +290,9 @@ async fn full_flow(client: &Client, world: &World) {
             json!({"requirements": "R", "plan": "P", "constraints": "C"}),
         ),
         (
-            "codex_guard_plan",
-            "critique",
-            json!({"requirements": "R", "plan": "P"}),
-        ),
-        (
             "codex_review",
             "review",
             json!({"change_summary": "S", "test_results": "T"}),
-        ),
-        (
-            "codex_guard_final",
-            "review",
-            json!({"change_summary": "S"}),
         ),
     ] {
         let answer = structured(&call(client, tool, arguments).await);
@@ -643,7 +647,7 @@ async fn codex_then_codex_reply_on_one_thread() {
         "model = \"profile-model\"\n",
     )
     .unwrap();
-    let client = world.over_stdio(None).await;
+    let client = world.over_stdio_with_old_names().await;
 
     let tools = client.list_all_tools().await.unwrap();
     let schema = |name: &str| {
@@ -750,26 +754,30 @@ async fn codex_then_codex_reply_on_one_thread() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tool_family_switch_lists_only_what_it_names() {
     let world = World::new().await;
-    for (families, expected) in [
-        ("legacy", vec!["codex", "codex-reply"]),
-        (
-            "sidecar,persistent",
-            TOOLS
-                .iter()
-                .copied()
-                .filter(|tool| !tool.starts_with("codex-") && *tool != "codex")
-                .collect(),
-        ),
+    let old_names = [
+        "codex",
+        "codex-reply",
+        "codex_guard_final",
+        "codex_guard_plan",
+    ];
+    let mut everything: Vec<&str> = TOOLS.iter().copied().chain(old_names).collect();
+    everything.sort();
+    for (families, expected, hidden) in [
+        ("legacy", vec!["codex", "codex-reply"], "codex_run"),
+        // Unset: neither old family is listed, nor can be called.
+        ("", TOOLS.to_vec(), "codex"),
+        ("sidecar,persistent", TOOLS.to_vec(), "codex_guard_plan"),
         (
             "persistent",
-            vec![
-                "codex_chat",
-                "codex_guard_final",
-                "codex_guard_plan",
-                "codex_plan",
-                "codex_review",
-            ],
+            vec!["codex_chat", "codex_plan", "codex_review"],
+            "codex_guard_final",
         ),
+        (
+            "aliases",
+            vec!["codex_guard_final", "codex_guard_plan"],
+            "codex_plan",
+        ),
+        (WITH_OLD_NAMES, everything.clone(), "no_such_tool"),
     ] {
         let client = world
             .over_stdio_with((), &[("CODEX_MCP_WRAPPER_TOOLS", families)])
@@ -782,17 +790,35 @@ async fn the_tool_family_switch_lists_only_what_it_names() {
             .map(|tool| tool.name.to_string())
             .collect();
         names.sort();
-        assert_eq!(names, expected, "{families}");
+        assert_eq!(names, expected, "{families:?}");
         // A tool that is not listed cannot be called either.
-        let hidden = if families == "legacy" {
-            "codex_run"
-        } else {
-            "codex"
-        };
         let reply = call(&client, hidden, json!({"prompt": "x"})).await;
-        assert_eq!(reply.is_error, Some(true), "{families}: {hidden}");
+        assert_eq!(reply.is_error, Some(true), "{families:?}: {hidden}");
         client.cancel().await.unwrap();
     }
+
+    // codex-persistent-mcp's names, asked for, answer as the tools they
+    // stand for.
+    let client = world
+        .over_stdio_with((), &[("CODEX_MCP_WRAPPER_TOOLS", "aliases")])
+        .await;
+    for (tool, field, arguments) in [
+        (
+            "codex_guard_plan",
+            "critique",
+            json!({"requirements": "R", "plan": "P"}),
+        ),
+        (
+            "codex_guard_final",
+            "review",
+            json!({"change_summary": "S"}),
+        ),
+    ] {
+        let answer = structured(&call(&client, tool, arguments).await);
+        assert_eq!(answer[field], "scripted reply", "{tool}: {answer}");
+        assert!(answer["session_id"].is_string(), "{tool}: {answer}");
+    }
+    client.cancel().await.unwrap();
     world.shutdown().await;
 }
 
@@ -1508,7 +1534,7 @@ async fn a_resume_gets_its_own_permissions_on_a_loaded_thread() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_legacy_compact_prompt_is_what_compaction_sends() {
     let world = World::new().await;
-    let client = world.over_stdio(None).await;
+    let client = world.over_stdio_with_old_names().await;
     let started = structured(
         &call(
             &client,
