@@ -17,7 +17,7 @@ use semver::Version;
 use serde::{Deserialize, Serialize};
 
 /// The file's name inside the pointer dir.
-const FILE_NAME: &str = "codex-versions.json";
+pub(crate) const FILE_NAME: &str = "codex-versions.json";
 
 /// Says that the file is ours and in this shape; any other is ignored.
 const FORMAT: &str = "codex-mcp-sidecar/codex-versions/1";
@@ -133,45 +133,6 @@ impl VersionCache {
     }
 }
 
-/// The version of the binary at `path`: remembered, or asked and then
-/// remembered. The cache is keyed by the binary that answers (the native
-/// one behind a launcher), since that is what an upgrade replaces.
-pub(crate) async fn remembered_version(
-    path: &Path,
-    cache_dir: &Path,
-) -> Result<Version, crate::codex_bin::CodexBinError> {
-    let (launcher, cache_dir) = (path.to_path_buf(), cache_dir.to_path_buf());
-    // A few `stat`s and one small read, off the runtime's workers.
-    let looked_up = tokio::task::spawn_blocking(move || {
-        let native = crate::codex_native::resolve(&launcher);
-        let answering = native
-            .as_ref()
-            .map_or(launcher.as_path(), |native| &native.binary);
-        let stamp = BinaryStamp::of(answering);
-        let cache = VersionCache::in_dir(&cache_dir);
-        let known = stamp.as_ref().and_then(|stamp| cache.get(stamp));
-        (native, stamp, cache, known)
-    })
-    .await;
-    // The lookup only panics on a bug; asking the binary is always right.
-    let Ok((native, stamp, cache, known)) = looked_up else {
-        return crate::codex_bin::probe_version(path).await;
-    };
-    if let Some(version) = known {
-        return Ok(version);
-    }
-    let version = match &native {
-        Some(native) => crate::codex_bin::probe(&native.binary, Some(native)).await?,
-        None => crate::codex_bin::probe_version(path).await?,
-    };
-    if let Some(stamp) = stamp {
-        let remembered = version.clone();
-        // Written while the caller goes on; losing it costs one probe.
-        tokio::task::spawn_blocking(move || cache.put(&stamp, &remembered));
-    }
-    Ok(version)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,84 +238,5 @@ mod tests {
         let stamp = BinaryStamp::of(&binary(dir.path(), "x")).unwrap();
         cache.put(&stamp, &Version::new(0, 169, 0));
         assert_eq!(cache.get(&stamp), None);
-    }
-
-    /// A `codex` that logs every `--version` it answers, as a user's own
-    /// wrapper script would run.
-    fn counting_codex(dir: &Path, version: &str) -> (PathBuf, PathBuf) {
-        use std::os::unix::fs::PermissionsExt;
-        let log = dir.join("probes.log");
-        let script = dir.join("codex");
-        std::fs::write(
-            &script,
-            format!(
-                "#!/bin/sh\necho \"$@\" >> '{}'\necho 'codex-cli {version}'\n",
-                log.display()
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        (script, log)
-    }
-
-    fn probes(log: &Path) -> usize {
-        std::fs::read_to_string(log).map_or(0, |text| text.lines().count())
-    }
-
-    /// How long the cache write behind a probe may take on a loaded
-    /// machine before the test gives up on it (it takes microseconds).
-    const CACHE_WRITE_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
-
-    /// Waits until the write behind the caller has remembered `version`, so
-    /// that the next step does not race it.
-    async fn written(pointer: &Path, version: &str) {
-        let deadline = std::time::Instant::now() + CACHE_WRITE_WAIT;
-        while !VersionCache::in_dir(pointer)
-            .read()
-            .entries
-            .iter()
-            .any(|entry| entry.version == version)
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{} was not written",
-                pointer.join(FILE_NAME).display()
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-    }
-
-    #[tokio::test]
-    async fn a_remembered_binary_is_not_asked_again_until_it_changes() {
-        let dir = tempfile::tempdir().unwrap();
-        let pointer = dir.path().join("pointer");
-        let (codex, log) = counting_codex(dir.path(), "0.169.0");
-        let remembered = |path: PathBuf| {
-            let pointer = pointer.clone();
-            async move { remembered_version(&path, &pointer).await.unwrap() }
-        };
-
-        assert_eq!(remembered(codex.clone()).await, Version::new(0, 169, 0));
-        assert_eq!(probes(&log), 1);
-        written(&pointer, "0.169.0").await;
-        assert_eq!(remembered(codex.clone()).await, Version::new(0, 169, 0));
-        assert_eq!(probes(&log), 1, "a hit runs nothing");
-
-        // Upgraded in place: asked again, and the new version is the answer.
-        counting_codex(dir.path(), "0.171.0-alpha.1");
-        assert_eq!(
-            remembered(codex.clone()).await,
-            Version::parse("0.171.0-alpha.1").unwrap()
-        );
-        assert_eq!(probes(&log), 2);
-        written(&pointer, "0.171.0-alpha.1").await;
-
-        // A corrupt cache is asked past, never an error.
-        std::fs::write(pointer.join(FILE_NAME), "{\"format\":").unwrap();
-        assert_eq!(
-            remembered(codex.clone()).await,
-            Version::parse("0.171.0-alpha.1").unwrap()
-        );
-        assert_eq!(probes(&log), 3);
     }
 }

@@ -15,13 +15,15 @@ use std::ffi::OsString;
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Duration;
 
 use semver::Version;
 
-use crate::codex_native::NativeCodex;
 use crate::shell_path::absolute_os_setting;
+
+mod probe;
+
+use probe::{VERSION_PROBE_TIMEOUT, remembered_version};
+pub use probe::{parse_version, probe_version};
 
 /// The Codex CLIs this crate was verified against, oldest to newest. Older
 /// ones lack the WebSocket capability-token auth we rely on and are refused;
@@ -98,10 +100,6 @@ impl VersionRange {
 fn same_release(a: &Version, b: &Version) -> bool {
     (a.major, a.minor, a.patch) == (b.major, b.minor, b.patch)
 }
-
-/// `codex --version` only prints a line, but the npm launcher starts Node
-/// first; on a loaded 2-core machine that can take a few seconds.
-const VERSION_PROBE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The environment variable that names the binary explicitly.
 pub const CODEX_BIN_ENV: &str = "CODEX_BIN";
@@ -243,7 +241,7 @@ impl CodexBinary {
     /// waits for this.
     pub async fn discover_remembered(cache_dir: &Path) -> Result<CodexBinary, CodexBinError> {
         let (path, source) = locate_from_env()?;
-        let version = crate::version_cache::remembered_version(&path, cache_dir).await?;
+        let version = remembered_version(&path, cache_dir).await?;
         CodexBinary::supported(path, source, version)
     }
 
@@ -337,65 +335,9 @@ pub fn locate(
     })
 }
 
-/// Runs `codex --version` and parses `codex-cli X.Y.Z`.
-pub async fn probe_version(path: &Path) -> Result<Version, CodexBinError> {
-    probe(path, None).await
-}
-
-/// [`probe_version`], for a native binary with the environment its
-/// launcher would give it.
-pub(crate) async fn probe(
-    path: &Path,
-    native: Option<&NativeCodex>,
-) -> Result<Version, CodexBinError> {
-    let mut command = tokio::process::Command::new(path);
-    if let Some(native) = native {
-        native.apply_env(&mut command);
-    }
-    command
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
-    let output = tokio::time::timeout(VERSION_PROBE_TIMEOUT, command.output())
-        .await
-        .map_err(|_| CodexBinError::ProbeTimedOut {
-            path: path.to_path_buf(),
-        })?
-        .map_err(|source| CodexBinError::NotRunnable {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    parse_version(&stdout).ok_or_else(|| CodexBinError::UnrecognisedVersion {
-        path: path.to_path_buf(),
-        output: stdout.trim().to_string(),
-    })
-}
-
-/// Parses the first line of `codex --version`, e.g. `codex-cli 0.169.0`.
-pub fn parse_version(output: &str) -> Option<Version> {
-    let line = output.lines().next()?.trim();
-    let number = line.strip_prefix("codex-cli")?.trim();
-    Version::parse(number).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_release_and_prerelease_versions() {
-        assert_eq!(
-            parse_version("codex-cli 0.169.0\n"),
-            Some(Version::new(0, 169, 0))
-        );
-        let pre = parse_version("codex-cli 0.170.0-alpha.2").unwrap();
-        assert!(pre > SUPPORTED_VERSIONS.oldest);
-        assert_eq!(parse_version("codex 0.169.0"), None);
-        assert_eq!(parse_version(""), None);
-        assert_eq!(parse_version("codex-cli banana"), None);
-    }
 
     #[test]
     fn versions_sit_inside_newer_than_or_older_than_the_verified_range() {
@@ -441,12 +383,12 @@ mod tests {
     #[test]
     fn the_readme_and_the_pins_state_the_same_range() {
         let VersionRange { oldest, newest } = &SUPPORTED_VERSIONS;
-        let readme = include_str!("../README.md");
+        let readme = include_str!("../../README.md");
         let stated = format!("Codex **{oldest} to {newest}**");
         assert!(readme.contains(&stated), "README.md lacks {stated:?}");
         for (pin, version) in [
-            (include_str!("../codex-cli/package.json"), oldest),
-            (include_str!("../codex-cli-newest/package.json"), newest),
+            (include_str!("../../codex-cli/package.json"), oldest),
+            (include_str!("../../codex-cli-newest/package.json"), newest),
         ] {
             let pinned = format!("\"@openai/codex\": \"{version}\"");
             assert!(pin.contains(&pinned), "{pin} lacks {pinned}");
