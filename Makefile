@@ -9,7 +9,7 @@ export CODEX_BIN := $(CURDIR)/$(CODEX_CLI)/node_modules/.bin/codex
 MCP_CLIENTS := mcp-clients
 MCP_CLIENTS_STAMP := $(MCP_CLIENTS)/node_modules/.installed
 # The newest verified Codex and Claude Code, pinned like the oldest and
-# bumped by hand (with SUPPORTED_VERSIONS in src/codex_bin.rs and the
+# bumped by hand (with SUPPORTED_VERSIONS in src/codex_bin/mod.rs and the
 # README's "Finding Codex"): `make test` runs a subset on them too.
 CODEX_CLI_NEWEST := codex-cli-newest
 CODEX_NEWEST_STAMP := $(CODEX_CLI_NEWEST)/node_modules/.installed
