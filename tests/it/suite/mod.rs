@@ -12,6 +12,7 @@ mod examples;
 mod follow;
 mod hidden_proc;
 mod installed;
+mod layout;
 mod login;
 mod mcp;
 mod path_settings;
