@@ -5,5 +5,6 @@
 // This whole crate is tests: a failed step should panic with its reason.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod common;
 mod suite;

@@ -4,6 +4,22 @@
 //! waits a test needs. The worlds themselves live in
 //! `codex-mcp-sidecar-test-support`, shared with the benches and examples.
 
+/// A suite's own `World`: the shared `SidecarWorld` under a local type that
+/// derefs to it, so the suite can give it methods of its own (a foreign type
+/// takes none).
+macro_rules! suite_world {
+    () => {
+        struct World(codex_mcp_sidecar_test_support::world::SidecarWorld);
+
+        impl std::ops::Deref for World {
+            type Target = codex_mcp_sidecar_test_support::world::SidecarWorld;
+            fn deref(&self) -> &Self::Target {
+                &self.0
+            }
+        }
+    };
+}
+
 pub mod claude;
 pub mod engine;
 pub mod raw_mcp;

@@ -27,15 +27,8 @@ type Client = RunningService<RoleClient, ()>;
 
 const SIDECAR: &str = env!("CARGO_BIN_EXE_codex-mcp-sidecar");
 
-/// A shared-mode world: one app-server on a free port for every sidecar.
-struct World(SidecarWorld);
-
-impl std::ops::Deref for World {
-    type Target = SidecarWorld;
-    fn deref(&self) -> &SidecarWorld {
-        &self.0
-    }
-}
+// A shared-mode world: one app-server on a free port for every sidecar.
+suite_world!();
 
 impl World {
     async fn new() -> World {

@@ -29,14 +29,7 @@ const SLICE_MS: u64 = 400;
 /// run itself lasts a few seconds; a loaded machine may slow it down.
 const FOLLOW_TIMEOUT: Duration = Duration::from_secs(120);
 
-struct World(SidecarWorld);
-
-impl std::ops::Deref for World {
-    type Target = SidecarWorld;
-    fn deref(&self) -> &SidecarWorld {
-        &self.0
-    }
-}
+suite_world!();
 
 impl World {
     async fn new() -> World {

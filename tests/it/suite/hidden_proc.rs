@@ -54,14 +54,7 @@ const LIVE_RUN_PARTS: usize = 120;
 const KILLED_RUN_PARTS: usize = 60;
 const RUN_PART_MS: u64 = 250;
 
-struct World(SidecarWorld);
-
-impl std::ops::Deref for World {
-    type Target = SidecarWorld;
-    fn deref(&self) -> &SidecarWorld {
-        &self.0
-    }
-}
+suite_world!();
 
 impl World {
     async fn new() -> World {

@@ -40,15 +40,8 @@ const TOOLS: [&str; 11] = [
 /// What a client sees with the two old families asked for too.
 const WITH_OLD_NAMES: &str = "sidecar,persistent,legacy,aliases";
 
-/// A throwaway world for one server: model, CODEX_HOME, pointer dir, project.
-struct World(SidecarWorld);
-
-impl std::ops::Deref for World {
-    type Target = SidecarWorld;
-    fn deref(&self) -> &SidecarWorld {
-        &self.0
-    }
-}
+// A throwaway world for one server: model, CODEX_HOME, pointer dir, project.
+suite_world!();
 
 impl World {
     async fn new() -> World {

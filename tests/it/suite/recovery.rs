@@ -16,16 +16,9 @@ use codex_mcp_sidecar_test_support::world::SidecarWorld;
 
 const SIDECAR: &str = env!("CARGO_BIN_EXE_codex-mcp-sidecar");
 
-/// A shared-mode world: the model, CODEX_HOME, pointer dir and project, and
-/// a free port for the shared app-server.
-struct World(SidecarWorld);
-
-impl std::ops::Deref for World {
-    type Target = SidecarWorld;
-    fn deref(&self) -> &SidecarWorld {
-        &self.0
-    }
-}
+// A shared-mode world: the model, CODEX_HOME, pointer dir and project, and
+// a free port for the shared app-server.
+suite_world!();
 
 impl World {
     async fn new() -> World {
