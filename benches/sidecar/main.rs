@@ -14,6 +14,7 @@ mod first_call;
 mod ingest;
 mod replies;
 mod report;
+mod side_by_side;
 mod support;
 mod turns;
 
@@ -23,13 +24,13 @@ use report::{Machine, Section};
 use support::BenchResult;
 
 /// Every benchmark, in the order they are reported.
-const ALL: [&str; 7] = ["B1", "B2", "B3", "B4", "B5", "B6", "B7"];
+const ALL: [&str; 8] = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8"];
 
 /// The order they run in: B4 (64 Codex turns at once) last, because the
 /// machine takes a while to settle after it (the app-server's session
 /// files are still being written back), and B5, which needs no Codex and
 /// is the most sensitive to a busy machine, first after B1.
-const RUN_ORDER: [&str; 7] = ["B1", "B5", "B2", "B3", "B6", "B7", "B4"];
+const RUN_ORDER: [&str; 8] = ["B1", "B5", "B2", "B3", "B6", "B7", "B8", "B4"];
 
 /// The bench's own runtime: two workers, as many as the machine has cores,
 /// so the client side never starves the sidecar of more than its share.
@@ -105,6 +106,7 @@ async fn run_one(id: &str) -> BenchResult<Section> {
         "B5" => ingest::run().await,
         "B6" => replies::run().await,
         "B7" => first_call::run().await,
+        "B8" => side_by_side::run().await,
         other => Err(format!("no benchmark {other}").into()),
     }
 }
