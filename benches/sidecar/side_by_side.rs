@@ -104,8 +104,12 @@ async fn measure(world: &World, script: &Path, mut section: Section) -> BenchRes
     }
     let ours_open = spawn(world, script, Server::Sidecar).await?;
     let theirs_open = spawn(world, script, Server::Persistent).await?;
-    let ours_session = new_session(&ours_open, &prompt).await?.0;
-    let theirs_session = new_session(&theirs_open, &prompt).await?.0;
+    let ours_session = new_session(&ours_open, world.project.path(), &prompt)
+        .await?
+        .0;
+    let theirs_session = new_session(&theirs_open, world.project.path(), &prompt)
+        .await?
+        .0;
     for turn in 0..WARMUP + TURNS {
         let sidecar_first = turn % 2 == 0;
         let (a, b) = if sidecar_first {
@@ -124,7 +128,11 @@ async fn measure(world: &World, script: &Path, mut section: Section) -> BenchRes
     stop(theirs_open).await?;
     for (what, ours, theirs) in [
         ("cold start to tools/list", ours.listed, theirs.listed),
-        ("first call (new session)", ours.first_call, theirs.first_call),
+        (
+            "first call (new session)",
+            ours.first_call,
+            theirs.first_call,
+        ),
         ("a turn on an open session", ours.turn, theirs.turn),
     ] {
         let (ours, theirs) = (Samples::new(ours), Samples::new(theirs));
@@ -134,7 +142,7 @@ async fn measure(world: &World, script: &Path, mut section: Section) -> BenchRes
                 "{} / {} ({} faster)",
                 ours.median_range("ms"),
                 theirs.median_range("ms"),
-                number(theirs.median() / ours.median(), "×"),
+                format!("{:.1}×", theirs.median() / ours.median()),
             ),
         );
     }
@@ -185,14 +193,15 @@ async fn fresh_server(
     let client = spawn(world, script, server).await?;
     tokio::time::timeout(CALL_TIMEOUT, client.0.list_all_tools()).await??;
     let listed = started.elapsed();
-    let (_, first_call) = new_session(&client, prompt).await?;
+    let (_, first_call) = new_session(&client, world.project.path(), prompt).await?;
     stop(client).await?;
     Ok((listed, first_call))
 }
 
-async fn new_session(client: &Client, prompt: &str) -> BenchResult<(String, Duration)> {
+/// A new session in `cwd` (codex-persistent-mcp requires it).
+async fn new_session(client: &Client, cwd: &Path, prompt: &str) -> BenchResult<(String, Duration)> {
     let started = Instant::now();
-    let reply = chat(client, json!({ "prompt": prompt })).await?;
+    let reply = chat(client, json!({ "prompt": prompt, "cwd": cwd })).await?;
     let elapsed = started.elapsed();
     Ok((str_field(&reply, "session_id")?.to_string(), elapsed))
 }
