@@ -17,7 +17,7 @@ use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::TokioChildProcess;
 use serde_json::{Value, json};
 
-use crate::report::{Section, number};
+use crate::report::Section;
 use crate::support::{
     BenchResult, CALL_TIMEOUT, Samples, World, call, millis, reap, sidecar_command, str_field,
     structured,
@@ -139,10 +139,10 @@ async fn measure(world: &World, script: &Path, mut section: Section) -> BenchRes
         section.figure(
             format!("{what}: this sidecar / codex-persistent-mcp"),
             format!(
-                "{} / {} ({} faster)",
+                "{} / {} ({:.1}× faster)",
                 ours.median_range("ms"),
                 theirs.median_range("ms"),
-                format!("{:.1}×", theirs.median() / ours.median()),
+                theirs.median() / ours.median(),
             ),
         );
     }
