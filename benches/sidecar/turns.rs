@@ -163,10 +163,13 @@ async fn overhead_with(world: &World, sidecar: &Sidecar) -> BenchResult<Section>
                  which 0.35 is the one sync, of the index's start line), the turn's \
                  queued notifications, and the end records before the reply (0.3); \
                  about 0.5 ms for the stdio hops of each MCP call (a run has two). \
-                 On a conversation the turn itself also takes about 1.3 ms longer: \
-                 each of its turns carries the thread's cwd and model, so that an \
-                 earlier turn's override does not stick, and a bare client sending \
-                 the same took that much longer (3 runs each way). Against a real model's turn \
+                 On a conversation the turn itself, from `turn/start` sent to \
+                 `turn/completed` read, is 2 to 3 ms longer than the bare client's \
+                 (47.1 against 44.0 to 45.8 ms): each of the sidecar's turns carries \
+                 the thread's cwd and model, so that an earlier turn's override does \
+                 not stick, and a bare client sending the same took 1.3 ms longer (3 \
+                 runs each way); the rest is Codex's side and was not pinned down. \
+                 Against a real model's turn \
                  of seconds this is well under 1 %.",
                 number(through_sidecar.median() - direct.median(), "ms"),
                 number(direct.median(), "ms"),
