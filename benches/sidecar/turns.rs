@@ -167,9 +167,8 @@ async fn overhead_with(world: &World, sidecar: &Sidecar) -> BenchResult<Section>
                  `turn/completed` read, is 2 to 3 ms longer than the bare client's \
                  (47.1 against 44.0 to 45.8 ms): each of the sidecar's turns carries \
                  the thread's cwd and model, so that an earlier turn's override does \
-                 not stick, and a bare client sending the same took 1.3 ms longer (3 \
-                 runs each way); the rest is Codex's side and was not pinned down. \
-                 Against a real model's turn \
+                 not stick, and a bare client sending the same took 0.5 to 1.3 ms \
+                 longer (6 runs each way); the rest was not pinned down. Against a real model's turn \
                  of seconds this is well under 1 %.",
                 number(through_sidecar.median() - direct.median(), "ms"),
                 number(direct.median(), "ms"),

@@ -264,6 +264,19 @@ mod tests {
         assert_eq!(result.duration_ms, 1234);
     }
 
+    /// The active record is not synced: a power loss may leave it empty.
+    /// Its sidecar died with the power, so the run is not live; the look
+    /// says so instead of following a run nobody owns.
+    #[test]
+    fn an_empty_active_record_is_no_live_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let run_id = RunId::generate();
+        let audit = RunAudit::open(dir.path(), &run_id).unwrap();
+        std::fs::write(&audit.paths().active, "").unwrap();
+        let mut reader = Reader::new(located(dir.path(), &run_id));
+        assert!(matches!(reader.look(), Sight::Vanished));
+    }
+
     #[test]
     fn an_owner_that_is_gone_leaves_the_run_orphaned() {
         let dir = tempfile::tempdir().unwrap();
