@@ -79,7 +79,12 @@ impl Reader {
             };
         };
         if self.record.turn_id.is_none() {
-            self.record.turn_id = active.turn_id.clone();
+            // An active record written before its turn started has none
+            // yet: the look-up took it from the index.
+            self.record.turn_id = active.turn_id.clone().or_else(|| {
+                let found = self.located.active.as_ref();
+                found.and_then(|active| active.turn_id.clone())
+            });
         }
         self.fold_new_events(&paths.events);
         if resolve::process_alive(active.pid) {
