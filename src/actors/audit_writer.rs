@@ -308,6 +308,39 @@ mod tests {
         assert!(matches!(refused, Err(StoreError::Symlink { .. })));
     }
 
+    /// What a run's handle waits for: once `flush` answers, the index start
+    /// line queued before it is synced.
+    #[tokio::test]
+    async fn a_flush_after_the_start_line_waits_for_its_sync() {
+        use crate::store::{IndexEvent, IndexRecord, RunStatus};
+        let dir = tempfile::tempdir().unwrap();
+        let run_id = RunId::generate();
+        let pointer = dir.path().join("runs.index.jsonl");
+        let writer = AuditWriter::open(dir.path(), &run_id, pointer)
+            .await
+            .unwrap();
+        let index_file = store::paths::index_path(dir.path());
+        let before = store::group_sync::syncs_at(&index_file);
+        writer.send(AuditWrite::Index(Box::new(IndexRecord {
+            event: IndexEvent::Start,
+            run_id: run_id.clone(),
+            thread_id: Some("th".into()),
+            turn_id: Some("turn".into()),
+            title: "t".into(),
+            cwd: dir.path().to_path_buf(),
+            status: RunStatus::Running,
+            at: crate::timestamp::now_rfc3339(),
+            duration_ms: None,
+            error: None,
+            total_tokens: None,
+            last_message: None,
+        })));
+        writer.flush().await;
+        assert_eq!(store::group_sync::syncs_at(&index_file) - before, 1);
+        assert_eq!(store::read_index(dir.path()).unwrap().len(), 1);
+        assert_eq!(writer.close().await, None);
+    }
+
     #[tokio::test]
     async fn queued_events_are_written_in_order_across_batches_and_other_writes() {
         let dir = tempfile::tempdir().unwrap();
