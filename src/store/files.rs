@@ -137,7 +137,7 @@ fn append_lines_with(path: &Path, lines: &[u8], sync: Sync) -> Result<(), StoreE
             // it runs and the next sync covers them too.
             match locked.unlock() {
                 Ok(file) => file,
-                Err((locked, _)) => return sync_appended(&locked, path, sync),
+                Err((locked, _)) => return super::group_sync::sync_appended(&locked, path, sync),
             }
         }
         // Without the lock another writer may be mid-line: leave the tail.
@@ -148,16 +148,7 @@ fn append_lines_with(path: &Path, lines: &[u8], sync: Sync) -> Result<(), StoreE
             file
         }
     };
-    sync_appended(&file, path, sync)
-}
-
-fn sync_appended(file: &File, path: &Path, sync: Sync) -> Result<(), StoreError> {
-    match sync {
-        Sync::ToDisk => {
-            super::group_sync::sync_written(file).map_err(|source| StoreError::io(path, source))
-        }
-        Sync::No => Ok(()),
-    }
+    super::group_sync::sync_appended(&file, path, sync)
 }
 
 /// The file locked, or back unlocked when this filesystem cannot lock (we

@@ -16,7 +16,11 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, PoisonError};
+
+use super::StoreError;
+use super::files::Sync;
 
 /// A file's identity: its device and inode.
 type FileKey = (u64, u64);
@@ -96,6 +100,15 @@ pub fn sync_written(file: &File) -> io::Result<()> {
         // A failed sync is this writer's error; the writers waiting behind
         // it try again themselves.
         outcome?;
+    }
+}
+
+/// What an append asked for once its lines are written to `file`: nothing,
+/// or [`sync_written`] (with `path` named in the error).
+pub(super) fn sync_appended(file: &File, path: &Path, sync: Sync) -> Result<(), StoreError> {
+    match sync {
+        Sync::ToDisk => sync_written(file).map_err(|source| StoreError::io(path, source)),
+        Sync::No => Ok(()),
     }
 }
 
