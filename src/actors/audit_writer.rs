@@ -114,91 +114,37 @@ impl AuditOp {
 }
 
 impl AuditWriter {
-    /// Creates the run's files (directories 0700, files 0600). When they
-    /// cannot be created (a read-only or full disk), the writer still takes
-    /// every operation and counts each as lost. A symbolic link planted where
-    /// the audit goes is the one refusal: it may be an attack, and a run
-    /// started anyway would be one nobody can audit.
+    /// Prepares the run's directory (0700) and answers; its files (0600)
+    /// are created after, by the writer, while the caller goes on to start
+    /// the turn. When they cannot be created (a read-only or full disk),
+    /// the writer still takes every operation and counts each as lost. A
+    /// symbolic link planted where the audit goes is the one refusal: it
+    /// may be an attack, and a run started anyway would be one nobody can
+    /// audit.
     pub async fn open(
         run_dir: &Path,
         run_id: &RunId,
         pointer_index: PathBuf,
     ) -> Result<AuditWriter, StoreError> {
-        let (dir, id) = (run_dir.to_path_buf(), run_id.clone());
         let health = Arc::new(Mutex::new(Health::default()));
-        let opened = tokio::task::spawn_blocking(move || RunAudit::open(&dir, &id))
-            .await
-            .map_err(|error| StoreError::Io {
-                path: run_dir.to_path_buf(),
-                source: std::io::Error::other(error),
-            })
-            .and_then(|opened| opened);
-        let audit = match opened {
-            Ok(audit) => Some(audit),
-            Err(error @ StoreError::Symlink { .. }) => return Err(error),
-            Err(error) => {
-                if let Ok(mut health) = health.lock() {
-                    health.failed(run_id, &error);
-                }
-                None
-            }
+        let (ops, queue) = mpsc::unbounded_channel();
+        let (prepared, refusal) = oneshot::channel();
+        let writer = Writer {
+            run_dir: run_dir.to_path_buf(),
+            run_id: run_id.clone(),
+            pointer_index,
+            health: health.clone(),
         };
-        let (ops, mut queue) = mpsc::unbounded_channel();
-        let (run_dir, run_id, shared) = (run_dir.to_path_buf(), run_id.clone(), health.clone());
-        let task = tokio::task::spawn_blocking(move || {
-            let report = |outcome: Result<(), StoreError>, lost: usize| {
-                if let Ok(mut health) = shared.lock() {
-                    match outcome {
-                        Err(error) => health.failed(&run_id, &error),
-                        // Nothing to write into; the open error was counted.
-                        Ok(()) if audit.is_none() => health.lost(lost),
-                        Ok(()) => {}
-                    }
-                }
-            };
-            let append_events = |events: &mut Vec<AuditRecord>, credits: &mut Vec<Credit>| {
-                if !events.is_empty() {
-                    let outcome = audit
-                        .as_ref()
-                        .map_or(Ok(()), |audit| audit.append_records(events));
-                    report(outcome, events.len());
-                    events.clear();
-                }
-                // Written (or counted as lost): the connection may read on.
-                credits.clear();
-            };
-            let (mut events, mut credits) = (Vec::new(), Vec::new());
-            while let Some(op) = queue.blocking_recv() {
-                // Whatever queued up meanwhile goes too: consecutive events
-                // in one append, everything else in order after them.
-                let mut next = Some(op);
-                while let Some(op) = next.take() {
-                    match op {
-                        AuditOp::Event(record, credit) => {
-                            if events.len() >= MAX_EVENTS_PER_APPEND {
-                                append_events(&mut events, &mut credits);
-                            }
-                            events.push(record);
-                            credits.push(credit);
-                        }
-                        AuditOp::Flush(done) => {
-                            append_events(&mut events, &mut credits);
-                            let _ = done.send(());
-                        }
-                        AuditOp::Write(write) => {
-                            append_events(&mut events, &mut credits);
-                            let outcome = audit.as_ref().map_or(Ok(()), |audit| {
-                                perform(audit, &run_dir, &pointer_index, write)
-                            });
-                            report(outcome, 1);
-                        }
-                    }
-                    next = queue.try_recv().ok();
-                }
-                append_events(&mut events, &mut credits);
-            }
-        });
-        Ok(AuditWriter { ops, task, health })
+        let task = tokio::task::spawn_blocking(move || writer.run(prepared, queue));
+        match refusal.await {
+            Ok(None) => Ok(AuditWriter { ops, task, health }),
+            Ok(Some(error)) => Err(error),
+            // The task ended without a word: it panicked.
+            Err(_) => Err(StoreError::Io {
+                path: run_dir.to_path_buf(),
+                source: std::io::Error::other("the audit writer task failed"),
+            }),
+        }
     }
 
     pub fn send(&self, op: impl Into<AuditOp>) {
@@ -226,6 +172,94 @@ impl AuditWriter {
     }
 }
 
+/// The blocking side: one run's files and what went wrong writing them.
+struct Writer {
+    run_dir: PathBuf,
+    run_id: RunId,
+    pointer_index: PathBuf,
+    health: Arc<Mutex<Health>>,
+}
+
+impl Writer {
+    /// Prepares the run directory, says whether the run may go on
+    /// (`prepared`: `None`, or the refusal), creates the run's logs, then
+    /// writes what is queued until the queue closes.
+    fn run(self, prepared: oneshot::Sender<Option<StoreError>>, queue: Queue) {
+        let audit = match RunAudit::prepare(&self.run_dir, &self.run_id) {
+            Ok(audit) => Some(audit),
+            Err(error @ StoreError::Symlink { .. }) => {
+                let _ = prepared.send(Some(error));
+                return;
+            }
+            Err(error) => {
+                self.report(Err(error), 0, false);
+                None
+            }
+        };
+        let _ = prepared.send(None);
+        if let Some(audit) = &audit {
+            self.report(audit.create_logs(), 0, true);
+        }
+        self.drain(audit.as_ref(), queue);
+    }
+
+    /// Counts a failure; or, with nowhere to write, `lost` writes.
+    fn report(&self, outcome: Result<(), StoreError>, lost: usize, opened: bool) {
+        if let Ok(mut health) = self.health.lock() {
+            match outcome {
+                Err(error) => health.failed(&self.run_id, &error),
+                // Nothing to write into; the open error was counted.
+                Ok(()) if !opened => health.lost(lost),
+                Ok(()) => {}
+            }
+        }
+    }
+
+    fn drain(&self, audit: Option<&RunAudit>, mut queue: Queue) {
+        let append_events = |events: &mut Vec<AuditRecord>, credits: &mut Vec<Credit>| {
+            if !events.is_empty() {
+                let outcome = audit.map_or(Ok(()), |audit| audit.append_records(events));
+                self.report(outcome, events.len(), audit.is_some());
+                events.clear();
+            }
+            // Written (or counted as lost): the connection may read on.
+            credits.clear();
+        };
+        let (mut events, mut credits) = (Vec::new(), Vec::new());
+        while let Some(op) = queue.blocking_recv() {
+            // Whatever queued up meanwhile goes too: consecutive events
+            // in one append, everything else in order after them.
+            let mut next = Some(op);
+            while let Some(op) = next.take() {
+                match op {
+                    AuditOp::Event(record, credit) => {
+                        if events.len() >= MAX_EVENTS_PER_APPEND {
+                            append_events(&mut events, &mut credits);
+                        }
+                        events.push(record);
+                        credits.push(credit);
+                    }
+                    AuditOp::Flush(done) => {
+                        append_events(&mut events, &mut credits);
+                        let _ = done.send(());
+                    }
+                    AuditOp::Write(write) => {
+                        append_events(&mut events, &mut credits);
+                        let outcome = audit.map_or(Ok(()), |audit| {
+                            perform(audit, &self.run_dir, &self.pointer_index, write)
+                        });
+                        self.report(outcome, 1, audit.is_some());
+                    }
+                }
+                next = queue.try_recv().ok();
+            }
+            append_events(&mut events, &mut credits);
+        }
+    }
+}
+
+type Queue = mpsc::UnboundedReceiver<AuditOp>;
+
 fn perform(
     audit: &RunAudit,
     run_dir: &Path,
@@ -245,6 +279,67 @@ fn perform(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `open` answers once the directory is checked; the logs come after,
+    /// from the writer, before anything queued: every run still has both,
+    /// owner-only. A link planted for the run directory is still refused by
+    /// `open` itself.
+    #[tokio::test]
+    async fn the_writer_creates_the_logs_and_open_still_refuses_a_link() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let run_dir = dir.path().join("runs");
+        let run_id = RunId::generate();
+        let pointer = dir.path().join("runs.index.jsonl");
+        let writer = AuditWriter::open(&run_dir, &run_id, pointer.clone())
+            .await
+            .unwrap();
+        writer.flush().await;
+        let paths = store::RunPaths::new(&run_dir, &run_id);
+        for log in [&paths.events, &paths.stderr] {
+            let meta = std::fs::metadata(log).unwrap();
+            assert_eq!((meta.len(), meta.permissions().mode() & 0o777), (0, 0o600));
+        }
+        assert_eq!(writer.close().await, None);
+
+        let linked = dir.path().join("linked");
+        std::os::unix::fs::symlink(&run_dir, &linked).unwrap();
+        let refused = AuditWriter::open(&linked, &RunId::generate(), pointer).await;
+        assert!(matches!(refused, Err(StoreError::Symlink { .. })));
+    }
+
+    /// What a run's handle waits for: once `flush` answers, the index start
+    /// line queued before it is synced.
+    #[tokio::test]
+    async fn a_flush_after_the_start_line_waits_for_its_sync() {
+        use crate::store::{IndexEvent, IndexRecord, RunStatus};
+        let dir = tempfile::tempdir().unwrap();
+        let run_id = RunId::generate();
+        let pointer = dir.path().join("runs.index.jsonl");
+        let writer = AuditWriter::open(dir.path(), &run_id, pointer)
+            .await
+            .unwrap();
+        let index_file = store::paths::index_path(dir.path());
+        let before = store::group_sync::syncs_at(&index_file);
+        writer.send(AuditWrite::Index(Box::new(IndexRecord {
+            event: IndexEvent::Start,
+            run_id: run_id.clone(),
+            thread_id: Some("th".into()),
+            turn_id: Some("turn".into()),
+            title: "t".into(),
+            cwd: dir.path().to_path_buf(),
+            status: RunStatus::Running,
+            at: crate::timestamp::now_rfc3339(),
+            duration_ms: None,
+            error: None,
+            total_tokens: None,
+            last_message: None,
+        })));
+        writer.flush().await;
+        assert_eq!(store::group_sync::syncs_at(&index_file) - before, 1);
+        assert_eq!(store::read_index(dir.path()).unwrap().len(), 1);
+        assert_eq!(writer.close().await, None);
+    }
 
     #[tokio::test]
     async fn queued_events_are_written_in_order_across_batches_and_other_writes() {

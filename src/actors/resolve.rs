@@ -80,7 +80,13 @@ fn from_index(run_dir: &Path, run_id: &RunId) -> Option<Located> {
             .rev()
             .find(|record| record.event == IndexEvent::End)
             .cloned(),
-        active: active_record(run_dir, run_id),
+        active: active_record(run_dir, run_id).map(|mut active| {
+            // Written before the turn started: the index has the turn.
+            if active.turn_id.is_none() {
+                active.turn_id = records.iter().find_map(|record| record.turn_id.clone());
+            }
+            active
+        }),
     })
 }
 
@@ -220,6 +226,58 @@ mod tests {
         let located = locate(&config, &run_id, None).expect("found in the audit file");
         assert_eq!(located.thread_id, "th-from-audit");
         assert!(locate(&config, &RunId::generate(), None).is_none());
+    }
+
+    /// A run's active record is written before its turn starts, so its
+    /// first version has no turn; the index start line, written once the
+    /// turn started, has it, and a look-up hands it on (an interrupt from
+    /// another sidecar needs it).
+    #[test]
+    fn an_active_record_without_its_turn_gets_it_from_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let run_dir = dir.path().join("runs");
+        let run_id = RunId::generate();
+        let audit = RunAudit::open(&run_dir, &run_id).unwrap();
+        audit
+            .write_active(&ActiveRecord {
+                run_id: run_id.clone(),
+                thread_id: "th".into(),
+                turn_id: None,
+                cwd: dir.path().to_path_buf(),
+                title: "t".into(),
+                started_at: crate::timestamp::now_rfc3339(),
+                app_server_url: "ws://127.0.0.1:1".into(),
+                app_server_token_file: None,
+                pid: std::process::id(),
+                total_tokens: None,
+                progress: None,
+                last_message: None,
+                pending_approval: None,
+                updated_at: None,
+            })
+            .unwrap();
+        store::append_index(
+            &run_dir,
+            &IndexRecord {
+                event: IndexEvent::Start,
+                run_id: run_id.clone(),
+                thread_id: Some("th".into()),
+                turn_id: Some("turn-from-index".into()),
+                title: "t".into(),
+                cwd: dir.path().to_path_buf(),
+                status: RunStatus::Running,
+                at: crate::timestamp::now_rfc3339(),
+                duration_ms: None,
+                error: None,
+                total_tokens: None,
+                last_message: None,
+            },
+        )
+        .unwrap();
+        let config = config(&dir.path().join("pointer"), Some(&run_dir));
+        let located = locate(&config, &run_id, None).expect("found in the index");
+        let active = located.active.expect("listed as running");
+        assert_eq!(active.turn_id.as_deref(), Some("turn-from-index"));
     }
 
     #[test]

@@ -94,6 +94,16 @@ pub(crate) fn open_append_nofollow(path: &Path, read: bool) -> Result<File, Stor
 /// Appends `value` as one compact JSON line. Lines from any number of threads
 /// and processes never interleave: see [`append_lines`].
 pub fn append_json_line<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), StoreError> {
+    append_json_line_with(path, value, Sync::No)
+}
+
+/// [`append_json_line`], then, with `Sync::ToDisk`, waits until the line is
+/// durable ([`super::group_sync`]: appends made together share one sync).
+pub(crate) fn append_json_line_with<T: Serialize + ?Sized>(
+    path: &Path,
+    value: &T,
+    sync: Sync,
+) -> Result<(), StoreError> {
     let mut line = serde_json::to_vec(value).map_err(|source| StoreError::Encode {
         path: path.to_path_buf(),
         source,
@@ -101,7 +111,7 @@ pub fn append_json_line<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result
     // Compact serde_json escapes every newline inside strings.
     debug_assert!(!line.contains(&b'\n'));
     line.push(b'\n');
-    append_lines(path, &line)
+    append_lines_with(path, &line, sync)
 }
 
 /// Appends `lines` (whole lines, each ending in `\n`) with one `write_all` on
@@ -112,14 +122,33 @@ pub fn append_json_line<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result
 /// that each writer has its own open file description, which is what `flock`
 /// locks.
 pub(crate) fn append_lines(path: &Path, lines: &[u8]) -> Result<(), StoreError> {
+    append_lines_with(path, lines, Sync::No)
+}
+
+fn append_lines_with(path: &Path, lines: &[u8], sync: Sync) -> Result<(), StoreError> {
     debug_assert!(lines.ends_with(b"\n"));
     let file = open_append_nofollow(path, true)?;
-    let result = match lock_exclusive(file, path) {
-        Ok(locked) => drop_torn_tail(&locked, path).and_then(|()| (&*locked).write_all(lines)),
+    let file = match lock_exclusive(file, path) {
+        Ok(locked) => {
+            drop_torn_tail(&locked, path)
+                .and_then(|()| (&*locked).write_all(lines))
+                .map_err(|source| StoreError::io(path, source))?;
+            // Unlocked before the sync, so that other writers append while
+            // it runs and the next sync covers them too.
+            match locked.unlock() {
+                Ok(file) => file,
+                Err((locked, _)) => return super::group_sync::sync_appended(&locked, path, sync),
+            }
+        }
         // Without the lock another writer may be mid-line: leave the tail.
-        Err(file) => (&file).write_all(lines),
+        Err(file) => {
+            (&file)
+                .write_all(lines)
+                .map_err(|source| StoreError::io(path, source))?;
+            file
+        }
     };
-    result.map_err(|source| StoreError::io(path, source))
+    super::group_sync::sync_appended(&file, path, sync)
 }
 
 /// The file locked, or back unlocked when this filesystem cannot lock (we
@@ -203,9 +232,9 @@ pub fn replace_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     write_atomic_with(path, Sync::No, |file| file.write_all(bytes))
 }
 
-/// Whether an atomic replace waits for the disk.
+/// Whether a write (an append, an atomic replace) waits for the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sync {
+pub(crate) enum Sync {
     ToDisk,
     No,
 }

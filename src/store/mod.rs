@@ -14,9 +14,11 @@
 //!   while the run was active, one timestamped line each.
 //! - `<runId>.md`: a readable summary ([`RunSummary`], [`render_markdown`]).
 //! - `active/<runId>.json`: present while the run goes, rewritten whole as
-//!   it moves, with what a listing shows live ([`ActiveRecord`]).
+//!   it moves, with what a listing shows live ([`ActiveRecord`]). Not
+//!   synced: after a power loss it may be empty, which reads as absent.
 //! - `index.jsonl`: a start and an end record per run ([`IndexRecord`]);
-//!   the end carries what a listing shows of a finished run.
+//!   the end carries what a listing shows of a finished run. The start
+//!   record is the one synced before the run's handle goes out.
 //!
 //! And per user, the pointer index (`Config::pointer_index`), so that a run id
 //! resolves to its project from anywhere ([`PointerRecord`]).
@@ -27,6 +29,8 @@
 //! - [`files`]: the primitives (private dirs, whole-line appends, atomic
 //!   writes, a tolerant, streaming JSONL reader that can read a file in
 //!   parts).
+//! - [`group_sync`]: appends that wait for the disk share one sync (group
+//!   commit).
 //! - [`paths`]: where each file of a run directory lives.
 //! - [`disk_records`]: the JSON records of those files.
 //! - [`summary`]: the Markdown summary and titles (`markdown` holds the
@@ -42,6 +46,7 @@ pub mod audit;
 pub mod catalog;
 pub mod disk_records;
 pub mod files;
+pub(crate) mod group_sync;
 mod markdown;
 pub mod paths;
 pub mod run_id;

@@ -79,7 +79,12 @@ impl Reader {
             };
         };
         if self.record.turn_id.is_none() {
-            self.record.turn_id = active.turn_id.clone();
+            // An active record written before its turn started has none
+            // yet: the look-up took it from the index.
+            self.record.turn_id = active.turn_id.clone().or_else(|| {
+                let found = self.located.active.as_ref();
+                found.and_then(|active| active.turn_id.clone())
+            });
         }
         self.fold_new_events(&paths.events);
         if resolve::process_alive(active.pid) {
@@ -262,6 +267,19 @@ mod tests {
         assert_eq!(result.status, RunStatus::Completed);
         assert_eq!(result.result.as_deref(), Some("hello"));
         assert_eq!(result.duration_ms, 1234);
+    }
+
+    /// The active record is not synced: a power loss may leave it empty.
+    /// Its sidecar died with the power, so the run is not live; the look
+    /// says so instead of following a run nobody owns.
+    #[test]
+    fn an_empty_active_record_is_no_live_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let run_id = RunId::generate();
+        let audit = RunAudit::open(dir.path(), &run_id).unwrap();
+        std::fs::write(&audit.paths().active, "").unwrap();
+        let mut reader = Reader::new(located(dir.path(), &run_id));
+        assert!(matches!(reader.look(), Sight::Vanished));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::timestamp::now_rfc3339;
 /// The active record's live fields (progress, message excerpt, tokens) are
 /// rewritten at most this often: a person watching a listing sees a change
 /// within half a second, which reads as live, while a stream of hundreds of
-/// deltas a second costs at most two fsync'd atomic replaces. A pending
+/// deltas a second costs at most two atomic replaces. A pending
 /// approval appearing or going away is written at once: someone may be
 /// waiting to answer it.
 const ACTIVE_REFRESH_INTERVAL: Duration = Duration::from_millis(500);

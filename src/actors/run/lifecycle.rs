@@ -101,6 +101,7 @@ impl RunActor {
             reasoning_effort: response.reasoning_effort(),
         })?;
         self.open_record(myself, state, &turn, &settings, thread_id.clone())?;
+        self.write_early_records(state);
         let how = Subscribed::NewThread;
         self.start_turn(myself, state, turn, &settings, thread_id, how)
             .await
@@ -139,6 +140,7 @@ impl RunActor {
             None
         };
         self.open_record(myself, state, &turn, &settings, thread_id.clone())?;
+        self.write_early_records(state);
         let how = Subscribed::Resumed {
             deferred,
             chosen_access,
@@ -287,6 +289,9 @@ impl RunActor {
         if let Some(audit) = &state.audit {
             audit.flush().await;
         }
+        // The active record, written before the turn, gets the turn's id
+        // with its next refresh; until then readers take it from the index.
+        self.live_changed(myself, state, false);
         if let Some(record) = &state.record {
             state.broker.cast(BrokerMsg::Started {
                 run_id: record.run_id.clone(),
@@ -303,18 +308,37 @@ impl RunActor {
         myself.send_after(timeout, || RunMsg::HardTimeout);
     }
 
-    pub(super) fn write_start_records(&self, state: &mut RunState) {
+    /// The thread is known, the turn not yet: the run's active record and
+    /// summary, queued now so that the audit writer creates them while
+    /// `turn/start` is on its way (each a file created and renamed, 0.1 to
+    /// 0.7 ms here), not after it. Neither names the turn until its next
+    /// rewrite. Nobody can find the run before its index start line exists
+    /// (every look-up and listing starts from an index), and that line has
+    /// the turn.
+    fn write_early_records(&self, state: &mut RunState) {
         state.active_owned = true;
         write_active(state);
+        self.write_summary(state);
+    }
+
+    /// What must be on disk before the caller hears of the run, besides the
+    /// active record written before the turn: its index start line (synced:
+    /// the record a crash cannot lose) and its pointer line.
+    pub(super) fn write_start_records(&self, state: &mut RunState) {
         let Some(record) = &state.record else { return };
         let ops = [
             AuditWrite::Index(Box::new(index_record(record, IndexEvent::Start))),
             AuditWrite::Pointer(Box::new(pointer_record(record, &state.run_dir))),
-            AuditWrite::Summary(Box::new(record.summary())),
         ];
         for op in ops {
             write(state, op);
         }
+    }
+
+    fn write_summary(&self, state: &mut RunState) {
+        let Some(record) = &state.record else { return };
+        let summary = AuditWrite::Summary(Box::new(record.summary()));
+        write(state, summary);
         state.summary_written = Instant::now();
     }
 

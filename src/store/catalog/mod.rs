@@ -247,10 +247,12 @@ fn fold_parts<R: Default + Send>(
 
 /// Adds a running run's live fields from its active record. A record that
 /// is missing (the run ended between the two reads, or its sidecar died
-/// before writing it) adds nothing; one that cannot be read is a problem,
-/// and the row still shows what the index says.
+/// before writing it) or empty (a power loss took its unsynced bytes: see
+/// [`super::RunAudit::write_active`]) adds nothing; one that cannot be read
+/// is a problem, and the row still shows what the index says.
 fn overlay_active(row: &mut RunRow, path: &Path, problems: &mut Vec<String>) {
     let bytes = match std::fs::read(path) {
+        Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => return,
         Ok(bytes) => bytes,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return,
         Err(error) => {

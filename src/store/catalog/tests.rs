@@ -200,6 +200,26 @@ fn corrupt_lines_are_counted_and_the_rest_listed() {
     );
 }
 
+/// The active record is not synced: after a power loss it may be there
+/// but empty. Such a run is listed from its index, with no problem to
+/// report (nothing was lost that the index does not hold), and no other
+/// reader takes the empty file for a live run.
+#[test]
+fn an_empty_active_record_is_as_good_as_none() {
+    let dir = tempfile::tempdir().unwrap();
+    append_index(dir.path(), &index(1, IndexEvent::Start, RunStatus::Running)).unwrap();
+    let active_dir = dir.path().join("active");
+    std::fs::create_dir_all(&active_dir).unwrap();
+    std::fs::write(active_dir.join(format!("{}.json", id(1))), "").unwrap();
+
+    let catalog = load_project(dir.path());
+    assert_eq!(catalog.problems, Vec::<String>::new());
+    assert_eq!(ids(&catalog), [id(1).to_string()]);
+    assert_eq!(catalog.rows[0].status, RunStatus::Running);
+    assert_eq!(catalog.rows[0].app_server_url, None);
+    assert_eq!(crate::store::list_active(dir.path()).unwrap(), []);
+}
+
 #[test]
 fn no_run_here_yet_is_an_empty_catalog_without_problems() {
     let dir = tempfile::tempdir().unwrap();
