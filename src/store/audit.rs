@@ -10,10 +10,10 @@ use super::disk_records::{
     ActiveRecord, AuditEvent, AuditRecord, IndexEvent, IndexRecord, PointerRecord,
 };
 use super::files::{
-    Sync, append_json_line, append_json_line_with, append_lines, create_owned_dir,
-    create_private_dir, open_append_nofollow, read_jsonl, refuse_symlink, replace_atomic,
-    write_atomic,
+    append_json_line, append_json_line_with, append_lines, create_owned_dir, create_private_dir,
+    open_append_nofollow, read_jsonl, refuse_symlink, replace_atomic, write_atomic,
 };
+use super::group_sync::Sync;
 use super::paths::{ACTIVE_DIR, ACTIVE_SUFFIX, RunPaths, index_path};
 use super::run_id::RunId;
 use super::summary::{RunSummary, render_markdown};

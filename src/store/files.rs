@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::StoreError;
+use super::group_sync::Sync;
 
 /// Owner-only: the audit holds prompts, commands and outputs of the project.
 pub const DIR_MODE: u32 = 0o700;
@@ -230,13 +231,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
 /// leave an older rendering, never lose a record.
 pub fn replace_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     write_atomic_with(path, Sync::No, |file| file.write_all(bytes))
-}
-
-/// Whether a write (an append, an atomic replace) waits for the disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Sync {
-    ToDisk,
-    No,
 }
 
 fn write_atomic_with(

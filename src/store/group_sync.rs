@@ -20,7 +20,13 @@ use std::path::Path;
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, PoisonError};
 
 use super::StoreError;
-use super::files::Sync;
+
+/// Whether a write (an append, an atomic replace) waits for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sync {
+    ToDisk,
+    No,
+}
 
 /// A file's identity: its device and inode.
 type FileKey = (u64, u64);
