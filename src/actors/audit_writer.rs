@@ -312,7 +312,7 @@ mod tests {
     /// line queued before it is synced.
     #[tokio::test]
     async fn a_flush_after_the_start_line_waits_for_its_sync() {
-        use crate::store::{IndexEvent, IndexRecord, RunStatus};
+        use crate::store::{IndexEvent, IndexRecord};
         let dir = tempfile::tempdir().unwrap();
         let run_id = RunId::generate();
         let pointer = dir.path().join("runs.index.jsonl");
@@ -321,20 +321,11 @@ mod tests {
             .unwrap();
         let index_file = store::paths::index_path(dir.path());
         let before = store::group_sync::syncs_at(&index_file);
-        writer.send(AuditWrite::Index(Box::new(IndexRecord {
-            event: IndexEvent::Start,
-            run_id: run_id.clone(),
-            thread_id: Some("th".into()),
-            turn_id: Some("turn".into()),
-            title: "t".into(),
-            cwd: dir.path().to_path_buf(),
-            status: RunStatus::Running,
-            at: crate::timestamp::now_rfc3339(),
-            duration_ms: None,
-            error: None,
-            total_tokens: None,
-            last_message: None,
-        })));
+        writer.send(AuditWrite::Index(Box::new(IndexRecord::for_test(
+            &run_id,
+            IndexEvent::Start,
+            dir.path(),
+        ))));
         writer.flush().await;
         assert_eq!(store::group_sync::syncs_at(&index_file) - before, 1);
         assert_eq!(store::read_index(dir.path()).unwrap().len(), 1);

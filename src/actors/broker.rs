@@ -210,19 +210,7 @@ impl BrokerState {
         {
             self.runs.remove(run_id);
         }
-        let lost: Vec<u64> = self
-            .waiters
-            .iter()
-            .filter(|(_, waiter)| &waiter.run_id == run_id)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in lost {
-            if let Some(waiter) = self.waiters.remove(&id) {
-                let _ = waiter
-                    .reply
-                    .send(Err(EngineError::BadRequest(error.to_string())));
-            }
-        }
+        self.answer_all(run_id, || Err(EngineError::BadRequest(error.to_string())));
     }
 
     fn on_ended(&mut self, result: RunResult) {
@@ -301,15 +289,25 @@ impl BrokerState {
 
     /// Answers every waiter on the run with `outcome`.
     fn wake(&mut self, run_id: &RunId, outcome: &WaitOutcome) {
-        let woken: Vec<u64> = self
+        self.answer_all(run_id, || Ok(outcome.clone()));
+    }
+
+    /// Answers every waiter on the run with what `answer` makes (an error
+    /// is not `Clone`) and forgets them.
+    fn answer_all(
+        &mut self,
+        run_id: &RunId,
+        answer: impl Fn() -> Result<WaitOutcome, EngineError>,
+    ) {
+        let waiting: Vec<u64> = self
             .waiters
             .iter()
             .filter(|(_, waiter)| &waiter.run_id == run_id)
             .map(|(id, _)| *id)
             .collect();
-        for id in woken {
+        for id in waiting {
             if let Some(waiter) = self.waiters.remove(&id) {
-                let _ = waiter.reply.send(Ok(outcome.clone()));
+                let _ = waiter.reply.send(answer());
             }
         }
     }

@@ -240,37 +240,15 @@ mod tests {
         let audit = RunAudit::open(&run_dir, &run_id).unwrap();
         audit
             .write_active(&ActiveRecord {
-                run_id: run_id.clone(),
-                thread_id: "th".into(),
                 turn_id: None,
-                cwd: dir.path().to_path_buf(),
-                title: "t".into(),
-                started_at: crate::timestamp::now_rfc3339(),
-                app_server_url: "ws://127.0.0.1:1".into(),
-                app_server_token_file: None,
-                pid: std::process::id(),
-                total_tokens: None,
-                progress: None,
-                last_message: None,
-                pending_approval: None,
-                updated_at: None,
+                ..ActiveRecord::for_test(&run_id, dir.path())
             })
             .unwrap();
         store::append_index(
             &run_dir,
             &IndexRecord {
-                event: IndexEvent::Start,
-                run_id: run_id.clone(),
-                thread_id: Some("th".into()),
                 turn_id: Some("turn-from-index".into()),
-                title: "t".into(),
-                cwd: dir.path().to_path_buf(),
-                status: RunStatus::Running,
-                at: crate::timestamp::now_rfc3339(),
-                duration_ms: None,
-                error: None,
-                total_tokens: None,
-                last_message: None,
+                ..IndexRecord::for_test(&run_id, IndexEvent::Start, dir.path())
             },
         )
         .unwrap();
@@ -291,22 +269,9 @@ mod tests {
             store::append_index(
                 &run_dir,
                 &IndexRecord {
-                    event,
-                    run_id: run_id.clone(),
                     thread_id: Some("th-elsewhere".into()),
                     turn_id: None,
-                    title: "t".into(),
-                    cwd: project.clone(),
-                    status: if event == IndexEvent::End {
-                        RunStatus::Completed
-                    } else {
-                        RunStatus::Running
-                    },
-                    at: crate::timestamp::now_rfc3339(),
-                    duration_ms: None,
-                    error: None,
-                    total_tokens: None,
-                    last_message: None,
+                    ..IndexRecord::for_test(&run_id, event, project.clone())
                 },
             )
             .unwrap();

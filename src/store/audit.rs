@@ -291,37 +291,17 @@ mod tests {
 
     fn active(run_id: &RunId) -> ActiveRecord {
         ActiveRecord {
-            run_id: run_id.clone(),
             thread_id: "thr".into(),
-            turn_id: Some("turn".into()),
-            cwd: "/p".into(),
-            title: "t".into(),
-            started_at: now_rfc3339(),
-            app_server_url: "ws://127.0.0.1:1".into(),
-            app_server_token_file: None,
-            pid: std::process::id(),
-            total_tokens: None,
-            progress: None,
-            last_message: None,
-            pending_approval: None,
-            updated_at: None,
+            ..ActiveRecord::for_test(run_id, "/p")
         }
     }
 
     fn index(run_id: &RunId, event: IndexEvent, status: RunStatus) -> IndexRecord {
         IndexRecord {
-            event,
-            run_id: run_id.clone(),
             thread_id: None,
             turn_id: None,
-            title: "t".into(),
-            cwd: "/p".into(),
             status,
-            at: now_rfc3339(),
-            duration_ms: None,
-            error: None,
-            total_tokens: None,
-            last_message: None,
+            ..IndexRecord::for_test(run_id, event, "/p")
         }
     }
 

@@ -254,6 +254,54 @@ pub struct PointerRecord {
     pub duration_ms: Option<u64>,
 }
 
+/// Records as the tests of the store, the resolver and the follower build
+/// them: a run of this process, in `cwd`, nothing shown yet. Each test sets
+/// what it is about with struct update syntax.
+#[cfg(test)]
+impl ActiveRecord {
+    pub fn for_test(run_id: &RunId, cwd: impl Into<PathBuf>) -> ActiveRecord {
+        ActiveRecord {
+            run_id: run_id.clone(),
+            thread_id: "th".into(),
+            turn_id: Some("turn".into()),
+            cwd: cwd.into(),
+            title: "t".into(),
+            started_at: now_rfc3339(),
+            app_server_url: "ws://127.0.0.1:1".into(),
+            app_server_token_file: None,
+            pid: std::process::id(),
+            total_tokens: None,
+            progress: None,
+            last_message: None,
+            pending_approval: None,
+            updated_at: None,
+        }
+    }
+}
+
+#[cfg(test)]
+impl IndexRecord {
+    pub fn for_test(run_id: &RunId, event: IndexEvent, cwd: impl Into<PathBuf>) -> IndexRecord {
+        IndexRecord {
+            event,
+            run_id: run_id.clone(),
+            thread_id: Some("th".into()),
+            turn_id: Some("turn".into()),
+            title: "t".into(),
+            cwd: cwd.into(),
+            status: match event {
+                IndexEvent::Start => RunStatus::Running,
+                IndexEvent::End => RunStatus::Completed,
+            },
+            at: now_rfc3339(),
+            duration_ms: None,
+            error: None,
+            total_tokens: None,
+            last_message: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

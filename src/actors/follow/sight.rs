@@ -180,20 +180,10 @@ mod tests {
 
     fn active(run_id: &RunId, pid: u32) -> ActiveRecord {
         ActiveRecord {
-            run_id: run_id.clone(),
             thread_id: "th-owned-elsewhere".into(),
             turn_id: Some("turn-1".into()),
-            cwd: PathBuf::from("/project"),
-            title: "t".into(),
-            started_at: crate::timestamp::now_rfc3339(),
-            app_server_url: "ws://127.0.0.1:1".into(),
-            app_server_token_file: None,
             pid,
-            total_tokens: None,
-            progress: None,
-            last_message: None,
-            pending_approval: None,
-            updated_at: None,
+            ..ActiveRecord::for_test(run_id, "/project")
         }
     }
 
@@ -206,18 +196,10 @@ mod tests {
 
     fn end(run_id: &RunId) -> IndexRecord {
         IndexRecord {
-            event: IndexEvent::End,
-            run_id: run_id.clone(),
             thread_id: Some("th-owned-elsewhere".into()),
             turn_id: Some("turn-1".into()),
-            title: "t".into(),
-            cwd: PathBuf::from("/project"),
-            status: RunStatus::Completed,
-            at: crate::timestamp::now_rfc3339(),
             duration_ms: Some(1234),
-            error: None,
-            total_tokens: None,
-            last_message: None,
+            ..IndexRecord::for_test(run_id, IndexEvent::End, "/project")
         }
     }
 
