@@ -240,25 +240,24 @@ mod tests {
     /// itself with the launcher's environment, the leader of its own process
     /// group (so stopping the group stops Codex). Through Node (20 here, no
     /// `process.execve`) the group's leader would be `node`.
-    #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn an_app_server_asked_for_through_the_launcher_runs_natively() {
         use crate::appserver::{AppServerProcess, SpawnOptions};
+        use crate::process_table::Backend;
         let launcher = &pinned_launchers()[0];
         let native = resolve(launcher).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let mut options = SpawnOptions::loopback(launcher.clone(), dir.path().join("token"));
         options.codex_home = Some(dir.path().to_path_buf());
         let server = AppServerProcess::spawn(options).await.unwrap();
-        let leader = server.pgid();
-        let exe = std::fs::read_link(format!("/proc/{leader}/exe"));
-        let environ = std::fs::read(format!("/proc/{leader}/environ"));
+        let leader = u32::try_from(server.pgid()).unwrap();
+        let exe = Backend::current().executable(leader);
+        let environ = Backend::current().environment(leader);
         server.shutdown().await.unwrap();
         assert_eq!(exe.unwrap(), native.binary.canonicalize().unwrap());
         let environ = environ.unwrap();
-        let vars: Vec<&[u8]> = environ.split(|byte| *byte == 0).collect();
         let root = format!("{PACKAGE_ROOT_ENV}={}", native.package_root.display());
-        assert!(vars.contains(&root.as_bytes()), "{root}");
-        assert!(vars.contains(&b"CODEX_MANAGED_BY_NPM=1".as_slice()));
+        assert!(environ.iter().any(|var| *var == *root), "{root}");
+        assert!(environ.iter().any(|var| var == "CODEX_MANAGED_BY_NPM=1"));
     }
 }

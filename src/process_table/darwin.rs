@@ -3,6 +3,9 @@
 //! question needs. Process groups come from `getpgid`, which `sysinfo` does
 //! not report.
 
+use std::ffi::OsString;
+use std::path::PathBuf;
+
 use nix::unistd::{Pid as NixPid, getpgid};
 use sysinfo::{
     Pid, Process, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System, UpdateKind,
@@ -43,6 +46,16 @@ pub(super) fn has_argument(pid: u32, arg: &str) -> bool {
         process.cmd().iter().any(|each| each == arg)
     })
     .unwrap_or(false)
+}
+
+pub(super) fn executable(pid: u32) -> Option<PathBuf> {
+    let kind = ProcessRefreshKind::nothing().with_exe(UpdateKind::Always);
+    look_at(pid, kind, |process| process.exe().map(PathBuf::from)).flatten()
+}
+
+pub(super) fn environment(pid: u32) -> Option<Vec<OsString>> {
+    let kind = ProcessRefreshKind::nothing().with_environ(UpdateKind::Always);
+    look_at(pid, kind, |process| process.environ().to_vec())
 }
 
 pub(super) fn live_group_members(pgid: i32) -> Vec<i32> {

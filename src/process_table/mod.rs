@@ -2,7 +2,8 @@
 //! other processes. It answers whether a pid runs (a zombie does not), when
 //! a pid started (so that a reused pid is not taken for the process we
 //! recorded), whether a pid was started with a given argument, which pids of
-//! a process group still run, and which executable we are.
+//! a process group still run, which executable a pid runs and with what
+//! environment, and which executable we are.
 //!
 //! Three backends, picked once per process:
 //! - [`Backend::Procfs`] (Linux): reads `/proc`.
@@ -131,6 +132,30 @@ impl Backend {
             Backend::Procfs => Some(procfs::ProcFs::system().has_argument(pid, arg)),
             #[cfg(target_os = "macos")]
             Backend::Darwin => Some(darwin::has_argument(pid, arg)),
+            Backend::Signals => None,
+        }
+    }
+
+    /// The executable `pid` runs; `None` when it does not exist, may not be
+    /// read, or the backend cannot see it (the fallback).
+    pub fn executable(self, pid: u32) -> Option<PathBuf> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Backend::Procfs => procfs::ProcFs::system().executable(pid),
+            #[cfg(target_os = "macos")]
+            Backend::Darwin => darwin::executable(pid),
+            Backend::Signals => None,
+        }
+    }
+
+    /// The environment `pid` was started with, as `NAME=value` entries;
+    /// `None` as for [`Backend::executable`].
+    pub fn environment(self, pid: u32) -> Option<Vec<OsString>> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Backend::Procfs => procfs::ProcFs::system().environment(pid),
+            #[cfg(target_os = "macos")]
+            Backend::Darwin => darwin::environment(pid),
             Backend::Signals => None,
         }
     }

@@ -1,6 +1,8 @@
 //! The Linux backend: `/proc/PID/stat` and `/proc/PID/cmdline`, under a root
 //! that tests may point at a fake tree.
 
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 
 use super::ProcessStart;
@@ -55,6 +57,21 @@ impl ProcFs {
                 .split(|byte| *byte == 0)
                 .any(|each| each == arg.as_bytes())
         })
+    }
+
+    pub(super) fn executable(&self, pid: u32) -> Option<PathBuf> {
+        std::fs::read_link(self.entry(pid).join("exe")).ok()
+    }
+
+    pub(super) fn environment(&self, pid: u32) -> Option<Vec<OsString>> {
+        let environ = std::fs::read(self.entry(pid).join("environ")).ok()?;
+        Some(
+            environ
+                .split(|byte| *byte == 0)
+                .filter(|entry| !entry.is_empty())
+                .map(|entry| OsString::from_vec(entry.to_vec()))
+                .collect(),
+        )
     }
 
     pub(super) fn live_group_members(&self, pgid: i32) -> Vec<i32> {
@@ -186,6 +203,35 @@ mod tests {
                 .live_group_members(10)
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_child_shows_its_executable_and_environment() {
+        let table = ProcFs::system();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .env("PROCESS_TABLE_PROBE", "seen")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        // Just after the fork the child may still be us: wait for its exec.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !table.has_argument(pid, "30") && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let exe = table.executable(pid);
+        let environ = table.environment(pid);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(exe.unwrap().ends_with("sleep"));
+        assert!(
+            environ
+                .unwrap()
+                .iter()
+                .any(|var| var == "PROCESS_TABLE_PROBE=seen")
+        );
+        assert_eq!(table.executable(0), None);
+        assert_eq!(table.environment(0), None);
     }
 
     #[test]
