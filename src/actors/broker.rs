@@ -89,6 +89,22 @@ struct Entry {
     followed: bool,
 }
 
+impl Entry {
+    /// A run just heard of: started now, nothing shown yet.
+    fn new(thread_id: ThreadId, title: String, cwd: PathBuf, followed: bool) -> Entry {
+        Entry {
+            thread_id,
+            title,
+            cwd,
+            started: Instant::now(),
+            progress: Progress::default(),
+            result: None,
+            pending: Vec::new(),
+            followed,
+        }
+    }
+}
+
 struct Waiter {
     run_id: RunId,
     since: Instant,
@@ -135,16 +151,7 @@ impl Actor for WaitBroker {
                     .entry(run_id)
                     // Adopted after its owner died: ours from now on.
                     .and_modify(|entry| entry.followed = false)
-                    .or_insert(Entry {
-                        thread_id,
-                        title,
-                        cwd,
-                        started: Instant::now(),
-                        progress: Progress::default(),
-                        result: None,
-                        pending: Vec::new(),
-                        followed: false,
-                    });
+                    .or_insert_with(|| Entry::new(thread_id, title, cwd, false));
             }
             BrokerMsg::Progress { run_id, progress } => {
                 if let Some(entry) = state.runs.get_mut(&run_id) {
@@ -181,16 +188,7 @@ impl Actor for WaitBroker {
             } => {
                 let new = !state.runs.contains_key(&run_id);
                 if new {
-                    let entry = Entry {
-                        thread_id,
-                        title,
-                        cwd,
-                        started: Instant::now(),
-                        progress: Progress::default(),
-                        result: None,
-                        pending: Vec::new(),
-                        followed: true,
-                    };
+                    let entry = Entry::new(thread_id, title, cwd, true);
                     state.runs.insert(run_id, entry);
                 }
                 let _ = reply.send(new);
