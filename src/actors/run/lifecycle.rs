@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::active::write_active;
-use super::{RunActor, RunArgs, RunMsg, RunRef, RunReport, RunState, Start, note, write};
+use super::{
+    ResumeStart, RunActor, RunArgs, RunMsg, RunRef, RunReport, RunState, Start, StickySettings,
+    note, write,
+};
 use crate::actors::audit_writer::{AuditOp, AuditWrite, AuditWriter};
 use crate::actors::broker::BrokerMsg;
 use crate::actors::run_state::{RunRecord, RunSettings};
@@ -36,6 +39,7 @@ enum Subscribed {
     Resumed {
         deferred: Option<ThreadResumeParams>,
         chosen_access: bool,
+        known: Option<Box<StickySettings>>,
     },
 }
 
@@ -63,14 +67,7 @@ impl RunActor {
         };
         match args.start {
             Start::New { settings } => self.start_new(myself, state, turn, settings).await,
-            Start::Resume {
-                thread_id,
-                settings,
-                chosen_access,
-            } => {
-                self.resume(myself, state, turn, thread_id, settings, chosen_access)
-                    .await
-            }
+            Start::Resume(resume) => self.resume(myself, state, turn, resume).await,
             Start::Recover(active) => self.recover(myself, state, turn, *active).await,
         }
     }
@@ -114,10 +111,14 @@ impl RunActor {
         myself: &RunRef,
         state: &mut RunState,
         turn: TurnArgs,
-        thread_id: ThreadId,
-        settings: RunSettings,
-        chosen_access: bool,
+        resume: ResumeStart,
     ) -> Result<RunStarted, EngineError> {
+        let ResumeStart {
+            thread_id,
+            settings,
+            chosen_access,
+            known,
+        } = resume;
         let params = ThreadResumeParams {
             thread_id: thread_id.clone(),
             settings: ThreadSettings {
@@ -144,6 +145,7 @@ impl RunActor {
         let how = Subscribed::Resumed {
             deferred,
             chosen_access,
+            known: known.map(Box::new),
         };
         self.start_turn(myself, state, turn, &settings, thread_id, how)
             .await
@@ -231,22 +233,24 @@ impl RunActor {
         how: Subscribed,
     ) -> Result<RunStarted, EngineError> {
         let connection = state.connection.clone();
-        let (is_new, chosen_access, deferred_resume) = match how {
-            Subscribed::NewThread => (true, false, None),
+        let (is_new, chosen_access, deferred_resume, known) = match how {
+            Subscribed::NewThread => (true, false, None, None),
             Subscribed::Resumed {
                 deferred,
                 chosen_access,
-            } => (false, chosen_access, deferred),
+                known,
+            } => (false, chosen_access, deferred, known),
+        };
+        let sticky = StickySettings {
+            model: settings.model.clone(),
+            reasoning_effort: settings.reasoning_effort.clone(),
+            cwd: args.cwd.display().to_string(),
         };
         let mut turn = TurnStartParams::text(thread_id.clone(), &args.prompt);
-        turn.model = settings.model.clone();
-        turn.effort = settings.reasoning_effort.clone();
-        if !is_new {
-            // Like the permissions below: a loaded thread keeps its cwd
-            // through `thread/resume` (or that request was skipped), so the
-            // resume's own directory goes on the turn.
-            turn.cwd = Some(args.cwd.display().to_string());
-        }
+        // A thread this connection kept loaded since a run here left it
+        // with some settings has them still.
+        let kept = known.as_deref().filter(|_| deferred_resume.is_some());
+        sticky.put_on(&mut turn, !is_new, kept);
         if chosen_access {
             // `thread/resume` of a thread Codex still has loaded keeps the
             // thread's old approval policy and sandbox: a resume asking for
@@ -279,6 +283,7 @@ impl RunActor {
         if let Some(record) = state.record.as_mut() {
             record.turn_id = Some(turn.id.clone());
         }
+        state.sticky = Some(sticky);
         tracing::debug!(turn_id = %turn.id, subscription, "turn started");
         note(
             state,
@@ -437,6 +442,7 @@ impl RunActor {
                 run_id: record.run_id.clone(),
                 thread_id: record.thread_id.clone(),
                 cwd: record.cwd.clone(),
+                sticky: state.sticky.clone(),
             });
             let mut result = record.result();
             result.audit_error = audit_error;

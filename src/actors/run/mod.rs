@@ -8,7 +8,7 @@ mod lifecycle;
 mod pending;
 mod report;
 
-pub use report::{RunReport, RunReportRef};
+pub use report::{RunReport, RunReportRef, StickySettings};
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -75,16 +75,21 @@ pub enum Start {
     /// `thread/start`, then `turn/start`.
     New { settings: RunSettings },
     /// `thread/resume` of an earlier run's thread, then `turn/start`.
-    Resume {
-        thread_id: ThreadId,
-        settings: RunSettings,
-        /// The caller chose permissions: they go on the turn too, since
-        /// Codex ignores them in `thread/resume` of a loaded thread.
-        chosen_access: bool,
-    },
+    Resume(ResumeStart),
     /// A run another sidecar started and left behind: subscribe again and
     /// catch up from `thread/read`.
     Recover(Box<ActiveRecord>),
+}
+
+/// A turn on an earlier run's thread.
+pub struct ResumeStart {
+    pub thread_id: ThreadId,
+    pub settings: RunSettings,
+    /// The caller chose permissions: they go on the turn too, since Codex
+    /// ignores them in `thread/resume` of a loaded thread.
+    pub chosen_access: bool,
+    /// What the thread runs with, if an earlier run here left it so.
+    pub known: Option<StickySettings>,
 }
 
 pub struct RunArgs {
@@ -129,6 +134,8 @@ pub struct RunState {
     active_stale: bool,
     /// A `RefreshActive` is on its way.
     active_refresh_queued: bool,
+    /// What the thread keeps from this turn, once `turn/start` took it.
+    sticky: Option<StickySettings>,
     /// Decides approvals: a request may only have what this sandbox allows.
     sandbox: Option<SandboxMode>,
     /// The caller answers requests (it asked for an approval policy that
@@ -170,6 +177,7 @@ impl Actor for RunActor {
             active_written: Instant::now(),
             active_stale: false,
             active_refresh_queued: false,
+            sticky: None,
             sandbox: None,
             interactive: false,
             pending: Vec::new(),

@@ -72,6 +72,7 @@ impl Actor for Supervisor {
             routes: HashMap::new(),
             runs: HashMap::new(),
             thread_defaults: HashMap::new(),
+            sticky: HashMap::new(),
             ended: EndedRuns::default(),
         })
     }

@@ -16,8 +16,18 @@ impl SupervisorState {
     pub(super) async fn on_event(&mut self, myself: &SupervisorRef, event: ServerEvent) {
         match event {
             ServerEvent::Notification(note) => {
-                if let Some(run) = note.thread_id().and_then(|thread| self.routes.get(thread)) {
-                    let _ = run.cast(RunMsg::Notification(note));
+                let Some(thread) = note.thread_id() else {
+                    return;
+                };
+                match self.routes.get(thread) {
+                    Some(run) => {
+                        let _ = run.cast(RunMsg::Notification(note));
+                    }
+                    // Another client's turn may have changed what sticks.
+                    None if note.method == "turn/started" => {
+                        self.sticky.remove(thread);
+                    }
+                    None => {}
                 }
             }
             ServerEvent::Request(request) => {
@@ -82,8 +92,24 @@ impl SupervisorState {
                 run_id,
                 thread_id,
                 cwd,
+                sticky,
             } => {
                 self.runs.remove(&run_id);
+                match sticky {
+                    // A new thread's turn named no model or effort: it has
+                    // the thread's own.
+                    Some(mut sticky) => {
+                        if let Some((model, effort)) = self.thread_defaults.get(&thread_id) {
+                            sticky.model = sticky.model.or_else(|| model.clone());
+                            sticky.reasoning_effort =
+                                sticky.reasoning_effort.or_else(|| effort.clone());
+                        }
+                        self.sticky.insert(thread_id.clone(), sticky);
+                    }
+                    None => {
+                        self.sticky.remove(&thread_id);
+                    }
+                }
                 self.ended.remember(run_id, thread_id.clone(), cwd);
                 if let Some(run) = self.routes.get(&thread_id)
                     && !self.runs.values().any(|live| live.get_id() == run.get_id())

@@ -14,7 +14,7 @@ use super::state::SupervisorState;
 use crate::actors::broker::BrokerMsg;
 use crate::actors::follow;
 use crate::actors::resolve::Located;
-use crate::actors::run::{RunActor, RunArgs, Start};
+use crate::actors::run::{ResumeStart, RunActor, RunArgs, Start};
 use crate::actors::run_state::RunSettings;
 use crate::actors::types::ThreadExtras;
 use crate::actors::types::{
@@ -198,11 +198,12 @@ impl SupervisorState {
         };
         let settings = self.run_settings(&request.turn, defaults, extras);
         let title = store::title_for(None, &request.prompt);
-        let start = Start::Resume {
+        let start = Start::Resume(ResumeStart {
+            known: self.sticky.get(&thread_id).cloned(),
             thread_id,
             settings,
             chosen_access: request.chooses_access(),
-        };
+        });
         let args = self.run_args(
             myself,
             connection,

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use super::start_queue::StartQueue;
 use crate::actors::broker::BrokerRef;
-use crate::actors::run::RunRef;
+use crate::actors::run::{RunRef, StickySettings};
 use crate::appserver::AppServerConnection;
 use crate::appserver::account::LoginGate;
 use crate::appserver::backend::Backend;
@@ -50,6 +50,10 @@ pub struct SupervisorState {
     /// process's life: after a restart a thread keeps whatever its last
     /// turn used.
     pub(super) thread_defaults: HashMap<ThreadId, (Option<String>, Option<String>)>,
+    /// What each thread's next turn runs with, as the last run here left
+    /// it; forgotten when a turn not ours starts on it (a person in the
+    /// Codex terminal UI may change any of it).
+    pub(super) sticky: HashMap<ThreadId, StickySettings>,
     /// Codex config every thread we start or resume gets
     /// ([`crate::codex_config`]), read once at start.
     pub(super) thread_config: serde_json::Map<String, serde_json::Value>,

@@ -452,7 +452,8 @@ async fn a_session_continues_in_codex_own_cli() {
     world.shutdown().await;
 }
 
-/// `model` on one conversation request does not stick to the next one.
+/// `model` on one conversation request does not stick to the next one,
+/// also once the sidecar sends a loaded thread only what changes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_model_override_applies_to_its_request_only() {
     let world = World::new().await;
@@ -465,19 +466,26 @@ async fn a_model_override_applies_to_its_request_only() {
         json!({"session_id": session, "prompt": "two", "model": "other-model"}),
     )
     .await;
-    call(
-        &client,
-        "codex_chat",
-        json!({"session_id": session, "prompt": "three"}),
-    )
-    .await;
+    // The third goes back to the thread's own model; the fourth, on a
+    // thread left with it, is sent no model and keeps it.
+    for prompt in ["three", "four"] {
+        call(
+            &client,
+            "codex_chat",
+            json!({"session_id": session, "prompt": prompt}),
+        )
+        .await;
+    }
     let models: Vec<String> = world
         .model
         .requests()
         .iter()
         .filter_map(|request| request.body["model"].as_str().map(str::to_string))
         .collect();
-    assert_eq!(models, ["mock-model", "other-model", "mock-model"]);
+    assert_eq!(
+        models,
+        ["mock-model", "other-model", "mock-model", "mock-model"]
+    );
     client.cancel().await.unwrap();
     engine.unwrap().shutdown().await;
     world.shutdown().await;
