@@ -40,9 +40,11 @@ impl SupervisorState {
                 let cwd = request.cwd.clone().unwrap_or_else(|| cwd.clone());
                 (thread_id.clone(), cwd)
             }),
-            ResumeTarget::Thread(thread_id) => {
-                request.cwd.clone().map(|cwd| (thread_id.clone(), cwd))
-            }
+            ResumeTarget::Thread(thread_id) => request
+                .cwd
+                .clone()
+                .or_else(|| self.ended.project_of(thread_id).cloned())
+                .map(|cwd| (thread_id.clone(), cwd)),
         };
         match known {
             Some((thread_id, cwd)) => {

@@ -62,28 +62,73 @@ pub struct SupervisorState {
 }
 
 /// The thread and project of the runs that ended here, the most recent
-/// [`ENDED_REMEMBERED`]. A resume names an earlier run; without this it
-/// reads the pointer index, which holds every run the user ever had.
+/// [`ENDED_REMEMBERED`]. A resume names an earlier run, or a conversation
+/// its thread; without this it reads the pointer index, which holds every
+/// run the user ever had.
 #[derive(Default)]
 pub(super) struct EndedRuns {
     runs: HashMap<RunId, (ThreadId, PathBuf)>,
+    /// Each remembered thread's project and the last run on it.
+    threads: HashMap<ThreadId, (PathBuf, RunId)>,
     /// Oldest first, to forget beyond the limit.
     order: VecDeque<RunId>,
 }
 
 impl EndedRuns {
     pub(super) fn remember(&mut self, run_id: RunId, thread_id: ThreadId, cwd: PathBuf) {
+        self.threads
+            .insert(thread_id.clone(), (cwd.clone(), run_id.clone()));
         if self.runs.insert(run_id.clone(), (thread_id, cwd)).is_none() {
             self.order.push_back(run_id);
         }
         while self.order.len() > ENDED_REMEMBERED {
-            if let Some(oldest) = self.order.pop_front() {
-                self.runs.remove(&oldest);
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            if let Some((thread_id, _)) = self.runs.remove(&oldest)
+                && self
+                    .threads
+                    .get(&thread_id)
+                    .is_some_and(|(_, last)| *last == oldest)
+            {
+                self.threads.remove(&thread_id);
             }
         }
     }
 
     pub(super) fn get(&self, run_id: &RunId) -> Option<&(ThreadId, PathBuf)> {
         self.runs.get(run_id)
+    }
+
+    /// The project of the last run on `thread_id` that ended here.
+    pub(super) fn project_of(&self, thread_id: &ThreadId) -> Option<&PathBuf> {
+        self.threads.get(thread_id).map(|(cwd, _)| cwd)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_stays_known_while_a_run_on_it_is_remembered() {
+        let mut ended = EndedRuns::default();
+        let thread = ThreadId::from("thread".to_string());
+        let (first, second) = (RunId::generate(), RunId::generate());
+        ended.remember(first, thread.clone(), PathBuf::from("/a"));
+        ended.remember(second.clone(), thread.clone(), PathBuf::from("/b"));
+        assert_eq!(ended.project_of(&thread), Some(&PathBuf::from("/b")));
+        // The first run is forgotten; the thread's last run is not.
+        for _ in 0..ENDED_REMEMBERED - 1 {
+            let other = ThreadId::from(RunId::generate().to_string());
+            ended.remember(RunId::generate(), other, PathBuf::from("/c"));
+        }
+        assert_eq!(ended.project_of(&thread), Some(&PathBuf::from("/b")));
+        assert!(ended.get(&second).is_some());
+        // One more, and the thread goes with its last run.
+        let other = ThreadId::from("other".to_string());
+        ended.remember(RunId::generate(), other, PathBuf::from("/c"));
+        assert!(ended.get(&second).is_none());
+        assert_eq!(ended.project_of(&thread), None);
     }
 }

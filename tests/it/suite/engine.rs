@@ -261,8 +261,9 @@ async fn a_resume_on_the_connection_that_ran_the_thread_skips_thread_resume() {
     rig.model.shutdown().await;
 }
 
-/// A run that ended here is resumed from memory: its thread is found even
-/// with the indexes on disk gone (they hold every run, and grow).
+/// A run that ended here is resumed from memory, by its run id or its
+/// thread's: its thread and project are found even with the indexes on disk
+/// gone (they hold every run, and grow).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resuming_a_run_that_ended_here_reads_no_index() {
     let rig = EngineRig::start(&[]).await;
@@ -288,6 +289,17 @@ async fn resuming_a_run_that_ended_here_reads_no_index() {
             .contains("The code word is EGRET."),
         "the first turn is in the thread's history"
     );
+    // A conversation names its thread, not a run: found in memory too.
+    let third = rig
+        .engine
+        .resume(ResumeRequest::new(
+            ResumeTarget::Thread(first.thread_id.clone()),
+            format!("Once more. {}", Script::echo_history().marker()),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(third.thread_id, first.thread_id);
+    assert_eq!(rig.finish(&third).await.status, RunStatus::Completed);
     rig.stop().await;
 }
 
