@@ -19,7 +19,8 @@ use tokio::sync::mpsc;
 
 use crate::report::{Check, Section, number};
 use crate::support::{
-    BenchResult, CALL_TIMEOUT, Samples, Sidecar, World, epoch_micros, millis, structured,
+    BenchResult, CALL_TIMEOUT, Samples, Sidecar, World, epoch_micros, millis, process_usage,
+    structured,
 };
 
 /// Issue 15's size of B2: pairs timed on each path (at least 30).
@@ -93,6 +94,7 @@ async fn overhead_with(world: &World, sidecar: &Sidecar) -> BenchResult<Section>
         bare.turn(&prompt).await?;
     }
     let (mut runs, mut chats) = (Pairs::default(), Pairs::default());
+    let cpu_before = process_usage(sidecar.pid)?.cpu_seconds;
     for turn in 0..PAIRS {
         let sidecar_first = turn % 2 == 0;
         runs.push(
@@ -112,6 +114,8 @@ async fn overhead_with(world: &World, sidecar: &Sidecar) -> BenchResult<Section>
             .await?,
         );
     }
+    let cpu_per_turn_ms =
+        (process_usage(sidecar.pid)?.cpu_seconds - cpu_before) * 1000.0 / (2 * PAIRS) as f64;
     bare.connection.close().await;
     let mut section = Section::new(
         "B2",
@@ -130,6 +134,10 @@ async fn overhead_with(world: &World, sidecar: &Sidecar) -> BenchResult<Section>
              quickest turn there is (a scripted one-word answer), so the overhead \
              shows in full."
         ),
+    );
+    section.figure(
+        "the sidecar's own CPU per timed turn, user + system (both paths)",
+        number(cpu_per_turn_ms, "ms"),
     );
     for (path, pairs) in [("new run", runs), ("conversation", chats)] {
         let (through_sidecar, direct) = pairs.samples();
