@@ -1,0 +1,182 @@
+//! Codex's approvals reach the person at the MCP client: the official MCP
+//! Python SDK as the client (its elicitation callback stands in for the
+//! person), on the real Codex and the scripted model.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use codex_mcp_sidecar::store::{self, AuditEvent, RunId};
+use codex_mcp_sidecar_test_support::scripted_model::Script;
+use serde_json::Value;
+
+use crate::common::EVENT_TIMEOUT;
+
+suite_world!();
+
+/// The pinned Python SDK, installed by `make setup`.
+fn venv_python() -> PathBuf {
+    let python = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/mcp-clients/python/.venv/bin/python"
+    ));
+    assert!(
+        python.exists(),
+        "{} is missing: run `make setup`, which installs the MCP Python SDK pinned in mcp-clients/python/requirements.txt",
+        python.display()
+    );
+    python
+}
+
+/// Runs the Python SDK client against the built sidecar in `world` and
+/// returns the lines it printed. Its process group (the sidecar and its
+/// app-server included) is killed at the end, whatever happened.
+async fn python_client(world: &World, scenario: &str, prompt: &str) -> Vec<Value> {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/it/support/person_client.py"
+    );
+    let mut command = world.command(venv_python().to_str().unwrap());
+    command
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_codex-mcp-sidecar"))
+        .arg(scenario)
+        .arg(prompt)
+        .env("CODEX_MCP_WRAPPER_APP_SERVER_MODE", "private")
+        .current_dir(world.project.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let child = command.spawn().unwrap();
+    let group = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
+    let output = tokio::time::timeout(EVENT_TIMEOUT * 4, child.wait_with_output()).await;
+    let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+    let output = output.expect("the Python client finishes in time").unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{scenario}: {}\nstdout:\n{stdout}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect()
+}
+
+fn events<'a>(lines: &'a [Value], event: &str) -> Vec<&'a Value> {
+    lines.iter().filter(|line| line["event"] == event).collect()
+}
+
+/// The run id of the one run the client started.
+fn run_id(lines: &[Value]) -> RunId {
+    let ended = events(lines, "ended");
+    RunId::parse(ended[0]["reply"]["runId"].as_str().unwrap()).unwrap()
+}
+
+/// Our responses to Codex in the run's audit, with who decided each.
+fn responses(world: &World, run_id: &RunId) -> Vec<(Value, Option<String>)> {
+    store::read_events(&world.run_dir(), run_id)
+        .unwrap()
+        .into_iter()
+        .filter_map(|record| match record.event {
+            AuditEvent::Response {
+                result,
+                answered_by,
+                ..
+            } => Some((
+                result.unwrap_or(Value::Null),
+                answered_by.map(|by| format!("{by:?}")),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Accept and decline in the form go to Codex at once: the command ran, or
+/// did not; the form named the command; the audit says the person decided.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_person_accepts_or_declines_a_command_in_the_form() {
+    for (scenario, file, ran) in [
+        ("accept", "accepted.txt", true),
+        ("decline", "declined.txt", false),
+    ] {
+        let world = World(codex_mcp_sidecar_test_support::world::SidecarWorld::new().await);
+        let command = format!("touch {file}");
+        let prompt = Script::exec(command.clone(), "done").marker();
+        let lines = python_client(&world, scenario, &prompt).await;
+        let elicited = events(&lines, "elicited");
+        assert_eq!(elicited.len(), 1, "{scenario}: one form: {lines:?}");
+        let message = elicited[0]["message"].as_str().unwrap();
+        assert!(message.contains(&command), "{message}");
+        assert!(
+            message.contains(&world.project.path().display().to_string()),
+            "the form says where: {message}"
+        );
+        let offered = &elicited[0]["schema"]["properties"]["decision"]["enum"];
+        assert!(
+            offered.as_array().unwrap().iter().any(|o| o == "decline"),
+            "{offered}"
+        );
+        let ended = events(&lines, "ended");
+        assert_eq!(ended[0]["reply"]["status"], "completed", "{lines:?}");
+        assert_eq!(world.project.path().join(file).exists(), ran, "{scenario}");
+        assert!(
+            events(&lines, "approve").is_empty(),
+            "the caller never answered: {lines:?}"
+        );
+        let responses = responses(&world, &run_id(&lines));
+        assert_eq!(responses.len(), 1, "{responses:?}");
+        assert_eq!(responses[0].0["decision"], scenario);
+        assert_eq!(responses[0].1.as_deref(), Some("Person"));
+        world.0.shutdown().await;
+    }
+}
+
+/// The person is asked, so the caller's codex_approve is refused; codex_wait
+/// says the person was asked. Dismissing the form hands the request back:
+/// codex_approve then works, and Codex gets exactly one answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dismissed_form_hands_the_request_back_to_the_caller() {
+    let world = World(codex_mcp_sidecar_test_support::world::SidecarWorld::new().await);
+    let prompt = Script::exec("touch handed-back.txt", "done").marker();
+    let lines = python_client(&world, "refuse-then-cancel", &prompt).await;
+    let waits = events(&lines, "wait");
+    let asked = waits
+        .iter()
+        .find(|wait| wait["reply"]["pendingApproval"]["askedPerson"] == true)
+        .unwrap_or_else(|| panic!("a wait showed the person asked: {lines:?}"));
+    assert!(
+        asked["reply"]["note"].as_str().unwrap().contains("person"),
+        "{asked}"
+    );
+    let approves = events(&lines, "approve");
+    assert_eq!(approves.len(), 2, "{lines:?}");
+    assert_eq!(approves[0]["error"], true, "refused while asked: {lines:?}");
+    let refusal = approves[0]["text"].as_str().unwrap();
+    assert!(
+        refusal.contains("must not answer in their place"),
+        "{refusal}"
+    );
+    assert_eq!(approves[1]["error"], false, "accepted once handed back");
+    assert_eq!(approves[1]["reply"]["decision"], "accept");
+    assert!(
+        waits
+            .iter()
+            .any(|wait| wait["reply"]["pendingApproval"]["askedPerson"] == false),
+        "after the cancel the approval is the caller's: {lines:?}"
+    );
+    assert_eq!(events(&lines, "ended")[0]["reply"]["status"], "completed");
+    assert!(world.project.path().join("handed-back.txt").exists());
+    let responses = responses(&world, &run_id(&lines));
+    assert_eq!(
+        responses,
+        vec![(
+            serde_json::json!({"decision": "accept"}),
+            Some("Caller".to_string())
+        )],
+        "exactly one answer reached Codex"
+    );
+    world.0.shutdown().await;
+}
