@@ -30,7 +30,7 @@ fn venv_python() -> PathBuf {
 /// Runs the Python SDK client against the built sidecar in `world` and
 /// returns the lines it printed. Its process group (the sidecar and its
 /// app-server included) is killed at the end, whatever happened.
-async fn python_client(world: &World, scenario: &str, prompt: &str) -> Vec<Value> {
+async fn python_client(world: &World, scenario: &str, prompt: &str, policy: &str) -> Vec<Value> {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/it/support/person_client.py"
@@ -41,6 +41,7 @@ async fn python_client(world: &World, scenario: &str, prompt: &str) -> Vec<Value
         .arg(env!("CARGO_BIN_EXE_codex-mcp-sidecar"))
         .arg(scenario)
         .arg(prompt)
+        .arg(policy)
         .env("CODEX_MCP_WRAPPER_APP_SERVER_MODE", "private")
         .current_dir(world.project.path())
         .stdout(Stdio::piped())
@@ -105,7 +106,7 @@ async fn the_person_accepts_or_declines_a_command_in_the_form() {
         let world = World(codex_mcp_sidecar_test_support::world::SidecarWorld::new().await);
         let command = format!("touch {file}");
         let prompt = Script::exec(command.clone(), "done").marker();
-        let lines = python_client(&world, scenario, &prompt).await;
+        let lines = python_client(&world, scenario, &prompt, "untrusted").await;
         let elicited = events(&lines, "elicited");
         assert_eq!(elicited.len(), 1, "{scenario}: one form: {lines:?}");
         let message = elicited[0]["message"].as_str().unwrap();
@@ -141,7 +142,7 @@ async fn the_person_accepts_or_declines_a_command_in_the_form() {
 async fn a_dismissed_form_hands_the_request_back_to_the_caller() {
     let world = World(codex_mcp_sidecar_test_support::world::SidecarWorld::new().await);
     let prompt = Script::exec("touch handed-back.txt", "done").marker();
-    let lines = python_client(&world, "refuse-then-cancel", &prompt).await;
+    let lines = python_client(&world, "refuse-then-cancel", &prompt, "untrusted").await;
     let waits = events(&lines, "wait");
     let asked = waits
         .iter()
@@ -177,6 +178,93 @@ async fn a_dismissed_form_hands_the_request_back_to_the_caller() {
             Some("Caller".to_string())
         )],
         "exactly one answer reached Codex"
+    );
+    world.0.shutdown().await;
+}
+
+/// The output Codex posted for the last tool call, as the model got it.
+fn last_tool_output(world: &World) -> String {
+    world
+        .model
+        .requests()
+        .iter()
+        .rev()
+        .find_map(|request| {
+            let last = request.body["input"].as_array()?.last()?.clone();
+            (last["type"] == "function_call_output").then(|| last["output"].to_string())
+        })
+        .unwrap_or_default()
+}
+
+/// A file change outside the workspace and a question with options, each
+/// answered in the form: the file is written; the option the person chose
+/// (not the first, which codex_approve would take) reaches the model.
+/// (`default_mode_request_user_input` ships off in Codex 0.169; /tmp, where
+/// the outside directory is, is excluded from the writable roots.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_change_and_a_question_are_answered_in_the_form() {
+    let world = World(codex_mcp_sidecar_test_support::world::SidecarWorld::new().await);
+    let config = world.codex_home.path().join("config.toml");
+    let toml = std::fs::read_to_string(&config).unwrap().replace(
+        "[features]\n",
+        "[features]\ndefault_mode_request_user_input = true\n",
+    );
+    assert!(toml.contains("default_mode_request_user_input"), "{toml}");
+    std::fs::write(
+        &config,
+        format!(
+            "{toml}\n[sandbox_workspace_write]\nexclude_slash_tmp = true\nexclude_tmpdir_env_var = true\n"
+        ),
+    )
+    .unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("report.txt");
+    let patch = Script::exec(
+        format!(
+            "apply_patch <<'EOF'\n*** Begin Patch\n*** Add File: {}\n+hello\n*** End Patch\nEOF",
+            target.display()
+        ),
+        "patched",
+    );
+    let lines = python_client(&world, "accept", &patch.marker(), "on-request").await;
+    let elicited = events(&lines, "elicited");
+    assert_eq!(elicited.len(), 1, "{lines:?}");
+    let message = elicited[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("change files") && message.contains(&outside.path().display().to_string()),
+        "the form names the change: {message}"
+    );
+    assert_eq!(events(&lines, "ended")[0]["reply"]["status"], "completed");
+    assert!(target.exists(), "accepted in the form, the file is written");
+    assert_eq!(
+        responses(&world, &run_id(&lines))[0].1.as_deref(),
+        Some("Person")
+    );
+
+    let question = Script::call(
+        "request_user_input",
+        serde_json::json!({"questions": [{"id": "colour", "header": "Colour", "question": "Which colour?", "options": [{"label": "Red (Recommended)", "description": "warm"}, {"label": "Blue", "description": "cold"}]}]}),
+        "asked",
+    );
+    let lines = python_client(&world, "choose:Blue", &question.marker(), "on-request").await;
+    let elicited = events(&lines, "elicited");
+    assert_eq!(elicited.len(), 1, "{lines:?}");
+    assert!(
+        elicited[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Which colour?")
+    );
+    assert_eq!(
+        elicited[0]["schema"]["properties"]["colour"]["enum"],
+        serde_json::json!(["Red (Recommended)", "Blue"]),
+        "the form carries the options"
+    );
+    assert_eq!(events(&lines, "ended")[0]["reply"]["status"], "completed");
+    let told = last_tool_output(&world);
+    assert!(
+        told.contains("Blue") && !told.contains("Red"),
+        "the person's choice reaches the model: {told}"
     );
     world.0.shutdown().await;
 }

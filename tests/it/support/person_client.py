@@ -1,11 +1,11 @@
 """A client of the sidecar built on the official MCP Python SDK, with an
 elicitation callback standing in for the person at the keyboard.
 
-    person_client.py SIDECAR SCENARIO PROMPT
+    person_client.py SIDECAR SCENARIO PROMPT POLICY
 
 The sidecar is started over stdio with this process's environment. One
-codex_run with an asking approval policy (untrusted, workspace-write); then
-codex_wait until the run ends. The callback answers each form per SCENARIO:
+codex_run with an asking approval POLICY (untrusted, on-request) and
+workspace-write; then codex_wait until the run ends. The callback answers each form per SCENARIO:
 
 - accept / decline: picks that decision in the form.
 - cancel: dismisses the form; the run then waits for the caller, who
@@ -39,7 +39,7 @@ def say(event, **fields):
     print(json.dumps({"event": event, **fields}), flush=True)
 
 
-async def main(sidecar, scenario, prompt):
+async def main(sidecar, scenario, prompt, policy):
     form_open = asyncio.Event()
     may_answer = asyncio.Event()
     if scenario != "refuse-then-cancel":
@@ -67,7 +67,7 @@ async def main(sidecar, scenario, prompt):
             await session.initialize()
             started = await session.call_tool(
                 "codex_run",
-                {"prompt": prompt, "permissions": "workspace-write", "approval_policy": "untrusted"},
+                {"prompt": prompt, "permissions": "workspace-write", "approval_policy": policy},
             )
             run_id = started.structured_content["runId"]
             while True:
@@ -100,5 +100,5 @@ async def main(sidecar, scenario, prompt):
 
 
 if __name__ == "__main__":
-    sidecar, scenario, prompt = sys.argv[1:4]
-    asyncio.run(asyncio.wait_for(main(sidecar, scenario, prompt), DEADLINE_S))
+    sidecar, scenario, prompt, policy = sys.argv[1:5]
+    asyncio.run(asyncio.wait_for(main(sidecar, scenario, prompt, policy), DEADLINE_S))
