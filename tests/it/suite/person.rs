@@ -95,6 +95,11 @@ fn responses(world: &World, run_id: &RunId) -> Vec<(Value, Option<String>)> {
         .collect()
 }
 
+/// The run's readable summary.
+fn summary(world: &World, run_id: &RunId) -> String {
+    std::fs::read_to_string(world.run_dir().join(format!("{run_id}.md"))).unwrap()
+}
+
 /// Accept and decline in the form go to Codex at once: the command ran, or
 /// did not; the form named the command; the audit says the person decided.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,6 +136,11 @@ async fn the_person_accepts_or_declines_a_command_in_the_form() {
         assert_eq!(responses.len(), 1, "{responses:?}");
         assert_eq!(responses[0].0["decision"], scenario);
         assert_eq!(responses[0].1.as_deref(), Some("Person"));
+        let summary = summary(&world, &run_id(&lines));
+        assert!(
+            summary.contains(&format!("**{scenario}**, by the person in the MCP client")),
+            "{summary}"
+        );
         world.0.shutdown().await;
     }
 }
@@ -178,6 +188,11 @@ async fn a_dismissed_form_hands_the_request_back_to_the_caller() {
             Some("Caller".to_string())
         )],
         "exactly one answer reached Codex"
+    );
+    let summary = summary(&world, &run_id(&lines));
+    assert!(
+        summary.contains("**accept**, by the caller (codex_approve)"),
+        "{summary}"
     );
     world.0.shutdown().await;
 }
