@@ -286,9 +286,10 @@ async fn a_file_change_and_a_question_are_answered_in_the_form() {
 
 /// A raw client with the tasks extension and the elicitation capability:
 /// while the person is asked, `tasks/get` shows `input_required` with the
-/// same form. Answered through `tasks/update`, the direct form is withdrawn
-/// (`notifications/cancelled`); answered directly, the task's input request
-/// is withdrawn; either way the task then completes with the run.
+/// same form. Declined through `tasks/update`, the direct form is withdrawn
+/// (`notifications/cancelled`); accepted directly, the task's input request
+/// is withdrawn and the task works on while the command runs; either way
+/// the task then completes with the run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_shows_input_required_while_the_person_is_asked() {
     use crate::common::raw_mcp::RawMcp;
@@ -304,15 +305,19 @@ async fn a_task_shows_input_required_while_the_person_is_asked() {
         "extensions": {"io.modelcontextprotocol/tasks": {}},
     });
     let mut client = RawMcp::spawn_with(command, capabilities).await;
-    // (how the person answers, the file, whether it is written)
-    for (through_task, file, written) in
-        [(true, "via-task.txt", true), (false, "direct.txt", false)]
-    {
+    // (answered through the task or directly, the decision, the command,
+    // the file it writes). The accepted command sleeps first, so the task
+    // is seen working again while the run goes on.
+    let cases = [
+        (true, "decline", "touch via-task.txt", "via-task.txt"),
+        (false, "accept", "sleep 2 && touch direct.txt", "direct.txt"),
+    ];
+    for (through_task, decision, shell, file) in cases {
         let since = client.transcript.len();
         let created = client
             .call(
                 "codex_run",
-                json!({"prompt": Script::exec(format!("touch {file}"), "done").marker(),
+                json!({"prompt": Script::exec(shell, "done").marker(),
                        "permissions": "workspace-write", "approval_policy": "untrusted"}),
             )
             .await;
@@ -325,7 +330,7 @@ async fn a_task_shows_input_required_while_the_person_is_asked() {
             elicitation["params"]["message"]
                 .as_str()
                 .unwrap()
-                .contains(&format!("touch {file}")),
+                .contains(shell),
             "{elicitation}"
         );
         // The same form waits in the task.
@@ -353,7 +358,7 @@ async fn a_task_shows_input_required_while_the_person_is_asked() {
                 .request(
                     "tasks/update",
                     json!({"taskId": task_id, "inputResponses": {
-                        key: {"action": "accept", "content": {"decision": "accept"}}}}),
+                        key: {"action": "accept", "content": {"decision": decision}}}}),
                 )
                 .await;
             assert!(updated["result"].is_object(), "{updated}");
@@ -366,8 +371,20 @@ async fn a_task_shows_input_required_while_the_person_is_asked() {
             );
         } else {
             let answer = json!({"jsonrpc": "2.0", "id": elicitation["id"],
-                "result": {"action": "accept", "content": {"decision": "decline"}}});
+                "result": {"action": "accept", "content": {"decision": decision}}});
             client.send(answer.to_string().as_bytes()).await;
+            // The task's input request is withdrawn while the command runs.
+            let after = loop {
+                let got = client
+                    .request("tasks/get", json!({"taskId": task_id}))
+                    .await;
+                if got["result"]["status"] != "input_required" {
+                    break got["result"].clone();
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            };
+            assert_eq!(after["status"], "working", "{after}");
+            assert!(after.get("inputRequests").is_none(), "{after}");
         }
         let done = loop {
             let got = client
@@ -388,8 +405,125 @@ async fn a_task_shows_input_required_while_the_person_is_asked() {
             done["result"]["structuredContent"]["status"], "completed",
             "{done}"
         );
+        let written = decision == "accept";
         assert_eq!(world.project.path().join(file).exists(), written, "{file}");
     }
+    client.finish().await;
+    world.0.shutdown().await;
+}
+
+/// Nobody answers the form: the run's hard timeout declines the request, as
+/// it does for the caller, and the form is withdrawn from the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_form_is_declined_at_the_hard_timeout_and_withdrawn() {
+    let world = World(codex_mcp_sidecar_test_support::world::SidecarWorld::new().await);
+    let prompt = Script::exec("touch never.txt", "done").marker();
+    let lines = python_client(&world, "ignore", &prompt, "untrusted").await;
+    assert_eq!(events(&lines, "elicited").len(), 1, "{lines:?}");
+    let withdrawn = events(&lines, "withdrawn");
+    assert_eq!(withdrawn.len(), 1, "the form was withdrawn: {lines:?}");
+    assert_eq!(
+        withdrawn[0]["after_end"], false,
+        "by the sidecar, before the run's end reached the client: {lines:?}"
+    );
+    assert_eq!(events(&lines, "ended")[0]["reply"]["status"], "timed_out");
+    assert!(!world.project.path().join("never.txt").exists());
+    let responses = responses(&world, &run_id(&lines));
+    assert_eq!(
+        responses,
+        vec![(
+            serde_json::json!({"decision": "decline"}),
+            Some("Sidecar".to_string())
+        )]
+    );
+    world.0.shutdown().await;
+}
+
+/// `CODEX_MCP_WRAPPER_APPROVALS=person` with a client that cannot show the
+/// form (it answers `elicitation/create` with an error, as a headless one
+/// may): the request is handed back, and codex_approve answers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_cannot_show_the_form_hands_the_request_back() {
+    use crate::common::raw_mcp::RawMcp;
+    use serde_json::json;
+
+    let world = World(codex_mcp_sidecar_test_support::world::SidecarWorld::new().await);
+    let mut command = world.command(env!("CARGO_BIN_EXE_codex-mcp-sidecar"));
+    command
+        .env("CODEX_MCP_WRAPPER_APP_SERVER_MODE", "private")
+        .env("CODEX_MCP_WRAPPER_APPROVALS", "person")
+        .current_dir(world.project.path());
+    let mut client = RawMcp::spawn(command).await;
+    let started = client
+        .call_ok(
+            "codex_run",
+            json!({"prompt": Script::exec("touch by-the-caller.txt", "done").marker(),
+                   "permissions": "workspace-write", "approval_policy": "untrusted"}),
+        )
+        .await;
+    let run_id = started["runId"].as_str().unwrap().to_string();
+    let elicitation = client.server_message("elicitation/create", 0).await;
+    let refused = json!({"jsonrpc": "2.0", "id": elicitation["id"],
+        "error": {"code": -32601, "message": "Method not found"}});
+    client.send(refused.to_string().as_bytes()).await;
+    let pending = loop {
+        let waited = client
+            .call_ok(
+                "codex_wait",
+                json!({"run_id": run_id, "soft_timeout_ms": 300}),
+            )
+            .await;
+        assert_eq!(waited["status"], "waiting_for_approval", "{waited}");
+        if waited["pendingApproval"]["askedPerson"] == false {
+            break waited["pendingApproval"].clone();
+        }
+    };
+    client
+        .call_ok(
+            "codex_approve",
+            json!({"run_id": run_id, "approval_id": pending["approvalId"], "decision": "accept"}),
+        )
+        .await;
+    let done = client
+        .call_ok(
+            "codex_wait",
+            json!({"run_id": run_id, "soft_timeout_ms": 0}),
+        )
+        .await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert!(world.project.path().join("by-the-caller.txt").exists());
+    let events = store::read_events(&world.run_dir(), &RunId::parse(&run_id).unwrap()).unwrap();
+    let handed_back = events.iter().any(|record| {
+        matches!(&record.event, AuditEvent::Sidecar { message, .. }
+            if message.contains("the caller's to answer now") && message.contains("Method not found"))
+    });
+    assert!(handed_back, "the audit says why it was handed back");
+    client.finish().await;
+    world.0.shutdown().await;
+}
+
+/// A value of CODEX_MCP_WRAPPER_APPROVALS that is not one is a problem
+/// codex_wrapper_check names; the server still serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_approvals_setting_is_reported_by_the_check() {
+    use crate::common::raw_mcp::RawMcp;
+
+    let world = World(codex_mcp_sidecar_test_support::world::SidecarWorld::new().await);
+    let mut command = world.command(env!("CARGO_BIN_EXE_codex-mcp-sidecar"));
+    command
+        .env("CODEX_MCP_WRAPPER_APP_SERVER_MODE", "private")
+        .env("CODEX_MCP_WRAPPER_APPROVALS", "nobody")
+        .current_dir(world.project.path());
+    let mut client = RawMcp::spawn(command).await;
+    let check = client
+        .call_ok("codex_wrapper_check", serde_json::json!({}))
+        .await;
+    assert_eq!(check["ok"], false, "{check}");
+    let problems = check["problems"].to_string();
+    assert!(
+        problems.contains("CODEX_MCP_WRAPPER_APPROVALS") && problems.contains("nobody"),
+        "{problems}"
+    );
     client.finish().await;
     world.0.shutdown().await;
 }
