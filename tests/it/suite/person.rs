@@ -527,3 +527,55 @@ async fn a_bad_approvals_setting_is_reported_by_the_check() {
     client.finish().await;
     world.0.shutdown().await;
 }
+
+/// Elicitations of Codex's own MCP servers reach the person with their own
+/// schema: Codex's "may the tool run?" and the server's question during the
+/// call; what the person filled in goes back to the server as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mcp_servers_elicitation_passes_through_to_the_person() {
+    let world = World(codex_mcp_sidecar_test_support::world::SidecarWorld::new().await);
+    let config = world.codex_home.path().join("config.toml");
+    let toml = std::fs::read_to_string(&config).unwrap();
+    let server = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/it/support/eliciting_mcp_server.py"
+    );
+    std::fs::write(
+        &config,
+        format!("{toml}\n[mcp_servers.eliciting]\ncommand = \"python3\"\nargs = [\"{server}\"]\n"),
+    )
+    .unwrap();
+    let prompt = Script::mcp_call("eliciting", "ask", serde_json::json!({}), "asked").marker();
+    let lines = python_client(&world, "fill:prod", &prompt, "on-request").await;
+    let elicited = events(&lines, "elicited");
+    assert_eq!(
+        elicited.len(),
+        2,
+        "may it run, then the question: {lines:?}"
+    );
+    assert!(
+        elicited[0]["message"].as_str().unwrap().contains("ask"),
+        "{}",
+        elicited[0]
+    );
+    assert!(
+        elicited[1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Which deploy target?"),
+        "{}",
+        elicited[1]
+    );
+    assert_eq!(
+        elicited[1]["schema"]["properties"]["target"]["type"], "string",
+        "the server's own schema: {}",
+        elicited[1]
+    );
+    assert_eq!(events(&lines, "ended")[0]["reply"]["status"], "completed");
+    let told = last_tool_output(&world);
+    assert!(
+        told.contains(r#"ELICITED {\"action\": \"accept\", \"content\": {\"target\": \"prod\"}"#),
+        "the person's content reached the server: {told}"
+    );
+    world.0.shutdown().await;
+}

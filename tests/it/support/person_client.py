@@ -13,6 +13,8 @@ workspace-write; then codex_wait until the run ends. The callback answers each f
 - refuse-then-cancel: while the form is open, codex_approve is tried (and
   must be refused); then the form is dismissed and codex_approve accepts.
 - choose:LABEL: answers every question of a question form with LABEL.
+- fill:VALUE: accepts any form, each field the first of its options, or
+  VALUE (true for a yes/no field).
 - ignore: never answers; the run gets a 3 s hard timeout, and the sidecar
   withdraws the form when it declines the request ("withdrawn").
 
@@ -64,6 +66,18 @@ async def main(sidecar, scenario, prompt, policy):
             return ElicitResult(action="cancel")
         if scenario == "decline":
             return ElicitResult(action="decline")
+        if scenario.startswith("fill:"):
+            value = scenario.split(":", 1)[1]
+
+            def filled(field):
+                if field.get("enum"):
+                    return field["enum"][0]
+                if field.get("oneOf"):
+                    return field["oneOf"][0]["const"]
+                return True if field.get("type") == "boolean" else value
+
+            properties = schema.get("properties", {})
+            return ElicitResult(action="accept", content={key: filled(field) for key, field in properties.items()})
         if scenario.startswith("choose:"):
             label = scenario.split(":", 1)[1]
             return ElicitResult(action="accept", content={key: label for key in schema["properties"]})
