@@ -36,12 +36,16 @@ pub enum BrokerMsg {
         progress: Progress,
     },
     Ended(RunResult),
-    /// A request of the run waits for the caller: waiters wake with it.
+    /// A request of the run waits for the caller: waiters wake with it. One
+    /// the person at the MCP client is asked about wakes nobody (a slice
+    /// that ends meanwhile shows it); sent again with the same id when the
+    /// person hands it back to the caller.
     Pending {
         run_id: RunId,
         approval: PendingApproval,
     },
-    /// The caller (or the hard timeout) answered it.
+    /// Someone (the person, the caller, another client, the hard timeout)
+    /// answered it.
     Resolved {
         run_id: RunId,
         approval_id: String,
@@ -248,8 +252,10 @@ impl BrokerState {
             let _ = reply.send(Ok(WaitOutcome::Finished(result.clone())));
             return;
         }
-        // A request waiting for the caller: say so at once.
-        if let Some(approval) = entry.pending.first() {
+        // A request waiting for the caller: say so at once. One the person
+        // at the MCP client is asked about is shown when the slice ends:
+        // the caller has nothing to do meanwhile.
+        if let Some(approval) = entry.pending.iter().find(|approval| !approval.asked_person) {
             let _ = reply.send(Ok(WaitOutcome::NeedsApproval {
                 run_id,
                 thread_id: entry.thread_id.clone(),
@@ -272,11 +278,23 @@ impl BrokerState {
         }
     }
 
+    /// A new request, or one the person handed back to the caller (the same
+    /// id again, no longer asked).
     fn on_pending(&mut self, run_id: RunId, approval: PendingApproval) {
         let Some(entry) = self.runs.get_mut(&run_id) else {
             return;
         };
-        entry.pending.push(approval.clone());
+        match entry
+            .pending
+            .iter_mut()
+            .find(|held| held.approval_id == approval.approval_id)
+        {
+            Some(held) => *held = approval.clone(),
+            None => entry.pending.push(approval.clone()),
+        }
+        if approval.asked_person {
+            return;
+        }
         let outcome = WaitOutcome::NeedsApproval {
             run_id: run_id.clone(),
             thread_id: entry.thread_id.clone(),
@@ -316,6 +334,12 @@ impl BrokerState {
             return;
         };
         let outcome = match self.runs.get(&waiter.run_id) {
+            // The person is still being asked.
+            Some(entry) if !entry.pending.is_empty() => WaitOutcome::NeedsApproval {
+                run_id: waiter.run_id.clone(),
+                thread_id: entry.thread_id.clone(),
+                approval: entry.pending[0].clone(),
+            },
             Some(entry) => WaitOutcome::StillRunning {
                 run_id: waiter.run_id.clone(),
                 thread_id: entry.thread_id.clone(),
@@ -347,5 +371,96 @@ impl BrokerState {
             .collect();
         active.sort_by(|a, b| a.run_id.as_str().cmp(b.run_id.as_str()));
         active
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ractor::Actor;
+
+    const CALL: Option<Duration> = Some(Duration::from_secs(10));
+
+    fn approval(asked_person: bool) -> PendingApproval {
+        PendingApproval {
+            approval_id: "a1".into(),
+            kind: "command",
+            summary: "touch x".into(),
+            asked_person,
+        }
+    }
+
+    /// While the person is asked, a wait holds its slice and then shows the
+    /// approval (there is nothing for the caller to do meanwhile); handed
+    /// back to the caller, it wakes the waiters at once.
+    #[tokio::test]
+    async fn an_approval_the_person_is_asked_holds_the_slice_and_a_hand_back_wakes() {
+        let (broker, handle) = Actor::spawn(None, WaitBroker, ()).await.unwrap();
+        let run_id = RunId::generate();
+        broker
+            .cast(BrokerMsg::Started {
+                run_id: run_id.clone(),
+                thread_id: "th".into(),
+                title: "t".into(),
+                cwd: "/p".into(),
+            })
+            .unwrap();
+        let pending = |asked| BrokerMsg::Pending {
+            run_id: run_id.clone(),
+            approval: approval(asked),
+        };
+        broker.cast(pending(true)).unwrap();
+        let wait = |slice: Duration| {
+            let (broker, run_id) = (broker.clone(), run_id.clone());
+            async move {
+                let started = Instant::now();
+                let outcome = broker
+                    .call(
+                        |reply| BrokerMsg::Wait {
+                            run_id,
+                            soft_timeout: Some(slice),
+                            reply,
+                        },
+                        CALL,
+                    )
+                    .await
+                    .unwrap();
+                (
+                    crate::actors::settle(outcome).unwrap().unwrap(),
+                    started.elapsed(),
+                )
+            }
+        };
+        let slice = Duration::from_millis(300);
+        let (outcome, took) = wait(slice).await;
+        assert!(took >= slice, "held for the slice: {took:?}");
+        let WaitOutcome::NeedsApproval {
+            approval: shown, ..
+        } = outcome
+        else {
+            panic!("{outcome:?}");
+        };
+        assert!(shown.asked_person);
+
+        let waiting = tokio::spawn(wait(Duration::from_secs(30)));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        broker.cast(pending(false)).unwrap();
+        let (outcome, took) = waiting.await.unwrap();
+        assert!(took < Duration::from_secs(5), "woken at once: {took:?}");
+        let WaitOutcome::NeedsApproval {
+            approval: shown, ..
+        } = outcome
+        else {
+            panic!("{outcome:?}");
+        };
+        assert_eq!(shown, approval(false), "replaced, not added");
+        let (again, took) = wait(Duration::from_secs(30)).await;
+        assert!(
+            took < Duration::from_secs(5),
+            "the caller's: answered at once"
+        );
+        assert!(matches!(again, WaitOutcome::NeedsApproval { .. }));
+        broker.stop(None);
+        handle.await.unwrap();
     }
 }

@@ -80,7 +80,8 @@ impl SidecarServer {
         let outcome = async {
             let engine = &self.engine().await?;
             let run_async = params.run_async;
-            let request = self.run_request(params)?;
+            let person = self.person(&context.peer, Default::default());
+            let request = self.run_request(params, person)?;
             let started = engine.run(request).await.map_err(replies::failure)?;
             self.follow(engine, &started, run_async).await
         };
@@ -98,7 +99,8 @@ impl SidecarServer {
         let outcome = async {
             let engine = &self.engine().await?;
             let run_async = params.run_async;
-            let request = self.resume_request(params)?;
+            let person = self.person(&context.peer, Default::default());
+            let request = self.resume_request(params, person)?;
             let started = engine.resume(request).await.map_err(replies::failure)?;
             self.follow(engine, &started, run_async).await
         };
@@ -147,8 +149,9 @@ impl SidecarServer {
     }
 
     /// Answer the pendingApproval of a run that codex_wait showed as
-    /// `waiting_for_approval`. Accepting a question picks each one's first
-    /// option. Then call codex_wait again.
+    /// `waiting_for_approval` (not one with askedPerson: the person decides).
+    /// Accepting a question picks each one's first option. Then call
+    /// codex_wait again.
     #[tool]
     async fn codex_approve(&self, Parameters(params): Parameters<ApproveParams>) -> ToolResult {
         let outcome = async {

@@ -56,14 +56,15 @@ pub use audit::{
     RunAudit, append_index, append_pointer, list_active, read_events, read_index, read_pointer,
 };
 pub use disk_records::{
-    ActiveRecord, AuditEvent, AuditRecord, IndexEvent, IndexRecord, PendingRow, PointerRecord,
-    RunStatus,
+    ActiveRecord, Answerer, AuditEvent, AuditRecord, IndexEvent, IndexRecord, PendingRow,
+    PointerRecord, RunStatus,
 };
 pub use files::{append_json_line, write_atomic};
 pub use paths::RunPaths;
 pub use run_id::{RUN_ID_EXAMPLE, RunId};
 pub use summary::{
-    CommandRun, Refusal, RefusedRequest, RunSummary, TokenUsage, render_markdown, title_for,
+    AnsweredRequest, CommandRun, Refusal, RefusedRequest, RunSummary, TokenUsage, render_markdown,
+    title_for,
 };
 
 /// Everything that can go wrong at the store's boundary. IO errors name the
