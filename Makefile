@@ -14,13 +14,17 @@ MCP_CLIENTS_STAMP := $(MCP_CLIENTS)/node_modules/.installed
 CODEX_CLI_NEWEST := codex-cli-newest
 CODEX_NEWEST_STAMP := $(CODEX_CLI_NEWEST)/node_modules/.installed
 CODEX_NEWEST_BIN := $(CURDIR)/$(CODEX_CLI_NEWEST)/node_modules/.bin/codex
+# The official MCP Python SDK (a client with an elicitation callback),
+# pinned with its resolved dependencies, in a venv of its own.
+PYTHON_CLIENT := $(MCP_CLIENTS)/python
+PYTHON_CLIENT_STAMP := $(PYTHON_CLIENT)/.venv/.installed
 MCP_CLIENTS_NEWEST := mcp-clients-newest
 MCP_CLIENTS_NEWEST_STAMP := $(MCP_CLIENTS_NEWEST)/node_modules/.installed
 CLAUDE_NEWEST_BIN := $(CURDIR)/$(MCP_CLIENTS_NEWEST)/node_modules/.bin/claude
 
 .PHONY: system-tools macos-targets setup demo test lint lint-macos shipped-deps package fuzz bench bench-print
 
-setup: system-tools macos-targets $(CODEX_STAMP) $(MCP_CLIENTS_STAMP) $(CODEX_NEWEST_STAMP) $(MCP_CLIENTS_NEWEST_STAMP)
+setup: system-tools macos-targets $(CODEX_STAMP) $(MCP_CLIENTS_STAMP) $(CODEX_NEWEST_STAMP) $(MCP_CLIENTS_NEWEST_STAMP) $(PYTHON_CLIENT_STAMP)
 
 # Most users are on macOS. The crate is type-checked and linted for both
 # Apple targets on every CI run (`lint-macos`): `cargo check` and `clippy`
@@ -47,6 +51,13 @@ $(CODEX_STAMP): $(CODEX_CLI)/package.json $(CODEX_CLI)/package-lock.json
 $(MCP_CLIENTS_STAMP): $(MCP_CLIENTS)/package.json $(MCP_CLIENTS)/package-lock.json
 	cd $(MCP_CLIENTS) && npm ci --no-audit --no-fund
 	$(MCP_CLIENTS)/node_modules/.bin/claude --version
+	touch $@
+
+# Re-made only when the pins change.
+$(PYTHON_CLIENT_STAMP): $(PYTHON_CLIENT)/requirements.txt
+	python3 -m venv $(PYTHON_CLIENT)/.venv
+	$(PYTHON_CLIENT)/.venv/bin/pip install --quiet --disable-pip-version-check -r $(PYTHON_CLIENT)/requirements.txt
+	$(PYTHON_CLIENT)/.venv/bin/python -c "import mcp"
 	touch $@
 
 $(CODEX_NEWEST_STAMP): $(CODEX_CLI_NEWEST)/package.json $(CODEX_CLI_NEWEST)/package-lock.json
@@ -87,6 +98,8 @@ COMPAT_TESTS := \
 	suite::mcp::approvals_are_the_callers_to_accept_or_decline \
 	suite::mcp::file_change_permission_and_question_requests_wait_for_the_caller \
 	suite::mcp::mcp_elicitations_wait_for_the_caller \
+	suite::person::the_person_accepts_or_declines_a_command_in_the_form \
+	suite::person::a_dismissed_form_hands_the_request_back_to_the_caller \
 	suite::engine::approvals_follow_the_permissions_profile \
 	suite::engine::resume_runs_a_second_turn_on_the_same_thread_with_its_context \
 	suite::mcp::a_resume_gets_its_own_permissions_on_a_loaded_thread \

@@ -110,6 +110,10 @@ pub async fn check(
 ) -> Health {
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
+    // Not fatal at start-up (the default applies), but wrong all the same.
+    problems.extend(config.approvals_refused.iter().map(|refused| {
+        format!("{refused}; using the default: person when the client can show forms")
+    }));
     let codex_support = CodexSupport::of(codex);
     if codex_support.standing == Some(VersionStanding::NewerThanVerified) {
         warnings.push(codex_support.summary.clone());

@@ -9,6 +9,9 @@ use serde_json::{Value, json};
 
 use crate::actors::{RunResult, WaitOutcome};
 
+/// What a wait says while the person at the MCP client decides.
+const PERSON_ASKED: &str = "the person at the MCP client was asked to decide; do not answer with codex_approve: call codex_wait again";
+
 /// The JSON of a wait slice that ended before its run did (`still_running`
 /// or `waiting_for_approval`); the run's result when it has finished.
 /// `next_wait` is the slice to ask for next.
@@ -38,12 +41,18 @@ pub fn unfinished(outcome: &WaitOutcome, next_wait: Duration) -> Result<Value, &
             run_id,
             thread_id,
             approval,
-        } => Ok(json!({
-            "runId": run_id,
-            "status": "waiting_for_approval",
-            "threadId": thread_id,
-            "pendingApproval": approval,
-        })),
+        } => {
+            let mut value = json!({
+                "runId": run_id,
+                "status": "waiting_for_approval",
+                "threadId": thread_id,
+                "pendingApproval": approval,
+            });
+            if approval.asked_person {
+                value["note"] = json!(PERSON_ASKED);
+            }
+            Ok(value)
+        }
     }
 }
 

@@ -18,6 +18,9 @@ pub struct PendingApproval {
     pub kind: &'static str,
     /// The command, or what the change is about.
     pub summary: String,
+    /// The person at the MCP client is being asked (an elicitation form):
+    /// the caller waits and does not answer.
+    pub asked_person: bool,
 }
 
 /// The caller's answer.
@@ -79,6 +82,7 @@ pub fn pending(
         approval_id,
         kind,
         summary,
+        asked_person: false,
     })
 }
 

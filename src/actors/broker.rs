@@ -36,12 +36,16 @@ pub enum BrokerMsg {
         progress: Progress,
     },
     Ended(RunResult),
-    /// A request of the run waits for the caller: waiters wake with it.
+    /// A request of the run waits for the caller: waiters wake with it. One
+    /// the person at the MCP client is asked about wakes nobody (a slice
+    /// that ends meanwhile shows it); sent again with the same id when the
+    /// person hands it back to the caller.
     Pending {
         run_id: RunId,
         approval: PendingApproval,
     },
-    /// The caller (or the hard timeout) answered it.
+    /// Someone (the person, the caller, another client, the hard timeout)
+    /// answered it.
     Resolved {
         run_id: RunId,
         approval_id: String,
@@ -248,8 +252,10 @@ impl BrokerState {
             let _ = reply.send(Ok(WaitOutcome::Finished(result.clone())));
             return;
         }
-        // A request waiting for the caller: say so at once.
-        if let Some(approval) = entry.pending.first() {
+        // A request waiting for the caller: say so at once. One the person
+        // at the MCP client is asked about is shown when the slice ends:
+        // the caller has nothing to do meanwhile.
+        if let Some(approval) = entry.pending.iter().find(|approval| !approval.asked_person) {
             let _ = reply.send(Ok(WaitOutcome::NeedsApproval {
                 run_id,
                 thread_id: entry.thread_id.clone(),
@@ -272,11 +278,23 @@ impl BrokerState {
         }
     }
 
+    /// A new request, or one the person handed back to the caller (the same
+    /// id again, no longer asked).
     fn on_pending(&mut self, run_id: RunId, approval: PendingApproval) {
         let Some(entry) = self.runs.get_mut(&run_id) else {
             return;
         };
-        entry.pending.push(approval.clone());
+        match entry
+            .pending
+            .iter_mut()
+            .find(|held| held.approval_id == approval.approval_id)
+        {
+            Some(held) => *held = approval.clone(),
+            None => entry.pending.push(approval.clone()),
+        }
+        if approval.asked_person {
+            return;
+        }
         let outcome = WaitOutcome::NeedsApproval {
             run_id: run_id.clone(),
             thread_id: entry.thread_id.clone(),
@@ -316,6 +334,12 @@ impl BrokerState {
             return;
         };
         let outcome = match self.runs.get(&waiter.run_id) {
+            // The person is still being asked.
+            Some(entry) if !entry.pending.is_empty() => WaitOutcome::NeedsApproval {
+                run_id: waiter.run_id.clone(),
+                thread_id: entry.thread_id.clone(),
+                approval: entry.pending[0].clone(),
+            },
             Some(entry) => WaitOutcome::StillRunning {
                 run_id: waiter.run_id.clone(),
                 thread_id: entry.thread_id.clone(),

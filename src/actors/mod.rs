@@ -9,6 +9,7 @@ mod audit_writer;
 pub mod broker;
 pub mod conversations;
 mod follow;
+pub mod person;
 mod request_check;
 pub mod resolve;
 pub mod run;

@@ -46,6 +46,9 @@ pub struct TurnSettings {
     /// The caller answers Codex's requests (`codex_approve`) instead of the
     /// sandbox rule; only a caller that can answer should ask for this.
     pub interactive: bool,
+    /// With `interactive`: the person at the MCP client is asked first (an
+    /// elicitation form); the caller answers what they hand back.
+    pub person: Option<crate::actors::person::Person>,
 }
 
 impl TurnSettings {
@@ -222,6 +225,11 @@ pub enum EngineError {
     UnknownRun(String),
     #[error("{0}")]
     BadRequest(String),
+    /// `codex_approve` on a request the person at the MCP client is asked.
+    #[error(
+        "approval {0} is being asked of the person in the MCP client, and the calling model must not answer in their place: call codex_wait, which shows the run going on once they answer (or the approval back as yours if they dismiss the form)"
+    )]
+    PersonAsked(String),
     #[error("{target} is still running; wait for it before starting another turn on its thread")]
     StillRunning { target: String },
     #[error(

@@ -11,6 +11,8 @@
 //! - [`tools`]: the tool methods; [`tasks`]: the same calls as MCP tasks.
 //! - [`requests`]: a tool's arguments as an engine request.
 //! - [`params`] and [`replies`]: what the tools take and answer.
+//! - [`person`]: the person at the client, asked about Codex's requests
+//!   through an elicitation form (and a task's `input_required`).
 //! - [`lean`]: what `tools/list` leaves out of the derived schemas, and
 //!   the size budget the list keeps to.
 
@@ -19,6 +21,7 @@ pub mod framing;
 mod gate;
 mod lean;
 pub mod params;
+mod person;
 #[cfg(test)]
 mod properties;
 pub mod replies;

@@ -10,6 +10,7 @@ use rmcp::model::CallToolResult;
 use super::catalog::Talk;
 use super::params::*;
 use super::{SidecarServer, replies};
+use crate::actors::person::Person;
 use crate::actors::{
     ChatRequest, ResumeRequest, ResumeTarget, RunRequest, ThreadExtras, TurnSettings,
 };
@@ -44,9 +45,15 @@ macro_rules! turn_settings_of {
 }
 
 impl SidecarServer {
-    /// `codex_run`'s parameters as an engine request.
-    pub(super) fn run_request(&self, params: RunParams) -> Result<RunRequest, CallToolResult> {
-        let turn = turn_settings_of!(params)?;
+    /// `codex_run`'s parameters as an engine request; `person` is asked
+    /// before the caller when the approval policy asks.
+    pub(super) fn run_request(
+        &self,
+        params: RunParams,
+        person: Option<Person>,
+    ) -> Result<RunRequest, CallToolResult> {
+        let mut turn = turn_settings_of!(params)?;
+        turn.person = person.filter(|_| turn.interactive);
         let mut request =
             RunRequest::new(params.prompt, self.cwd_or_default(params.cwd.as_deref()));
         request.run_name = params.run_name;
@@ -58,8 +65,10 @@ impl SidecarServer {
     pub(super) fn resume_request(
         &self,
         params: ResumeParams,
+        person: Option<Person>,
     ) -> Result<ResumeRequest, CallToolResult> {
-        let turn = turn_settings_of!(params)?;
+        let mut turn = turn_settings_of!(params)?;
+        turn.person = person.filter(|_| turn.interactive);
         let mut request =
             ResumeRequest::new(ResumeTarget::Run(run_id(&params.run_id)?), params.prompt);
         request.cwd = params.cwd.as_deref().map(|cwd| self.absolute(cwd));
@@ -92,6 +101,16 @@ impl SidecarServer {
             developer_instructions: params.developer_instructions,
         };
         Ok(request)
+    }
+
+    /// Who a run started by this call asks, per CODEX_MCP_WRAPPER_APPROVALS
+    /// and the client's capabilities; `task`: the call's task, once spawned.
+    pub(super) fn person(
+        &self,
+        peer: &rmcp::service::Peer<rmcp::RoleServer>,
+        task: super::person::TaskSlot,
+    ) -> Option<Person> {
+        super::person::for_call(self.config.approvals, peer, task)
     }
 
     pub(super) fn page(&self, offset: usize) -> replies::Page {
@@ -216,6 +235,7 @@ fn turn_settings(
         reasoning_effort,
         timeout: run_timeout(timeout_ms)?,
         interactive: asks(approval_policy),
+        person: None,
     })
 }
 

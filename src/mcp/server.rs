@@ -28,6 +28,9 @@ const FINAL_WRITE_GRACE: Duration = Duration::from_secs(5);
 /// engine waits for it.
 pub async fn serve_stdio() -> Result<(), String> {
     let config = Config::from_env().map_err(|error| error.to_string())?;
+    if let Some(refused) = &config.approvals_refused {
+        tracing::warn!("{refused}; using the default: person when the client can show forms");
+    }
     let cwd = std::env::current_dir().map_err(|error| error.to_string())?;
     let server = SidecarServer::starting(config.clone(), cwd, start_backend(config));
     let backend = server.backend.clone();

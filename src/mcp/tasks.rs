@@ -10,13 +10,15 @@
 
 use std::time::Duration;
 
-use rmcp::ErrorData;
 use rmcp::model::{CallToolRequestParams, CallToolResponse, CallToolResult, CreateTaskResult};
+use rmcp::service::Peer;
 use rmcp::task_manager::{TaskContext, TaskExit, TaskOptions};
+use rmcp::{ErrorData, RoleServer};
 use serde::de::DeserializeOwned;
 
 use super::catalog::{self, AsTask, Talk};
 use super::params::{LegacyCodexParams, ResumeParams, RunParams};
+use super::person::TaskSlot;
 use super::requests::Conversation;
 use super::{SidecarServer, replies};
 use crate::actors::{Engine, WaitOutcome};
@@ -36,6 +38,7 @@ impl SidecarServer {
     pub(super) async fn call_as_task(
         &self,
         request: &CallToolRequestParams,
+        peer: &Peer<RoleServer>,
     ) -> Option<CallToolResponse> {
         let as_task = catalog::find(&request.name).map_or(AsTask::No, |tool| tool.as_task);
         let legacy = match as_task {
@@ -48,10 +51,15 @@ impl SidecarServer {
             Ok(engine) => engine,
             Err(failure) => return Some(failure.into()),
         };
+        // The person's form goes into the task's input_required too, once
+        // the task exists.
+        let slot = TaskSlot::default();
+        let person = self.person(peer, slot.clone());
         let started = async {
             match as_task {
                 AsTask::Resume => {
-                    let request = self.resume_request(arguments::<ResumeParams>(request)?)?;
+                    let request =
+                        self.resume_request(arguments::<ResumeParams>(request)?, person)?;
                     engine.resume(request).await.map_err(replies::failure)
                 }
                 AsTask::Legacy => {
@@ -59,7 +67,7 @@ impl SidecarServer {
                     engine.run(request).await.map_err(replies::failure)
                 }
                 _ => {
-                    let request = self.run_request(arguments::<RunParams>(request)?)?;
+                    let request = self.run_request(arguments::<RunParams>(request)?, person)?;
                     engine.run(request).await.map_err(replies::failure)
                 }
             }
@@ -75,7 +83,9 @@ impl SidecarServer {
         let options = TaskOptions::new()
             .with_poll_interval_ms(TASK_POLL_MS)
             .with_status_message(format!("run {run_id}: running"));
+        let tasks = self.tasks.clone();
         let task = self.tasks.spawn(options, move |context| {
+            let _ = slot.set((tasks, context.clone()));
             Box::pin(follow(engine, run_id, context, move |outcome| {
                 if legacy {
                     replies::legacy(outcome)
@@ -184,11 +194,18 @@ async fn follow(
                     ));
                 }
                 Ok(WaitOutcome::NeedsApproval { approval, .. }) => {
+                    let who = if approval.asked_person {
+                        "the person at the client is asked"
+                    } else {
+                        "answer with codex_approve"
+                    };
                     context.set_status_message(format!(
-                        "run {run_id}: waiting for approval {} ({}): answer with codex_approve",
+                        "run {run_id}: waiting for approval {} ({}): {who}",
                         approval.approval_id, approval.summary
                     ));
-                    tokio::time::sleep(TASK_SLICE).await;
+                    if !approval.asked_person {
+                        tokio::time::sleep(TASK_SLICE).await;
+                    }
                 }
                 Err(error) => {
                     return Err(TaskExit::Error(ErrorData::internal_error(error.to_string(), None)));

@@ -41,6 +41,9 @@ pub enum AuditEvent {
         result: Option<Value>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<RpcError>,
+        /// Who decided the answer (absent in audits older than the field).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        answered_by: Option<Answerer>,
     },
     /// The sidecar's own note ("approval declined because …", "run timed out").
     Sidecar {
@@ -48,6 +51,18 @@ pub enum AuditEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         data: Option<Value>,
     },
+}
+
+/// Who decided our answer to a server request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Answerer {
+    /// The person at the MCP client, through an elicitation form.
+    Person,
+    /// The calling model, through `codex_approve`.
+    Caller,
+    /// The sidecar: the sandbox rule, the hard timeout or the run's end.
+    Sidecar,
 }
 
 impl AuditEvent {
@@ -337,9 +352,10 @@ mod tests {
                     id: RequestId::String("r".into()),
                     result: Some(json!({"decision": "decline"})),
                     error: None,
+                    answered_by: Some(Answerer::Person),
                 },
                 json!({"receivedAt": "T", "kind": "response", "id": "r",
-                       "result": {"decision": "decline"}}),
+                       "result": {"decision": "decline"}, "answeredBy": "person"}),
             ),
             (
                 AuditEvent::Response {
@@ -350,6 +366,7 @@ mod tests {
                         message: "no".into(),
                         data: None,
                     }),
+                    answered_by: None,
                 },
                 json!({"receivedAt": "T", "kind": "response", "id": 8,
                        "error": {"code": -32601, "message": "no"}}),

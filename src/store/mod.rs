@@ -56,8 +56,8 @@ pub use audit::{
     RunAudit, append_index, append_pointer, list_active, read_events, read_index, read_pointer,
 };
 pub use disk_records::{
-    ActiveRecord, AuditEvent, AuditRecord, IndexEvent, IndexRecord, PendingRow, PointerRecord,
-    RunStatus,
+    ActiveRecord, Answerer, AuditEvent, AuditRecord, IndexEvent, IndexRecord, PendingRow,
+    PointerRecord, RunStatus,
 };
 pub use files::{append_json_line, write_atomic};
 pub use paths::RunPaths;

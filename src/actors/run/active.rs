@@ -46,13 +46,20 @@ pub(super) fn write_active(state: &mut RunState) {
         return;
     }
     let live = record.live();
-    let pending = state.pending.first().map(|(approval, _)| PendingRow {
+    let oldest = state.pending.first().map(|held| &held.approval);
+    let pending = oldest.map(|approval| PendingRow {
         approval_id: approval.approval_id.clone(),
         kind: approval.kind.to_string(),
         summary: approval.summary.clone(),
     });
-    let progress = match &pending {
-        Some(pending) => format!("waiting for approval: {}", pending.kind),
+    let progress = match oldest {
+        Some(approval) if approval.asked_person => {
+            format!(
+                "waiting for approval: {} (the person is asked)",
+                approval.kind
+            )
+        }
+        Some(approval) => format!("waiting for approval: {}", approval.kind),
         None => live.progress,
     };
     let active = ActiveRecord {

@@ -202,6 +202,7 @@ impl RunActor {
     ) -> Result<(), EngineError> {
         state.sandbox = Some(settings.sandbox);
         state.interactive = settings.interactive;
+        state.person = settings.person.clone();
         let record = RunRecord::new(
             turn.run_id.clone(),
             turn.title.clone(),

@@ -18,9 +18,10 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::Value;
 use tracing::Instrument;
 
-use crate::actors::approvals::{Choice, PendingApproval};
+use crate::actors::approvals::Choice;
 use crate::actors::audit_writer::{AuditOp, AuditWrite, AuditWriter};
 use crate::actors::broker::BrokerMsg;
+use crate::actors::person::{Person, PersonAnswer};
 use crate::actors::run_state::{RunRecord, RunSettings};
 use crate::actors::types::{EngineError, RunStarted, RunStatus};
 use crate::appserver::AppServerConnection;
@@ -59,6 +60,12 @@ pub enum RunMsg {
         approval_id: String,
         choice: Choice,
         reply: RpcReplyPort<Result<(), EngineError>>,
+    },
+    /// The person at the MCP client answered the form about a request (cast
+    /// by the task that asked them).
+    PersonAnswered {
+        approval_id: String,
+        answer: PersonAnswer,
     },
     InterruptGraceOver,
     /// The connection came back after a drop: subscribe again and catch up.
@@ -134,8 +141,11 @@ pub struct RunState {
     /// The caller answers requests (it asked for an approval policy that
     /// asks); otherwise the sandbox does.
     interactive: bool,
-    /// Requests waiting for the caller, oldest first.
-    pending: Vec<(PendingApproval, ServerRequest)>,
+    /// Who is asked first when the caller answers: the person at the MCP
+    /// client (`None`: the caller itself).
+    person: Option<Person>,
+    /// Requests waiting for an answer, oldest first.
+    pending: Vec<pending::Held>,
     next_approval: u64,
     /// The paths of each file-change item seen starting, by item id: its
     /// approval request names only the item, and the caller wants the files.
@@ -172,6 +182,7 @@ impl Actor for RunActor {
             active_refresh_queued: false,
             sandbox: None,
             interactive: false,
+            person: None,
             pending: Vec::new(),
             next_approval: 0,
             file_changes: HashMap::new(),
@@ -241,6 +252,13 @@ impl RunActor {
             } => {
                 let outcome = self.on_approve(&myself, state, &approval_id, choice).await;
                 let _ = reply.send(outcome);
+            }
+            RunMsg::PersonAnswered {
+                approval_id,
+                answer,
+            } => {
+                self.on_person_answered(&myself, state, &approval_id, answer)
+                    .await;
             }
             RunMsg::InterruptGraceOver => {
                 let reason =

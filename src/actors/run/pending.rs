@@ -1,18 +1,30 @@
-//! Server requests the run holds for the caller: every request gets an
-//! answer, from the caller (`codex_approve`), from another client of the
-//! thread, from the sandbox, or declined at the end. The decisions
-//! themselves are pure and live in `actors::approvals`.
+//! Server requests the run holds: every request gets exactly one answer,
+//! from the person at the MCP client (an elicitation form), from the caller
+//! (`codex_approve`), from another client of the thread, from the sandbox,
+//! or declined at the end. The decisions themselves are pure and live in
+//! `actors::approvals` and `actors::person`.
 
-use serde_json::Value;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
 
-use super::{RunActor, RunRef, RunState, note, write};
-use crate::actors::approvals::{self, Choice};
+use super::{RunActor, RunMsg, RunRef, RunState, note, write};
+use crate::actors::approvals::{self, Choice, PendingApproval};
 use crate::actors::audit_writer::AuditOp;
 use crate::actors::broker::BrokerMsg;
+use crate::actors::person::{self, Person, PersonAnswer, PersonQuestion, Verdict};
 use crate::actors::types::EngineError;
 use crate::protocol::jsonrpc::RpcError;
 use crate::protocol::{RequestId, ServerRequest, ServerRequestKind};
-use crate::store::{AuditEvent, Refusal, RefusedRequest};
+use crate::store::{Answerer, AuditEvent, Refusal, RefusedRequest};
+
+/// A request the run holds until someone answers it.
+pub(super) struct Held {
+    pub(super) approval: PendingApproval,
+    pub(super) request: ServerRequest,
+    /// Set while the person is asked; dropping it (the request answered
+    /// any other way, or handed back) withdraws the question.
+    asking: Option<oneshot::Sender<()>>,
+}
 
 /// JSON-RPC code for a server request we will not serve.
 const DECLINED_REQUEST: i64 = -32000;
@@ -48,16 +60,35 @@ impl RunActor {
                 }
                 _ => None,
             };
-            if let Some(approval) = approvals::pending(&request, id, files.as_deref())
+            if let Some(mut approval) = approvals::pending(&request, id, files.as_deref())
                 && let Some(record) = &state.record
             {
-                let message = format!("waiting for the caller: approval {}", approval.approval_id);
+                let question = state.person.as_ref().and_then(|person| {
+                    person::question(&request, &approval, files.as_deref())
+                        .map(|question| (person.clone(), question))
+                });
+                let asking = question.map(|(person, question)| {
+                    ask(myself, &person, &approval.approval_id, question)
+                });
+                approval.asked_person = asking.is_some();
+                let message = if approval.asked_person {
+                    format!(
+                        "asking the person in the MCP client: approval {}",
+                        approval.approval_id
+                    )
+                } else {
+                    format!("waiting for the caller: approval {}", approval.approval_id)
+                };
                 note(state, &message, request.params.clone());
                 let _ = state.broker.cast(BrokerMsg::Pending {
                     run_id: record.run_id.clone(),
                     approval: approval.clone(),
                 });
-                state.pending.push((approval, request));
+                state.pending.push(Held {
+                    approval,
+                    request,
+                    asking,
+                });
                 self.live_changed(myself, state, true);
                 return;
             }
@@ -66,7 +97,7 @@ impl RunActor {
         if let Some(reason) = refused {
             refuse(state, &request, Refusal::Declined, &reason);
         }
-        respond(state, &request, answer).await;
+        respond(state, &request, answer, Answerer::Sidecar).await;
     }
 
     /// The caller's answer to a pending request.
@@ -80,19 +111,24 @@ impl RunActor {
         let Some(index) = state
             .pending
             .iter()
-            .position(|(approval, _)| approval.approval_id == approval_id)
+            .position(|held| held.approval.approval_id == approval_id)
         else {
             return Err(EngineError::BadRequest(format!(
                 "no pending approval {approval_id} on this run"
             )));
         };
-        let answer = approvals::answer(&state.pending[index].1, choice).ok_or_else(|| {
+        if state.pending[index].asking.is_some() {
+            return Err(EngineError::PersonAsked(approval_id.to_string()));
+        }
+        let answer = approvals::answer(&state.pending[index].request, choice).ok_or_else(|| {
             EngineError::BadRequest(
                 "a question without options needs a free answer, which codex_approve cannot give; decline or cancel it"
                     .to_string(),
             )
         })?;
-        let (approval, request) = state.pending.remove(index);
+        let Held {
+            approval, request, ..
+        } = state.pending.remove(index);
         let message = format!(
             "the caller chose {} for approval {}",
             choice.as_str(),
@@ -107,26 +143,87 @@ impl RunActor {
             };
             refuse(state, &request, refusal, &message);
         }
-        respond(state, &request, answer).await;
+        respond(state, &request, answer, Answerer::Caller).await;
         self.resolved(state, &approval.approval_id);
         self.live_changed(myself, state, true);
         Ok(())
     }
 
+    /// The person's answer to a request they were asked about: it goes to
+    /// Codex at once, or (dismissed, no form) the request is the caller's
+    /// again. An answer to a request no longer held is only audited.
+    pub(super) async fn on_person_answered(
+        &self,
+        myself: &RunRef,
+        state: &mut RunState,
+        approval_id: &str,
+        answer: PersonAnswer,
+    ) {
+        let Some(index) = state
+            .pending
+            .iter()
+            .position(|held| held.approval.approval_id == approval_id && held.asking.is_some())
+        else {
+            let message = format!(
+                "ignored the person's late answer to approval {approval_id}: it was answered already"
+            );
+            note(state, &message, json!({ "answer": format!("{answer:?}") }));
+            return;
+        };
+        match person::verdict(&state.pending[index].request, &answer) {
+            Verdict::HandBack(reason) => {
+                let held = &mut state.pending[index];
+                held.asking = None;
+                held.approval.asked_person = false;
+                let approval = held.approval.clone();
+                let message =
+                    format!("approval {approval_id} is the caller's to answer now: {reason}");
+                note(state, &message, Value::Null);
+                if let Some(record) = &state.record {
+                    let _ = state.broker.cast(BrokerMsg::Pending {
+                        run_id: record.run_id.clone(),
+                        approval,
+                    });
+                }
+                self.live_changed(myself, state, true);
+            }
+            Verdict::Answer {
+                result,
+                choice,
+                granted,
+            } => {
+                let held = state.pending.remove(index);
+                let message = format!(
+                    "the person in the MCP client chose {choice} for approval {approval_id}"
+                );
+                note(state, &message, Value::Null);
+                if !granted {
+                    refuse(state, &held.request, Refusal::Declined, &message);
+                }
+                respond(state, &held.request, result, Answerer::Person).await;
+                self.resolved(state, approval_id);
+                self.live_changed(myself, state, true);
+            }
+        }
+    }
+
     /// Declines every request still waiting for the caller, with `reason`.
     pub(super) async fn decline_pending(&self, state: &mut RunState, reason: &str) {
-        for (approval, request) in std::mem::take(&mut state.pending) {
+        for Held {
+            approval, request, ..
+        } in std::mem::take(&mut state.pending)
+        {
             refuse(state, &request, Refusal::Declined, reason);
             let answer = approvals::answer(&request, Choice::Decline)
                 .unwrap_or_else(|| Err(reason.to_string()));
-            respond(state, &request, answer).await;
+            respond(state, &request, answer, Answerer::Sidecar).await;
             self.resolved(state, &approval.approval_id);
         }
     }
 
     /// Another client of the thread (a person in the Codex terminal UI)
-    /// answered a request we hold for the caller: it is no longer pending,
-    /// and the caller can no longer answer it.
+    /// answered a request we hold: it is no longer pending, the caller can no
+    /// longer answer it, and a question to the person is withdrawn.
     /// Whether it was one of ours.
     pub(super) fn answered_elsewhere(
         &self,
@@ -134,14 +231,10 @@ impl RunActor {
         id: &RequestId,
         params: &Value,
     ) -> bool {
-        let Some(index) = state
-            .pending
-            .iter()
-            .position(|(_, request)| request.id == *id)
-        else {
+        let Some(index) = state.pending.iter().position(|held| held.request.id == *id) else {
             return false;
         };
-        let (approval, _) = state.pending.remove(index);
+        let Held { approval, .. } = state.pending.remove(index);
         let message = format!(
             "approval {} was answered in another client of the thread",
             approval.approval_id
@@ -161,11 +254,36 @@ impl RunActor {
     }
 }
 
-/// Sends the answer to a server request and audits it.
+/// Asks the person in a task of its own (never in `handle`), which casts
+/// the answer back; returns the handle whose drop withdraws the question.
+fn ask(
+    myself: &RunRef,
+    person: &Person,
+    approval_id: &str,
+    question: PersonQuestion,
+) -> oneshot::Sender<()> {
+    let (withdraw, withdrawn) = oneshot::channel::<()>();
+    let asking = person.ask(approval_id, question);
+    let run = myself.clone();
+    let approval_id = approval_id.to_string();
+    tokio::spawn(async move {
+        tokio::select! {
+            answer = asking => {
+                let _ = run.cast(RunMsg::PersonAnswered { approval_id, answer });
+            }
+            // Answered some other way: dropping `asking` withdraws the form.
+            _ = withdrawn => {}
+        }
+    });
+    withdraw
+}
+
+/// Sends the answer to a server request and audits it, with who decided.
 pub(super) async fn respond(
     state: &RunState,
     request: &ServerRequest,
     answer: Result<Value, String>,
+    by: Answerer,
 ) {
     let (sent, response) = match answer {
         Ok(result) => (
@@ -174,6 +292,7 @@ pub(super) async fn respond(
                 id: request.id.clone(),
                 result: Some(result),
                 error: None,
+                answered_by: Some(by),
             },
         ),
         Err(message) => {
@@ -187,6 +306,7 @@ pub(super) async fn respond(
                 id: request.id.clone(),
                 result: None,
                 error: Some(error),
+                answered_by: Some(by),
             };
             (sent, response)
         }

@@ -50,6 +50,8 @@ pub struct RunSettings {
     pub extras: ThreadExtras,
     /// The caller answers approvals (it chose a policy that asks).
     pub interactive: bool,
+    /// Asked before the caller, when set: the person at the MCP client.
+    pub person: Option<crate::actors::person::Person>,
 }
 
 impl RunSettings {
@@ -64,6 +66,7 @@ impl RunSettings {
             reasoning_effort: None,
             extras: ThreadExtras::default(),
             interactive: false,
+            person: None,
         }
     }
 }

@@ -237,6 +237,7 @@ impl SupervisorState {
             reasoning_effort: turn.reasoning_effort.clone().or(default_effort),
             extras,
             interactive: turn.interactive,
+            person: turn.person.clone(),
         }
     }
 

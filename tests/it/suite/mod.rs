@@ -17,6 +17,7 @@ mod layout;
 mod login;
 mod mcp;
 mod path_settings;
+mod person;
 mod picker;
 mod plugin;
 mod publishing;

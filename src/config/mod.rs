@@ -44,6 +44,35 @@ pub const ENV_APP_SERVER_LOG: &str = "CODEX_MCP_WRAPPER_APP_SERVER_LOG";
 /// Off by default: some Claude Code builds drop the connection on a progress
 /// token they no longer track.
 pub const ENV_PROGRESS: &str = "CODEX_MCP_WRAPPER_PROGRESS";
+/// Who answers Codex's requests in a run whose approval policy asks.
+pub const ENV_APPROVALS: &str = "CODEX_MCP_WRAPPER_APPROVALS";
+
+/// Who answers Codex's requests (commands, file changes, questions) in a run
+/// whose approval policy asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Approvals {
+    /// The person when the client declared the elicitation capability, the
+    /// caller otherwise.
+    #[default]
+    Auto,
+    /// The person at the MCP client, through an elicitation form; what they
+    /// dismiss goes to the caller.
+    Person,
+    /// The calling model, through `codex_approve`.
+    Caller,
+}
+
+impl Approvals {
+    /// Whether the person is asked, for a client that can (or cannot)
+    /// show an elicitation form.
+    pub fn asks_person(self, client_elicits: bool) -> bool {
+        match self {
+            Approvals::Auto => client_elicits,
+            Approvals::Person => true,
+            Approvals::Caller => false,
+        }
+    }
+}
 
 /// Which tool families the MCP server lists: `sidecar` (codex_run, wait and
 /// friends), `persistent` (codex_chat, plan, review), `legacy` (`codex`,
@@ -228,6 +257,11 @@ pub struct Config {
     pub progress: bool,
     /// `RUST_LOG` for a private app-server (`None`: Codex's default).
     pub app_server_log: Option<String>,
+    pub approvals: Approvals,
+    /// A value of [`ENV_APPROVALS`] that is not one: reported by the health
+    /// check and logged, while the default applies (a run need not fail
+    /// over who answers its approvals).
+    pub approvals_refused: Option<String>,
 }
 
 impl Config {
@@ -302,7 +336,25 @@ impl Config {
                 expected: "yolo, workspace-write, read-only",
             })?,
         };
+        let (approvals, approvals_refused) = match env(ENV_APPROVALS).as_deref() {
+            None => (Approvals::Auto, None),
+            Some("person") => (Approvals::Person, None),
+            Some("caller") => (Approvals::Caller, None),
+            Some(other) => (
+                Approvals::Auto,
+                Some(
+                    ConfigError::NotOneOf {
+                        name: ENV_APPROVALS,
+                        value: other.to_string(),
+                        expected: "person, caller (unset: person when the client can show forms)",
+                    }
+                    .to_string(),
+                ),
+            ),
+        };
         Ok(Config {
+            approvals,
+            approvals_refused,
             codex_home,
             pointer_dir,
             run_dir_override,
@@ -376,199 +428,4 @@ fn millis(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-
-    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let env: HashMap<String, String> = pairs
-            .iter()
-            .map(|(name, value)| (name.to_string(), value.to_string()))
-            .collect();
-        Config::from_lookup(|name| env.get(name).cloned())
-    }
-
-    #[test]
-    fn defaults() {
-        let config = config(&[("HOME", "/home/u")]).unwrap();
-        assert_eq!(config.codex_home, PathBuf::from("/home/u/.codex"));
-        assert_eq!(
-            config.pointer_index(),
-            PathBuf::from("/home/u/.codex/mcp-wrapper/runs.index.jsonl")
-        );
-        assert_eq!(
-            config.app_server,
-            AppServerMode::Shared {
-                url: DEFAULT_SHARED_URL.into()
-            }
-        );
-        assert_eq!(config.wait_soft_timeout, Some(DEFAULT_WAIT_SOFT_TIMEOUT));
-        assert_eq!(config.run_timeout, DEFAULT_RUN_TIMEOUT);
-        assert_eq!(config.default_permissions, Permissions::Yolo);
-        assert_eq!(
-            config.run_dir(Path::new("/p")),
-            PathBuf::from("/p/.codex/codex-mcp/runs")
-        );
-    }
-
-    #[test]
-    fn overrides_and_precedence() {
-        let config = config(&[
-            ("HOME", "/home/u"),
-            ("CODEX_HOME", "/ch"),
-            (ENV_CODEX_HOME, "/wrapper-home"),
-            (ENV_LISTEN, "ws://127.0.0.1:9"),
-            (ENV_SOFT_TIMEOUT_MS, "0"),
-            (ENV_RUN_DIR, "/runs"),
-            (ENV_DEFAULT_PERMISSIONS, "read-only"),
-        ])
-        .unwrap();
-        assert_eq!(config.codex_home, PathBuf::from("/wrapper-home"));
-        assert_eq!(
-            config.app_server,
-            AppServerMode::Shared {
-                url: "ws://127.0.0.1:9".into()
-            }
-        );
-        assert_eq!(config.wait_soft_timeout, None);
-        assert_eq!(config.run_dir(Path::new("/p")), PathBuf::from("/runs"));
-        assert_eq!(config.default_permissions, Permissions::ReadOnly);
-        let unix = super::tests::config(&[("HOME", "/h"), (ENV_URL, "unix:///s.sock")]).unwrap();
-        assert_eq!(
-            unix.app_server,
-            AppServerMode::Unix {
-                path: "/s.sock".into()
-            }
-        );
-    }
-
-    #[test]
-    fn every_path_setting_expands_home_as_a_shell_would() {
-        let config = config(&[
-            ("HOME", "/home/u"),
-            ("CODEX_HOME", "~/.codex"),
-            (ENV_POINTER_DIR, "$HOME/pointer"),
-            (ENV_RUN_DIR, "${HOME}/runs"),
-        ])
-        .unwrap();
-        assert_eq!(config.codex_home, PathBuf::from("/home/u/.codex"));
-        assert_eq!(config.pointer_dir, PathBuf::from("/home/u/pointer"));
-        assert_eq!(
-            config.run_dir(Path::new("/p")),
-            PathBuf::from("/home/u/runs")
-        );
-        let wrapper = super::tests::config(&[("HOME", "/home/u"), (ENV_CODEX_HOME, "~")]).unwrap();
-        assert_eq!(wrapper.codex_home, PathBuf::from("/home/u"));
-        assert_eq!(wrapper.pointer_dir, PathBuf::from("/home/u/mcp-wrapper"));
-        for url_var in [ENV_URL, ENV_LISTEN] {
-            let unix =
-                super::tests::config(&[("HOME", "/home/u"), (url_var, "unix://~/s.sock")]).unwrap();
-            assert_eq!(
-                unix.app_server,
-                AppServerMode::Unix {
-                    path: "/home/u/s.sock".into()
-                }
-            );
-        }
-    }
-
-    #[test]
-    fn a_path_setting_still_relative_is_refused_by_name() {
-        for name in [ENV_CODEX_HOME, "CODEX_HOME", ENV_POINTER_DIR, ENV_RUN_DIR] {
-            let error = config(&[("HOME", "/home/u"), (name, "rel/dir")]).unwrap_err();
-            assert_eq!(
-                error,
-                ConfigError::RefusedPath {
-                    name,
-                    value: "rel/dir".into(),
-                    reason: PathRefusal::Relative
-                },
-                "{name}"
-            );
-            // A Codex home of its own, unless it is the setting under test.
-            let home_pair = if name == "CODEX_HOME" {
-                (name, "~/dir")
-            } else {
-                (ENV_CODEX_HOME, "/ch")
-            };
-            let error = config(&[home_pair, (name, "~/dir")]).unwrap_err();
-            assert!(
-                matches!(
-                    error,
-                    ConfigError::RefusedPath {
-                        reason: PathRefusal::NoHome,
-                        ..
-                    }
-                ),
-                "{name}: {error}"
-            );
-        }
-        let error = config(&[("HOME", "/h"), (ENV_URL, "unix://run/s.sock")]).unwrap_err();
-        assert_eq!(
-            error,
-            ConfigError::RefusedPath {
-                name: ENV_URL,
-                value: "unix://run/s.sock".into(),
-                reason: PathRefusal::Relative
-            }
-        );
-        let error = config(&[("HOME", "h")]).unwrap_err();
-        assert!(
-            matches!(error, ConfigError::RefusedPath { name: "HOME", .. }),
-            "{error}"
-        );
-    }
-
-    #[test]
-    fn tool_families_parse_any_subset_and_refuse_the_rest() {
-        assert_eq!(
-            ToolFamilies::parse("sidecar, legacy"),
-            Some(ToolFamilies {
-                sidecar: true,
-                persistent: false,
-                legacy: true,
-                aliases: false,
-            })
-        );
-        assert_eq!(
-            ToolFamilies::parse("persistent"),
-            Some(ToolFamilies {
-                sidecar: false,
-                persistent: true,
-                legacy: false,
-                aliases: false,
-            })
-        );
-        assert_eq!(
-            ToolFamilies::parse("sidecar,persistent,legacy,aliases"),
-            Some(ToolFamilies::ALL)
-        );
-        assert_eq!(ToolFamilies::parse(""), None);
-        assert_eq!(ToolFamilies::parse("sidecar,telepathy"), None);
-        let error = config(&[("HOME", "/h"), (ENV_TOOLS, "nope")]).unwrap_err();
-        assert!(error.to_string().contains(ENV_TOOLS));
-    }
-
-    #[test]
-    fn the_old_names_are_listed_only_when_asked_for() {
-        let default = config(&[("HOME", "/h")]).unwrap().tools;
-        assert_eq!(default, ToolFamilies::DEFAULT);
-        assert!(default.sidecar && default.persistent);
-        assert!(!default.legacy && !default.aliases);
-    }
-
-    #[test]
-    fn bad_values_are_named() {
-        let error = config(&[("HOME", "/h"), (ENV_MODE, "both")]).unwrap_err();
-        assert!(error.to_string().contains(ENV_MODE));
-        let error = config(&[("HOME", "/h"), (ENV_TIMEOUT_MS, "soon")]).unwrap_err();
-        assert_eq!(
-            error,
-            ConfigError::NotMillis {
-                name: ENV_TIMEOUT_MS,
-                value: "soon".into()
-            }
-        );
-        assert_eq!(config(&[]).unwrap_err(), ConfigError::NoCodexHome);
-    }
-}
+mod tests;

@@ -1,0 +1,180 @@
+//! The person at the MCP client, asked through `elicitation/create`: the MCP
+//! side of `actors::person::AskPerson`. A call made as a task puts the same
+//! form in the task's `input_required` too (`tasks/get` shows it,
+//! `tasks/update` answers it); the first answer wins and the other is
+//! withdrawn: a `notifications/cancelled` for the direct request, an empty
+//! response to our own input request for the task.
+
+use std::sync::{Arc, OnceLock};
+
+use rmcp::model::{
+    CancelledNotificationParam, ClientResult, ElicitRequest, ElicitRequestParams, ElicitResult,
+    ElicitationAction, ElicitationSchema, InputRequest, RequestId, ServerRequest,
+};
+use rmcp::service::{Peer, PeerRequestOptions};
+use rmcp::task_manager::{TaskContext, TaskManager};
+use rmcp::{RoleServer, ServiceError};
+use serde_json::Value;
+
+use crate::actors::person::{AskPerson, Asking, Person, PersonAnswer, PersonQuestion};
+use crate::config::Approvals;
+
+/// The task a call runs as, once it is spawned (a run starts before its
+/// task exists, so the slot is filled a moment later).
+pub(super) type TaskSlot = Arc<OnceLock<(TaskManager, TaskContext)>>;
+
+/// Asks over one client connection.
+struct ClientPerson {
+    peer: Peer<RoleServer>,
+    task: TaskSlot,
+}
+
+/// Whether the client declared that it shows forms (the elicitation
+/// capability; with neither mode named, form is meant).
+pub(super) fn client_elicits(peer: &Peer<RoleServer>) -> bool {
+    peer.peer_info().is_some_and(|info| {
+        info.capabilities
+            .elicitation
+            .as_ref()
+            .is_some_and(|elicitation| elicitation.form.is_some() || elicitation.url.is_none())
+    })
+}
+
+/// The person to ask for a run started by this call, per the setting and
+/// what the client declared; `None`: the caller answers.
+pub(super) fn for_call(
+    approvals: Approvals,
+    peer: &Peer<RoleServer>,
+    task: TaskSlot,
+) -> Option<Person> {
+    approvals.asks_person(client_elicits(peer)).then(|| {
+        Person::new(ClientPerson {
+            peer: peer.clone(),
+            task,
+        })
+    })
+}
+
+impl AskPerson for ClientPerson {
+    fn ask(&self, key: &str, question: PersonQuestion) -> Asking {
+        let peer = self.peer.clone();
+        let task = self.task.get().cloned();
+        let key = format!("approval-{key}");
+        Box::pin(async move {
+            let params = match form(question) {
+                Ok(params) => params,
+                Err(reason) => return PersonAnswer::Unavailable(reason),
+            };
+            let direct = ask_directly(peer, params.clone());
+            let Some((tasks, context)) = task else {
+                return direct.await;
+            };
+            tokio::pin!(direct);
+            // Answered or not, our input request leaves the task when this
+            // future ends or is dropped.
+            let _withdraw = WithdrawInput {
+                tasks,
+                task_id: context.task_id().to_string(),
+                key: key.clone(),
+            };
+            let via_task =
+                context.request_input(key, InputRequest::Elicitation(ElicitRequest::new(params)));
+            tokio::select! {
+                answer = &mut direct => answer,
+                answered = via_task => match answered {
+                    Ok(value) => match serde_json::from_value::<ElicitResult>(value) {
+                        Ok(result) => answer_of(result),
+                        Err(error) => PersonAnswer::Unavailable(format!("tasks/update answered with no elicitation result: {error}")),
+                    },
+                    // The task was cancelled: its run is being interrupted;
+                    // the direct form still stands until then.
+                    Err(_) => direct.await,
+                },
+            }
+        })
+    }
+}
+
+/// The form as MCP carries it.
+fn form(question: PersonQuestion) -> Result<ElicitRequestParams, String> {
+    let requested_schema = serde_json::from_value::<ElicitationSchema>(question.schema)
+        .map_err(|error| format!("the form cannot be put as an MCP elicitation: {error}"))?;
+    Ok(ElicitRequestParams::FormElicitationParams {
+        meta: None,
+        message: question.message,
+        requested_schema,
+    })
+}
+
+async fn ask_directly(peer: Peer<RoleServer>, params: ElicitRequestParams) -> PersonAnswer {
+    let request = ServerRequest::ElicitRequest(ElicitRequest::new(params));
+    let handle = match peer
+        .send_cancellable_request(request, PeerRequestOptions::no_options())
+        .await
+    {
+        Ok(handle) => handle,
+        Err(error) => return PersonAnswer::Unavailable(error.to_string()),
+    };
+    let mut withdraw = CancelOnDrop {
+        peer: peer.clone(),
+        id: Some(handle.id.clone()),
+    };
+    let response = handle.await_response().await;
+    withdraw.id = None;
+    match response {
+        Ok(ClientResult::ElicitResult(result)) => answer_of(result),
+        Ok(_) => PersonAnswer::Unavailable("the client answered with something else".into()),
+        Err(ServiceError::McpError(error)) => PersonAnswer::Unavailable(error.message.to_string()),
+        Err(error) => PersonAnswer::Unavailable(error.to_string()),
+    }
+}
+
+fn answer_of(result: ElicitResult) -> PersonAnswer {
+    match result.action {
+        ElicitationAction::Accept => PersonAnswer::Accept(result.content.unwrap_or(Value::Null)),
+        ElicitationAction::Decline => PersonAnswer::Decline,
+        ElicitationAction::Cancel => PersonAnswer::Cancel,
+        // An action newer than this sidecar: nobody decided.
+        _ => PersonAnswer::Unavailable("the client answered with an unknown action".into()),
+    }
+}
+
+/// Withdraws an elicitation still open when its asker is dropped (the
+/// request was answered another way): the client may close its form.
+struct CancelOnDrop {
+    peer: Peer<RoleServer>,
+    id: Option<RequestId>,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let peer = self.peer.clone();
+        runtime.spawn(async move {
+            let reason = "answered elsewhere, or the run ended".to_string();
+            let param = CancelledNotificationParam::new(Some(id), Some(reason));
+            if let Err(error) = peer.notify_cancelled(param).await {
+                tracing::debug!(%error, "could not withdraw an elicitation");
+            }
+        });
+    }
+}
+
+/// Takes our input request out of the task, so `tasks/get` no longer shows
+/// `input_required` (an answered key is ignored).
+struct WithdrawInput {
+    tasks: TaskManager,
+    task_id: String,
+    key: String,
+}
+
+impl Drop for WithdrawInput {
+    fn drop(&mut self) {
+        let withdrawn = [(std::mem::take(&mut self.key), Value::Null)];
+        // A task already gone has nothing to withdraw.
+        let _ = self.tasks.update_task(&self.task_id, withdrawn);
+    }
+}

@@ -1,0 +1,270 @@
+//! Codex's approvals reach the person at the MCP client: the official MCP
+//! Python SDK as the client (its elicitation callback stands in for the
+//! person), on the real Codex and the scripted model.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use codex_mcp_sidecar::store::{self, AuditEvent, RunId};
+use codex_mcp_sidecar_test_support::scripted_model::Script;
+use serde_json::Value;
+
+use crate::common::EVENT_TIMEOUT;
+
+suite_world!();
+
+/// The pinned Python SDK, installed by `make setup`.
+fn venv_python() -> PathBuf {
+    let python = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/mcp-clients/python/.venv/bin/python"
+    ));
+    assert!(
+        python.exists(),
+        "{} is missing: run `make setup`, which installs the MCP Python SDK pinned in mcp-clients/python/requirements.txt",
+        python.display()
+    );
+    python
+}
+
+/// Runs the Python SDK client against the built sidecar in `world` and
+/// returns the lines it printed. Its process group (the sidecar and its
+/// app-server included) is killed at the end, whatever happened.
+async fn python_client(world: &World, scenario: &str, prompt: &str, policy: &str) -> Vec<Value> {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/it/support/person_client.py"
+    );
+    let mut command = world.command(venv_python().to_str().unwrap());
+    command
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_codex-mcp-sidecar"))
+        .arg(scenario)
+        .arg(prompt)
+        .arg(policy)
+        .env("CODEX_MCP_WRAPPER_APP_SERVER_MODE", "private")
+        .current_dir(world.project.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let child = command.spawn().unwrap();
+    let group = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
+    let output = tokio::time::timeout(EVENT_TIMEOUT * 4, child.wait_with_output()).await;
+    let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+    let output = output.expect("the Python client finishes in time").unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{scenario}: {}\nstdout:\n{stdout}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect()
+}
+
+fn events<'a>(lines: &'a [Value], event: &str) -> Vec<&'a Value> {
+    lines.iter().filter(|line| line["event"] == event).collect()
+}
+
+/// The run id of the one run the client started.
+fn run_id(lines: &[Value]) -> RunId {
+    let ended = events(lines, "ended");
+    RunId::parse(ended[0]["reply"]["runId"].as_str().unwrap()).unwrap()
+}
+
+/// Our responses to Codex in the run's audit, with who decided each.
+fn responses(world: &World, run_id: &RunId) -> Vec<(Value, Option<String>)> {
+    store::read_events(&world.run_dir(), run_id)
+        .unwrap()
+        .into_iter()
+        .filter_map(|record| match record.event {
+            AuditEvent::Response {
+                result,
+                answered_by,
+                ..
+            } => Some((
+                result.unwrap_or(Value::Null),
+                answered_by.map(|by| format!("{by:?}")),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Accept and decline in the form go to Codex at once: the command ran, or
+/// did not; the form named the command; the audit says the person decided.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_person_accepts_or_declines_a_command_in_the_form() {
+    for (scenario, file, ran) in [
+        ("accept", "accepted.txt", true),
+        ("decline", "declined.txt", false),
+    ] {
+        let world = World(codex_mcp_sidecar_test_support::world::SidecarWorld::new().await);
+        let command = format!("touch {file}");
+        let prompt = Script::exec(command.clone(), "done").marker();
+        let lines = python_client(&world, scenario, &prompt, "untrusted").await;
+        let elicited = events(&lines, "elicited");
+        assert_eq!(elicited.len(), 1, "{scenario}: one form: {lines:?}");
+        let message = elicited[0]["message"].as_str().unwrap();
+        assert!(message.contains(&command), "{message}");
+        assert!(
+            message.contains(&world.project.path().display().to_string()),
+            "the form says where: {message}"
+        );
+        let offered = &elicited[0]["schema"]["properties"]["decision"]["enum"];
+        assert!(
+            offered.as_array().unwrap().iter().any(|o| o == "decline"),
+            "{offered}"
+        );
+        let ended = events(&lines, "ended");
+        assert_eq!(ended[0]["reply"]["status"], "completed", "{lines:?}");
+        assert_eq!(world.project.path().join(file).exists(), ran, "{scenario}");
+        assert!(
+            events(&lines, "approve").is_empty(),
+            "the caller never answered: {lines:?}"
+        );
+        let responses = responses(&world, &run_id(&lines));
+        assert_eq!(responses.len(), 1, "{responses:?}");
+        assert_eq!(responses[0].0["decision"], scenario);
+        assert_eq!(responses[0].1.as_deref(), Some("Person"));
+        world.0.shutdown().await;
+    }
+}
+
+/// The person is asked, so the caller's codex_approve is refused; codex_wait
+/// says the person was asked. Dismissing the form hands the request back:
+/// codex_approve then works, and Codex gets exactly one answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dismissed_form_hands_the_request_back_to_the_caller() {
+    let world = World(codex_mcp_sidecar_test_support::world::SidecarWorld::new().await);
+    let prompt = Script::exec("touch handed-back.txt", "done").marker();
+    let lines = python_client(&world, "refuse-then-cancel", &prompt, "untrusted").await;
+    let waits = events(&lines, "wait");
+    let asked = waits
+        .iter()
+        .find(|wait| wait["reply"]["pendingApproval"]["askedPerson"] == true)
+        .unwrap_or_else(|| panic!("a wait showed the person asked: {lines:?}"));
+    assert!(
+        asked["reply"]["note"].as_str().unwrap().contains("person"),
+        "{asked}"
+    );
+    let approves = events(&lines, "approve");
+    assert_eq!(approves.len(), 2, "{lines:?}");
+    assert_eq!(approves[0]["error"], true, "refused while asked: {lines:?}");
+    let refusal = approves[0]["text"].as_str().unwrap();
+    assert!(
+        refusal.contains("must not answer in their place"),
+        "{refusal}"
+    );
+    assert_eq!(approves[1]["error"], false, "accepted once handed back");
+    assert_eq!(approves[1]["reply"]["decision"], "accept");
+    assert!(
+        waits
+            .iter()
+            .any(|wait| wait["reply"]["pendingApproval"]["askedPerson"] == false),
+        "after the cancel the approval is the caller's: {lines:?}"
+    );
+    assert_eq!(events(&lines, "ended")[0]["reply"]["status"], "completed");
+    assert!(world.project.path().join("handed-back.txt").exists());
+    let responses = responses(&world, &run_id(&lines));
+    assert_eq!(
+        responses,
+        vec![(
+            serde_json::json!({"decision": "accept"}),
+            Some("Caller".to_string())
+        )],
+        "exactly one answer reached Codex"
+    );
+    world.0.shutdown().await;
+}
+
+/// The output Codex posted for the last tool call, as the model got it.
+fn last_tool_output(world: &World) -> String {
+    world
+        .model
+        .requests()
+        .iter()
+        .rev()
+        .find_map(|request| {
+            let last = request.body["input"].as_array()?.last()?.clone();
+            (last["type"] == "function_call_output").then(|| last["output"].to_string())
+        })
+        .unwrap_or_default()
+}
+
+/// A file change outside the workspace and a question with options, each
+/// answered in the form: the file is written; the option the person chose
+/// (not the first, which codex_approve would take) reaches the model.
+/// (`default_mode_request_user_input` ships off in Codex 0.169; /tmp, where
+/// the outside directory is, is excluded from the writable roots.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_change_and_a_question_are_answered_in_the_form() {
+    let world = World(codex_mcp_sidecar_test_support::world::SidecarWorld::new().await);
+    let config = world.codex_home.path().join("config.toml");
+    let toml = std::fs::read_to_string(&config).unwrap().replace(
+        "[features]\n",
+        "[features]\ndefault_mode_request_user_input = true\n",
+    );
+    assert!(toml.contains("default_mode_request_user_input"), "{toml}");
+    std::fs::write(
+        &config,
+        format!(
+            "{toml}\n[sandbox_workspace_write]\nexclude_slash_tmp = true\nexclude_tmpdir_env_var = true\n"
+        ),
+    )
+    .unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("report.txt");
+    let patch = Script::exec(
+        format!(
+            "apply_patch <<'EOF'\n*** Begin Patch\n*** Add File: {}\n+hello\n*** End Patch\nEOF",
+            target.display()
+        ),
+        "patched",
+    );
+    let lines = python_client(&world, "accept", &patch.marker(), "on-request").await;
+    let elicited = events(&lines, "elicited");
+    assert_eq!(elicited.len(), 1, "{lines:?}");
+    let message = elicited[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("change files") && message.contains(&outside.path().display().to_string()),
+        "the form names the change: {message}"
+    );
+    assert_eq!(events(&lines, "ended")[0]["reply"]["status"], "completed");
+    assert!(target.exists(), "accepted in the form, the file is written");
+    assert_eq!(
+        responses(&world, &run_id(&lines))[0].1.as_deref(),
+        Some("Person")
+    );
+
+    let question = Script::call(
+        "request_user_input",
+        serde_json::json!({"questions": [{"id": "colour", "header": "Colour", "question": "Which colour?", "options": [{"label": "Red (Recommended)", "description": "warm"}, {"label": "Blue", "description": "cold"}]}]}),
+        "asked",
+    );
+    let lines = python_client(&world, "choose:Blue", &question.marker(), "on-request").await;
+    let elicited = events(&lines, "elicited");
+    assert_eq!(elicited.len(), 1, "{lines:?}");
+    assert!(
+        elicited[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Which colour?")
+    );
+    assert_eq!(
+        elicited[0]["schema"]["properties"]["colour"]["enum"],
+        serde_json::json!(["Red (Recommended)", "Blue"]),
+        "the form carries the options"
+    );
+    assert_eq!(events(&lines, "ended")[0]["reply"]["status"], "completed");
+    let told = last_tool_output(&world);
+    assert!(
+        told.contains("Blue") && !told.contains("Red"),
+        "the person's choice reaches the model: {told}"
+    );
+    world.0.shutdown().await;
+}
