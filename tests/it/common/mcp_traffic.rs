@@ -67,7 +67,7 @@ impl TrafficLog {
         let mut lines: Vec<(String, String, usize)> = Vec::new();
         for message in self.messages() {
             let mut body = message.body.clone();
-            if let Some(params) = body["params"].as_object_mut() {
+            if let Some(params) = body.get_mut("params").and_then(Value::as_object_mut) {
                 params.remove("_meta");
             }
             let text = format!("{} {body}", message.direction.arrow());
@@ -109,7 +109,7 @@ fn without_noise(body: &Value) -> String {
     if let Some(object) = body.as_object_mut() {
         object.remove("id");
     }
-    if let Some(result) = body["result"].as_object_mut() {
+    if let Some(result) = body.get_mut("result").and_then(Value::as_object_mut) {
         result.remove("lastUpdatedAt");
     }
     body.to_string()

@@ -452,12 +452,13 @@ impl Session {
             .api
             .requests()
             .iter()
-            .map(|request| format!("{}\n", request.summary()))
+            .map(|request| format!("{}\n  tools: {:?}\n", request.summary(), request.tool_names()))
             .collect();
         format!(
-            "API requests:\n{requests}MCP traffic:\n{}sidecar log (tail):\n{}",
+            "API requests:\n{requests}MCP traffic:\n{}sidecar log (tail):\n{}\nClaude Code's log of the server:\n{}",
             self.traffic.summary(),
-            tail(&self.traffic.server_log(), LOG_TAIL_LINES)
+            tail(&self.traffic.server_log(), LOG_TAIL_LINES),
+            tail(&self.user.mcp_log(SERVER), LOG_TAIL_LINES)
         )
     }
 
