@@ -31,6 +31,8 @@
 //!   [`actors::run_state`], in memory), the `WaitBroker`, the
 //!   `Conversations`, the `Watchdog`, and a follower per run waited for
 //!   here that another sidecar owns; `actors.md` draws the tree.
+//!   [`actors::person`] is how a run asks the person at the MCP client
+//!   about a request (the MCP layer implements it with elicitation).
 //! - [`store`]: every file of the audit trail (where each lives,
 //!   [`store::paths`]) and its format ([`store::disk_records`]; appends that
 //!   never tear, atomic replaces), the indexes and the run catalog.

@@ -118,13 +118,14 @@ pub struct RunParams {
     pub prompt: String,
     /// Absolute project directory (default: the server's).
     pub cwd: Option<String>,
-    /// Title for listings (default: the prompt's first line).
+    /// Title for listings.
     pub run_name: Option<String>,
-    /// false: answer at the end, as codex_wait does (default true).
+    /// false: answer at the end (default true).
     #[serde(rename = "async")]
     pub run_async: Option<bool>,
     pub permissions: Option<PermissionsParam>,
     pub sandbox: Option<SandboxParam>,
+    /// Not never: the person in the client is asked (a form), else you.
     pub approval_policy: Option<ApprovalParam>,
     pub model: Option<String>,
     /// e.g. low, medium, high.

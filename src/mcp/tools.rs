@@ -149,8 +149,9 @@ impl SidecarServer {
     }
 
     /// Answer the pendingApproval of a run that codex_wait showed as
-    /// `waiting_for_approval`. Accepting a question picks each one's first
-    /// option. Then call codex_wait again.
+    /// `waiting_for_approval` (not one with askedPerson: the person decides).
+    /// Accepting a question picks each one's first option. Then call
+    /// codex_wait again.
     #[tool]
     async fn codex_approve(&self, Parameters(params): Parameters<ApproveParams>) -> ToolResult {
         let outcome = async {

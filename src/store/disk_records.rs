@@ -63,6 +63,21 @@ pub enum Answerer {
     Caller,
     /// The sidecar: the sandbox rule, the hard timeout or the run's end.
     Sidecar,
+    /// Another client of the thread (a person in the Codex terminal UI);
+    /// its response is not ours, so only the summary names it.
+    OtherClient,
+}
+
+impl Answerer {
+    /// Who, in words, for the summary.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Answerer::Person => "the person in the MCP client",
+            Answerer::Caller => "the caller (codex_approve)",
+            Answerer::Sidecar => "the sidecar",
+            Answerer::OtherClient => "another client of the thread",
+        }
+    }
 }
 
 impl AuditEvent {

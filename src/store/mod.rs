@@ -63,7 +63,8 @@ pub use files::{append_json_line, write_atomic};
 pub use paths::RunPaths;
 pub use run_id::{RUN_ID_EXAMPLE, RunId};
 pub use summary::{
-    CommandRun, Refusal, RefusedRequest, RunSummary, TokenUsage, render_markdown, title_for,
+    AnsweredRequest, CommandRun, Refusal, RefusedRequest, RunSummary, TokenUsage, render_markdown,
+    title_for,
 };
 
 /// Everything that can go wrong at the store's boundary. IO errors name the

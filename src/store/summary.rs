@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::disk_records::RunStatus;
+use super::disk_records::{Answerer, RunStatus};
 use super::markdown::{NONE, code, fenced, format_duration, quote};
 use super::run_id::RunId;
 use crate::config::Permissions;
@@ -57,6 +57,19 @@ pub struct RefusedRequest {
     pub reason: String,
 }
 
+/// A server request held for an answer (an approval, a question), and who
+/// gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnsweredRequest {
+    pub method: String,
+    /// What was asked, e.g. the command to approve.
+    pub detail: Option<String>,
+    /// accept, acceptForSession, decline, cancel; `None` when another
+    /// client answered (its answer is not ours to see).
+    pub answer: Option<String>,
+    pub by: Answerer,
+}
+
 /// Everything the Markdown summary shows. Settings left `None` were left to
 /// Codex's config.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,6 +95,8 @@ pub struct RunSummary {
     pub token_usage: Option<TokenUsage>,
     pub error: Option<String>,
     pub refused_requests: Vec<RefusedRequest>,
+    /// Requests held for a person or the caller, as they were answered.
+    pub answered_requests: Vec<AnsweredRequest>,
 }
 
 impl RunSummary {
@@ -110,6 +125,7 @@ impl RunSummary {
             token_usage: None,
             error: None,
             refused_requests: Vec::new(),
+            answered_requests: Vec::new(),
         }
     }
 }
@@ -247,6 +263,29 @@ pub fn render_markdown(summary: &RunSummary) -> String {
             request.reason.replace('\n', " ")
         );
     }
+
+    // Only runs that held requests for someone have this section.
+    if !s.answered_requests.is_empty() {
+        let _ = writeln!(out, "\n## Who answered\n");
+    }
+    for request in &s.answered_requests {
+        let detail = request
+            .detail
+            .as_deref()
+            .map(|detail| format!(" {}", code(&detail.replace('\n', " "))))
+            .unwrap_or_default();
+        let answer = request
+            .answer
+            .as_deref()
+            .map(|answer| format!("**{answer}**, "))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "- {}{detail}: {answer}by {}",
+            code(&request.method),
+            request.by.describe()
+        );
+    }
     out
 }
 
@@ -329,7 +368,19 @@ mod tests {
             refusal: Refusal::Declined,
             reason: "read-only run".into(),
         }];
+        summary.answered_requests = vec![AnsweredRequest {
+            method: "item/commandExecution/requestApproval".into(),
+            detail: Some("touch a".into()),
+            answer: Some("accept".into()),
+            by: Answerer::Person,
+        }];
         let md = render_markdown(&summary);
+        assert!(
+            md.contains(
+                "## Who answered\n\n- `item/commandExecution/requestApproval` `touch a`: **accept**, by the person in the MCP client"
+            ),
+            "{md}"
+        );
         for expected in [
             "# Fix the build\n",
             "> Please fix\n>\n> the build",

@@ -15,7 +15,7 @@ use crate::actors::person::{self, Person, PersonAnswer, PersonQuestion, Verdict}
 use crate::actors::types::EngineError;
 use crate::protocol::jsonrpc::RpcError;
 use crate::protocol::{RequestId, ServerRequest, ServerRequestKind};
-use crate::store::{Answerer, AuditEvent, Refusal, RefusedRequest};
+use crate::store::{AnsweredRequest, Answerer, AuditEvent, Refusal, RefusedRequest};
 
 /// A request the run holds until someone answers it.
 pub(super) struct Held {
@@ -143,6 +143,7 @@ impl RunActor {
             };
             refuse(state, &request, refusal, &message);
         }
+        answered(state, &request, Some(choice.as_str()), Answerer::Caller);
         respond(state, &request, answer, Answerer::Caller).await;
         self.resolved(state, &approval.approval_id);
         self.live_changed(myself, state, true);
@@ -200,6 +201,7 @@ impl RunActor {
                 if !granted {
                     refuse(state, &held.request, Refusal::Declined, &message);
                 }
+                answered(state, &held.request, Some(&choice), Answerer::Person);
                 respond(state, &held.request, result, Answerer::Person).await;
                 self.resolved(state, approval_id);
                 self.live_changed(myself, state, true);
@@ -234,7 +236,10 @@ impl RunActor {
         let Some(index) = state.pending.iter().position(|held| held.request.id == *id) else {
             return false;
         };
-        let Held { approval, .. } = state.pending.remove(index);
+        let Held {
+            approval, request, ..
+        } = state.pending.remove(index);
+        answered(state, &request, None, Answerer::OtherClient);
         let message = format!(
             "approval {} was answered in another client of the thread",
             approval.approval_id
@@ -315,6 +320,18 @@ pub(super) async fn respond(
         tracing::warn!(%error, method = %request.method, "could not answer a server request");
     }
     write(state, AuditOp::event(response));
+}
+
+/// Records who answered a request held for an answer, for the summary.
+fn answered(state: &mut RunState, request: &ServerRequest, answer: Option<&str>, by: Answerer) {
+    if let Some(record) = state.record.as_mut() {
+        record.note_answered(AnsweredRequest {
+            method: request.method.clone(),
+            detail: request.command().map(str::to_string),
+            answer: answer.map(str::to_string),
+            by,
+        });
+    }
 }
 
 /// Records a request we did not grant: in the event stream and the summary.

@@ -14,7 +14,7 @@ use crate::protocol::{
     Turn, TurnStatus,
 };
 use crate::store::disk_records::{MESSAGE_EXCERPT_CHARS, message_excerpt, message_tail};
-use crate::store::{self, RefusedRequest, RunId, RunSummary};
+use crate::store::{self, AnsweredRequest, RefusedRequest, RunId, RunSummary};
 use crate::timestamp::now_rfc3339;
 
 /// How much of a streamed message a record holds before it drops the
@@ -96,6 +96,7 @@ pub struct RunRecord {
     final_message: Option<String>,
     pub error: Option<String>,
     refused: Vec<RefusedRequest>,
+    answered: Vec<AnsweredRequest>,
     /// The hard timeout fired and interrupted the turn.
     pub timed_out: bool,
     /// What the turn does now, for listings ("running `cargo test`").
@@ -156,6 +157,7 @@ impl RunRecord {
             final_message: None,
             error: None,
             refused: Vec::new(),
+            answered: Vec::new(),
             timed_out: false,
             doing: STARTING.to_string(),
             streaming: None,
@@ -279,6 +281,10 @@ impl RunRecord {
         self.refused.push(refused);
     }
 
+    pub fn note_answered(&mut self, answered: AnsweredRequest) {
+        self.answered.push(answered);
+    }
+
     /// Says what the turn does now, when the run itself does something (an
     /// interrupt) rather than Codex.
     pub fn set_doing(&mut self, doing: String) {
@@ -379,6 +385,7 @@ impl RunRecord {
             }),
             error: self.error.clone(),
             refused_requests: self.refused.clone(),
+            answered_requests: self.answered.clone(),
         }
     }
 }

@@ -22,7 +22,12 @@ pub struct RawMcp {
 impl RawMcp {
     /// Spawns `command` (its environment and stderr set by the caller) with
     /// piped stdin and stdout, and does the MCP handshake.
-    pub async fn spawn(mut command: Command) -> RawMcp {
+    pub async fn spawn(command: Command) -> RawMcp {
+        RawMcp::spawn_with(command, json!({})).await
+    }
+
+    /// [`Self::spawn`] declaring `capabilities` at `initialize`.
+    pub async fn spawn_with(mut command: Command, capabilities: Value) -> RawMcp {
         command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -38,7 +43,7 @@ impl RawMcp {
         let init = client
             .request(
                 "initialize",
-                json!({"protocolVersion": "2025-06-18", "capabilities": {},
+                json!({"protocolVersion": "2025-06-18", "capabilities": capabilities,
                        "clientInfo": {"name": "raw-test-client", "version": "1"}}),
             )
             .await;
@@ -76,6 +81,31 @@ impl RawMcp {
         tokio::time::timeout(EVENT_TIMEOUT, read)
             .await
             .expect("a response in time")
+    }
+
+    /// The first message the server wrote from transcript line `since` on
+    /// (seen already, or read now, answering nothing) whose `method` is
+    /// `method`: a request or a notification from the server.
+    pub async fn server_message(&mut self, method: &str, since: usize) -> Value {
+        let mut seen = since;
+        let read = async {
+            loop {
+                for line in &self.transcript[seen..] {
+                    let value: Value = serde_json::from_str(line).unwrap_or_default();
+                    if value["method"] == method {
+                        return value;
+                    }
+                }
+                seen = self.transcript.len();
+                let mut line = String::new();
+                let read = self.stdout.read_line(&mut line).await.unwrap();
+                assert!(read > 0, "the server closed stdout");
+                self.transcript.push(line);
+            }
+        };
+        tokio::time::timeout(EVENT_TIMEOUT, read)
+            .await
+            .unwrap_or_else(|_| panic!("{method} from the server in time"))
     }
 
     pub async fn request(&mut self, method: &str, params: Value) -> Value {

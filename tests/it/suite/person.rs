@@ -95,6 +95,11 @@ fn responses(world: &World, run_id: &RunId) -> Vec<(Value, Option<String>)> {
         .collect()
 }
 
+/// The run's readable summary.
+fn summary(world: &World, run_id: &RunId) -> String {
+    std::fs::read_to_string(world.run_dir().join(format!("{run_id}.md"))).unwrap()
+}
+
 /// Accept and decline in the form go to Codex at once: the command ran, or
 /// did not; the form named the command; the audit says the person decided.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,6 +136,11 @@ async fn the_person_accepts_or_declines_a_command_in_the_form() {
         assert_eq!(responses.len(), 1, "{responses:?}");
         assert_eq!(responses[0].0["decision"], scenario);
         assert_eq!(responses[0].1.as_deref(), Some("Person"));
+        let summary = summary(&world, &run_id(&lines));
+        assert!(
+            summary.contains(&format!("**{scenario}**, by the person in the MCP client")),
+            "{summary}"
+        );
         world.0.shutdown().await;
     }
 }
@@ -178,6 +188,11 @@ async fn a_dismissed_form_hands_the_request_back_to_the_caller() {
             Some("Caller".to_string())
         )],
         "exactly one answer reached Codex"
+    );
+    let summary = summary(&world, &run_id(&lines));
+    assert!(
+        summary.contains("**accept**, by the caller (codex_approve)"),
+        "{summary}"
     );
     world.0.shutdown().await;
 }
@@ -266,5 +281,115 @@ async fn a_file_change_and_a_question_are_answered_in_the_form() {
         told.contains("Blue") && !told.contains("Red"),
         "the person's choice reaches the model: {told}"
     );
+    world.0.shutdown().await;
+}
+
+/// A raw client with the tasks extension and the elicitation capability:
+/// while the person is asked, `tasks/get` shows `input_required` with the
+/// same form. Answered through `tasks/update`, the direct form is withdrawn
+/// (`notifications/cancelled`); answered directly, the task's input request
+/// is withdrawn; either way the task then completes with the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_shows_input_required_while_the_person_is_asked() {
+    use crate::common::raw_mcp::RawMcp;
+    use serde_json::json;
+
+    let world = World(codex_mcp_sidecar_test_support::world::SidecarWorld::new().await);
+    let mut command = world.command(env!("CARGO_BIN_EXE_codex-mcp-sidecar"));
+    command
+        .env("CODEX_MCP_WRAPPER_APP_SERVER_MODE", "private")
+        .current_dir(world.project.path());
+    let capabilities = json!({
+        "elicitation": {"form": {}},
+        "extensions": {"io.modelcontextprotocol/tasks": {}},
+    });
+    let mut client = RawMcp::spawn_with(command, capabilities).await;
+    // (how the person answers, the file, whether it is written)
+    for (through_task, file, written) in
+        [(true, "via-task.txt", true), (false, "direct.txt", false)]
+    {
+        let since = client.transcript.len();
+        let created = client
+            .call(
+                "codex_run",
+                json!({"prompt": Script::exec(format!("touch {file}"), "done").marker(),
+                       "permissions": "workspace-write", "approval_policy": "untrusted"}),
+            )
+            .await;
+        let task_id = created["result"]["taskId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a task: {created}"))
+            .to_string();
+        let elicitation = client.server_message("elicitation/create", since).await;
+        assert!(
+            elicitation["params"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("touch {file}")),
+            "{elicitation}"
+        );
+        // The same form waits in the task.
+        let task = loop {
+            let got = client
+                .request("tasks/get", json!({"taskId": task_id}))
+                .await;
+            if got["result"]["status"] == "input_required" {
+                break got["result"].clone();
+            }
+            assert_eq!(got["result"]["status"], "working", "{got}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        let requests = task["inputRequests"].as_object().unwrap();
+        assert_eq!(requests.len(), 1, "{task}");
+        let (key, input) = requests.iter().next().unwrap();
+        assert_eq!(input["method"], "elicitation/create", "{input}");
+        assert_eq!(
+            input["params"]["message"], elicitation["params"]["message"],
+            "the same form"
+        );
+        let since = client.transcript.len();
+        if through_task {
+            let updated = client
+                .request(
+                    "tasks/update",
+                    json!({"taskId": task_id, "inputResponses": {
+                        key: {"action": "accept", "content": {"decision": "accept"}}}}),
+                )
+                .await;
+            assert!(updated["result"].is_object(), "{updated}");
+            let cancelled = client
+                .server_message("notifications/cancelled", since)
+                .await;
+            assert_eq!(
+                cancelled["params"]["requestId"], elicitation["id"],
+                "the direct form is withdrawn"
+            );
+        } else {
+            let answer = json!({"jsonrpc": "2.0", "id": elicitation["id"],
+                "result": {"action": "accept", "content": {"decision": "decline"}}});
+            client.send(answer.to_string().as_bytes()).await;
+        }
+        let done = loop {
+            let got = client
+                .request("tasks/get", json!({"taskId": task_id}))
+                .await;
+            let status = got["result"]["status"].clone();
+            assert_ne!(
+                status, "input_required",
+                "answered, no longer waiting: {got}"
+            );
+            if status != "working" {
+                break got["result"].clone();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        assert_eq!(done["status"], "completed", "{done}");
+        assert_eq!(
+            done["result"]["structuredContent"]["status"], "completed",
+            "{done}"
+        );
+        assert_eq!(world.project.path().join(file).exists(), written, "{file}");
+    }
+    client.finish().await;
     world.0.shutdown().await;
 }
