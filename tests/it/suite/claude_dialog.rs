@@ -46,10 +46,19 @@ const ANSWER_PREFIX: &str = "Codex answered: ";
 /// connect timeout is 30 s).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Between a prompt sent before Claude Code had the sidecar's tools and the
+/// next: it takes them in within a second of `tools/list`.
+const ASK_AGAIN_PAUSE: Duration = Duration::from_secs(1);
+
 /// From the prompt to the dialog: a model turn, the call, the shared
 /// app-server's start (a few seconds, more on a loaded machine), Codex's
 /// first request to its model, and a poll of the task.
 const DIALOG_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// How long one Enter on Accept gets to close the dialog (a redraw), and how
+/// many are tried.
+const SUBMIT_WAIT: Duration = Duration::from_secs(2);
+const SUBMIT_TRIES: usize = 3;
 
 /// From the answer to the file on disk, and from there to the result in the
 /// model's next request: a scripted turn and a poll or two of the task.
@@ -89,7 +98,7 @@ async fn the_person_accepts_a_codex_command_in_claude_codes_dialog() {
         &["--allowedTools", &[RUN_TOOL, WAIT_TOOL].join(",")],
     );
     session.wait_connected().await;
-    claude.say("Ask Codex to make the file.");
+    session.ask(&claude, "Ask Codex to make the file.").await;
 
     let command = format!("touch {FILE}");
     let dialog = claude
@@ -116,14 +125,20 @@ async fn the_person_accepts_a_codex_command_in_claude_codes_dialog() {
         claude.screen(),
         session.context()
     );
-    // The run's result reaches the model: Claude Code brings the finished
-    // task's result to it in a later request.
+    // The run's result reaches the model: Claude Code tells it in a new
+    // request that the task completed (a `<task-notification>`), with the
+    // result `codex_wait` would give.
     let told = wait_until(AFTER_ANSWER_TIMEOUT, || {
         session
             .api
             .requests()
             .iter()
-            .any(|request| last_message_text(request).contains(CODEX_ANSWER))
+            .map(last_message_text)
+            .any(|text| {
+                text.contains("<task-notification>")
+                    && text.contains(r#""status":"completed""#)
+                    && text.contains(&format!(r#""result":"{CODEX_ANSWER}""#))
+            })
             .then_some(())
     })
     .await;
@@ -341,7 +356,23 @@ async fn accept(claude: &InteractiveClaude, session: &Session) {
             || session.context(),
         )
         .await;
-    claude.keys(&["Enter"]);
+    // An Enter that comes while the form is still redrawing after the pick
+    // can be lost: press it again until the dialog goes.
+    for _ in 0..SUBMIT_TRIES {
+        claude.keys(&["Enter"]);
+        let gone = wait_until(SUBMIT_WAIT, || {
+            (!claude.screen().contains("requests your input")).then_some(())
+        })
+        .await;
+        if gone.is_some() {
+            return;
+        }
+    }
+    panic!(
+        "the dialog stayed after {SUBMIT_TRIES} Enters on Accept:\n{}\n{}",
+        claude.screen(),
+        session.context()
+    );
 }
 
 /// The text of a request's last message: plain text, text blocks, and the
@@ -441,6 +472,43 @@ impl Session {
         );
     }
 
+    /// Sends `prompt` until the model's request offers `codex_run`: Claude
+    /// Code may send the first prompt before it has taken in the sidecar's
+    /// tools (it then offers a `WaitForMcpServers` tool instead), and the
+    /// scripted API answers that request with text.
+    async fn ask(&self, claude: &InteractiveClaude, prompt: &str) {
+        let deadline = std::time::Instant::now() + CONNECT_TIMEOUT;
+        loop {
+            let before = self.api.requests().len();
+            claude.say(prompt);
+            let answered = wait_until(CONNECT_TIMEOUT, || {
+                (self.api.requests().len() > before).then_some(())
+            })
+            .await;
+            assert!(
+                answered.is_some(),
+                "Claude Code sent no request for the prompt\n{}\n{}",
+                claude.screen(),
+                self.context()
+            );
+            let offered = self
+                .api
+                .requests()
+                .iter()
+                .any(|request| request.tool_names().iter().any(|name| name == RUN_TOOL));
+            if offered {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "Claude Code never offered {RUN_TOOL}\n{}\n{}",
+                claude.screen(),
+                self.context()
+            );
+            tokio::time::sleep(ASK_AGAIN_PAUSE).await;
+        }
+    }
+
     fn project_file(&self) -> PathBuf {
         self.user.project.path().join(FILE)
     }
@@ -452,7 +520,13 @@ impl Session {
             .api
             .requests()
             .iter()
-            .map(|request| format!("{}\n  tools: {:?}\n", request.summary(), request.tool_names()))
+            .map(|request| {
+                format!(
+                    "{}\n  tools: {:?}\n",
+                    request.summary(),
+                    request.tool_names()
+                )
+            })
             .collect();
         format!(
             "API requests:\n{requests}MCP traffic:\n{}sidecar log (tail):\n{}\nClaude Code's log of the server:\n{}",
