@@ -31,6 +31,19 @@ const HEIGHT: u16 = 50;
 /// How often a wait looks at the screen or the logs again.
 const POLL: Duration = Duration::from_millis(200);
 
+/// What Claude Code's MCP form dialog says at its top ("MCP server “NAME”
+/// requests your input").
+pub const DIALOG_TITLE: &str = "requests your input";
+
+/// Each step inside an open form (a key, a redraw): only a stuck Claude Code
+/// takes this long.
+const FORM_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long one Enter on Accept gets to close the dialog (a redraw), and how
+/// many are tried.
+const SUBMIT_WAIT: Duration = Duration::from_secs(2);
+const SUBMIT_TRIES: usize = 3;
+
 /// How long Claude Code gets to leave after SIGTERM (it closes its MCP
 /// servers' stdin and waits for them) before the group is killed.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -116,6 +129,57 @@ impl InteractiveClaude {
                 context()
             )
         })
+    }
+
+    /// Accepts the MCP form on screen (Claude Code's "requests your input"
+    /// dialog): an enum field is opened (Right), its `accept` option picked
+    /// (Down to it, Enter), then the Accept button submitted (Enter); a form
+    /// without fields has only the buttons.
+    pub async fn accept_form(&self, context: impl Fn() -> String) {
+        if self.screen().contains("▸") {
+            self.keys(&["Right"]);
+            let opened = self
+                .wait_for_screen(
+                    "the field's options",
+                    FORM_TIMEOUT,
+                    |screen| screen.contains("◯"),
+                    &context,
+                )
+                .await;
+            let at = opened
+                .lines()
+                .filter(|line| line.contains("◯"))
+                .position(|line| line.trim_end().ends_with("◯ accept"))
+                .unwrap_or_else(|| panic!("no `accept` option in the form:\n{opened}"));
+            for _ in 0..at {
+                self.keys(&["Down"]);
+            }
+            self.keys(&["Enter"]);
+        }
+        self.wait_for_screen(
+            "the Accept button chosen",
+            FORM_TIMEOUT,
+            |screen| screen.contains("❯ Accept"),
+            &context,
+        )
+        .await;
+        // An Enter that comes while the form still redraws after the pick
+        // can be lost: press it again until the dialog goes.
+        for _ in 0..SUBMIT_TRIES {
+            self.keys(&["Enter"]);
+            let gone = wait_until(SUBMIT_WAIT, || {
+                (!self.screen().contains(DIALOG_TITLE)).then_some(())
+            })
+            .await;
+            if gone.is_some() {
+                return;
+            }
+        }
+        panic!(
+            "the dialog stayed after {SUBMIT_TRIES} Enters on Accept:\n{}\n{}",
+            self.screen(),
+            context()
+        );
     }
 
     /// Ends Claude Code and everything it started: SIGTERM to the pane's

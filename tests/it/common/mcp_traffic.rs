@@ -92,6 +92,28 @@ impl TrafficLog {
             .collect()
     }
 
+    /// How many requests named `method` the client sent.
+    pub fn client_requests(&self, method: &str) -> usize {
+        self.messages()
+            .iter()
+            .filter(|message| {
+                message.direction == Direction::ToServer && message.method() == Some(method)
+            })
+            .count()
+    }
+
+    /// How many of the server's answers gave a task in `status`.
+    pub fn task_answers(&self, status: &str) -> usize {
+        self.messages()
+            .iter()
+            .filter(|message| {
+                message.direction == Direction::ToClient
+                    && message.body["result"]["status"] == status
+                    && message.body["result"]["taskId"].is_string()
+            })
+            .count()
+    }
+
     /// What the server wrote to stderr (its tracing log).
     pub fn server_log(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()

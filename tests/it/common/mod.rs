@@ -21,6 +21,7 @@ macro_rules! suite_world {
 }
 
 pub mod claude;
+pub mod claude_sidecar;
 pub mod claude_tty;
 pub mod engine;
 pub mod mcp_traffic;
