@@ -84,7 +84,7 @@ demo: setup
 
 # The compatibility subset, run again on the newest verified Codex: every
 # tool, approvals (commands, file changes, permissions, questions,
-# elicitations), resume, interrupt, MCP tasks, the picker's attach and the
+# elicitations; asked of the caller, and of the person through a form), resume, interrupt, MCP tasks, the picker's attach and the
 # Codex terminal UI on a live turn, recovery, waits and interrupts from a
 # second sidecar, the shared and unix:// servers,
 # and the version checks. Filters of `cargo test --test it` (each names one
@@ -100,6 +100,7 @@ COMPAT_TESTS := \
 	suite::mcp::mcp_elicitations_wait_for_the_caller \
 	suite::person::the_person_accepts_or_declines_a_command_in_the_form \
 	suite::person::a_dismissed_form_hands_the_request_back_to_the_caller \
+	suite::person::raw::a_task_shows_input_required_while_the_person_is_asked \
 	suite::engine::approvals_follow_the_permissions_profile \
 	suite::engine::resume_runs_a_second_turn_on_the_same_thread_with_its_context \
 	suite::mcp::a_resume_gets_its_own_permissions_on_a_loaded_thread \

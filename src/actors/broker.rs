@@ -373,3 +373,94 @@ impl BrokerState {
         active
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ractor::Actor;
+
+    const CALL: Option<Duration> = Some(Duration::from_secs(10));
+
+    fn approval(asked_person: bool) -> PendingApproval {
+        PendingApproval {
+            approval_id: "a1".into(),
+            kind: "command",
+            summary: "touch x".into(),
+            asked_person,
+        }
+    }
+
+    /// While the person is asked, a wait holds its slice and then shows the
+    /// approval (there is nothing for the caller to do meanwhile); handed
+    /// back to the caller, it wakes the waiters at once.
+    #[tokio::test]
+    async fn an_approval_the_person_is_asked_holds_the_slice_and_a_hand_back_wakes() {
+        let (broker, handle) = Actor::spawn(None, WaitBroker, ()).await.unwrap();
+        let run_id = RunId::generate();
+        broker
+            .cast(BrokerMsg::Started {
+                run_id: run_id.clone(),
+                thread_id: "th".into(),
+                title: "t".into(),
+                cwd: "/p".into(),
+            })
+            .unwrap();
+        let pending = |asked| BrokerMsg::Pending {
+            run_id: run_id.clone(),
+            approval: approval(asked),
+        };
+        broker.cast(pending(true)).unwrap();
+        let wait = |slice: Duration| {
+            let (broker, run_id) = (broker.clone(), run_id.clone());
+            async move {
+                let started = Instant::now();
+                let outcome = broker
+                    .call(
+                        |reply| BrokerMsg::Wait {
+                            run_id,
+                            soft_timeout: Some(slice),
+                            reply,
+                        },
+                        CALL,
+                    )
+                    .await
+                    .unwrap();
+                (
+                    crate::actors::settle(outcome).unwrap().unwrap(),
+                    started.elapsed(),
+                )
+            }
+        };
+        let slice = Duration::from_millis(300);
+        let (outcome, took) = wait(slice).await;
+        assert!(took >= slice, "held for the slice: {took:?}");
+        let WaitOutcome::NeedsApproval {
+            approval: shown, ..
+        } = outcome
+        else {
+            panic!("{outcome:?}");
+        };
+        assert!(shown.asked_person);
+
+        let waiting = tokio::spawn(wait(Duration::from_secs(30)));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        broker.cast(pending(false)).unwrap();
+        let (outcome, took) = waiting.await.unwrap();
+        assert!(took < Duration::from_secs(5), "woken at once: {took:?}");
+        let WaitOutcome::NeedsApproval {
+            approval: shown, ..
+        } = outcome
+        else {
+            panic!("{outcome:?}");
+        };
+        assert_eq!(shown, approval(false), "replaced, not added");
+        let (again, took) = wait(Duration::from_secs(30)).await;
+        assert!(
+            took < Duration::from_secs(5),
+            "the caller's: answered at once"
+        );
+        assert!(matches!(again, WaitOutcome::NeedsApproval { .. }));
+        broker.stop(None);
+        handle.await.unwrap();
+    }
+}

@@ -109,19 +109,30 @@ impl AskPerson for ClientPerson {
                 task_id: context.task_id().to_string(),
                 key: key.clone(),
             };
-            let via_task =
-                context.request_input(key, InputRequest::Elicitation(ElicitRequest::new(params)));
-            tokio::select! {
-                answer = &mut direct => answer,
-                answered = via_task => match answered {
-                    Ok(value) => match serde_json::from_value::<ElicitResult>(value) {
+            let via_task = async {
+                let input = InputRequest::Elicitation(ElicitRequest::new(params));
+                match context.request_input(key, input).await {
+                    Ok(value) => Some(match serde_json::from_value::<ElicitResult>(value) {
                         Ok(result) => answer_of(result),
-                        Err(error) => PersonAnswer::Unavailable(format!("tasks/update answered with no elicitation result: {error}")),
-                    },
-                    // The task was cancelled: its run is being interrupted;
-                    // the direct form still stands until then.
-                    Err(_) if may_send => direct.await,
-                    Err(_) => PersonAnswer::Unavailable(NO_WAY_TO_ASK.into()),
+                        Err(error) => PersonAnswer::Unavailable(format!(
+                            "tasks/update answered with no elicitation result: {error}"
+                        )),
+                    }),
+                    // The task was cancelled: its run is being interrupted.
+                    Err(_) => None,
+                }
+            };
+            tokio::pin!(via_task);
+            tokio::select! {
+                // A client that cannot show the form (a headless one) makes
+                // it the caller's: the task's input request is withdrawn too,
+                // or the run would wait on a form nobody sees.
+                answer = &mut direct => answer,
+                answered = &mut via_task => match answered {
+                    Some(answer) => answer,
+                    // The direct form still stands until the run ends.
+                    None if may_send => direct.await,
+                    None => PersonAnswer::Unavailable(NO_WAY_TO_ASK.into()),
                 },
             }
         })
@@ -215,5 +226,64 @@ impl Drop for WithdrawInput {
         let withdrawn = [(std::mem::take(&mut self.key), Value::Null)];
         // A task already gone has nothing to withdraw.
         let _ = self.tasks.update_task(&self.task_id, withdrawn);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actors::approvals;
+    use crate::actors::person::question;
+    use crate::protocol::{RequestId, ServerRequest as CodexRequest};
+    use serde_json::json;
+
+    /// Every form the actors build is one MCP can carry: rmcp's schema type
+    /// takes it, and it goes out as it was built.
+    #[test]
+    fn every_question_is_a_valid_elicitation() {
+        let requests = [
+            (
+                "item/commandExecution/requestApproval",
+                json!({"threadId": "t", "turnId": "u",
+                "itemId": "i", "command": "ls", "availableDecisions": ["accept", "acceptForSession"]}),
+            ),
+            (
+                "item/fileChange/requestApproval",
+                json!({"threadId": "t", "turnId": "u", "itemId": "i"}),
+            ),
+            (
+                "item/permissions/requestApproval",
+                json!({"permissions": {"network": {"enabled": true}}}),
+            ),
+            (
+                "item/tool/requestUserInput",
+                json!({"questions": [
+                {"id": "colour", "question": "Which?", "options": [{"label": "Red"}]},
+                {"id": "name", "question": "Your name?"}]}),
+            ),
+            (
+                "mcpServer/elicitation/request",
+                json!({"serverName": "s", "mode": "form",
+                "message": "Which?", "requestedSchema": {"type": "object",
+                    "properties": {"ok": {"type": "boolean"}}}}),
+            ),
+        ];
+        for (method, params) in requests {
+            let request = CodexRequest::new(RequestId::Integer(1), method.into(), params);
+            let approval = approvals::pending(&request, "a1".into(), None).unwrap();
+            let asked = question(&request, &approval, None).unwrap();
+            let schema = asked.schema.clone();
+            let ElicitRequestParams::FormElicitationParams {
+                requested_schema, ..
+            } = form(asked).unwrap_or_else(|error| panic!("{method}: {error}"))
+            else {
+                panic!("{method}: not a form");
+            };
+            assert_eq!(
+                serde_json::to_value(requested_schema).unwrap(),
+                schema,
+                "{method}"
+            );
+        }
     }
 }

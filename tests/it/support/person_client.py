@@ -13,6 +13,10 @@ workspace-write; then codex_wait until the run ends. The callback answers each f
 - refuse-then-cancel: while the form is open, codex_approve is tried (and
   must be refused); then the form is dismissed and codex_approve accepts.
 - choose:LABEL: answers every question of a question form with LABEL.
+- fill:VALUE: accepts any form, each field the first of its options, or
+  VALUE (true for a yes/no field).
+- ignore: never answers; the run gets a 3 s hard timeout, and the sidecar
+  withdraws the form when it declines the request ("withdrawn").
 
 Prints one JSON object a line for the Rust test to assert on: every form
 seen ("elicited"), every tool reply that matters ("wait", "approve"), and
@@ -31,6 +35,8 @@ from mcp.types import ElicitResult
 # How long one codex_wait slice lasts: short, so the script sees a form
 # shown and a request handed back promptly.
 WAIT_SLICE_MS = 500
+# The run's hard timeout when the person never answers.
+HARD_TIMEOUT_MS = 3000
 # The whole conversation; the Rust side has its own timeout too.
 DEADLINE_S = 120
 
@@ -40,7 +46,7 @@ def say(event, **fields):
 
 
 async def main(sidecar, scenario, prompt, policy):
-    form_open = asyncio.Event()
+    ended = False
     may_answer = asyncio.Event()
     if scenario != "refuse-then-cancel":
         may_answer.set()
@@ -48,12 +54,30 @@ async def main(sidecar, scenario, prompt, policy):
     async def elicitation(context, params):
         schema = params.requested_schema
         say("elicited", message=params.message, schema=schema)
-        form_open.set()
+        if scenario == "ignore":
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                # Withdrawn by the sidecar, not by this script ending.
+                say("withdrawn", after_end=ended)
+                raise
         await may_answer.wait()
         if scenario in ("cancel", "refuse-then-cancel"):
             return ElicitResult(action="cancel")
         if scenario == "decline":
             return ElicitResult(action="decline")
+        if scenario.startswith("fill:"):
+            value = scenario.split(":", 1)[1]
+
+            def filled(field):
+                if field.get("enum"):
+                    return field["enum"][0]
+                if field.get("oneOf"):
+                    return field["oneOf"][0]["const"]
+                return True if field.get("type") == "boolean" else value
+
+            properties = schema.get("properties", {})
+            return ElicitResult(action="accept", content={key: filled(field) for key, field in properties.items()})
         if scenario.startswith("choose:"):
             label = scenario.split(":", 1)[1]
             return ElicitResult(action="accept", content={key: label for key in schema["properties"]})
@@ -65,10 +89,10 @@ async def main(sidecar, scenario, prompt, policy):
     async with stdio_client(server) as (read, write):
         async with ClientSession(read, write, elicitation_callback=elicitation) as session:
             await session.initialize()
-            started = await session.call_tool(
-                "codex_run",
-                {"prompt": prompt, "permissions": "workspace-write", "approval_policy": policy},
-            )
+            arguments = {"prompt": prompt, "permissions": "workspace-write", "approval_policy": policy}
+            if scenario == "ignore":
+                arguments["timeout_ms"] = HARD_TIMEOUT_MS
+            started = await session.call_tool("codex_run", arguments)
             run_id = started.structured_content["runId"]
             while True:
                 waited = await session.call_tool(
@@ -79,6 +103,7 @@ async def main(sidecar, scenario, prompt, policy):
                 if status == "still_running":
                     continue
                 if status != "waiting_for_approval":
+                    ended = True
                     say("ended", reply=reply)
                     return
                 say("wait", reply=reply)

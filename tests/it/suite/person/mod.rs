@@ -1,6 +1,7 @@
 //! Codex's approvals reach the person at the MCP client: the official MCP
 //! Python SDK as the client (its elicitation callback stands in for the
-//! person), on the real Codex and the scripted model.
+//! person), on the real Codex and the scripted model. [`raw`]: the same
+//! through a raw client (tasks, a client without forms, the setting).
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -10,6 +11,8 @@ use codex_mcp_sidecar_test_support::scripted_model::Script;
 use serde_json::Value;
 
 use crate::common::EVENT_TIMEOUT;
+
+mod raw;
 
 suite_world!();
 
@@ -284,112 +287,81 @@ async fn a_file_change_and_a_question_are_answered_in_the_form() {
     world.0.shutdown().await;
 }
 
-/// A raw client with the tasks extension and the elicitation capability:
-/// while the person is asked, `tasks/get` shows `input_required` with the
-/// same form. Answered through `tasks/update`, the direct form is withdrawn
-/// (`notifications/cancelled`); answered directly, the task's input request
-/// is withdrawn; either way the task then completes with the run.
+/// Nobody answers the form: the run's hard timeout declines the request, as
+/// it does for the caller, and the form is withdrawn from the client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_task_shows_input_required_while_the_person_is_asked() {
-    use crate::common::raw_mcp::RawMcp;
-    use serde_json::json;
-
+async fn an_unanswered_form_is_declined_at_the_hard_timeout_and_withdrawn() {
     let world = World(codex_mcp_sidecar_test_support::world::SidecarWorld::new().await);
-    let mut command = world.command(env!("CARGO_BIN_EXE_codex-mcp-sidecar"));
-    command
-        .env("CODEX_MCP_WRAPPER_APP_SERVER_MODE", "private")
-        .current_dir(world.project.path());
-    let capabilities = json!({
-        "elicitation": {"form": {}},
-        "extensions": {"io.modelcontextprotocol/tasks": {}},
-    });
-    let mut client = RawMcp::spawn_with(command, capabilities).await;
-    // (how the person answers, the file, whether it is written)
-    for (through_task, file, written) in
-        [(true, "via-task.txt", true), (false, "direct.txt", false)]
-    {
-        let since = client.transcript.len();
-        let created = client
-            .call(
-                "codex_run",
-                json!({"prompt": Script::exec(format!("touch {file}"), "done").marker(),
-                       "permissions": "workspace-write", "approval_policy": "untrusted"}),
-            )
-            .await;
-        let task_id = created["result"]["taskId"]
+    let prompt = Script::exec("touch never.txt", "done").marker();
+    let lines = python_client(&world, "ignore", &prompt, "untrusted").await;
+    assert_eq!(events(&lines, "elicited").len(), 1, "{lines:?}");
+    let withdrawn = events(&lines, "withdrawn");
+    assert_eq!(withdrawn.len(), 1, "the form was withdrawn: {lines:?}");
+    assert_eq!(
+        withdrawn[0]["after_end"], false,
+        "by the sidecar, before the run's end reached the client: {lines:?}"
+    );
+    assert_eq!(events(&lines, "ended")[0]["reply"]["status"], "timed_out");
+    assert!(!world.project.path().join("never.txt").exists());
+    let responses = responses(&world, &run_id(&lines));
+    assert_eq!(
+        responses,
+        vec![(
+            serde_json::json!({"decision": "decline"}),
+            Some("Sidecar".to_string())
+        )]
+    );
+    world.0.shutdown().await;
+}
+
+/// Elicitations of Codex's own MCP servers reach the person with their own
+/// schema: Codex's "may the tool run?" and the server's question during the
+/// call; what the person filled in goes back to the server as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mcp_servers_elicitation_passes_through_to_the_person() {
+    let world = World(codex_mcp_sidecar_test_support::world::SidecarWorld::new().await);
+    let config = world.codex_home.path().join("config.toml");
+    let toml = std::fs::read_to_string(&config).unwrap();
+    let server = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/it/support/eliciting_mcp_server.py"
+    );
+    std::fs::write(
+        &config,
+        format!("{toml}\n[mcp_servers.eliciting]\ncommand = \"python3\"\nargs = [\"{server}\"]\n"),
+    )
+    .unwrap();
+    let prompt = Script::mcp_call("eliciting", "ask", serde_json::json!({}), "asked").marker();
+    let lines = python_client(&world, "fill:prod", &prompt, "on-request").await;
+    let elicited = events(&lines, "elicited");
+    assert_eq!(
+        elicited.len(),
+        2,
+        "may it run, then the question: {lines:?}"
+    );
+    assert!(
+        elicited[0]["message"].as_str().unwrap().contains("ask"),
+        "{}",
+        elicited[0]
+    );
+    assert!(
+        elicited[1]["message"]
             .as_str()
-            .unwrap_or_else(|| panic!("a task: {created}"))
-            .to_string();
-        let elicitation = client.server_message("elicitation/create", since).await;
-        assert!(
-            elicitation["params"]["message"]
-                .as_str()
-                .unwrap()
-                .contains(&format!("touch {file}")),
-            "{elicitation}"
-        );
-        // The same form waits in the task.
-        let task = loop {
-            let got = client
-                .request("tasks/get", json!({"taskId": task_id}))
-                .await;
-            if got["result"]["status"] == "input_required" {
-                break got["result"].clone();
-            }
-            assert_eq!(got["result"]["status"], "working", "{got}");
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        };
-        let requests = task["inputRequests"].as_object().unwrap();
-        assert_eq!(requests.len(), 1, "{task}");
-        let (key, input) = requests.iter().next().unwrap();
-        assert_eq!(input["method"], "elicitation/create", "{input}");
-        assert_eq!(
-            input["params"]["message"], elicitation["params"]["message"],
-            "the same form"
-        );
-        let since = client.transcript.len();
-        if through_task {
-            let updated = client
-                .request(
-                    "tasks/update",
-                    json!({"taskId": task_id, "inputResponses": {
-                        key: {"action": "accept", "content": {"decision": "accept"}}}}),
-                )
-                .await;
-            assert!(updated["result"].is_object(), "{updated}");
-            let cancelled = client
-                .server_message("notifications/cancelled", since)
-                .await;
-            assert_eq!(
-                cancelled["params"]["requestId"], elicitation["id"],
-                "the direct form is withdrawn"
-            );
-        } else {
-            let answer = json!({"jsonrpc": "2.0", "id": elicitation["id"],
-                "result": {"action": "accept", "content": {"decision": "decline"}}});
-            client.send(answer.to_string().as_bytes()).await;
-        }
-        let done = loop {
-            let got = client
-                .request("tasks/get", json!({"taskId": task_id}))
-                .await;
-            let status = got["result"]["status"].clone();
-            assert_ne!(
-                status, "input_required",
-                "answered, no longer waiting: {got}"
-            );
-            if status != "working" {
-                break got["result"].clone();
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        };
-        assert_eq!(done["status"], "completed", "{done}");
-        assert_eq!(
-            done["result"]["structuredContent"]["status"], "completed",
-            "{done}"
-        );
-        assert_eq!(world.project.path().join(file).exists(), written, "{file}");
-    }
-    client.finish().await;
+            .unwrap()
+            .contains("Which deploy target?"),
+        "{}",
+        elicited[1]
+    );
+    assert_eq!(
+        elicited[1]["schema"]["properties"]["target"]["type"], "string",
+        "the server's own schema: {}",
+        elicited[1]
+    );
+    assert_eq!(events(&lines, "ended")[0]["reply"]["status"], "completed");
+    let told = last_tool_output(&world);
+    assert!(
+        told.contains(r#"ELICITED {\"action\": \"accept\", \"content\": {\"target\": \"prod\"}"#),
+        "the person's content reached the server: {told}"
+    );
     world.0.shutdown().await;
 }
