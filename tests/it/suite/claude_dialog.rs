@@ -15,6 +15,8 @@ use codex_mcp_sidecar_test_support::scripted_anthropic::{
 use codex_mcp_sidecar_test_support::scripted_model::Script;
 use serde_json::{Value, json};
 
+use codex_mcp_sidecar::store::{self, Answerer, AuditEvent, RunId};
+
 use crate::common::claude::text;
 use crate::common::claude_sidecar::{ClaudeSidecar, last_message_text};
 use crate::common::claude_tty::{DIALOG_TITLE, InteractiveClaude, wait_until};
@@ -107,6 +109,8 @@ async fn the_person_accepts_a_codex_command_in_claude_codes_dialog() {
         "{}",
         session.context()
     );
+    // And the audit says the person decided.
+    assert_eq!(deciders(&session), [Some(Answerer::Person)]);
 
     claude.stop().await;
     session.finish().await;
@@ -180,6 +184,7 @@ async fn escape_leaves_the_question_with_the_person_until_answered_from_the_task
         "{}",
         session.context()
     );
+    assert_eq!(deciders(&session), [Some(Answerer::Person)]);
 
     claude.stop().await;
     session.finish().await;
@@ -282,6 +287,7 @@ async fn claude_p_leaves_the_approval_to_the_caller_who_approves() {
     assert_eq!(results[3]["result"], CODEX_ANSWER, "{printed}");
     assert!(project_file(&session).exists(), "{printed}");
     assert!(stdout.contains(CODEX_ANSWER), "{printed}");
+    assert_eq!(deciders(&session), [Some(Answerer::Caller)], "{printed}");
 
     session.finish().await;
 }
@@ -364,4 +370,26 @@ async fn assert_made_and_told(session: &ClaudeSidecar, claude: &InteractiveClaud
 
 fn project_file(session: &ClaudeSidecar) -> PathBuf {
     session.user.project.path().join(FILE)
+}
+
+/// Who decided each of Codex's requests in the run's audit, read from the
+/// project Claude Code ran in.
+fn deciders(session: &ClaudeSidecar) -> Vec<Option<Answerer>> {
+    let run_dir = session.user.project.path().join(".codex/codex-mcp/runs");
+    let runs: Vec<RunId> = std::fs::read_dir(&run_dir)
+        .unwrap_or_else(|error| panic!("no runs in {}: {error}", run_dir.display()))
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            RunId::parse(name.strip_suffix(".jsonl")?).ok()
+        })
+        .collect();
+    assert_eq!(runs.len(), 1, "one run in {}: {runs:?}", run_dir.display());
+    store::read_events(&run_dir, &runs[0])
+        .unwrap()
+        .into_iter()
+        .filter_map(|record| match record.event {
+            AuditEvent::Response { answered_by, .. } => Some(answered_by),
+            _ => None,
+        })
+        .collect()
 }
