@@ -115,7 +115,7 @@ COMPAT_TESTS := \
 	suite::shared::four_sidecars_at_once_share_one_app_server \
 	suite::unix::unix_mode_runs_on_someone_elses_server_and_never_stops_it
 # The Claude Code tests, run again on the newest verified Claude Code.
-CLAUDE_TESTS := suite::claude_code:: suite::plugin:: suite::claude_print::
+CLAUDE_TESTS := suite::claude_code:: suite::plugin:: suite::claude_print:: suite::claude_dialog::
 
 # Everything on the oldest verified Codex and the pinned Claude Code, then
 # the subsets on the newest of each.

@@ -64,7 +64,7 @@ impl ServerHandler for SidecarServer {
         let tasks_declared = context
             .client_capabilities()
             .is_some_and(|capabilities| capabilities.supports_tasks());
-        if tasks_declared && let Some(response) = self.call_as_task(&request, &context.peer).await {
+        if tasks_declared && let Some(response) = self.call_as_task(&request, &context).await {
             return Ok(response);
         }
         self.tool_router

@@ -9,9 +9,9 @@ use std::sync::{Arc, OnceLock};
 
 use rmcp::model::{
     CancelledNotificationParam, ClientResult, ElicitRequest, ElicitRequestParams, ElicitResult,
-    ElicitationAction, ElicitationSchema, InputRequest, RequestId, ServerRequest,
+    ElicitationAction, ElicitationSchema, InputRequest, ProtocolVersion, RequestId, ServerRequest,
 };
-use rmcp::service::{Peer, PeerRequestOptions};
+use rmcp::service::{Peer, PeerRequestOptions, RequestContext};
 use rmcp::task_manager::{TaskContext, TaskManager};
 use rmcp::{RoleServer, ServiceError};
 use serde_json::Value;
@@ -27,30 +27,50 @@ pub(super) type TaskSlot = Arc<OnceLock<(TaskManager, TaskContext)>>;
 struct ClientPerson {
     peer: Peer<RoleServer>,
     task: TaskSlot,
+    /// Whether `elicitation/create` may be sent as a request of ours: not on
+    /// protocol 2026-07-28, where only the task's `input_required` asks.
+    direct: bool,
 }
 
-/// Whether the client declared that it shows forms (the elicitation
-/// capability; with neither mode named, form is meant).
-pub(super) fn client_elicits(peer: &Peer<RoleServer>) -> bool {
-    peer.peer_info().is_some_and(|info| {
-        info.capabilities
-            .elicitation
-            .as_ref()
-            .is_some_and(|elicitation| elicitation.form.is_some() || elicitation.url.is_none())
-    })
+/// Whether the client that made this call declared that it shows forms (the
+/// elicitation capability; with neither mode named, form is meant). On
+/// protocol 2026-07-28 (Claude Code's) there is no `initialize`: the
+/// capabilities come in each request's `_meta`, which the context reads.
+pub(super) fn client_elicits(context: &RequestContext<RoleServer>) -> bool {
+    context
+        .client_capabilities()
+        .and_then(|capabilities| capabilities.elicitation)
+        .is_some_and(|elicitation| elicitation.form.is_some() || elicitation.url.is_none())
+}
+
+/// Whether the server may send this client requests of its own: protocol
+/// 2026-07-28 forbids it (rmcp refuses them), a question travels inside an
+/// answer there.
+fn may_send_requests(context: &RequestContext<RoleServer>) -> bool {
+    context
+        .protocol_version()
+        .is_none_or(|version| version < ProtocolVersion::V_2026_07_28)
 }
 
 /// The person to ask for a run started by this call, per the setting and
-/// what the client declared; `None`: the caller answers.
+/// what the client declared; `None`: the caller answers. `task`: the call's
+/// task, once spawned, when it runs as one. On protocol 2026-07-28 a call
+/// that is no task has no way to ask (its answer has long gone when Codex
+/// asks), so the caller answers.
 pub(super) fn for_call(
     approvals: Approvals,
-    peer: &Peer<RoleServer>,
-    task: TaskSlot,
+    context: &RequestContext<RoleServer>,
+    task: Option<TaskSlot>,
 ) -> Option<Person> {
-    approvals.asks_person(client_elicits(peer)).then(|| {
+    let direct = may_send_requests(context);
+    if !direct && task.is_none() {
+        return None;
+    }
+    approvals.asks_person(client_elicits(context)).then(|| {
         Person::new(ClientPerson {
-            peer: peer.clone(),
-            task,
+            peer: context.peer.clone(),
+            task: task.unwrap_or_default(),
+            direct,
         })
     })
 }
@@ -59,15 +79,27 @@ impl AskPerson for ClientPerson {
     fn ask(&self, key: &str, question: PersonQuestion) -> Asking {
         let peer = self.peer.clone();
         let task = self.task.get().cloned();
+        let may_send = self.direct;
         let key = format!("approval-{key}");
         Box::pin(async move {
             let params = match form(question) {
                 Ok(params) => params,
                 Err(reason) => return PersonAnswer::Unavailable(reason),
             };
-            let direct = ask_directly(peer, params.clone());
+            let params_for_direct = params.clone();
+            let direct = async move {
+                if may_send {
+                    ask_directly(peer, params_for_direct).await
+                } else {
+                    // Only the task asks; its answer ends the select below.
+                    std::future::pending().await
+                }
+            };
             let Some((tasks, context)) = task else {
-                return direct.await;
+                return match may_send {
+                    true => direct.await,
+                    false => PersonAnswer::Unavailable(NO_WAY_TO_ASK.into()),
+                };
             };
             tokio::pin!(direct);
             // Answered or not, our input request leaves the task when this
@@ -99,12 +131,19 @@ impl AskPerson for ClientPerson {
                 answered = &mut via_task => match answered {
                     Some(answer) => answer,
                     // The direct form still stands until the run ends.
-                    None => direct.await,
+                    None if may_send => direct.await,
+                    None => PersonAnswer::Unavailable(NO_WAY_TO_ASK.into()),
                 },
             }
         })
     }
 }
+
+/// Why a person on protocol 2026-07-28 cannot be asked: no request of the
+/// server's may reach the client there, and the call has no task (yet, or
+/// any more) whose `input_required` could carry the form.
+const NO_WAY_TO_ASK: &str =
+    "protocol 2026-07-28 carries no request from the server, and the call has no task to ask in";
 
 /// The form as MCP carries it.
 fn form(question: PersonQuestion) -> Result<ElicitRequestParams, String> {

@@ -104,13 +104,14 @@ impl SidecarServer {
     }
 
     /// Who a run started by this call asks, per CODEX_MCP_WRAPPER_APPROVALS
-    /// and the client's capabilities; `task`: the call's task, once spawned.
+    /// and the capabilities the call declares; `task`: the call's task, once
+    /// spawned, when it runs as one.
     pub(super) fn person(
         &self,
-        peer: &rmcp::service::Peer<rmcp::RoleServer>,
-        task: super::person::TaskSlot,
+        context: &rmcp::service::RequestContext<rmcp::RoleServer>,
+        task: Option<super::person::TaskSlot>,
     ) -> Option<Person> {
-        super::person::for_call(self.config.approvals, peer, task)
+        super::person::for_call(self.config.approvals, context, task)
     }
 
     pub(super) fn page(&self, offset: usize) -> replies::Page {

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use rmcp::model::{CallToolRequestParams, CallToolResponse, CallToolResult, CreateTaskResult};
-use rmcp::service::Peer;
+use rmcp::service::RequestContext;
 use rmcp::task_manager::{TaskContext, TaskExit, TaskOptions};
 use rmcp::{ErrorData, RoleServer};
 use serde::de::DeserializeOwned;
@@ -38,7 +38,7 @@ impl SidecarServer {
     pub(super) async fn call_as_task(
         &self,
         request: &CallToolRequestParams,
-        peer: &Peer<RoleServer>,
+        context: &RequestContext<RoleServer>,
     ) -> Option<CallToolResponse> {
         let as_task = catalog::find(&request.name).map_or(AsTask::No, |tool| tool.as_task);
         let legacy = match as_task {
@@ -54,7 +54,7 @@ impl SidecarServer {
         // The person's form goes into the task's input_required too, once
         // the task exists.
         let slot = TaskSlot::default();
-        let person = self.person(peer, slot.clone());
+        let person = self.person(context, Some(slot.clone()));
         let started = async {
             match as_task {
                 AsTask::Resume => {

@@ -80,7 +80,7 @@ impl SidecarServer {
         let outcome = async {
             let engine = &self.engine().await?;
             let run_async = params.run_async;
-            let person = self.person(&context.peer, Default::default());
+            let person = self.person(&context, None);
             let request = self.run_request(params, person)?;
             let started = engine.run(request).await.map_err(replies::failure)?;
             self.follow(engine, &started, run_async).await
@@ -99,7 +99,7 @@ impl SidecarServer {
         let outcome = async {
             let engine = &self.engine().await?;
             let run_async = params.run_async;
-            let person = self.person(&context.peer, Default::default());
+            let person = self.person(&context, None);
             let request = self.resume_request(params, person)?;
             let started = engine.resume(request).await.map_err(replies::failure)?;
             self.follow(engine, &started, run_async).await

@@ -21,7 +21,10 @@ macro_rules! suite_world {
 }
 
 pub mod claude;
+pub mod claude_sidecar;
+pub mod claude_tty;
 pub mod engine;
+pub mod mcp_traffic;
 pub mod raw_mcp;
 pub mod tmux;
 pub mod tools;

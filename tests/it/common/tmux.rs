@@ -68,6 +68,19 @@ impl Tmux {
         self.run(&args);
     }
 
+    /// The pid of the pane's shell, which leads the process group of what
+    /// runs in the pane (a non-interactive shell starts no job of its own).
+    pub fn pane_pid(&self) -> i32 {
+        let pid = self.run(&[
+            "display-message".into(),
+            "-p".into(),
+            "-t".into(),
+            "0".into(),
+            "#{pane_pid}".into(),
+        ]);
+        pid.trim().parse().expect("tmux prints the pane's pid")
+    }
+
     /// What the screen shows now.
     pub fn screen(&self) -> String {
         self.run(&["capture-pane".into(), "-p".into(), "-t".into(), "0".into()])

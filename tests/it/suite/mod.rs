@@ -3,6 +3,7 @@ mod appserver;
 mod backpressure;
 mod bad_input;
 mod claude_code;
+mod claude_dialog;
 mod claude_print;
 mod cli;
 mod cold_start;
