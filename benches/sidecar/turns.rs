@@ -172,14 +172,14 @@ async fn overhead_with(world: &World, sidecar: &Sidecar) -> BenchResult<Section>
                  queued notifications (0.1), the end records before the reply (0.45 \
                  to 0.6: the summary rendered and replaced, the index and pointer end \
                  lines, the active record removed); about 0.5 ms for the stdio hops \
-                 of each MCP call (a run has two). On a conversation the turn itself, \
-                 from `turn/start` sent to `turn/completed` read, is 2 to 3 ms longer \
-                 than the bare client's (47.1 against 44.0 to 45.8 ms): each of the \
-                 sidecar's turns carries the thread's cwd and model, so that an \
-                 earlier turn's override does not stick, and a bare client sending \
-                 the same took 0.5 to 1.3 ms longer (6 runs each way); the rest was \
-                 not pinned down. Against a real model's turn of seconds this is well \
-                 under 1 %.",
+                 of each MCP call (a run has two). A conversation's turn itself, \
+                 from `turn/start` sent to `turn/completed` read, is now as long as \
+                 the bare client's (46.8 and 47.0 against 46.9 and 48.4 ms, \
+                 2026-12-07), since a thread still loaded is sent only the settings \
+                 that changed. The sidecar's own CPU is the figure above (2.9 to 3.4 \
+                 ms a turn on a quiet machine); on 2 cores it shares them with Codex \
+                 and the scripted model, so a busy machine lengthens their turn too. \
+                 Against a real model's turn of seconds this is well under 1 %.",
                 number(through_sidecar.median() - direct.median(), "ms"),
                 number(direct.median(), "ms"),
             ));
@@ -191,6 +191,16 @@ async fn overhead_with(world: &World, sidecar: &Sidecar) -> BenchResult<Section>
          summary were created then rather than while it was on its way), the start \
          flush took 0.9 to 1.6 ms and opening the audit 0.15 to 0.4 ms (medians inside \
          the sidecar, 2026-11-30); now 0.5 to 0.6 and 0.08."
+            .to_string(),
+    );
+    section.notes.push(
+        "Before a thread still loaded was sent only the model, effort and cwd that \
+         changed (every override makes Codex rebuild the turn's context), and before \
+         a conversation found its project in memory rather than in the pointer index, \
+         the conversation path added 5.1 to 6.3 ms (1.095 to 1.113×) against 2.9 to \
+         3.4 ms (1.055 to 1.063×) for the new code, in 3 interleaved runs each on one \
+         machine (2026-12-07); the turn in Codex was 2 to 3 ms longer than the bare \
+         client's."
             .to_string(),
     );
     section.notes.push(
