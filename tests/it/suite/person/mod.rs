@@ -214,9 +214,10 @@ fn last_tool_output(world: &World) -> String {
         .unwrap_or_default()
 }
 
-/// A file change outside the workspace and a question with options, each
-/// answered in the form: the file is written; the option the person chose
-/// (not the first, which codex_approve would take) reaches the model.
+/// A file change outside the workspace, a question with options and a
+/// permissions request, each answered in the form: the file is written; the
+/// option the person chose (not the first, which codex_approve would take)
+/// reaches the model; the permission is granted, and the form named it.
 /// (`default_mode_request_user_input` ships off in Codex 0.169; /tmp, where
 /// the outside directory is, is excluded from the writable roots.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,9 +226,9 @@ async fn a_file_change_and_a_question_are_answered_in_the_form() {
     let config = world.codex_home.path().join("config.toml");
     let toml = std::fs::read_to_string(&config).unwrap().replace(
         "[features]\n",
-        "[features]\ndefault_mode_request_user_input = true\n",
+        "[features]\nrequest_permissions_tool = true\ndefault_mode_request_user_input = true\n",
     );
-    assert!(toml.contains("default_mode_request_user_input"), "{toml}");
+    assert!(toml.contains("request_permissions_tool"), "{toml}");
     std::fs::write(
         &config,
         format!(
@@ -283,6 +284,31 @@ async fn a_file_change_and_a_question_are_answered_in_the_form() {
     assert!(
         told.contains("Blue") && !told.contains("Red"),
         "the person's choice reaches the model: {told}"
+    );
+
+    let permissions = Script::call(
+        "request_permissions",
+        serde_json::json!({"permissions": {"file_system": {"write": [outside.path().display().to_string()]}}, "reason": "write the report outside"}),
+        "asked",
+    );
+    let lines = python_client(&world, "accept", &permissions.marker(), "on-request").await;
+    let elicited = events(&lines, "elicited");
+    assert_eq!(elicited.len(), 1, "{lines:?}");
+    let message = elicited[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("write the report outside")
+            && message.contains(&outside.path().display().to_string()),
+        "the form names the permission and its reason: {message}"
+    );
+    assert_eq!(events(&lines, "ended")[0]["reply"]["status"], "completed");
+    let answered = responses(&world, &run_id(&lines));
+    assert_eq!(answered.len(), 1, "{answered:?}");
+    assert_eq!(answered[0].1.as_deref(), Some("Person"));
+    assert!(
+        answered[0].0["permissions"]["fileSystem"]["write"]
+            .to_string()
+            .contains(&outside.path().display().to_string()),
+        "the permission is granted as asked: {answered:?}"
     );
     world.0.shutdown().await;
 }
