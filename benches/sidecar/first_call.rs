@@ -149,6 +149,15 @@ async fn measure(world: &World) -> BenchResult<Section> {
         "×",
     ));
     section.notes.push(
+        "Before the connection acknowledged at once while an answer is awaited \
+         (`TCP_QUICKACK`, `appserver/connection/ack.rs`), about one first call in four \
+         waited 40 ms more: Codex writes some answers in two parts with Nagle on, and \
+         the second part waited for our delayed ACK of the first (9 of 38 login checks \
+         took 41 to 44 ms against 0 of 38 after, 2026-12-07; the median ratio was 1.16 \
+         to 1.34×)."
+            .to_string(),
+    );
+    section.notes.push(
         "Before the Codex version was remembered and the native binary run without \
          Node, issue 15 measured this first call at 155–216 ms with the app-server up, \
          most of it `codex --version` through the npm launcher. A bare client's first \
@@ -158,15 +167,14 @@ async fn measure(world: &World) -> BenchResult<Section> {
             .to_string(),
     );
     section.why_missed.push(
-        "with `B7_SIDECAR_LOG=debug`, a typical first call (55 ms against 48 ms) is: \
-         the engine's start, the lease and the WebSocket connect with `initialize` \
-         (about 2 ms after the call arrives), the login check, `thread/start` and \
-         `turn/start` (about 48 ms, as for the bare client), the run's end records \
-         (about 2.5 ms), and the stdio round trip. The outliers (about 95 ms) wait \
-         40 ms for Codex's answer to the first request on the new connection, as a \
-         bare client on a new connection sometimes does (its maximum above); our \
-         socket already sets TCP_NODELAY. On a loaded machine the median moves \
-         between 1.12× and 1.35× from run to run."
+        "with `B7_SIDECAR_LOG=debug`, a typical first call (60 to 64 ms against 52 to \
+         56, 2026-12-07) is: the engine's start, the lease and the WebSocket connect \
+         with `initialize` (about 1.7 ms after the call arrives; the lease's probe \
+         connection and ours, 0.9 ms), the login check (2 ms), `thread/start` and \
+         `turn/start` (a little longer than the bare client's: the thread carries the \
+         config that keeps secrets out of commands' environment, 1.5 to 2 ms), the \
+         run's end records (1.6 ms), and the stdio round trip. On a loaded machine \
+         the median moves from run to run."
             .to_string(),
     );
     Ok(section)

@@ -20,6 +20,7 @@
 //! task that owns it (framing, the pending map, credits), `error.rs` says
 //! what can go wrong; this file is the handle.
 
+mod ack;
 mod dial;
 mod error;
 mod worker;

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::ack::PromptAck;
 use super::{ConnectionError, LATENCY_TARGET};
 use crate::backpressure::{Credit, CreditPool};
 use crate::protocol::jsonrpc::{Incoming, RequestId, RpcError};
@@ -86,7 +87,7 @@ pub(super) struct Worker<S> {
     overflow: VecDeque<ServerEvent>,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Worker<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin + PromptAck> Worker<S> {
     pub(super) fn new(
         socket: WebSocketStream<S>,
         commands: mpsc::Receiver<Command>,
@@ -139,7 +140,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Worker<S> {
                     }
                 },
                 frame = self.socket.next(), if may_read => match frame {
-                    Some(Ok(Message::Text(text))) => self.handle_frame(text.as_str()).await,
+                    Some(Ok(Message::Text(text))) => {
+                        if !self.pending.is_empty() {
+                            self.socket.get_ref().ack_promptly();
+                        }
+                        self.handle_frame(text.as_str()).await
+                    }
                     Some(Ok(Message::Binary(bytes))) => match std::str::from_utf8(&bytes) {
                         Ok(text) => self.handle_frame(text).await,
                         Err(_) => tracing::warn!("ignoring a binary frame that is not UTF-8"),
@@ -185,10 +191,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Worker<S> {
                 return Err("closed by us".to_string());
             }
         };
-        self.socket
+        let sent = self
+            .socket
             .send(Message::text(frame))
             .await
-            .map_err(|error| format!("sending to the app-server failed: {error}"))
+            .map_err(|error| format!("sending to the app-server failed: {error}"));
+        // Its answer may come in parts: acknowledge the first at once.
+        if !self.pending.is_empty() {
+            self.socket.get_ref().ack_promptly();
+        }
+        sent
     }
 
     async fn handle_frame(&mut self, text: &str) {
