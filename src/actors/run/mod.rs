@@ -24,7 +24,7 @@ use crate::actors::broker::BrokerMsg;
 use crate::actors::person::{Person, PersonAnswer};
 use crate::actors::run_state::{RunRecord, RunSettings};
 use crate::actors::types::{EngineError, RunStarted, RunStatus};
-use crate::appserver::AppServerConnection;
+use crate::appserver::{AppServerConnection, ConnectionError};
 use crate::protocol::ThreadId;
 use crate::protocol::{SandboxMode, ServerNotification, ServerRequest};
 use crate::store::{ActiveRecord, AuditEvent, RunId};
@@ -34,6 +34,13 @@ use active::write_active;
 /// `turn/completed` at once; if it has not within this long, the run ends
 /// `timed_out` anyway so that no run stays running forever.
 const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
+
+/// Codex answers `turn/start` before the turn is active, and refuses an
+/// interrupt until it is ("no active turn to interrupt"): an interrupt sent
+/// in the first milliseconds of a run is tried again this often, until the
+/// turn ends or the grace period does. Short: the turn becomes active
+/// within milliseconds, and each try is one small request.
+const INTERRUPT_RETRY: Duration = Duration::from_millis(20);
 
 /// The readable summary is rewritten at most this often while a run goes:
 /// often enough to follow along, rarely enough that a flood of deltas does
@@ -68,6 +75,9 @@ pub enum RunMsg {
         answer: PersonAnswer,
     },
     InterruptGraceOver,
+    /// Send `turn/interrupt` again: Codex refused the last one as its turn
+    /// was not active yet (sent to itself, `INTERRUPT_RETRY` later).
+    RetryInterrupt,
     /// The connection came back after a drop: subscribe again and catch up.
     Reconnected(AppServerConnection),
     /// The app-server is gone; the turn cannot finish.
@@ -268,6 +278,7 @@ impl RunActor {
                 self.on_person_answered(&myself, state, &approval_id, answer)
                     .await;
             }
+            RunMsg::RetryInterrupt => self.send_interrupt(&myself, state).await,
             RunMsg::InterruptGraceOver => {
                 let reason =
                     format!("the turn did not stop within {INTERRUPT_GRACE:?} of the interrupt");
@@ -369,22 +380,37 @@ impl RunActor {
                 .await;
         }
         self.live_changed(myself, state, true);
-        let Some(record) = state.record.as_ref() else {
-            return;
-        };
-        let (thread_id, turn_id) = (record.thread_id.clone(), record.turn_id.clone());
         let why = if timed_out {
             "hard timeout"
         } else {
             "interrupt requested"
         };
         note(state, &format!("{why}: interrupting the turn"), Value::Null);
-        if let Some(turn_id) = turn_id
-            && let Err(error) = state.connection.turn_interrupt(&thread_id, &turn_id).await
-        {
-            tracing::warn!(%error, "turn/interrupt failed");
-        }
         myself.send_after(INTERRUPT_GRACE, || RunMsg::InterruptGraceOver);
+        self.send_interrupt(myself, state).await;
+    }
+
+    /// `turn/interrupt` for the run's turn while it runs; refused because
+    /// the turn is not active yet, tried again shortly (`INTERRUPT_RETRY`).
+    async fn send_interrupt(&self, myself: &RunRef, state: &mut RunState) {
+        let Some(record) = state.record.as_ref() else {
+            return;
+        };
+        let Some(turn_id) = record
+            .turn_id
+            .clone()
+            .filter(|_| record.status == RunStatus::Running)
+        else {
+            return;
+        };
+        let thread_id = record.thread_id.clone();
+        match state.connection.turn_interrupt(&thread_id, &turn_id).await {
+            Ok(_) => {}
+            Err(ConnectionError::Rpc { .. }) => {
+                myself.send_after(INTERRUPT_RETRY, || RunMsg::RetryInterrupt);
+            }
+            Err(error) => tracing::warn!(%error, "turn/interrupt failed"),
+        }
     }
 }
 

@@ -156,6 +156,23 @@ async fn the_hard_timeout_interrupts_the_turn_and_ends_it_timed_out() {
     rig.stop().await;
 }
 
+/// An interrupt the moment the run's handle is out: Codex has answered
+/// `turn/start` but refuses an interrupt until its turn is active ("no
+/// active turn to interrupt"), so the run tries again; Codex confirms, and
+/// the run does not end by the grace period with the turn still going.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupt_right_after_the_start_stops_the_turn() {
+    let rig = EngineRig::start(&[]).await;
+    for _ in 0..3 {
+        let started = rig.run(Script::hang().marker()).await;
+        rig.engine.interrupt(&started.run_id).await.unwrap();
+        let result = rig.finish(&started).await;
+        assert_eq!(result.status, RunStatus::Interrupted);
+        assert_eq!(result.error, None, "Codex confirmed the interrupt");
+    }
+    rig.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_runs_a_second_turn_on_the_same_thread_with_its_context() {
     let rig = EngineRig::start(&[]).await;
