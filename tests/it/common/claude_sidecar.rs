@@ -12,12 +12,13 @@ use codex_mcp_sidecar::config::{ENV_POINTER_DIR, ENV_RUN_DIR, ENV_URL};
 use codex_mcp_sidecar_test_support::scripted_anthropic::{
     AnthropicRequest, AnthropicScript, ScriptedAnthropic,
 };
-use codex_mcp_sidecar_test_support::world::{SidecarWorld, processes_naming};
+use codex_mcp_sidecar_test_support::world::SidecarWorld;
 use serde_json::{Value, json};
 
 use super::claude::ClaudeUser;
 use super::claude_tty::{FAKE_API_KEY, InteractiveClaude, wait_until};
 use super::codex_bin;
+use super::codex_setup::stop_shared_server;
 use super::mcp_traffic::{Direction, TrafficLog};
 
 const SIDECAR: &str = env!("CARGO_BIN_EXE_codex-mcp-sidecar");
@@ -40,10 +41,6 @@ const TOOL_CALL_TIMEOUT: Duration = Duration::from_secs(100);
 
 /// A whole `claude -p`: start-up, the handshake and a few tool calls.
 const PRINT_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// `app-server stop` signals the keeper and waits for the app-server's
-/// whole process group to go.
-const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How much of the sidecar's debug log, and of Claude Code's log of it, a
 /// failure message shows.
@@ -218,23 +215,7 @@ impl ClaudeSidecar {
     /// Stops the shared app-server the sidecar started and checks nothing of
     /// it is left.
     pub async fn finish(self) {
-        let stop = tokio::time::timeout(
-            STOP_TIMEOUT,
-            self.world
-                .command(SIDECAR)
-                .args(["app-server", "stop"])
-                .output(),
-        )
-        .await
-        .expect("app-server stop finishes within STOP_TIMEOUT")
-        .unwrap();
-        assert!(
-            stop.status.success(),
-            "app-server stop: {}",
-            String::from_utf8_lossy(&stop.stderr)
-        );
-        let left = processes_naming(&self.world.url);
-        assert!(left.is_empty(), "processes left: {left:?}");
+        stop_shared_server(&self.world, SIDECAR, None).await;
         self.api.shutdown().await;
         self.world.shutdown().await;
     }

@@ -23,6 +23,7 @@ macro_rules! suite_world {
 pub mod claude;
 pub mod claude_sidecar;
 pub mod claude_tty;
+pub mod codex_setup;
 pub mod engine;
 pub mod mcp_traffic;
 pub mod raw_mcp;

@@ -16,10 +16,11 @@ use serde_json::json;
 
 use crate::common::claude::{ClaudeUser, PLUGIN_SERVER_LOG, text};
 use crate::common::codex_bin;
+use crate::common::codex_setup::stop_shared_server;
 use codex_mcp_sidecar_test_support::scripted_anthropic::{
     AnthropicRequest, AnthropicScript, FALLBACK_TEXT, Reply, ScriptedAnthropic,
 };
-use codex_mcp_sidecar_test_support::world::{SidecarWorld, processes_naming};
+use codex_mcp_sidecar_test_support::world::SidecarWorld;
 
 const SIDECAR: &str = env!("CARGO_BIN_EXE_codex-mcp-sidecar");
 
@@ -49,10 +50,6 @@ const WAIT_SLICE: Duration = Duration::from_secs(60);
 /// [`CLAUDE_CONNECT_TIMEOUT`]), up to three model turns and two tool calls
 /// (each bounded by [`TOOL_CALL_TIMEOUT`]).
 const PRINT_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// `app-server stop` signals the keeper and waits for the app-server's
-/// whole process group (the npm launcher and the native binary) to go.
-const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claude_p_runs_codex_through_the_plugin_and_gets_the_answer_back() {
@@ -220,24 +217,7 @@ impl PluginSession {
     /// Stops the shared app-server the plugin's sidecar started, as a user
     /// would, and checks nothing of it is left.
     async fn finish(self) {
-        let stop = tokio::time::timeout(
-            STOP_TIMEOUT,
-            self.world
-                .command(SIDECAR)
-                .env("CODEX_HOME", codex_home(&self.user))
-                .args(["app-server", "stop"])
-                .output(),
-        )
-        .await
-        .expect("app-server stop finishes within STOP_TIMEOUT")
-        .unwrap();
-        assert!(
-            stop.status.success(),
-            "app-server stop: {}",
-            String::from_utf8_lossy(&stop.stderr)
-        );
-        let left = processes_naming(&self.world.url);
-        assert!(left.is_empty(), "processes left: {left:?}");
+        stop_shared_server(&self.world, SIDECAR, Some(&codex_home(&self.user))).await;
         self.api.shutdown().await;
         self.world.shutdown().await;
     }

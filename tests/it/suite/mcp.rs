@@ -14,6 +14,7 @@ use rmcp::transport::TokioChildProcess;
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
 
+use crate::common::codex_setup::turn_on_request_tools;
 use crate::common::engine::config;
 use crate::common::tmux::Tmux;
 use crate::common::tools::{call, structured, text};
@@ -1624,19 +1625,7 @@ fn last_tool_output(model: &ScriptedModel) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_change_permission_and_question_requests_wait_for_the_caller() {
     let world = World::new().await;
-    let config = world.codex_home.path().join("config.toml");
-    let toml = std::fs::read_to_string(&config).unwrap().replace(
-        "[features]\n",
-        "[features]\nrequest_permissions_tool = true\ndefault_mode_request_user_input = true\n",
-    );
-    assert!(toml.contains("request_permissions_tool"), "{toml}");
-    std::fs::write(
-        &config,
-        format!(
-            "{toml}\n[sandbox_workspace_write]\nexclude_slash_tmp = true\nexclude_tmpdir_env_var = true\n"
-        ),
-    )
-    .unwrap();
+    turn_on_request_tools(world.codex_home.path());
     let client = world.over_stdio(None).await;
     let outside = tempfile::tempdir().unwrap();
     let patch = |name: &str| {

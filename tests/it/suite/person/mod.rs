@@ -11,6 +11,7 @@ use codex_mcp_sidecar_test_support::scripted_model::Script;
 use serde_json::Value;
 
 use crate::common::EVENT_TIMEOUT;
+use crate::common::codex_setup::turn_on_request_tools;
 
 mod raw;
 
@@ -223,19 +224,7 @@ fn last_tool_output(world: &World) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_change_and_a_question_are_answered_in_the_form() {
     let world = World(codex_mcp_sidecar_test_support::world::SidecarWorld::new().await);
-    let config = world.codex_home.path().join("config.toml");
-    let toml = std::fs::read_to_string(&config).unwrap().replace(
-        "[features]\n",
-        "[features]\nrequest_permissions_tool = true\ndefault_mode_request_user_input = true\n",
-    );
-    assert!(toml.contains("request_permissions_tool"), "{toml}");
-    std::fs::write(
-        &config,
-        format!(
-            "{toml}\n[sandbox_workspace_write]\nexclude_slash_tmp = true\nexclude_tmpdir_env_var = true\n"
-        ),
-    )
-    .unwrap();
+    turn_on_request_tools(world.codex_home.path());
     let outside = tempfile::tempdir().unwrap();
     let target = outside.path().join("report.txt");
     let patch = Script::exec(
