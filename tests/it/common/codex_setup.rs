@@ -1,5 +1,6 @@
 //! What several suites do to the Codex a test runs: turn on the request
-//! tools Codex ships off, and stop a shared app-server the way a user would.
+//! tools Codex ships off, give it an eliciting MCP server, and stop a shared
+//! app-server the way a user would.
 
 use std::path::Path;
 use std::time::Duration;
@@ -26,6 +27,22 @@ pub fn turn_on_request_tools(codex_home: &Path) {
         format!(
             "{toml}\n[sandbox_workspace_write]\nexclude_slash_tmp = true\nexclude_tmpdir_env_var = true\n"
         ),
+    )
+    .unwrap();
+}
+
+/// Gives the Codex of `codex_home` an MCP server, `eliciting`, whose tool
+/// `ask` asks through an elicitation (`tests/it/support/eliciting_mcp_server.py`).
+pub fn add_eliciting_mcp_server(codex_home: &Path) {
+    let config = codex_home.join("config.toml");
+    let toml = std::fs::read_to_string(&config).unwrap();
+    let server = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/it/support/eliciting_mcp_server.py"
+    );
+    std::fs::write(
+        &config,
+        format!("{toml}\n[mcp_servers.eliciting]\ncommand = \"python3\"\nargs = [\"{server}\"]\n"),
     )
     .unwrap();
 }

@@ -103,17 +103,7 @@ async fn the_person_accepts_a_codex_command_in_claude_codes_dialog() {
         "{}",
         session.context()
     );
-    assert_eq!(
-        session.traffic.client_requests("tasks/update"),
-        1,
-        "{}",
-        session.context()
-    );
-    // And the audit says the person decided.
-    assert_eq!(deciders(&session), [Some(Answerer::Person)]);
-
-    claude.stop().await;
-    session.finish().await;
+    assert_the_person_decided_once(session, claude).await;
 }
 
 /// Esc on the dialog is "answer later", not a cancel: Claude Code sends no
@@ -178,6 +168,11 @@ async fn escape_leaves_the_question_with_the_person_until_answered_from_the_task
     wait_for_dialog(&session, &claude).await;
     claude.accept_form(|| session.context()).await;
     assert_made_and_told(&session, &claude).await;
+    assert_the_person_decided_once(session, claude).await;
+}
+/// One answer went out, through `tasks/update`, and the audit says the
+/// person decided; then Claude Code and the session stop.
+async fn assert_the_person_decided_once(session: ClaudeSidecar, claude: InteractiveClaude) {
     assert_eq!(
         session.traffic.client_requests("tasks/update"),
         1,
@@ -185,7 +180,6 @@ async fn escape_leaves_the_question_with_the_person_until_answered_from_the_task
         session.context()
     );
     assert_eq!(deciders(&session), [Some(Answerer::Person)]);
-
     claude.stop().await;
     session.finish().await;
 }

@@ -14,7 +14,7 @@ use rmcp::transport::TokioChildProcess;
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
 
-use crate::common::codex_setup::turn_on_request_tools;
+use crate::common::codex_setup::{add_eliciting_mcp_server, turn_on_request_tools};
 use crate::common::engine::config;
 use crate::common::tmux::Tmux;
 use crate::common::tools::{call, structured, text};
@@ -1769,17 +1769,7 @@ async fn approve(client: &Client, run_id: &str, pending: &Value, decision: &str)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mcp_elicitations_wait_for_the_caller() {
     let world = World::new().await;
-    let config = world.codex_home.path().join("config.toml");
-    let toml = std::fs::read_to_string(&config).unwrap();
-    let server = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/it/support/eliciting_mcp_server.py"
-    );
-    std::fs::write(
-        &config,
-        format!("{toml}\n[mcp_servers.eliciting]\ncommand = \"python3\"\nargs = [\"{server}\"]\n"),
-    )
-    .unwrap();
+    add_eliciting_mcp_server(world.codex_home.path());
     let client = world.over_stdio(None).await;
     // (may the tool run, the server's question) -> what the model is told
     let cases = [

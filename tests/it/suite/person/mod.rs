@@ -11,7 +11,7 @@ use codex_mcp_sidecar_test_support::scripted_model::Script;
 use serde_json::Value;
 
 use crate::common::EVENT_TIMEOUT;
-use crate::common::codex_setup::turn_on_request_tools;
+use crate::common::codex_setup::{add_eliciting_mcp_server, turn_on_request_tools};
 
 mod raw;
 
@@ -335,17 +335,7 @@ async fn an_unanswered_form_is_declined_at_the_hard_timeout_and_withdrawn() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_mcp_servers_elicitation_passes_through_to_the_person() {
     let world = World(codex_mcp_sidecar_test_support::world::SidecarWorld::new().await);
-    let config = world.codex_home.path().join("config.toml");
-    let toml = std::fs::read_to_string(&config).unwrap();
-    let server = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/it/support/eliciting_mcp_server.py"
-    );
-    std::fs::write(
-        &config,
-        format!("{toml}\n[mcp_servers.eliciting]\ncommand = \"python3\"\nargs = [\"{server}\"]\n"),
-    )
-    .unwrap();
+    add_eliciting_mcp_server(world.codex_home.path());
     let prompt = Script::mcp_call("eliciting", "ask", serde_json::json!({}), "asked").marker();
     let lines = python_client(&world, "fill:prod", &prompt, "on-request").await;
     let elicited = events(&lines, "elicited");
