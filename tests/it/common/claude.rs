@@ -28,6 +28,15 @@ pub const CLAUDE_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// this only trips when Claude Code is stuck, on the network say.
 pub const ADD_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A fake key in the API's own shape; the scripted API takes any.
+pub const FAKE_API_KEY: &str = "sk-ant-api03-scripted-0000000000000000000000";
+
+/// Bounds each tool call inside Claude Code in `-p` mode: the first starts
+/// the shared app-server (a few seconds, more on a loaded machine) and
+/// Codex runs a one-answer scripted turn. Set, so a stuck call comes back as
+/// a tool error instead of hanging Claude Code.
+pub const TOOL_CALL_TIMEOUT: Duration = Duration::from_secs(100);
+
 /// A throwaway Claude Code user: its `HOME`, config folder and working
 /// directory, so neither the real `~/.claude` nor a `.mcp.json` in the
 /// checkout takes part.
@@ -78,6 +87,28 @@ impl ClaudeUser {
     /// `claude ARGS` as this user, in its project, with no credential, cache
     /// or network of the developer's, plus [`ClaudeUser::env`]; a test adds
     /// what its command needs (an Anthropic API of its own, say).
+    /// `claude -p PROMPT` against the scripted API at `api`, allowed to call
+    /// `allowed`, with MCP tools listed directly (otherwise they are
+    /// deferred behind a search tool, and the first request would not offer
+    /// them) and each tool call bounded by [`TOOL_CALL_TIMEOUT`].
+    pub fn print_command(
+        &self,
+        prompt: &str,
+        allowed: &[&str],
+        api: &str,
+    ) -> tokio::process::Command {
+        let mut command = self.command(&["-p", prompt, "--allowedTools", &allowed.join(",")]);
+        command
+            .env("ANTHROPIC_BASE_URL", api)
+            .env("ANTHROPIC_API_KEY", FAKE_API_KEY)
+            .env("ENABLE_TOOL_SEARCH", "false")
+            .env(
+                "MCP_TOOL_TIMEOUT",
+                TOOL_CALL_TIMEOUT.as_millis().to_string(),
+            );
+        command
+    }
+
     pub fn command(&self, args: &[&str]) -> tokio::process::Command {
         let claude = claude();
         assert!(

@@ -16,7 +16,7 @@ use codex_mcp_sidecar_test_support::world::SidecarWorld;
 use serde_json::{Value, json};
 
 use super::claude::ClaudeUser;
-use super::claude_tty::{FAKE_API_KEY, InteractiveClaude, wait_until};
+use super::claude_tty::{InteractiveClaude, wait_until};
 use super::codex_bin;
 use super::codex_setup::stop_shared_server;
 use super::mcp_traffic::{Direction, TrafficLog};
@@ -33,11 +33,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Between a prompt sent before Claude Code had the sidecar's tools and the
 /// next: it takes them in within a second of `tools/list`.
 const ASK_AGAIN_PAUSE: Duration = Duration::from_secs(1);
-
-/// Bounds each of Claude Code's tool calls in `-p` mode (the first starts
-/// the shared app-server), so a stuck call comes back as a tool error well
-/// before [`PRINT_TIMEOUT`].
-const TOOL_CALL_TIMEOUT: Duration = Duration::from_secs(100);
 
 /// A whole `claude -p`: start-up, the handshake and a few tool calls.
 const PRINT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -110,15 +105,7 @@ impl ClaudeSidecar {
     pub async fn print(&self, prompt: &str, allowed: &[&str]) -> Output {
         let mut command = self
             .user
-            .command(&["-p", prompt, "--allowedTools", &allowed.join(",")]);
-        command
-            .env("ANTHROPIC_BASE_URL", self.api.base_url())
-            .env("ANTHROPIC_API_KEY", FAKE_API_KEY)
-            .env("ENABLE_TOOL_SEARCH", "false")
-            .env(
-                "MCP_TOOL_TIMEOUT",
-                TOOL_CALL_TIMEOUT.as_millis().to_string(),
-            );
+            .print_command(prompt, allowed, &self.api.base_url());
         tokio::time::timeout(PRINT_TIMEOUT, command.output())
             .await
             .unwrap_or_else(|_| {

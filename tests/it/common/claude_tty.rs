@@ -17,10 +17,9 @@ use serde_json::{Value, json};
 use super::claude::ClaudeUser;
 use super::tmux::Tmux;
 
-/// A fake key in the API's own shape; the scripted API takes any. Claude
-/// Code asks once whether to use a key from the environment, unless the
-/// config lists its last [`APPROVED_KEY_CHARS`] characters as approved.
-pub const FAKE_API_KEY: &str = "sk-ant-api03-scripted-0000000000000000000000";
+pub use super::claude::FAKE_API_KEY;
+/// Claude Code asks once whether to use a key from the environment, unless
+/// the config lists its last this many characters as approved.
 const APPROVED_KEY_CHARS: usize = 20;
 
 /// Wide enough that a command line in the dialog is not wrapped, tall enough

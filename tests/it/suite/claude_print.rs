@@ -29,26 +29,17 @@ const SIDECAR: &str = env!("CARGO_BIN_EXE_codex-mcp-sidecar");
 const RUN_TOOL: &str = "mcp__plugin_codex-sidecar_codex__codex_run";
 const WAIT_TOOL: &str = "mcp__plugin_codex-sidecar_codex__codex_wait";
 
-/// A fake key in the API's own shape; the scripted API takes any.
-const FAKE_API_KEY: &str = "sk-ant-api03-scripted-0000000000000000000000";
-
 /// What the scripted API puts before a tool's result in its final answer.
 const ANSWER_PREFIX: &str = "Codex answered: ";
 
-/// Bounds each tool call inside Claude Code: the first starts the shared
-/// app-server (a few seconds, more on a loaded machine) and Codex runs a
-/// one-answer scripted turn. Set, so a stuck call comes back as a tool error
-/// well before [`PRINT_TIMEOUT`] instead of hanging Claude Code.
-const TOOL_CALL_TIMEOUT: Duration = Duration::from_secs(100);
-
 /// The slice one `codex_wait` waits before it answers `still_running`: far
 /// longer than a scripted turn (well under a second), so the run has ended
-/// within the first slice, and inside [`TOOL_CALL_TIMEOUT`].
+/// within the first slice, and inside `claude::TOOL_CALL_TIMEOUT`.
 const WAIT_SLICE: Duration = Duration::from_secs(60);
 
 /// The whole `claude -p`: start-up, the plugin's MCP handshake (bounded by
 /// [`CLAUDE_CONNECT_TIMEOUT`]), up to three model turns and two tool calls
-/// (each bounded by [`TOOL_CALL_TIMEOUT`]).
+/// (each bounded by `claude::TOOL_CALL_TIMEOUT`).
 const PRINT_TIMEOUT: Duration = Duration::from_secs(300);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,17 +141,8 @@ impl PluginSession {
         );
         let mut command = self
             .user
-            .command(&["-p", prompt, "--allowedTools", &allowed.join(",")]);
+            .print_command(prompt, allowed, &self.api.base_url());
         command
-            .env("ANTHROPIC_BASE_URL", self.api.base_url())
-            .env("ANTHROPIC_API_KEY", FAKE_API_KEY)
-            // MCP tools are otherwise deferred behind a search tool, and the
-            // first request would not offer `codex_run` itself.
-            .env("ENABLE_TOOL_SEARCH", "false")
-            .env(
-                "MCP_TOOL_TIMEOUT",
-                TOOL_CALL_TIMEOUT.as_millis().to_string(),
-            )
             .env("PATH", path)
             .env("CODEX_BIN", codex_bin())
             .env("CODEX_HOME", codex_home(&self.user))
