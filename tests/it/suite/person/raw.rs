@@ -10,6 +10,19 @@ use serde_json::json;
 use super::World;
 use crate::common::raw_mcp::RawMcp;
 
+/// The sidecar in the project of `world`, with a private app-server and
+/// `CODEX_MCP_WRAPPER_APPROVALS` set to `approvals` when given.
+fn sidecar(world: &World, approvals: Option<&str>) -> tokio::process::Command {
+    let mut command = world.command(env!("CARGO_BIN_EXE_codex-mcp-sidecar"));
+    command
+        .env("CODEX_MCP_WRAPPER_APP_SERVER_MODE", "private")
+        .current_dir(world.project.path());
+    if let Some(approvals) = approvals {
+        command.env("CODEX_MCP_WRAPPER_APPROVALS", approvals);
+    }
+    command
+}
+
 /// A raw client with the tasks extension and the elicitation capability:
 /// while the person is asked, `tasks/get` shows `input_required` with the
 /// same form. Declined through `tasks/update`, the direct form is withdrawn
@@ -19,10 +32,7 @@ use crate::common::raw_mcp::RawMcp;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_shows_input_required_while_the_person_is_asked() {
     let world = World(codex_mcp_sidecar_test_support::world::SidecarWorld::new().await);
-    let mut command = world.command(env!("CARGO_BIN_EXE_codex-mcp-sidecar"));
-    command
-        .env("CODEX_MCP_WRAPPER_APP_SERVER_MODE", "private")
-        .current_dir(world.project.path());
+    let command = sidecar(&world, None);
     let capabilities = json!({
         "elicitation": {"form": {}},
         "extensions": {"io.modelcontextprotocol/tasks": {}},
@@ -141,11 +151,7 @@ async fn a_task_shows_input_required_while_the_person_is_asked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_cannot_show_the_form_hands_the_request_back() {
     let world = World(codex_mcp_sidecar_test_support::world::SidecarWorld::new().await);
-    let mut command = world.command(env!("CARGO_BIN_EXE_codex-mcp-sidecar"));
-    command
-        .env("CODEX_MCP_WRAPPER_APP_SERVER_MODE", "private")
-        .env("CODEX_MCP_WRAPPER_APPROVALS", "person")
-        .current_dir(world.project.path());
+    let command = sidecar(&world, Some("person"));
     let mut client = RawMcp::spawn(command).await;
     let started = client
         .call_ok(
@@ -200,11 +206,7 @@ async fn a_client_that_cannot_show_the_form_hands_the_request_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_approvals_setting_is_reported_by_the_check() {
     let world = World(codex_mcp_sidecar_test_support::world::SidecarWorld::new().await);
-    let mut command = world.command(env!("CARGO_BIN_EXE_codex-mcp-sidecar"));
-    command
-        .env("CODEX_MCP_WRAPPER_APP_SERVER_MODE", "private")
-        .env("CODEX_MCP_WRAPPER_APPROVALS", "nobody")
-        .current_dir(world.project.path());
+    let command = sidecar(&world, Some("nobody"));
     let mut client = RawMcp::spawn(command).await;
     let check = client.call_ok("codex_wrapper_check", json!({})).await;
     assert_eq!(check["ok"], false, "{check}");
