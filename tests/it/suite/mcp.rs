@@ -1431,6 +1431,19 @@ async fn a_person_attached_with_the_codex_ui_sees_the_same_turn() {
         audit.contains("was answered in another client of the thread"),
         "{audit}"
     );
+    // So does the readable summary.
+    let summary = std::fs::read_to_string(
+        world
+            .project
+            .path()
+            .join(".codex/codex-mcp/runs")
+            .join(format!("{asking_id}.md")),
+    )
+    .unwrap();
+    assert!(
+        summary.contains("by another client of the thread"),
+        "{summary}"
+    );
     client.cancel().await.unwrap();
     world.shutdown().await;
 }
