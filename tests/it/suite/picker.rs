@@ -106,6 +106,14 @@ async fn enter_attaches_the_codex_ui_to_the_running_turn_and_comes_back() {
     // prompt holds them quoted).
     let side_by_side = format!("{}{}", words[WORDS - 2], words[WORDS - 1].trim());
     picker.wait_for_text(&side_by_side, SCREEN_TIMEOUT).await;
+    // The last words are on screen a moment before the turn ends, and Ctrl+C
+    // on a running turn interrupts it instead of quitting: quit once the
+    // run is over.
+    let done = tokio::time::timeout(SCREEN_TIMEOUT, run.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(done.success());
     quit_codex(&picker);
 
     // Back in the picker, on the same run, which has finished meanwhile.
@@ -116,11 +124,6 @@ async fn enter_attaches_the_codex_ui_to_the_running_turn_and_comes_back() {
                 && screen.contains("completed")
         })
         .await;
-    let done = tokio::time::timeout(SCREEN_TIMEOUT, run.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(done.success());
 
     // With the app-server gone, Enter opens the finished run from Codex's
     // own session files.
