@@ -168,6 +168,8 @@ pub async fn check(
             };
             ("unix", reachable, agent.map(|agent| (url, agent)))
         }
+        // Not built yet (issue 17).
+        AppServerMode::Remote(_) => ("remote", false, None),
     };
     let (mut version, mut version_matches) = (None, None);
     if let Some((url, agent)) = &server_agent {

@@ -237,6 +237,11 @@ pub async fn check(
 ) -> LoginHealth {
     let asked = match &config.app_server {
         AppServerMode::Unix { path } => ask_unix(path).await,
+        // Not built yet (issue 17): the remote server is asked over its own
+        // connection.
+        AppServerMode::Remote(_) => {
+            return LoginHealth::not_checked("the app-server is remote");
+        }
         AppServerMode::Private | AppServerMode::Shared { .. } => {
             let Some(codex) = codex else {
                 return LoginHealth::not_checked("no Codex CLI to ask");

@@ -19,7 +19,7 @@ use crate::appserver::shared::{
 };
 use crate::appserver::{AppServerError, AppServerProcess, CapabilityToken, SpawnOptions};
 use crate::codex_bin::CodexBinary;
-use crate::config::{AppServerMode, Config};
+use crate::config::{AppServerMode, Config, RemoteEndpoint};
 
 /// After a connection drops, how long a private server may take to be seen
 /// exiting. A killed process is reaped within milliseconds; a second covers
@@ -68,6 +68,9 @@ pub enum Backend {
     },
     /// Someone else's server: nothing to keep.
     Unix { path: PathBuf },
+    /// Someone else's server over the network: nothing to keep, and never
+    /// started or stopped.
+    Remote { endpoint: RemoteEndpoint },
 }
 
 impl Backend {
@@ -92,6 +95,9 @@ impl Backend {
                 lease: None,
             },
             AppServerMode::Unix { path } => Backend::Unix { path: path.clone() },
+            AppServerMode::Remote(endpoint) => Backend::Remote {
+                endpoint: endpoint.clone(),
+            },
         }
     }
 
@@ -152,6 +158,13 @@ impl Backend {
                 token_file: None,
                 stderr: None,
             }),
+            // Not built yet (issue 17): credentials and TLS.
+            Backend::Remote { endpoint } => Ok(Endpoint {
+                url: endpoint.url.clone(),
+                token: None,
+                token_file: None,
+                stderr: None,
+            }),
         }
     }
 
@@ -186,6 +199,8 @@ impl Backend {
                 refused
             }
             Backend::Unix { path } => tokio::net::UnixStream::connect(&*path).await.is_err(),
+            // Not built yet (issue 17): a remote server is never known gone.
+            Backend::Remote { .. } => false,
         }
     }
 

@@ -5,8 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod remote;
+
 use crate::protocol::{ApprovalPolicy, SandboxMode};
 use crate::shell_path::{PathRefusal, RefusedPath, absolute_part, absolute_setting};
+pub use remote::{DEFAULT_ENDPOINT, RemoteAuth, RemoteEndpoint};
 
 /// The shared app-server's address when none is configured. One per user:
 /// every sidecar of that user connects to it.
@@ -145,8 +148,21 @@ pub enum ConfigError {
     NotMillis { name: &'static str, value: String },
     #[error("{name}={value:?} is not a whole number greater than 0")]
     NotCount { name: &'static str, value: String },
-    #[error("{name}={value:?} is not a ws://HOST:PORT or unix://PATH URL")]
+    #[error("{name}={value:?} is not a ws://HOST:PORT, wss://HOST:PORT or unix://PATH URL")]
     BadUrl { name: &'static str, value: String },
+    #[error(
+        "{name}={value:?} is on another host and has no auth: set {} (a capability token) or {} (signed bearer tokens)",
+        remote::ENV_TOKEN_FILE,
+        remote::ENV_SHARED_SECRET_FILE
+    )]
+    RemoteWithoutAuth { name: &'static str, value: String },
+    #[error(
+        "{first} and {second} are both set: the app-server checks one kind of token, so set one"
+    )]
+    TwoAuths {
+        first: &'static str,
+        second: &'static str,
+    },
     #[error(
         "no Codex home: set CODEX_HOME (or {ENV_CODEX_HOME}), or HOME so that ~/.codex can be used"
     )]
@@ -186,6 +202,9 @@ pub enum AppServerMode {
     /// Someone else's server on a Unix socket (Codex's managed daemon, say):
     /// we only connect, never start or stop it.
     Unix { path: PathBuf },
+    /// Someone else's server over the network (`wss://`, another host, or a
+    /// loopback URL with auth settings): we only connect.
+    Remote(RemoteEndpoint),
 }
 
 /// What a run may do, as one word: the sandbox and approval policy it gets.
@@ -296,8 +315,18 @@ impl Config {
             ENV_LISTEN
         };
         let url = env(url_var);
-        let app_server = match (env(ENV_MODE).as_deref(), url) {
-            (_, Some(url)) if url.starts_with("unix://") => {
+        let remote = match url.as_deref() {
+            Some(url)
+                if !url.starts_with("unix://") && env(ENV_MODE).as_deref() != Some("private") =>
+            {
+                let path = |name: &'static str| path(name).map_err(ConfigError::from);
+                remote::remote_from_env(url_var, url, &path, &env)?
+            }
+            _ => None,
+        };
+        let app_server = match (remote, env(ENV_MODE).as_deref(), url) {
+            (Some(endpoint), _, _) => AppServerMode::Remote(endpoint),
+            (None, _, Some(url)) if url.starts_with("unix://") => {
                 let path = url.trim_start_matches("unix://");
                 if path.is_empty() {
                     return Err(ConfigError::BadUrl {
@@ -308,7 +337,7 @@ impl Config {
                 let path = absolute_part(url_var, &url, path, home.as_deref())?;
                 AppServerMode::Unix { path }
             }
-            (None | Some("shared"), url) => {
+            (None, None | Some("shared"), url) => {
                 let url = url.unwrap_or_else(|| DEFAULT_SHARED_URL.to_string());
                 if !url.starts_with("ws://") {
                     return Err(ConfigError::BadUrl {
@@ -318,8 +347,8 @@ impl Config {
                 }
                 AppServerMode::Shared { url }
             }
-            (Some("private"), _) => AppServerMode::Private,
-            (Some(other), _) => {
+            (None, Some("private"), _) => AppServerMode::Private,
+            (None, Some(other), _) => {
                 return Err(ConfigError::NotOneOf {
                     name: ENV_MODE,
                     value: other.to_string(),

@@ -218,3 +218,80 @@ fn bad_values_are_named() {
     );
     assert_eq!(config(&[]).unwrap_err(), ConfigError::NoCodexHome);
 }
+
+/// Another host, `wss://`, or an auth setting makes the URL a remote
+/// server's; a loopback `ws://` without them stays the shared server.
+#[test]
+fn a_url_on_another_host_is_a_remote_endpoint_with_its_auth() {
+    use remote::{ENV_AUDIENCE, ENV_CA_FILE, ENV_ISSUER, ENV_SHARED_SECRET_FILE, ENV_TOKEN_FILE};
+    let signed = config(&[
+        ("HOME", "/h"),
+        (ENV_URL, "ws://10.1.2.3:4500"),
+        (ENV_SHARED_SECRET_FILE, "~/secret"),
+        (ENV_ISSUER, "me"),
+        (ENV_AUDIENCE, "codex"),
+    ])
+    .unwrap();
+    assert_eq!(
+        signed.app_server,
+        AppServerMode::Remote(RemoteEndpoint {
+            name: DEFAULT_ENDPOINT.into(),
+            url: "ws://10.1.2.3:4500".into(),
+            auth: RemoteAuth::SignedBearer {
+                secret_file: "/h/secret".into(),
+                issuer: Some("me".into()),
+                audience: Some("codex".into()),
+            },
+            ca_file: None,
+        })
+    );
+    let tls = config(&[
+        ("HOME", "/h"),
+        (ENV_URL, "wss://box.example:443"),
+        (ENV_TOKEN_FILE, "/t"),
+        (ENV_CA_FILE, "/ca.pem"),
+    ])
+    .unwrap();
+    let AppServerMode::Remote(endpoint) = tls.app_server else {
+        panic!("wss is remote: {:?}", tls.app_server);
+    };
+    assert_eq!(
+        endpoint.auth,
+        RemoteAuth::CapabilityToken { file: "/t".into() }
+    );
+    assert_eq!(endpoint.ca_file, Some("/ca.pem".into()));
+    let tunnel = config(&[
+        ("HOME", "/h"),
+        (ENV_URL, "ws://127.0.0.1:9"),
+        (ENV_TOKEN_FILE, "/t"),
+    ])
+    .unwrap();
+    assert!(matches!(tunnel.app_server, AppServerMode::Remote(_)));
+    let shared = config(&[("HOME", "/h"), (ENV_URL, "ws://127.0.0.1:9")]).unwrap();
+    assert!(matches!(shared.app_server, AppServerMode::Shared { .. }));
+}
+
+#[test]
+fn a_remote_url_without_auth_or_with_two_is_refused_naming_the_settings() {
+    use remote::{ENV_SHARED_SECRET_FILE, ENV_TOKEN_FILE};
+    let error = config(&[("HOME", "/h"), (ENV_URL, "wss://box.example:443")]).unwrap_err();
+    assert_eq!(
+        error,
+        ConfigError::RemoteWithoutAuth {
+            name: ENV_URL,
+            value: "wss://box.example:443".into()
+        }
+    );
+    let message = error.to_string();
+    assert!(message.contains(ENV_TOKEN_FILE) && message.contains(ENV_SHARED_SECRET_FILE));
+    let error = config(&[
+        ("HOME", "/h"),
+        (ENV_URL, "ws://10.0.0.2:1"),
+        (ENV_TOKEN_FILE, "/t"),
+        (ENV_SHARED_SECRET_FILE, "/s"),
+    ])
+    .unwrap_err();
+    assert!(matches!(error, ConfigError::TwoAuths { .. }), "{error}");
+    let error = config(&[("HOME", "/h"), (ENV_URL, "wss://:443")]).unwrap_err();
+    assert!(matches!(error, ConfigError::BadUrl { .. }), "{error}");
+}
