@@ -123,3 +123,101 @@ impl BrokerState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::WaitBroker;
+    use super::*;
+    use crate::actors::types::RunResult;
+    use crate::protocol::TokenCounts;
+    use crate::store::RunStatus;
+    use ractor::Actor;
+
+    const CALL: Option<Duration> = Some(Duration::from_secs(10));
+
+    fn started(run_id: &RunId) -> BrokerMsg {
+        BrokerMsg::Started {
+            run_id: run_id.clone(),
+            thread_id: "th".into(),
+            title: "t".into(),
+            cwd: "/p".into(),
+        }
+    }
+
+    fn ended(run_id: &RunId) -> BrokerMsg {
+        BrokerMsg::Ended(RunResult {
+            run_id: run_id.clone(),
+            thread_id: "th".into(),
+            status: RunStatus::Completed,
+            result: Some("done".into()),
+            usage: TokenCounts::default(),
+            duration_ms: 1,
+            error: None,
+            audit_error: None,
+        })
+    }
+
+    /// `any` wakes at the first end, `all` only at the last; a lost run
+    /// stands as its error and holds neither; the slice's end shows who is
+    /// still running.
+    #[tokio::test]
+    async fn any_wakes_at_an_end_all_at_the_last_and_a_lost_run_stands_alone() {
+        let (broker, handle) = Actor::spawn(None, WaitBroker, ()).await.unwrap();
+        let ids: Vec<RunId> = (0..3).map(|_| RunId::generate()).collect();
+        for id in &ids {
+            broker.cast(started(id)).unwrap();
+        }
+        let wait = |mode, slice: Duration| {
+            let (broker, run_ids) = (broker.clone(), ids.clone());
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let standings = broker
+                    .call(
+                        |reply| BrokerMsg::WaitMany {
+                            run_ids,
+                            mode,
+                            soft_timeout: Some(slice),
+                            reply,
+                        },
+                        CALL,
+                    )
+                    .await
+                    .unwrap();
+                (crate::actors::settle(standings).unwrap(), started.elapsed())
+            })
+        };
+        let (standings, took) = wait(WaitMode::Any, Duration::from_millis(200))
+            .await
+            .unwrap();
+        assert!(took >= Duration::from_millis(200), "held for the slice");
+        assert!(
+            standings
+                .iter()
+                .all(|standing| matches!(standing, Ok(WaitOutcome::StillRunning { .. })))
+        );
+
+        let long = Duration::from_secs(30);
+        let any = wait(WaitMode::Any, long);
+        let all = wait(WaitMode::All, long);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        broker
+            .cast(BrokerMsg::Lost {
+                run_id: ids[1].clone(),
+                error: "gone".into(),
+            })
+            .unwrap();
+        broker.cast(ended(&ids[0])).unwrap();
+        let (standings, took) = any.await.unwrap();
+        assert!(took < Duration::from_secs(5), "woken at the end: {took:?}");
+        assert!(matches!(standings[0], Ok(WaitOutcome::Finished(_))));
+        assert!(!all.is_finished(), "all waits for the last run");
+        broker.cast(ended(&ids[2])).unwrap();
+        let (standings, took) = all.await.unwrap();
+        assert!(took < Duration::from_secs(5), "woken at the last end");
+        assert!(matches!(standings[0], Ok(WaitOutcome::Finished(_))));
+        assert!(standings[1].is_err(), "the lost run: {:?}", standings[1]);
+        assert!(matches!(standings[2], Ok(WaitOutcome::Finished(_))));
+        broker.stop(None);
+        handle.await.unwrap();
+    }
+}
