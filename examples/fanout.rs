@@ -1,5 +1,6 @@
 //! Fan out: start several Codex runs at once through the sidecar, wait for
-//! all of them in `codex_wait` slices, give one of them a second turn with
+//! them with `codex_wait` on all their ids (`run_ids`, mode `any`: each call
+//! returns the next run to finish), give one of them a second turn with
 //! `codex_resume`, and print what each did.
 //!
 //! ```sh
@@ -15,6 +16,7 @@ use codex_mcp_sidecar_test_support::scripted_model::Script;
 use common::{Result, Session, WAIT_SLICE_MS, first_line, seconds};
 use futures_util::future::try_join_all;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 
 /// Offline, a run streams one word this often, so its result and the
 /// progress of `still_running` grow while you watch.
@@ -68,7 +70,7 @@ async fn fanout(session: &Session, args: &Args) -> Result<()> {
         println!("started run {} of {}: {run_id}", n + 1, args.runs);
     }
 
-    let mut results = try_join_all(run_ids.iter().map(|run_id| wait(session, run_id))).await?;
+    let mut results = wait_any(session, &run_ids).await?;
 
     // A new turn on run 1's thread: Codex still has its conversation.
     let words = [
@@ -96,21 +98,79 @@ async fn fanout(session: &Session, args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// Waits slice by slice: each `codex_wait` returns the result as soon as
-/// the run ends, or `still_running` with its progress when the slice is up
-/// (shown when it moved).
+/// Waits on every run at once: each `codex_wait` with the ids still
+/// going returns the next run to finish (mode `any`), or `still_running`
+/// with each run's progress when the slice is up (shown when it moved).
+/// The results come back in the order of `run_ids`.
+async fn wait_any(session: &Session, run_ids: &[String]) -> Result<Vec<Value>> {
+    let mut left: Vec<String> = run_ids.to_vec();
+    let mut finished: HashMap<String, Value> = HashMap::new();
+    let mut shown: HashMap<String, Value> = HashMap::new();
+    let mut calls = 0;
+    while !left.is_empty() {
+        calls += 1;
+        let reply = session
+            .call(
+                "codex_wait",
+                json!({"run_ids": left, "mode": "any", "soft_timeout_ms": WAIT_SLICE_MS}),
+            )
+            .await?;
+        if reply["status"] == "still_running" {
+            for run in reply["runs"].as_array().into_iter().flatten() {
+                let run_id = run["runId"].as_str().unwrap_or_default().to_string();
+                let events = &run["events"];
+                if shown.get(&run_id) != Some(events) {
+                    println!("  {run_id} still running: {events} events");
+                    shown.insert(run_id, events.clone());
+                }
+            }
+            continue;
+        }
+        let run_id = reply["runId"].as_str().unwrap_or_default().to_string();
+        let n = run_ids
+            .iter()
+            .position(|id| *id == run_id)
+            .map_or(0, |at| at + 1);
+        println!(
+            "finished run {n} of {}: {run_id} {} in {:.1}s",
+            run_ids.len(),
+            reply["status"].as_str().unwrap_or("?"),
+            seconds(&reply)
+        );
+        left.retain(|id| *id != run_id);
+        finished.insert(run_id, reply);
+    }
+    // Waiting on each run in turn costs a call per slice of each run's
+    // time (at least one): what the old loop, one wait per run, made.
+    let per_run: u64 = finished
+        .values()
+        .map(|reply| {
+            let millis = reply["durationMs"].as_u64().unwrap_or(0);
+            millis.div_ceil(WAIT_SLICE_MS).max(1)
+        })
+        .sum();
+    println!(
+        "waited on {} runs in {calls} codex_wait calls (one wait per run, in the same slices: {per_run})",
+        run_ids.len()
+    );
+    Ok(run_ids
+        .iter()
+        .map(|run_id| finished.remove(run_id).unwrap_or(Value::Null))
+        .collect())
+}
+
+/// Waits slice by slice on one run: the result as soon as it ends, or
+/// `still_running` with its progress when the slice is up.
 async fn wait(session: &Session, run_id: &str) -> Result<Value> {
-    let mut shown = Value::Null;
     loop {
         let reply = session.wait_slice(run_id, WAIT_SLICE_MS).await?;
         if reply["status"] != "still_running" {
             return Ok(reply);
         }
-        let events = &reply["progress"]["events"];
-        if *events != shown {
-            println!("  {run_id} still running: {events} events");
-            shown = events.clone();
-        }
+        println!(
+            "  {run_id} still running: {} events",
+            reply["progress"]["events"]
+        );
     }
 }
 

@@ -12,8 +12,12 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::actors::approvals::PendingApproval;
 use crate::actors::types::{ActiveRun, EngineError, Progress, RunResult, WaitOutcome};
+use crate::actors::wait_many::{RunStanding, WaitMode};
+
+mod many;
 use crate::protocol::ThreadId;
 use crate::store::RunId;
+use many::ManyWaiter;
 
 /// Finished runs remembered for later waits. Older ones are answered from
 /// their audit files instead; a few hundred covers any agent's working set.
@@ -56,6 +60,16 @@ pub enum BrokerMsg {
         run_id: RunId,
         soft_timeout: Option<Duration>,
         reply: RpcReplyPort<Result<WaitOutcome, EngineError>>,
+    },
+    /// Call: wait on several runs for at most `soft_timeout`, until one
+    /// (`Any`) or each (`All`) has ended or waits for the caller. Replies
+    /// where each stands, in the order given; one never heard of stands as
+    /// unknown without failing the others.
+    WaitMany {
+        run_ids: Vec<RunId>,
+        mode: WaitMode,
+        soft_timeout: Option<Duration>,
+        reply: RpcReplyPort<Vec<RunStanding>>,
     },
     /// A waiter's slice is over (sent to itself).
     SliceOver {
@@ -121,6 +135,8 @@ pub struct BrokerState {
     /// Finished run ids, oldest first, to forget beyond the limit.
     finished: VecDeque<RunId>,
     waiters: HashMap<u64, Waiter>,
+    /// Waits on several runs; their ids share `next_waiter`.
+    many: HashMap<u64, ManyWaiter>,
     next_waiter: u64,
 }
 
@@ -179,6 +195,12 @@ impl Actor for WaitBroker {
                 soft_timeout,
                 reply,
             } => state.on_wait(&myself, run_id, soft_timeout, reply),
+            BrokerMsg::WaitMany {
+                run_ids,
+                mode,
+                soft_timeout,
+                reply,
+            } => state.on_wait_many(&myself, run_ids, mode, soft_timeout, reply),
             BrokerMsg::SliceOver { waiter } => state.on_slice_over(waiter),
             BrokerMsg::Active(reply) => {
                 let _ = reply.send(state.active());
@@ -213,6 +235,7 @@ impl BrokerState {
             self.runs.remove(run_id);
         }
         self.answer_all(run_id, || Err(EngineError::BadRequest(error.to_string())));
+        self.wake_many(run_id, Some(error));
     }
 
     fn on_ended(&mut self, result: RunResult) {
@@ -229,6 +252,7 @@ impl BrokerState {
         });
         entry.result = Some(result.clone());
         self.wake(&run_id, &WaitOutcome::Finished(result));
+        self.wake_many(&run_id, None);
         self.finished.push_back(run_id);
         while self.finished.len() > FINISHED_REMEMBERED {
             if let Some(old) = self.finished.pop_front() {
@@ -301,6 +325,7 @@ impl BrokerState {
             approval,
         };
         self.wake(&run_id, &outcome);
+        self.wake_many(&run_id, None);
     }
 
     /// Answers every waiter on the run with `outcome`.
@@ -329,6 +354,9 @@ impl BrokerState {
     }
 
     fn on_slice_over(&mut self, waiter: u64) {
+        if self.many_slice_over(waiter) {
+            return;
+        }
         // Gone already when its run ended first.
         let Some(waiter) = self.waiters.remove(&waiter) else {
             return;

@@ -16,6 +16,7 @@ pub mod run;
 pub mod run_state;
 pub mod supervisor;
 pub mod types;
+pub mod wait_many;
 pub mod watchdog;
 
 use std::time::Duration;

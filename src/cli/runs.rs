@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::Value;
 
+use crate::actors::wait_many::{WaitMode, settled};
 use crate::actors::{Engine, ResumeRequest, ResumeTarget, RunRequest, RunStarted, WaitOutcome};
 use crate::codex_bin::CodexBinary;
 use crate::config::{Config, Permissions};
@@ -62,7 +63,9 @@ pub struct TurnFlags {
 
 #[derive(Debug, Args)]
 pub struct WaitArgs {
-    pub run_id: String,
+    /// One run id, or several: then each run's line is printed as it ends.
+    #[arg(required = true, num_args = 1..)]
+    pub run_ids: Vec<String>,
     /// Each slice's length (0: block until the end).
     #[arg(long)]
     pub soft_timeout_ms: Option<u64>,
@@ -116,9 +119,12 @@ fn parse_permissions(value: Option<&str>) -> Result<Option<Permissions>, String>
 
 pub async fn wait(args: WaitArgs) -> Result<(), String> {
     let engine = engine().await?;
-    let outcome = match RunId::parse(&args.run_id) {
-        Ok(run_id) => wait_to_end(&engine, &run_id, args.soft_timeout_ms, args.once).await,
-        Err(error) => Err(error.to_string()),
+    let outcome = match args.run_ids.as_slice() {
+        [one] => match RunId::parse(one) {
+            Ok(run_id) => wait_to_end(&engine, &run_id, args.soft_timeout_ms, args.once).await,
+            Err(error) => Err(error.to_string()),
+        },
+        many => wait_on_many(&engine, many, args.soft_timeout_ms, args.once).await,
     };
     engine.shutdown().await;
     outcome
@@ -167,6 +173,47 @@ async fn wait_to_end(
             return Ok(());
         }
     }
+}
+
+/// Waits on several runs at once (`any`, slice after slice): prints each
+/// run's line as it ends (or waits for an answer, or is unknown) and drops
+/// it, and every run's progress when a slice ends first.
+async fn wait_on_many(
+    engine: &Engine,
+    run_ids: &[String],
+    soft_timeout_ms: Option<u64>,
+    once: bool,
+) -> Result<(), String> {
+    let mut left = run_ids.to_vec();
+    while !left.is_empty() {
+        let soft =
+            crate::wait_slice::wait_slice(soft_timeout_ms, None, engine.config().wait_soft_timeout);
+        let outcome = engine
+            .wait_many(&left, WaitMode::Any, soft)
+            .await
+            .map_err(|error| error.to_string())?;
+        let over = outcome.first_settled().is_some();
+        for (id, standing) in &outcome.runs {
+            let value = match standing {
+                Ok(outcome) => {
+                    match crate::replies::unfinished(outcome, soft.unwrap_or_default()) {
+                        Ok(_) if over && !settled(standing) => continue,
+                        Ok(value) => value,
+                        Err(result) => serde_json::to_value(result).unwrap_or(Value::Null),
+                    }
+                }
+                Err(error) => serde_json::json!({"runId": id, "status": "unknown", "error": error}),
+            };
+            emit(&value);
+            if settled(standing) || standing.is_err() {
+                left.retain(|left_id| left_id != id);
+            }
+        }
+        if once {
+            return Ok(());
+        }
+    }
+    Ok(())
 }
 
 fn emit(value: &Value) {

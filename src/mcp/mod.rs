@@ -10,7 +10,8 @@
 //!   tool.
 //! - [`tools`]: the tool methods; [`tasks`]: the same calls as MCP tasks.
 //! - [`requests`]: a tool's arguments as an engine request.
-//! - [`params`] and [`replies`]: what the tools take and answer.
+//! - [`params`] and [`replies`]: what the tools take and answer;
+//!   [`wait_request`] and [`many_replies`]: `codex_wait` on one run or several.
 //! - [`person`]: the person at the client, asked about Codex's requests
 //!   through an elicitation form (and a task's `input_required`).
 //! - [`lean`]: what `tools/list` leaves out of the derived schemas, and
@@ -20,6 +21,7 @@ pub mod catalog;
 pub mod framing;
 mod gate;
 mod lean;
+mod many_replies;
 pub mod params;
 mod person;
 #[cfg(test)]
@@ -29,6 +31,7 @@ mod requests;
 mod server;
 mod tasks;
 mod tools;
+mod wait_request;
 
 use std::path::PathBuf;
 

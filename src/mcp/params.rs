@@ -154,7 +154,11 @@ pub struct ResumeParams {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct WaitParams {
-    pub run_id: String,
+    pub run_id: Option<String>,
+    /// Up to 32 runs instead of run_id; drop those already returned.
+    pub run_ids: Option<Vec<String>>,
+    /// any (default): the first to end, a line per other; all: every result.
+    pub mode: Option<WaitModeParam>,
     /// Return `still_running` after this many ms (default 240000; 0 blocks
     /// until the run ends).
     pub soft_timeout_ms: Option<u64>,
@@ -162,6 +166,14 @@ pub struct WaitParams {
     pub timeout_ms: Option<u64>,
     /// A long result's page to return: the previous reply's nextOffset.
     pub offset: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[schemars(inline)]
+pub enum WaitModeParam {
+    Any,
+    All,
 }
 
 /// The `codex` tool of Codex's removed built-in MCP server, field for field.

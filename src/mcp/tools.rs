@@ -10,8 +10,9 @@ use rmcp::service::RequestContext;
 use rmcp::{RoleServer, tool, tool_router};
 
 use super::params::*;
-use super::requests::{Conversation, bounded, run_id};
-use super::{Reply, SidecarServer, ToolResult, answer, replies};
+use super::requests::{Conversation, run_id};
+use super::wait_request::{WaitTarget, wait_request};
+use super::{Reply, SidecarServer, ToolResult, answer, many_replies, replies};
 use crate::actors::approvals::Choice;
 use crate::actors::{Engine, Interrupted, ResumeRequest, ResumeTarget};
 use crate::appserver::connection::LATENCY_TARGET;
@@ -109,7 +110,7 @@ impl SidecarServer {
 
     /// Wait for a run: returns the result as soon as it ends, or
     /// `still_running` with progress after the soft timeout; then call
-    /// codex_wait again with the same runId.
+    /// codex_wait again with the same runId (or run_ids).
     #[tool]
     async fn codex_wait(
         &self,
@@ -118,32 +119,39 @@ impl SidecarServer {
     ) -> ToolResult {
         let outcome = async {
             let engine = &self.engine().await?;
-            let run_id = run_id(&params.run_id)?;
-            if let Some(ms) = params.soft_timeout_ms {
-                bounded(ms, "soft_timeout_ms")?;
+            let request = wait_request(params, self.config.wait_soft_timeout)?;
+            let slice = request.slice;
+            match request.target {
+                WaitTarget::One { run_id, offset } => {
+                    let outcome = engine
+                        .wait(&run_id, slice)
+                        .await
+                        .map_err(replies::failure)?;
+                    let reply = replies::wait_outcome(
+                        &outcome,
+                        slice.unwrap_or_default(),
+                        self.page(offset),
+                    );
+                    tracing::debug!(
+                        target: LATENCY_TARGET,
+                        run_id = %run_id,
+                        outcome = outcome.kind(),
+                        "codex_wait reply"
+                    );
+                    Ok(reply)
+                }
+                WaitTarget::Many { ids, mode } => {
+                    let outcome = engine
+                        .wait_many(&ids, mode, slice)
+                        .await
+                        .map_err(replies::failure)?;
+                    Ok(many_replies::many(
+                        &outcome,
+                        slice.unwrap_or_default(),
+                        self.config.max_result_chars,
+                    ))
+                }
             }
-            if let Some(ms) = params.timeout_ms {
-                bounded(ms, "timeout_ms")?;
-            }
-            let slice = crate::wait_slice::wait_slice(
-                params.soft_timeout_ms,
-                params.timeout_ms,
-                self.config.wait_soft_timeout,
-            );
-            let outcome = engine
-                .wait(&run_id, slice)
-                .await
-                .map_err(replies::failure)?;
-            let offset = usize::try_from(params.offset.unwrap_or(0)).unwrap_or(usize::MAX);
-            let reply =
-                replies::wait_outcome(&outcome, slice.unwrap_or_default(), self.page(offset));
-            tracing::debug!(
-                target: LATENCY_TARGET,
-                run_id = %run_id,
-                outcome = outcome.kind(),
-                "codex_wait reply"
-            );
-            Ok(reply)
         };
         self.with_progress(&context, outcome).await
     }

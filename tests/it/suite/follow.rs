@@ -243,3 +243,47 @@ async fn codex_takes_an_interrupt_from_a_connection_not_subscribed_to_the_thread
     assert_eq!(completed.turn.status, TurnStatus::Interrupted, "{answer:?}");
     rig.finish().await;
 }
+
+/// `codex_wait` on several runs works across sidecars as a single wait
+/// does: the second sidecar waits on its own run and on one the first owns
+/// in one `any` wait, and gets each result whole, the first's followed
+/// through its audit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_on_several_runs_follows_those_of_another_sidecar() {
+    let world = World::new().await;
+    let mut first = world.sidecar().await;
+    let mut second = world.sidecar().await;
+    let (theirs, their_text) = world.start_streaming(&mut first, 12).await;
+    let (ours, our_text) = world.start_streaming(&mut second, 4).await;
+    let mut left = vec![theirs.to_string(), ours.to_string()];
+    let deadline = Instant::now() + FOLLOW_TIMEOUT;
+    while !left.is_empty() {
+        assert!(Instant::now() < deadline, "still running: {left:?}");
+        let reply = second
+            .call_ok(
+                "codex_wait",
+                json!({"run_ids": left, "soft_timeout_ms": SLICE_MS}),
+            )
+            .await;
+        if reply["status"] == "still_running" {
+            continue;
+        }
+        let run_id = reply["runId"].as_str().unwrap().to_string();
+        let text = if run_id == theirs.as_str() {
+            &their_text
+        } else {
+            &our_text
+        };
+        assert_eq!(reply["status"], "completed", "{reply}");
+        assert_eq!(reply["result"], text.as_str(), "{reply}");
+        left.retain(|id| *id != run_id);
+        assert_eq!(
+            reply["others"].as_array().map_or(0, Vec::len),
+            left.len(),
+            "{reply}"
+        );
+    }
+    // The first still owned its run to the end: followed, not adopted.
+    assert_eq!(world.index_records(&theirs), (1, 1));
+    world.stop(vec![first, second]).await;
+}

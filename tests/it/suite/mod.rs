@@ -32,3 +32,4 @@ mod store;
 mod supervision;
 mod unix;
 mod versions;
+mod wait_many;

@@ -149,3 +149,55 @@ async fn a_run_that_finished_while_nobody_watched_is_closed_from_thread_read() {
     assert!(closed_from_read);
     world.stop().await;
 }
+
+/// `wait` with several ids, in a sidecar of its own: it prints each run's
+/// result as the run ends (the short one first), and an unknown id on its
+/// own line, then exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_waits_on_several_runs_and_prints_each_as_it_ends() {
+    let world = World::new().await;
+    let (_long_owner, long) = world
+        .start_run(&Script::stream(&["long ", "turn ", "end"], 700).marker())
+        .await;
+    let (_short_owner, short) = world.start_run(&Script::text("short turn").marker()).await;
+    let unknown = RunId::generate();
+    let output = world
+        .sidecar(&[
+            "wait",
+            long.as_str(),
+            short.as_str(),
+            unknown.as_str(),
+            "--soft-timeout-ms",
+            "0",
+        ])
+        .output();
+    let output = tokio::time::timeout(EVENT_TIMEOUT, output)
+        .await
+        .expect("the wait ends in time")
+        .unwrap();
+    assert!(output.status.success(), "wait failed: {output:?}");
+    let lines: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let ended: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|line| {
+            (
+                line["runId"].as_str().unwrap(),
+                line["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ended,
+        [
+            (short.as_str(), "completed"),
+            (unknown.as_str(), "unknown"),
+            (long.as_str(), "completed"),
+        ],
+        "{lines:?}"
+    );
+    assert_eq!(lines[2]["result"], "long turn end");
+    world.stop().await;
+}
