@@ -26,6 +26,18 @@ use crate::config::{AppServerMode, Config, RemoteEndpoint};
 /// a loaded machine, and a live server never holds a reconnect up longer.
 const EXIT_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// After a connection to the shared server drops, how long its port must
+/// refuse connects before the server counts as gone. A dead server refuses
+/// at once and for good; a proxy or tunnel in front of a live one refuses
+/// only while it restarts, which is milliseconds. Half a second of refusals
+/// tells them apart and delays a dead server's verdict by no more.
+const SHARED_REFUSAL_WINDOW: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// How often the port is tried within [`SHARED_REFUSAL_WINDOW`]: a restart
+/// shorter than this could slip between two tries, and a proxy that comes
+/// back so fast is caught by the reconnect anyway.
+const SHARED_PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Where to connect, and what a terminal UI needs to attach.
 #[derive(Debug)]
 pub struct Endpoint {
@@ -168,9 +180,19 @@ impl Backend {
         }
     }
 
+    /// The remote endpoint, when the server is someone else's over the
+    /// network: a drop is then waited out for longer, since nothing here
+    /// can tell a dead server from a slow network.
+    pub fn remote(&self) -> Option<&RemoteEndpoint> {
+        match self {
+            Backend::Remote { endpoint } => Some(endpoint),
+            _ => None,
+        }
+    }
+
     /// Whether the server itself is gone (not just a connection to it):
-    /// private, its process group; shared, a refused port; unix, a refused
-    /// socket. A gone server is let go, so the next [`Self::ensure`] starts
+    /// private, its process group; shared, a port that refuses every try
+    /// for [`SHARED_REFUSAL_WINDOW`]; unix, a refused socket. A gone server is let go, so the next [`Self::ensure`] starts
     /// a new one.
     pub async fn gone(&mut self) -> bool {
         match self {
@@ -192,7 +214,7 @@ impl Backend {
                 gone
             }
             Backend::Shared { options, lease } => {
-                let refused = tcp_refused(&options.url).await;
+                let refused = refused_throughout(&options.url).await;
                 if refused {
                     *lease = None;
                 }
@@ -216,6 +238,22 @@ impl Backend {
         {
             tracing::warn!(%error, "stopping the private app-server failed");
         }
+    }
+}
+
+/// Every connect to the URL's port is refused for [`SHARED_REFUSAL_WINDOW`]:
+/// one refusal may be a proxy in front of the server restarting, and taking
+/// it for an exit failed runs the server went on with (issue 17).
+async fn refused_throughout(url: &str) -> bool {
+    let deadline = tokio::time::Instant::now() + SHARED_REFUSAL_WINDOW;
+    loop {
+        if !tcp_refused(url).await {
+            return false;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return true;
+        }
+        tokio::time::sleep(SHARED_PROBE_INTERVAL).await;
     }
 }
 

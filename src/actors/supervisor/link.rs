@@ -22,6 +22,11 @@ use crate::codex_bin::CodexBinary;
 const RECONNECT_BASE: Duration = Duration::from_millis(100);
 const RECONNECT_ATTEMPTS: u32 = 6;
 
+/// The longest pause between two reconnects to a remote server, which is
+/// tried for its whole window (`Config::remote_reconnect_window`): the
+/// doubling stops here, so a link that comes back is used within seconds.
+const REMOTE_BACKOFF_CAP: Duration = Duration::from_secs(2);
+
 /// What a login check needs.
 #[derive(Clone)]
 pub struct LoginCheck {
@@ -82,8 +87,15 @@ pub fn admit(
 }
 
 /// After the connection dropped: is the server gone (the runs fail), or
-/// alive (reconnect with backoff, when runs need it)?
-pub fn recover(supervisor: &SupervisorRef, mut backend: Backend, reason: String, runs_live: bool) {
+/// alive (reconnect with backoff, when runs need it)? A remote server is
+/// never known gone: it is tried for `remote_window`.
+pub fn recover(
+    supervisor: &SupervisorRef,
+    mut backend: Backend,
+    reason: String,
+    runs_live: bool,
+    remote_window: Duration,
+) {
     let supervisor = supervisor.clone();
     tokio::spawn(async move {
         let outcome = if backend.gone().await {
@@ -92,11 +104,51 @@ pub fn recover(supervisor: &SupervisorRef, mut backend: Backend, reason: String,
             }
         } else if !runs_live {
             LinkOutcome::Idle
+        } else if backend.remote().is_some() {
+            reconnect_remote(&mut backend, &reason, remote_window).await
         } else {
             reconnect(&mut backend).await
         };
         report(&supervisor, Some(backend), outcome).await;
     });
+}
+
+/// Tries a remote server again and again, the pause doubling up to
+/// [`REMOTE_BACKOFF_CAP`], until it answers or `window` has passed; then the
+/// runs fail with a reason that names the endpoint and how long we tried.
+async fn reconnect_remote(backend: &mut Backend, dropped: &str, window: Duration) -> LinkOutcome {
+    let started = tokio::time::Instant::now();
+    let mut pause = RECONNECT_BASE;
+    loop {
+        let error = match tokio::time::timeout_at(started + window, open(backend)).await {
+            Ok(Ok(link)) => {
+                return LinkOutcome::Connected {
+                    link,
+                    login: None,
+                    after_drop: true,
+                };
+            }
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => "no answer before the window closed".to_string(),
+        };
+        let tried = started.elapsed();
+        if tried + pause >= window {
+            let (name, url) = backend
+                .remote()
+                .map(|endpoint| (endpoint.name.clone(), endpoint.url.clone()))
+                .unwrap_or_default();
+            return LinkOutcome::Gone {
+                reason: format!(
+                    "the remote app-server `{name}` at {url} stayed unreachable for {:.0} s \
+                     after the connection dropped ({dropped}); last try: {error}",
+                    tried.as_secs_f64()
+                ),
+            };
+        }
+        tracing::warn!(%error, ?tried, "reconnect to the remote app-server failed; retrying");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(REMOTE_BACKOFF_CAP);
+    }
 }
 
 async fn reconnect(backend: &mut Backend) -> LinkOutcome {
