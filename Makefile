@@ -34,13 +34,16 @@ macos-targets:
 	rustup target add $(MACOS_TARGETS)
 
 # The picker's end-to-end tests drive a real terminal (tmux); the MCP
-# elicitation test runs a small MCP server in Python. tmux comes from
+# elicitation test runs a small MCP server in Python; the cross-host tests
+# make network namespaces with iproute2's `ip`. tmux and iproute2 come from
 # Debian's packages when missing.
 APT := $(if $(filter 0,$(shell id -u)),,sudo )apt-get
 system-tools:
 	@command -v python3 >/dev/null || { echo "python3 is needed by the tests" >&2; exit 1; }
 	@command -v tmux >/dev/null || $(APT) install -y -q tmux || { $(APT) update -q && $(APT) install -y -q tmux; }
 	@tmux -V
+	@command -v ip >/dev/null || $(APT) install -y -q iproute2 || { $(APT) update -q && $(APT) install -y -q iproute2; }
+	@ip -V
 
 # `npm ci` installs exactly the lockfile; re-run only when it changes.
 $(CODEX_STAMP): $(CODEX_CLI)/package.json $(CODEX_CLI)/package-lock.json
