@@ -1,6 +1,7 @@
 //! The app-server a sidecar talks to, whatever keeps it: a private process
-//! of ours, a lease on the shared one, or someone else's `unix://` socket
-//! (later a remote one). One interface over the kinds: [`Backend::ensure`]
+//! of ours, a lease on the shared one, someone else's `unix://` socket, or
+//! a remote one (never started or stopped). One interface over the kinds:
+//! [`Backend::ensure`]
 //! gives an [`Endpoint`] to connect to (starting the server when its kind
 //! does that), [`Backend::gone`] says whether the server itself died after a
 //! connection dropped, [`Backend::stop`] lets it go.
@@ -14,6 +15,7 @@ use std::path::PathBuf;
 use tokio::sync::broadcast;
 
 use crate::appserver::process::live_group_members;
+use crate::appserver::remote_tls::{RemoteSetupError, RemoteTransport, remote_connect_options};
 use crate::appserver::shared::{
     SharedError, SharedLease, SharedOptions, SharedPaths, ensure_shared,
 };
@@ -47,6 +49,8 @@ pub struct Endpoint {
     pub token_file: Option<PathBuf>,
     /// A private server started by this call: its stderr lines.
     pub stderr: Option<broadcast::Receiver<String>>,
+    /// A remote server: TLS and the settings its errors name.
+    pub remote: Option<RemoteTransport>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +59,8 @@ pub enum BackendError {
     AppServer(#[from] AppServerError),
     #[error(transparent)]
     Shared(#[from] SharedError),
+    #[error(transparent)]
+    Remote(#[from] RemoteSetupError),
     #[error("creating a directory for the private app-server's token in {path}: {source}")]
     TokenDir {
         path: PathBuf,
@@ -149,6 +155,7 @@ impl Backend {
                     token: Some(running.token().clone()),
                     token_file: dir.as_ref().map(|dir| dir.path().join("token")),
                     stderr,
+                    remote: None,
                 };
                 *process = Some(running);
                 Ok(endpoint)
@@ -162,6 +169,7 @@ impl Backend {
                     token: Some(token),
                     token_file: Some(SharedPaths::new(&options.pointer_dir).token()),
                     stderr: None,
+                    remote: None,
                 })
             }
             Backend::Unix { path } => Ok(Endpoint {
@@ -169,14 +177,20 @@ impl Backend {
                 token: None,
                 token_file: None,
                 stderr: None,
+                remote: None,
             }),
-            // Not built yet (issue 17): credentials and TLS.
-            Backend::Remote { endpoint } => Ok(Endpoint {
-                url: endpoint.url.clone(),
-                token: None,
-                token_file: None,
-                stderr: None,
-            }),
+            // Never started: the URL, a bearer minted now (each connect,
+            // reconnects too, gets its own) and the TLS client.
+            Backend::Remote { endpoint } => {
+                let options = remote_connect_options(endpoint).await?;
+                Ok(Endpoint {
+                    url: options.url,
+                    token: options.token,
+                    token_file: None,
+                    stderr: None,
+                    remote: options.remote,
+                })
+            }
         }
     }
 
@@ -221,7 +235,9 @@ impl Backend {
                 refused
             }
             Backend::Unix { path } => tokio::net::UnixStream::connect(&*path).await.is_err(),
-            // Not built yet (issue 17): a remote server is never known gone.
+            // Someone else's server on another host: a refused connect may
+            // be the network or a restart there, never a reason to start
+            // one of ours; the reconnect keeps trying.
             Backend::Remote { .. } => false,
         }
     }

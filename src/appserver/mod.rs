@@ -7,6 +7,7 @@ pub mod keeper;
 pub mod keeper_identity;
 pub mod process;
 pub mod remote_auth;
+pub mod remote_tls;
 pub mod shared;
 pub mod shared_files;
 pub mod token;

@@ -189,9 +189,10 @@ async fn open(backend: &mut Backend) -> Result<NewLink, EngineError> {
         token,
         token_file,
         stderr,
+        remote,
     } = backend.ensure().await?;
-    let (connection, events) =
-        AppServerConnection::connect(ConnectOptions::new(url.clone(), token)).await?;
+    let options = ConnectOptions::new(url.clone(), token).with_remote(remote);
+    let (connection, events) = AppServerConnection::connect(options).await?;
     Ok(NewLink {
         connection,
         events,

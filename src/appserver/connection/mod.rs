@@ -37,6 +37,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use self::error::ConnectionError;
 pub use self::worker::ServerEvent;
 use self::worker::{Command, Subscriptions, WorkerShared};
+use super::remote_tls::RemoteTransport;
 use super::token::CapabilityToken;
 use crate::backpressure::{CreditPool, EVENT_CREDITS};
 use crate::protocol::jsonrpc::{self, RequestId, RpcError};
@@ -45,8 +46,10 @@ use crate::protocol::{
     ThreadResumeParams, ThreadStartParams, TurnInterruptParams, TurnStartParams, TurnStartResponse,
 };
 
-/// TCP connect plus WebSocket upgrade on loopback: instant unless the server
-/// is wedged, and then we want to say so rather than hang.
+/// TCP connect plus WebSocket upgrade (and TLS for `wss://`): instant on
+/// loopback, a few round trips to another host; 10 s is far beyond either
+/// unless the server or the path is wedged, and then we want to say so
+/// rather than hang.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Ordinary requests (`thread/start`, `turn/start`, …). `thread/start` writes
@@ -80,6 +83,8 @@ pub struct ConnectOptions {
     /// Sent as `Authorization: Bearer …`; `None` sends no header.
     pub token: Option<CapabilityToken>,
     pub client_info: ClientInfo,
+    /// A remote server: TLS for `wss://`, and the settings its errors name.
+    pub remote: Option<RemoteTransport>,
 }
 
 impl ConnectOptions {
@@ -91,7 +96,14 @@ impl ConnectOptions {
                 name: env!("CARGO_PKG_NAME").to_string(),
                 version: env!("CARGO_PKG_VERSION").to_string(),
             },
+            remote: None,
         }
+    }
+
+    /// The same, to a remote server reached as `remote` says.
+    pub fn with_remote(mut self, remote: Option<RemoteTransport>) -> ConnectOptions {
+        self.remote = remote;
+        self
     }
 }
 
