@@ -55,7 +55,8 @@ impl TcpProxy {
     /// (connects are refused meanwhile), then listens again on the same
     /// address. Returns how many connections were open.
     pub async fn restart(&self, down: Duration) -> std::io::Result<usize> {
-        if let Some(accept) = self.lock_accept().take() {
+        let accept = self.lock_accept().take();
+        if let Some(accept) = accept {
             accept.abort();
             let _ = accept.await;
         }

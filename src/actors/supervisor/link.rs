@@ -119,6 +119,7 @@ pub fn recover(
 async fn reconnect_remote(backend: &mut Backend, dropped: &str, window: Duration) -> LinkOutcome {
     let started = tokio::time::Instant::now();
     let mut pause = RECONNECT_BASE;
+    let mut last_error = None;
     loop {
         let error = match tokio::time::timeout_at(started + window, open(backend)).await {
             Ok(Ok(link)) => {
@@ -129,10 +130,14 @@ async fn reconnect_remote(backend: &mut Backend, dropped: &str, window: Duration
                 };
             }
             Ok(Err(error)) => error.to_string(),
-            Err(_) => "no answer before the window closed".to_string(),
+            // Cut off by the window's end: the try before says more.
+            Err(_) => last_error
+                .take()
+                .unwrap_or_else(|| "no answer within the window".to_string()),
         };
         let tried = started.elapsed();
-        if tried + pause >= window {
+        let left = window.saturating_sub(tried);
+        if left.is_zero() {
             let (name, url) = backend
                 .remote()
                 .map(|endpoint| (endpoint.name.clone(), endpoint.url.clone()))
@@ -146,7 +151,9 @@ async fn reconnect_remote(backend: &mut Backend, dropped: &str, window: Duration
             };
         }
         tracing::warn!(%error, ?tried, "reconnect to the remote app-server failed; retrying");
-        tokio::time::sleep(pause).await;
+        last_error = Some(error);
+        // The last pause ends with the window, for one last try.
+        tokio::time::sleep(pause.min(left)).await;
         pause = (pause * 2).min(REMOTE_BACKOFF_CAP);
     }
 }

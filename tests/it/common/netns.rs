@@ -212,7 +212,11 @@ impl RemoteHost {
             .namespace
             .command(&codex_bin().display().to_string())
             .args(["app-server", "--listen", &listen])
-            .args(["--ws-auth", "signed-bearer-token", "--ws-shared-secret-file"])
+            .args([
+                "--ws-auth",
+                "signed-bearer-token",
+                "--ws-shared-secret-file",
+            ])
             .arg(self.secret_file())
             .env("CODEX_HOME", self.codex_home.path())
             .stdin(Stdio::null())

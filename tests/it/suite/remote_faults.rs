@@ -9,7 +9,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use codex_mcp_sidecar::actors::{Engine, RunRequest, RunResult, RunStarted, RunStatus, WaitOutcome};
+use codex_mcp_sidecar::actors::{
+    Engine, RunRequest, RunResult, RunStarted, RunStatus, WaitOutcome,
+};
 use codex_mcp_sidecar::store::{self, AuditEvent, RunId};
 use codex_mcp_sidecar_test_support::scripted_model::{RequestOutcome, Script};
 use codex_mcp_sidecar_test_support::tcp_proxy::TcpProxy;
@@ -58,7 +60,10 @@ impl Cross {
             // the remote server.
             ("CODEX_MCP_WRAPPER_APP_SERVER_MODE", "shared"),
             ("CODEX_MCP_WRAPPER_APP_SERVER_URL", url.as_str()),
-            ("CODEX_MCP_WRAPPER_APP_SERVER_SHARED_SECRET_FILE", secret.as_str()),
+            (
+                "CODEX_MCP_WRAPPER_APP_SERVER_SHARED_SECRET_FILE",
+                secret.as_str(),
+            ),
             ("CODEX_MCP_WRAPPER_RUN_DIR", run_dir_str.as_str()),
         ];
         settings.extend_from_slice(extra);
@@ -148,7 +153,11 @@ async fn fault_loses_nothing(cross: &Cross, fault: impl AsyncFnOnce(&Cross)) {
     let (script, expected) = long_stream();
     let clean = cross.run(&script).await;
     let clean_result = cross.finish(&clean).await;
-    assert_eq!(clean_result.status, RunStatus::Completed, "{clean_result:?}");
+    assert_eq!(
+        clean_result.status,
+        RunStatus::Completed,
+        "{clean_result:?}"
+    );
     assert_eq!(clean_result.result.as_deref(), Some(expected.as_str()));
     let connections = cross.proxy.accepted();
 
@@ -165,10 +174,7 @@ async fn fault_loses_nothing(cross: &Cross, fault: impl AsyncFnOnce(&Cross)) {
     assert!(result.usage.total_tokens > 0, "{result:?}");
     let items = completed_items(&cross.run_dir, &faulted.run_id);
     assert_eq!(items, completed_items(&cross.run_dir, &clean.run_id));
-    assert!(
-        items.iter().any(|kind| kind == "agentMessage"),
-        "{items:?}"
-    );
+    assert!(items.iter().any(|kind| kind == "agentMessage"), "{items:?}");
     assert!(
         cross.proxy.accepted() > connections,
         "the sidecar reconnected through the proxy"
@@ -238,8 +244,11 @@ async fn a_connection_reset_mid_stream_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_stays_away_fails_the_run_after_the_window() {
     let window_ms = "3000";
-    let Some(mut cross) =
-        Cross::start(false, &[("CODEX_MCP_WRAPPER_REMOTE_RECONNECT_MS", window_ms)]).await
+    let Some(mut cross) = Cross::start(
+        false,
+        &[("CODEX_MCP_WRAPPER_REMOTE_RECONNECT_MS", window_ms)],
+    )
+    .await
     else {
         return;
     };
@@ -275,7 +284,11 @@ async fn a_wrong_secret_is_a_clear_error_within_seconds() {
         .run(request)
         .await
         .expect_err("the server refuses the bearer");
-    assert!(begun.elapsed() < Duration::from_secs(10), "{:?}", begun.elapsed());
+    assert!(
+        begun.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        begun.elapsed()
+    );
     let message = error.to_string();
     assert!(message.contains("401"), "{message}");
     // No model request was made: the server never let us in.
