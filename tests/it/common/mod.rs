@@ -27,6 +27,7 @@ pub mod codex_setup;
 pub mod engine;
 pub mod mcp_traffic;
 pub mod raw_mcp;
+pub mod remote_server;
 pub mod tmux;
 pub mod tools;
 

@@ -23,6 +23,7 @@ mod plugin;
 mod publishing;
 mod readme_registration;
 mod recovery;
+mod remote;
 mod run_span;
 mod runs;
 mod scripted_model;
