@@ -8,7 +8,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use codex_mcp_sidecar::actors::{Engine, RunRequest, RunStatus, WaitOutcome};
+use codex_mcp_sidecar::appserver::account::LoginStatus;
 use codex_mcp_sidecar::appserver::process::live_group_members;
+use codex_mcp_sidecar::health;
 use codex_mcp_sidecar::store::{self, AuditEvent, RunId};
 use codex_mcp_sidecar_test_support::scripted_model::Script;
 use codex_mcp_sidecar_test_support::tls_proxy::TlsProxy;
@@ -243,4 +245,69 @@ async fn wss_through_a_tls_terminator_needs_the_test_ca_and_names_the_setting_wi
         "{error}"
     );
     engine.shutdown().await;
+}
+
+/// `codex_wrapper_check`'s findings for a remote URL and secret file.
+async fn check_remote(scratch: &Path, url: &str, secret_file: &Path) -> health::Health {
+    let secret_file = secret_file.display().to_string();
+    let config = config(
+        &scratch.join("home"),
+        &scratch.join("pointer"),
+        &[
+            ("CODEX_MCP_WRAPPER_APP_SERVER_MODE", "shared"),
+            ("CODEX_MCP_WRAPPER_APP_SERVER_URL", url),
+            (
+                "CODEX_MCP_WRAPPER_APP_SERVER_SHARED_SECRET_FILE",
+                secret_file.as_str(),
+            ),
+        ],
+    );
+    health::check(&config, &Ok(codex_binary()), scratch).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_check_connects_to_the_remote_server_and_shows_its_endpoint_without_secrets() {
+    let server = RemoteServer::start(RemoteServerOptions::loopback(ServerAuth::SignedBearer {
+        issuer: None,
+        audience: None,
+    }))
+    .await;
+    let scratch = tempfile::tempdir().unwrap();
+    let secret = std::fs::read_to_string(&server.secret_file).unwrap();
+    let health = check_remote(scratch.path(), &server.url, &server.secret_file).await;
+    let app_server = &health.app_server;
+    assert_eq!(app_server.mode, "remote");
+    assert!(app_server.reachable, "{:?}", health.problems);
+    // The version comes from the server's own `initialize`.
+    let expected = codex_binary().version.to_string();
+    assert_eq!(app_server.version.as_deref(), Some(expected.as_str()));
+    let remote = app_server.remote.as_ref().unwrap();
+    assert_eq!(
+        (remote.name.as_str(), remote.url.as_str()),
+        ("default", server.url.as_str())
+    );
+    // The login was asked of the remote server, over its connection.
+    assert_ne!(health.login.status, LoginStatus::NotChecked);
+    assert_ne!(
+        health.login.status,
+        LoginStatus::Unknown,
+        "{:?}",
+        health.login
+    );
+    let json = serde_json::to_string(&health).unwrap();
+    assert!(!json.contains(secret.trim()));
+    assert!(!json.contains(server.secret_file.to_str().unwrap()));
+
+    // A wrong secret: unreachable, and the problem names the setting.
+    let wrong = secret_file(scratch.path(), "wrong", &random_secret());
+    let health = check_remote(scratch.path(), &server.url, &wrong).await;
+    assert!(!health.app_server.reachable);
+    assert!(
+        health
+            .problems
+            .iter()
+            .any(|problem| problem.contains("CODEX_MCP_WRAPPER_APP_SERVER_SHARED_SECRET_FILE")),
+        "{:?}",
+        health.problems
+    );
 }
