@@ -14,8 +14,9 @@ use std::path::PathBuf;
 
 use tokio::sync::broadcast;
 
+use crate::appserver::connection::RemoteTransport;
 use crate::appserver::process::live_group_members;
-use crate::appserver::remote_tls::{RemoteSetupError, RemoteTransport, remote_connect_options};
+use crate::appserver::remote_tls::{RemoteSetupError, remote_connect_options};
 use crate::appserver::shared::{
     SharedError, SharedLease, SharedOptions, SharedPaths, ensure_shared,
 };

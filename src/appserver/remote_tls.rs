@@ -11,32 +11,11 @@ use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
-use super::connection::ConnectOptions;
+use super::connection::{ConnectOptions, RemoteTransport};
 use super::remote_auth::{AuthSetting, RemoteAuthError, bearer_for, setting_name};
 use super::token::CapabilityToken;
 use crate::config::remote::{ENV_AUDIENCE, ENV_ISSUER};
 use crate::config::{DEFAULT_ENDPOINT, RemoteAuth, RemoteEndpoint};
-
-/// How to reach one remote server, built once per backend and cloned into
-/// each connection's options.
-#[derive(Clone)]
-pub struct RemoteTransport {
-    /// `Some` for `wss://`.
-    pub tls: Option<Arc<ClientConfig>>,
-    /// What a 401 tells the person to check.
-    pub auth_hint: String,
-    /// The setting that adds a CA, for a certificate we could not verify.
-    pub ca_setting: String,
-}
-
-impl std::fmt::Debug for RemoteTransport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RemoteTransport")
-            .field("tls", &self.tls.is_some())
-            .field("auth_hint", &self.auth_hint)
-            .finish()
-    }
-}
 
 /// A TLS client that could not be set up. Names the setting, not the path.
 #[derive(Debug, thiserror::Error)]

@@ -20,6 +20,8 @@
 //!   host of the cross-host tests.
 //! - [`tcp_proxy`]: a TCP proxy between two hosts whose restart resets
 //!   every connection, and that counts the connections it accepted.
+//! - [`tls_proxy`]: a TLS terminator with a throwaway CA in front of a
+//!   TCP server: `wss://` to an app-server, which has no TLS of its own.
 
 pub mod app_server;
 pub mod codex;
@@ -27,6 +29,7 @@ pub mod netns;
 pub mod scripted_anthropic;
 pub mod scripted_model;
 pub mod tcp_proxy;
+pub mod tls_proxy;
 pub mod world;
 
 pub use codex::{codex_bin, codex_binary, codex_version, pinned_codex_bin, workspace_root};

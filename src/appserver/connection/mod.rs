@@ -37,7 +37,6 @@ use tokio::sync::{mpsc, oneshot};
 pub use self::error::ConnectionError;
 pub use self::worker::ServerEvent;
 use self::worker::{Command, Subscriptions, WorkerShared};
-use super::remote_tls::RemoteTransport;
 use super::token::CapabilityToken;
 use crate::backpressure::{CreditPool, EVENT_CREDITS};
 use crate::protocol::jsonrpc::{self, RequestId, RpcError};
@@ -104,6 +103,27 @@ impl ConnectOptions {
     pub fn with_remote(mut self, remote: Option<RemoteTransport>) -> ConnectOptions {
         self.remote = remote;
         self
+    }
+}
+
+/// How to reach one remote server beyond its URL, built for each connection
+/// (by `remote_tls`) from the endpoint's settings.
+#[derive(Clone)]
+pub struct RemoteTransport {
+    /// `Some` for `wss://`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// What a 401 tells the person to check.
+    pub auth_hint: String,
+    /// The setting that adds a CA, for a certificate we could not verify.
+    pub ca_setting: String,
+}
+
+impl std::fmt::Debug for RemoteTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteTransport")
+            .field("tls", &self.tls.is_some())
+            .field("auth_hint", &self.auth_hint)
+            .finish()
     }
 }
 

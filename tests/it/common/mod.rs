@@ -28,6 +28,7 @@ pub mod engine;
 pub mod mcp_traffic;
 pub mod netns;
 pub mod raw_mcp;
+pub mod remote_server;
 pub mod tmux;
 pub mod tools;
 
