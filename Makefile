@@ -22,7 +22,7 @@ MCP_CLIENTS_NEWEST := mcp-clients-newest
 MCP_CLIENTS_NEWEST_STAMP := $(MCP_CLIENTS_NEWEST)/node_modules/.installed
 CLAUDE_NEWEST_BIN := $(CURDIR)/$(MCP_CLIENTS_NEWEST)/node_modules/.bin/claude
 
-.PHONY: system-tools macos-targets setup demo test lint lint-macos shipped-deps package fuzz bench bench-print
+.PHONY: system-tools macos-targets setup demo test lint lint-macos shipped-deps no-c-crypto package fuzz bench bench-print
 
 setup: system-tools macos-targets $(CODEX_STAMP) $(MCP_CLIENTS_STAMP) $(CODEX_NEWEST_STAMP) $(MCP_CLIENTS_NEWEST_STAMP) $(PYTHON_CLIENT_STAMP)
 
@@ -34,13 +34,16 @@ macos-targets:
 	rustup target add $(MACOS_TARGETS)
 
 # The picker's end-to-end tests drive a real terminal (tmux); the MCP
-# elicitation test runs a small MCP server in Python. tmux comes from
+# elicitation test runs a small MCP server in Python; the cross-host tests
+# make network namespaces with iproute2's `ip`. tmux and iproute2 come from
 # Debian's packages when missing.
 APT := $(if $(filter 0,$(shell id -u)),,sudo )apt-get
 system-tools:
 	@command -v python3 >/dev/null || { echo "python3 is needed by the tests" >&2; exit 1; }
 	@command -v tmux >/dev/null || $(APT) install -y -q tmux || { $(APT) update -q && $(APT) install -y -q tmux; }
 	@tmux -V
+	@command -v ip >/dev/null || $(APT) install -y -q iproute2 || { $(APT) update -q && $(APT) install -y -q iproute2; }
+	@ip -V
 
 # `npm ci` installs exactly the lockfile; re-run only when it changes.
 $(CODEX_STAMP): $(CODEX_CLI)/package.json $(CODEX_CLI)/package-lock.json
@@ -140,7 +143,7 @@ bench-print: $(CODEX_STAMP)
 	cargo bench --locked --bench sidecar
 	cargo bench --locked --bench picker_first_frame
 
-lint: lint-macos shipped-deps
+lint: lint-macos shipped-deps no-c-crypto
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
@@ -162,6 +165,25 @@ shipped-deps:
 		exit 1; \
 	fi; \
 	echo "shipped-deps: no $(SERVER_CRATES) in codex-mcp-sidecar's normal dependencies"
+
+# The crypto of the shipped crate (TLS for wss://, the JWT) is Rust and
+# assembly only: ring and aws-lc-sys compile C for the target even under
+# `cargo check`, and fail for the Apple targets without an Apple SDK
+# (`TargetConditionals.h`), so `lint-macos` would break. rustls and
+# tokio-rustls pull one of them in by default; this fails, naming the crate
+# and who pulls it, when one comes back.
+C_CRYPTO_CRATES := ring aws-lc-sys aws-lc-rs
+no-c-crypto:
+	@tree=$$(cargo tree --locked -e normal -p codex-mcp-sidecar --target all --prefix none --format '{p}') || exit 1; \
+	found=$$(echo "$$tree" | awk '{print $$1}' | sort -u | grep -Fx $(addprefix -e ,$(C_CRYPTO_CRATES))); \
+	if [ -n "$$found" ]; then \
+		for crate in $$found; do \
+			echo "the shipped crate depends on $$crate, which compiles C:" >&2; \
+			cargo tree --locked -e normal -p codex-mcp-sidecar --target all -i $$crate >&2; \
+		done; \
+		exit 1; \
+	fi; \
+	echo "no-c-crypto: no $(C_CRYPTO_CRATES) in codex-mcp-sidecar's normal dependencies"
 
 # The crate as crates.io would get it (what goes in: `include` in
 # Cargo.toml), unpacked and built on its own, so that a file the build needs

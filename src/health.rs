@@ -8,6 +8,7 @@ use nix::unistd::{AccessFlags, access};
 use serde::Serialize;
 
 use crate::appserver::account::{self, LoginHealth};
+use crate::appserver::remote_tls::remote_connect_options;
 use crate::appserver::shared::SharedPaths;
 use crate::appserver::version::{ServerVersion, user_agent_version};
 use crate::appserver::{AppServerConnection, CapabilityToken, ConnectOptions, ConnectionError};
@@ -83,7 +84,8 @@ impl CodexSupport {
 #[serde(rename_all = "camelCase")]
 pub struct AppServerHealth {
     pub mode: &'static str,
-    /// Shared or unix: a server answers now. Private: one can be started
+    /// Shared, unix or remote: a server answers `initialize` now (remote:
+    /// through its TLS and auth). Private: one can be started
     /// (there is a Codex binary), since each sidecar starts its own.
     pub reachable: bool,
     /// Shared or unix, when it answers: the Codex it runs (from `userAgent`).
@@ -91,6 +93,16 @@ pub struct AppServerHealth {
     /// False when that is another release than the CLI found (the sentence
     /// is in `warnings`); absent when either is unknown.
     pub version_matches: Option<bool>,
+    /// Remote: which endpoint and where (never its secrets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteHealth>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoteHealth {
+    pub name: String,
+    pub url: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -142,6 +154,7 @@ pub async fn check(
             ));
         }
     }
+    let mut remote = None;
     let (mode, reachable, server_agent) = match &config.app_server {
         AppServerMode::Private => ("private", codex.is_ok(), None),
         AppServerMode::Shared { url } => {
@@ -168,8 +181,18 @@ pub async fn check(
             };
             ("unix", reachable, agent.map(|agent| (url, agent)))
         }
-        // Not built yet (issue 17).
-        AppServerMode::Remote(_) => ("remote", false, None),
+        AppServerMode::Remote(endpoint) => {
+            remote = Some(RemoteHealth {
+                name: endpoint.name.clone(),
+                url: endpoint.url.clone(),
+            });
+            let agent = probe_remote(endpoint, &mut problems).await;
+            (
+                "remote",
+                agent.is_some(),
+                agent.map(|agent| (endpoint.url.clone(), agent)),
+            )
+        }
     };
     let (mut version, mut version_matches) = (None, None);
     if let Some((url, agent)) = &server_agent {
@@ -195,6 +218,7 @@ pub async fn check(
             reachable,
             version,
             version_matches,
+            remote,
         },
         login,
         defaults: Defaults {
@@ -227,6 +251,32 @@ async fn probe_shared(
         Err(ConnectionError::Connect { .. }) => None,
         Err(error) => {
             problems.push(error.to_string());
+            None
+        }
+    }
+}
+
+/// A remote server must answer, through its TLS and with our bearer: every
+/// failure is a problem, and names the setting to fix. `Some` (holding its
+/// `userAgent`) when it answers.
+async fn probe_remote(
+    endpoint: &crate::config::RemoteEndpoint,
+    problems: &mut Vec<String>,
+) -> Option<Option<String>> {
+    let connected = match remote_connect_options(endpoint).await {
+        Ok(options) => AppServerConnection::connect(options)
+            .await
+            .map_err(|error| error.to_string()),
+        Err(error) => Err(error.to_string()),
+    };
+    match connected {
+        Ok((connection, _events)) => {
+            let agent = connection.server_info().user_agent.clone();
+            connection.close().await;
+            Some(agent)
+        }
+        Err(error) => {
+            problems.push(format!("the remote app-server does not answer: {error}"));
             None
         }
     }

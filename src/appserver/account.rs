@@ -13,12 +13,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::remote_tls::remote_connect_options;
 use super::{
     AppServerConnection, AppServerProcess, CapabilityToken, ConnectOptions, ConnectionError,
     SpawnOptions,
 };
 use crate::codex_bin::{BinarySource, CodexBinary};
-use crate::config::{AppServerMode, Config};
+use crate::config::{AppServerMode, Config, RemoteEndpoint};
 use crate::protocol::account::{AccountReadParams, AccountReadResponse};
 
 /// `account/read` reads `auth.json` and the config Codex loaded: no network,
@@ -237,11 +238,8 @@ pub async fn check(
 ) -> LoginHealth {
     let asked = match &config.app_server {
         AppServerMode::Unix { path } => ask_unix(path).await,
-        // Not built yet (issue 17): the remote server is asked over its own
-        // connection.
-        AppServerMode::Remote(_) => {
-            return LoginHealth::not_checked("the app-server is remote");
-        }
+        // The login that counts is the remote host's: ask its server.
+        AppServerMode::Remote(endpoint) => ask_remote(endpoint).await,
         AppServerMode::Private | AppServerMode::Shared { .. } => {
             let Some(codex) = codex else {
                 return LoginHealth::not_checked("no Codex CLI to ask");
@@ -297,6 +295,16 @@ async fn ask(connection: AppServerConnection) -> Asked {
 async fn ask_unix(path: &Path) -> Asked {
     let url = format!("unix://{}", path.display());
     match AppServerConnection::connect(ConnectOptions::new(url, None::<CapabilityToken>)).await {
+        Ok((connection, _events)) => ask(connection).await,
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+async fn ask_remote(endpoint: &RemoteEndpoint) -> Asked {
+    let options = remote_connect_options(endpoint)
+        .await
+        .map_err(|error| error.to_string())?;
+    match AppServerConnection::connect(options).await {
         Ok((connection, _events)) => ask(connection).await,
         Err(error) => Err(error.to_string()),
     }

@@ -1,6 +1,7 @@
 //! The app-server a sidecar talks to, whatever keeps it: a private process
-//! of ours, a lease on the shared one, or someone else's `unix://` socket
-//! (later a remote one). One interface over the kinds: [`Backend::ensure`]
+//! of ours, a lease on the shared one, someone else's `unix://` socket, or
+//! a remote one (never started or stopped). One interface over the kinds:
+//! [`Backend::ensure`]
 //! gives an [`Endpoint`] to connect to (starting the server when its kind
 //! does that), [`Backend::gone`] says whether the server itself died after a
 //! connection dropped, [`Backend::stop`] lets it go.
@@ -13,7 +14,9 @@ use std::path::PathBuf;
 
 use tokio::sync::broadcast;
 
+use crate::appserver::connection::RemoteTransport;
 use crate::appserver::process::live_group_members;
+use crate::appserver::remote_tls::{RemoteSetupError, remote_connect_options};
 use crate::appserver::shared::{
     SharedError, SharedLease, SharedOptions, SharedPaths, ensure_shared,
 };
@@ -26,6 +29,18 @@ use crate::config::{AppServerMode, Config, RemoteEndpoint};
 /// a loaded machine, and a live server never holds a reconnect up longer.
 const EXIT_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// After a connection to the shared server drops, how long its port must
+/// refuse connects before the server counts as gone. A dead server refuses
+/// at once and for good; a proxy or tunnel in front of a live one refuses
+/// only while it restarts, which is milliseconds. Half a second of refusals
+/// tells them apart and delays a dead server's verdict by no more.
+const SHARED_REFUSAL_WINDOW: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// How often the port is tried within [`SHARED_REFUSAL_WINDOW`]: a restart
+/// shorter than this could slip between two tries, and a proxy that comes
+/// back so fast is caught by the reconnect anyway.
+const SHARED_PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Where to connect, and what a terminal UI needs to attach.
 #[derive(Debug)]
 pub struct Endpoint {
@@ -35,6 +50,8 @@ pub struct Endpoint {
     pub token_file: Option<PathBuf>,
     /// A private server started by this call: its stderr lines.
     pub stderr: Option<broadcast::Receiver<String>>,
+    /// A remote server: TLS and the settings its errors name.
+    pub remote: Option<RemoteTransport>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +60,8 @@ pub enum BackendError {
     AppServer(#[from] AppServerError),
     #[error(transparent)]
     Shared(#[from] SharedError),
+    #[error(transparent)]
+    Remote(#[from] RemoteSetupError),
     #[error("creating a directory for the private app-server's token in {path}: {source}")]
     TokenDir {
         path: PathBuf,
@@ -137,6 +156,7 @@ impl Backend {
                     token: Some(running.token().clone()),
                     token_file: dir.as_ref().map(|dir| dir.path().join("token")),
                     stderr,
+                    remote: None,
                 };
                 *process = Some(running);
                 Ok(endpoint)
@@ -150,6 +170,7 @@ impl Backend {
                     token: Some(token),
                     token_file: Some(SharedPaths::new(&options.pointer_dir).token()),
                     stderr: None,
+                    remote: None,
                 })
             }
             Backend::Unix { path } => Ok(Endpoint {
@@ -157,20 +178,36 @@ impl Backend {
                 token: None,
                 token_file: None,
                 stderr: None,
+                remote: None,
             }),
-            // Not built yet (issue 17): credentials and TLS.
-            Backend::Remote { endpoint } => Ok(Endpoint {
-                url: endpoint.url.clone(),
-                token: None,
-                token_file: None,
-                stderr: None,
-            }),
+            // Never started: the URL, a bearer minted now (each connect,
+            // reconnects too, gets its own) and the TLS client.
+            Backend::Remote { endpoint } => {
+                let options = remote_connect_options(endpoint).await?;
+                Ok(Endpoint {
+                    url: options.url,
+                    token: options.token,
+                    token_file: None,
+                    stderr: None,
+                    remote: options.remote,
+                })
+            }
+        }
+    }
+
+    /// The remote endpoint, when the server is someone else's over the
+    /// network: a drop is then waited out for longer, since nothing here
+    /// can tell a dead server from a slow network.
+    pub fn remote(&self) -> Option<&RemoteEndpoint> {
+        match self {
+            Backend::Remote { endpoint } => Some(endpoint),
+            _ => None,
         }
     }
 
     /// Whether the server itself is gone (not just a connection to it):
-    /// private, its process group; shared, a refused port; unix, a refused
-    /// socket. A gone server is let go, so the next [`Self::ensure`] starts
+    /// private, its process group; shared, a port that refuses every try
+    /// for [`SHARED_REFUSAL_WINDOW`]; unix, a refused socket. A gone server is let go, so the next [`Self::ensure`] starts
     /// a new one.
     pub async fn gone(&mut self) -> bool {
         match self {
@@ -192,14 +229,16 @@ impl Backend {
                 gone
             }
             Backend::Shared { options, lease } => {
-                let refused = tcp_refused(&options.url).await;
+                let refused = refused_throughout(&options.url).await;
                 if refused {
                     *lease = None;
                 }
                 refused
             }
             Backend::Unix { path } => tokio::net::UnixStream::connect(&*path).await.is_err(),
-            // Not built yet (issue 17): a remote server is never known gone.
+            // Someone else's server on another host: a refused connect may
+            // be the network or a restart there, never a reason to start
+            // one of ours; the reconnect keeps trying.
             Backend::Remote { .. } => false,
         }
     }
@@ -216,6 +255,22 @@ impl Backend {
         {
             tracing::warn!(%error, "stopping the private app-server failed");
         }
+    }
+}
+
+/// Every connect to the URL's port is refused for [`SHARED_REFUSAL_WINDOW`]:
+/// one refusal may be a proxy in front of the server restarting, and taking
+/// it for an exit failed runs the server went on with (issue 17).
+async fn refused_throughout(url: &str) -> bool {
+    let deadline = tokio::time::Instant::now() + SHARED_REFUSAL_WINDOW;
+    loop {
+        if !tcp_refused(url).await {
+            return false;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return true;
+        }
+        tokio::time::sleep(SHARED_PROBE_INTERVAL).await;
     }
 }
 

@@ -27,6 +27,17 @@ pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_millis(30 * 60 * 1000);
 /// between two runs does not pay for a restart.
 pub const DEFAULT_SHARED_IDLE_EXIT: Duration = Duration::from_secs(10 * 60);
 
+/// How long a run waits for a remote app-server to come back after its
+/// connection dropped, before it fails. A network blip, a proxy restart or
+/// a tunnel re-established is seconds; a minute rides those out, and a
+/// server that stays away longer is down, which the caller should hear.
+pub const DEFAULT_REMOTE_RECONNECT_WINDOW: Duration = Duration::from_secs(60);
+
+/// [`DEFAULT_REMOTE_RECONNECT_WINDOW`] in milliseconds, for tests (a server
+/// that stays away fails the run sooner) and for a network known to need
+/// longer.
+pub const ENV_REMOTE_RECONNECT_MS: &str = "CODEX_MCP_WRAPPER_REMOTE_RECONNECT_MS";
+
 pub const ENV_MODE: &str = "CODEX_MCP_WRAPPER_APP_SERVER_MODE";
 pub const ENV_URL: &str = "CODEX_MCP_WRAPPER_APP_SERVER_URL";
 /// Older name of [`ENV_URL`].
@@ -263,6 +274,8 @@ pub struct Config {
     pub run_dir_override: Option<PathBuf>,
     pub app_server: AppServerMode,
     pub shared_idle_exit: Duration,
+    /// How long to keep reconnecting to a remote app-server after a drop.
+    pub remote_reconnect_window: Duration,
     /// `None`: a wait blocks until the run ends or its hard timeout.
     pub wait_soft_timeout: Option<Duration>,
     pub run_timeout: Duration,
@@ -389,6 +402,8 @@ impl Config {
             run_dir_override,
             app_server,
             shared_idle_exit: millis(&env, ENV_IDLE_EXIT_MS)?.unwrap_or(DEFAULT_SHARED_IDLE_EXIT),
+            remote_reconnect_window: millis(&env, ENV_REMOTE_RECONNECT_MS)?
+                .unwrap_or(DEFAULT_REMOTE_RECONNECT_WINDOW),
             wait_soft_timeout: (!soft.is_zero()).then_some(soft),
             run_timeout: millis(&env, ENV_TIMEOUT_MS)?.unwrap_or(DEFAULT_RUN_TIMEOUT),
             default_permissions,

@@ -16,11 +16,20 @@
 //!   that kills whatever the test started on its URL.
 //! - [`app_server`]: the world around an app-server the caller owns, for
 //!   the connection tests and the benchmarks.
+//! - [`netns`]: binding a socket inside a network namespace, the second
+//!   host of the cross-host tests.
+//! - [`tcp_proxy`]: a TCP proxy between two hosts whose restart resets
+//!   every connection, and that counts the connections it accepted.
+//! - [`tls_proxy`]: a TLS terminator with a throwaway CA in front of a
+//!   TCP server: `wss://` to an app-server, which has no TLS of its own.
 
 pub mod app_server;
 pub mod codex;
+pub mod netns;
 pub mod scripted_anthropic;
 pub mod scripted_model;
+pub mod tcp_proxy;
+pub mod tls_proxy;
 pub mod world;
 
 pub use codex::{codex_bin, codex_binary, codex_version, pinned_codex_bin, workspace_root};

@@ -291,6 +291,13 @@ impl RunActor {
                 self.end(&myself, state, status, Some(reason)).await;
             }
             RunMsg::Reconnected(connection) => {
+                // The audit says the link broke and came back, so that a
+                // gap in the stream reads as one, not as a quiet model.
+                note(
+                    state,
+                    "reconnected: the app-server connection dropped and came back; catching up",
+                    Value::Null,
+                );
                 state.connection = connection;
                 self.catch_up(&myself, state).await;
             }

@@ -22,6 +22,11 @@ use crate::codex_bin::CodexBinary;
 const RECONNECT_BASE: Duration = Duration::from_millis(100);
 const RECONNECT_ATTEMPTS: u32 = 6;
 
+/// The longest pause between two reconnects to a remote server, which is
+/// tried for its whole window (`Config::remote_reconnect_window`): the
+/// doubling stops here, so a link that comes back is used within seconds.
+const REMOTE_BACKOFF_CAP: Duration = Duration::from_secs(2);
+
 /// What a login check needs.
 #[derive(Clone)]
 pub struct LoginCheck {
@@ -82,8 +87,15 @@ pub fn admit(
 }
 
 /// After the connection dropped: is the server gone (the runs fail), or
-/// alive (reconnect with backoff, when runs need it)?
-pub fn recover(supervisor: &SupervisorRef, mut backend: Backend, reason: String, runs_live: bool) {
+/// alive (reconnect with backoff, when runs need it)? A remote server is
+/// never known gone: it is tried for `remote_window`.
+pub fn recover(
+    supervisor: &SupervisorRef,
+    mut backend: Backend,
+    reason: String,
+    runs_live: bool,
+    remote_window: Duration,
+) {
     let supervisor = supervisor.clone();
     tokio::spawn(async move {
         let outcome = if backend.gone().await {
@@ -92,11 +104,58 @@ pub fn recover(supervisor: &SupervisorRef, mut backend: Backend, reason: String,
             }
         } else if !runs_live {
             LinkOutcome::Idle
+        } else if backend.remote().is_some() {
+            reconnect_remote(&mut backend, &reason, remote_window).await
         } else {
             reconnect(&mut backend).await
         };
         report(&supervisor, Some(backend), outcome).await;
     });
+}
+
+/// Tries a remote server again and again, the pause doubling up to
+/// [`REMOTE_BACKOFF_CAP`], until it answers or `window` has passed; then the
+/// runs fail with a reason that names the endpoint and how long we tried.
+async fn reconnect_remote(backend: &mut Backend, dropped: &str, window: Duration) -> LinkOutcome {
+    let started = tokio::time::Instant::now();
+    let mut pause = RECONNECT_BASE;
+    let mut last_error = None;
+    loop {
+        let error = match tokio::time::timeout_at(started + window, open(backend)).await {
+            Ok(Ok(link)) => {
+                return LinkOutcome::Connected {
+                    link,
+                    login: None,
+                    after_drop: true,
+                };
+            }
+            Ok(Err(error)) => error.to_string(),
+            // Cut off by the window's end: the try before says more.
+            Err(_) => last_error
+                .take()
+                .unwrap_or_else(|| "no answer within the window".to_string()),
+        };
+        let tried = started.elapsed();
+        let left = window.saturating_sub(tried);
+        if left.is_zero() {
+            let (name, url) = backend
+                .remote()
+                .map(|endpoint| (endpoint.name.clone(), endpoint.url.clone()))
+                .unwrap_or_default();
+            return LinkOutcome::Gone {
+                reason: format!(
+                    "the remote app-server `{name}` at {url} stayed unreachable for {:.0} s \
+                     after the connection dropped ({dropped}); last try: {error}",
+                    tried.as_secs_f64()
+                ),
+            };
+        }
+        tracing::warn!(%error, ?tried, "reconnect to the remote app-server failed; retrying");
+        last_error = Some(error);
+        // The last pause ends with the window, for one last try.
+        tokio::time::sleep(pause.min(left)).await;
+        pause = (pause * 2).min(REMOTE_BACKOFF_CAP);
+    }
 }
 
 async fn reconnect(backend: &mut Backend) -> LinkOutcome {
@@ -137,9 +196,10 @@ async fn open(backend: &mut Backend) -> Result<NewLink, EngineError> {
         token,
         token_file,
         stderr,
+        remote,
     } = backend.ensure().await?;
-    let (connection, events) =
-        AppServerConnection::connect(ConnectOptions::new(url.clone(), token)).await?;
+    let options = ConnectOptions::new(url.clone(), token).with_remote(remote);
+    let (connection, events) = AppServerConnection::connect(options).await?;
     Ok(NewLink {
         connection,
         events,

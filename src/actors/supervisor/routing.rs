@@ -60,7 +60,13 @@ impl SupervisorState {
                 // `None`: a connect task is under way already, and its
                 // report decides.
                 if let Some(backend) = self.backend.take() {
-                    link::recover(myself, backend, reason, !self.runs.is_empty());
+                    link::recover(
+                        myself,
+                        backend,
+                        reason,
+                        !self.runs.is_empty(),
+                        self.config.remote_reconnect_window,
+                    );
                 }
             }
         }

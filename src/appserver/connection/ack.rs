@@ -27,6 +27,13 @@ impl PromptAck for tokio::net::UnixStream {
     fn ack_promptly(&self) {}
 }
 
+/// `wss://`: the TCP socket under the TLS session.
+impl PromptAck for tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    fn ack_promptly(&self) {
+        self.get_ref().0.ack_promptly();
+    }
+}
+
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;

@@ -1,8 +1,11 @@
-//! Reaching the server: the stream (TCP or a Unix socket), the WebSocket
-//! upgrade with our token, and the start of the worker that owns the socket.
+//! Reaching the server: the stream (TCP to any host, TLS over it for
+//! `wss://`, or a Unix socket), the WebSocket upgrade with our token, and the
+//! start of the worker that owns the socket.
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -11,7 +14,8 @@ use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode, header};
 use super::worker::{Command, ServerEvent, Worker, WorkerShared};
 use super::{ConnectOptions, ConnectionError};
 
-/// Opens the stream (TCP for `ws://`, a Unix socket for `unix://PATH`) and
+/// Opens the stream (TCP for `ws://`, TLS over TCP for `wss://`, a Unix
+/// socket for `unix://PATH`) and
 /// performs the WebSocket upgrade with our token, then starts the worker.
 pub(super) async fn open_and_spawn(
     options: &ConnectOptions,
@@ -31,13 +35,18 @@ pub(super) async fn open_and_spawn(
         let stream = tokio::net::UnixStream::connect(path)
             .await
             .map_err(connect_error)?;
-        let socket = upgrade(request, stream, url).await?;
+        let socket = upgrade(request, stream, options).await?;
         tokio::spawn(Worker::new(socket, command_rx, event_tx, shared).run());
         return Ok(());
     }
-    let authority = url
-        .strip_prefix("ws://")
-        .map(|rest| rest.split('/').next().unwrap_or(rest))
+    let (tls, rest) = match (url.strip_prefix("ws://"), url.strip_prefix("wss://")) {
+        (Some(rest), _) => (false, rest),
+        (_, Some(rest)) => (true, rest),
+        _ => return Err(invalid()),
+    };
+    let authority = rest
+        .split('/')
+        .next()
         .filter(|authority| !authority.is_empty())
         .ok_or_else(invalid)?;
     let request = upgrade_request(url, options, url)?;
@@ -46,7 +55,28 @@ pub(super) async fn open_and_spawn(
         .map_err(connect_error)?;
     // Frames are small JSON messages; Nagle would only add latency.
     let _ = stream.set_nodelay(true);
-    let socket = upgrade(request, stream, url).await?;
+    if !tls {
+        let socket = upgrade(request, stream, options).await?;
+        tokio::spawn(Worker::new(socket, command_rx, event_tx, shared).run());
+        return Ok(());
+    }
+    let remote = options.remote.as_ref();
+    let config = remote
+        .and_then(|remote| remote.tls.clone())
+        .ok_or_else(invalid)?;
+    let host = crate::config::remote::url_host(url).ok_or_else(invalid)?;
+    let server_name = ServerName::try_from(host.to_string()).map_err(|_| invalid())?;
+    let stream = TlsConnector::from(config)
+        .connect(server_name, stream)
+        .await
+        .map_err(|error| ConnectionError::Tls {
+            url: url.to_string(),
+            reason: error.to_string(),
+            ca_setting: remote
+                .map(|remote| remote.ca_setting.clone())
+                .unwrap_or_default(),
+        })?;
+    let socket = upgrade(request, stream, options).await?;
     tokio::spawn(Worker::new(socket, command_rx, event_tx, shared).run());
     Ok(())
 }
@@ -70,13 +100,19 @@ fn upgrade_request(
 async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
     request: tungstenite::handshake::client::Request,
     stream: S,
-    url: &str,
+    options: &ConnectOptions,
 ) -> Result<WebSocketStream<S>, ConnectionError> {
+    let url = options.url.as_str();
     match tokio_tungstenite::client_async(request, stream).await {
         Ok((socket, _response)) => Ok(socket),
         Err(tungstenite::Error::Http(response)) => {
             let status = response.status();
-            if status == StatusCode::UNAUTHORIZED {
+            if let (StatusCode::UNAUTHORIZED, Some(remote)) = (status, &options.remote) {
+                Err(ConnectionError::RemoteUnauthorized {
+                    url: url.to_string(),
+                    hint: remote.auth_hint.clone(),
+                })
+            } else if status == StatusCode::UNAUTHORIZED {
                 Err(ConnectionError::Unauthorized {
                     url: url.to_string(),
                 })

@@ -45,8 +45,10 @@ use crate::protocol::{
     ThreadResumeParams, ThreadStartParams, TurnInterruptParams, TurnStartParams, TurnStartResponse,
 };
 
-/// TCP connect plus WebSocket upgrade on loopback: instant unless the server
-/// is wedged, and then we want to say so rather than hang.
+/// TCP connect plus WebSocket upgrade (and TLS for `wss://`): instant on
+/// loopback, a few round trips to another host; 10 s is far beyond either
+/// unless the server or the path is wedged, and then we want to say so
+/// rather than hang.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Ordinary requests (`thread/start`, `turn/start`, …). `thread/start` writes
@@ -80,6 +82,8 @@ pub struct ConnectOptions {
     /// Sent as `Authorization: Bearer …`; `None` sends no header.
     pub token: Option<CapabilityToken>,
     pub client_info: ClientInfo,
+    /// A remote server: TLS for `wss://`, and the settings its errors name.
+    pub remote: Option<RemoteTransport>,
 }
 
 impl ConnectOptions {
@@ -91,7 +95,35 @@ impl ConnectOptions {
                 name: env!("CARGO_PKG_NAME").to_string(),
                 version: env!("CARGO_PKG_VERSION").to_string(),
             },
+            remote: None,
         }
+    }
+
+    /// The same, to a remote server reached as `remote` says.
+    pub fn with_remote(mut self, remote: Option<RemoteTransport>) -> ConnectOptions {
+        self.remote = remote;
+        self
+    }
+}
+
+/// How to reach one remote server beyond its URL, built for each connection
+/// (by `remote_tls`) from the endpoint's settings.
+#[derive(Clone)]
+pub struct RemoteTransport {
+    /// `Some` for `wss://`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// What a 401 tells the person to check.
+    pub auth_hint: String,
+    /// The setting that adds a CA, for a certificate we could not verify.
+    pub ca_setting: String,
+}
+
+impl std::fmt::Debug for RemoteTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteTransport")
+            .field("tls", &self.tls.is_some())
+            .field("auth_hint", &self.auth_hint)
+            .finish()
     }
 }
 

@@ -2,15 +2,20 @@
 //! frames while it holds a credit (or an answer is awaited), matches answers
 //! to pending requests by id, and hands everything else to the owner as
 //! [`ServerEvent`]s. When the socket ends it fails what is pending and says
-//! why, once.
+//! why, once. It pings the server every [`PING_INTERVAL`], and a link that
+//! brings no frame (a pong or anything else) for [`SILENCE_LIMIT`] while it
+//! reads is dead: a cable pulled or a link down closes nothing, and TCP
+//! alone would wait for minutes before it gives up.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::MissedTickBehavior;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -19,6 +24,18 @@ use super::{ConnectionError, LATENCY_TARGET};
 use crate::backpressure::{Credit, CreditPool};
 use crate::protocol::jsonrpc::{Incoming, RequestId, RpcError};
 use crate::protocol::{ServerNotification, ServerRequest, ThreadId};
+
+/// How often the worker pings the server. A ping is a few bytes, and the
+/// server answers it without involving a turn; often enough that a silent
+/// link is noticed within [`SILENCE_LIMIT`] plus one interval.
+pub const PING_INTERVAL: Duration = Duration::from_millis(500);
+
+/// A link that brings no frame for this long while the worker reads is
+/// dead: four pings unanswered. A pong is one round trip, so this leaves a
+/// slow network or a busy server well over a second; a false alarm costs
+/// only a reconnect and a catch-up (nothing is lost), while a dead link
+/// noticed late holds every run still for as long.
+pub const SILENCE_LIMIT: Duration = Duration::from_secs(2);
 
 /// What the server sends us unasked.
 #[derive(Debug, Clone)]
@@ -115,11 +132,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin + PromptAck> Worker<S> {
     }
 
     pub(super) async fn run(mut self) {
+        let mut pings = tokio::time::interval(PING_INTERVAL);
+        pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // When a frame last came in, or the worker last chose not to read
+        // (frames it does not read say nothing about the link).
+        let mut heard = Instant::now();
         let reason = loop {
             let may_read = self.may_read();
             let wants_credit = self.credit.is_none();
             let overflowing = !self.overflow.is_empty();
+            if !may_read {
+                heard = Instant::now();
+            }
             tokio::select! {
+                _ = pings.tick() => {
+                    if heard.elapsed() >= SILENCE_LIMIT {
+                        break format!(
+                            "the link went silent: no frame or pong from the app-server in {:?}",
+                            heard.elapsed()
+                        );
+                    }
+                    if let Err(error) = self.socket.send(Message::Ping(Default::default())).await {
+                        break format!("the connection broke: {error}");
+                    }
+                }
                 credit = self.credits.acquire(), if wants_credit => self.credit = Some(credit),
                 room = self.events.clone().reserve_owned(), if overflowing => match (room, self.overflow.pop_front()) {
                     (Ok(room), Some(event)) => {
@@ -139,7 +175,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + PromptAck> Worker<S> {
                         break "every handle was dropped".to_string();
                     }
                 },
-                frame = self.socket.next(), if may_read => match frame {
+                frame = self.socket.next(), if may_read => {
+                    heard = Instant::now();
+                    match frame {
                     Some(Ok(Message::Text(text))) => {
                         if !self.pending.is_empty() {
                             self.socket.get_ref().ack_promptly();
@@ -158,11 +196,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + PromptAck> Worker<S> {
                             _ => "the app-server closed the connection".to_string(),
                         };
                     }
-                    // Pings are answered by tungstenite itself.
+                    // Pongs only count as heard; pings are answered by
+                    // tungstenite itself.
                     Some(Ok(_)) => {}
                     Some(Err(error)) => break format!("the connection broke: {error}"),
                     None => break "the app-server closed the connection".to_string(),
-                },
+                    }
+                }
             }
         };
         self.shut(reason).await;

@@ -26,7 +26,9 @@ pub mod claude_tty;
 pub mod codex_setup;
 pub mod engine;
 pub mod mcp_traffic;
+pub mod netns;
 pub mod raw_mcp;
+pub mod remote_server;
 pub mod tmux;
 pub mod tools;
 

@@ -23,6 +23,8 @@ mod plugin;
 mod publishing;
 mod readme_registration;
 mod recovery;
+mod remote;
+mod remote_faults;
 mod run_span;
 mod runs;
 mod scripted_model;

@@ -51,6 +51,20 @@ impl ScriptedModel {
         let listener = TcpListener::bind(("127.0.0.1", 0))
             .await
             .map_err(ScriptedModelError::Bind)?;
+        ScriptedModel::serve(listener)
+    }
+
+    /// Serves on a listener the caller bound: one inside a network
+    /// namespace (a second host's loopback) stays there, whichever thread
+    /// serves it. Must be called within a Tokio runtime.
+    pub fn start_on(listener: std::net::TcpListener) -> Result<ScriptedModel, ScriptedModelError> {
+        listener
+            .set_nonblocking(true)
+            .map_err(ScriptedModelError::Bind)?;
+        ScriptedModel::serve(TcpListener::from_std(listener).map_err(ScriptedModelError::Bind)?)
+    }
+
+    fn serve(listener: TcpListener) -> Result<ScriptedModel, ScriptedModelError> {
         let addr = listener.local_addr().map_err(ScriptedModelError::Bind)?;
         let log = Log::new();
         let (shutdown, stopping) = watch::channel(false);
