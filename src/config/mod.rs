@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod endpoints;
 pub mod remote;
 
 use crate::protocol::{ApprovalPolicy, SandboxMode};
@@ -136,7 +137,7 @@ pub const DEFAULT_MAX_RESULT_CHARS: usize = 20_000;
 /// this one replaces called itself.
 pub const DEFAULT_ORIGIN: &str = "codex-persistent-mcp";
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("{name}={value:?} is not one of: {expected}")]
     NotOneOf {
