@@ -132,6 +132,8 @@ pub struct RunParams {
     pub reasoning_effort: Option<String>,
     /// Interrupt the run after this many ms (default 30 min).
     pub timeout_ms: Option<u64>,
+    /// An app-server of endpoints.toml; cwd is then its host's.
+    pub endpoint: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -187,6 +189,8 @@ pub struct LegacyCodexParams {
     pub developer_instructions: Option<String>,
     /// The prompt used when compacting the conversation.
     pub compact_prompt: Option<String>,
+    /// An app-server of endpoints.toml; cwd is then its host's.
+    pub endpoint: Option<String>,
 }
 
 /// The `codex-reply` tool of Codex's removed built-in MCP server.
@@ -243,6 +247,8 @@ pub struct ConversationSettings {
     pub reasoning_effort: Option<String>,
     /// 1000..=600000 ms (default 120000).
     pub timeout_ms: Option<u64>,
+    /// A new session's app-server (endpoints.toml); cwd is its host's.
+    pub endpoint: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

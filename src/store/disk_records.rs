@@ -210,6 +210,10 @@ pub struct ActiveRecord {
     /// When the record was last rewritten (RFC 3339, UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
+    /// The endpoint (`endpoints.toml`) the run went to; absent: the
+    /// default, as in every record written before endpoints existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
 }
 
 /// A pending approval as a listing shows it.
@@ -257,6 +261,10 @@ pub struct IndexRecord {
     /// ([`message_excerpt`]), so a listing needs no other file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_message: Option<String>,
+    /// The endpoint (`endpoints.toml`) the run went to; absent: the
+    /// default, as in every record written before endpoints existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
 }
 
 /// One line of the per-user pointer index: where a run's audit lives, so a
@@ -282,6 +290,10 @@ pub struct PointerRecord {
     /// End records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
+    /// The endpoint (`endpoints.toml`) the run went to; absent: the
+    /// default, as in every record written before endpoints existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
 }
 
 /// Records as the tests of the store, the resolver and the follower build
