@@ -255,6 +255,7 @@ mod tests {
 
         let catalog = Catalog {
             rows: vec![RunRow {
+                endpoint: None,
                 run_id: RunId::parse("20261121-052301-482-7f3a9c").unwrap(),
                 title: "Fix it".into(),
                 status: RunStatus::Completed,

@@ -303,6 +303,7 @@ pub struct PointerRecord {
 impl ActiveRecord {
     pub fn for_test(run_id: &RunId, cwd: impl Into<PathBuf>) -> ActiveRecord {
         ActiveRecord {
+            endpoint: None,
             run_id: run_id.clone(),
             thread_id: "th".into(),
             turn_id: Some("turn".into()),
@@ -325,6 +326,7 @@ impl ActiveRecord {
 impl IndexRecord {
     pub fn for_test(run_id: &RunId, event: IndexEvent, cwd: impl Into<PathBuf>) -> IndexRecord {
         IndexRecord {
+            endpoint: None,
             event,
             run_id: run_id.clone(),
             thread_id: Some("th".into()),
@@ -420,6 +422,7 @@ mod tests {
     #[test]
     fn index_and_pointer_records_are_camel_case() {
         let record = IndexRecord {
+            endpoint: None,
             event: IndexEvent::End,
             run_id: id(),
             thread_id: Some("th".into()),

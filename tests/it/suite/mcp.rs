@@ -364,6 +364,7 @@ async fn twenty_listed_runs_fit_the_budget() {
         store::append_pointer(
             &world.pointer_dir.join("runs.index.jsonl"),
             &PointerRecord {
+                endpoint: None,
                 run_id: RunId::generate(),
                 project_root: world.project.path().into(),
                 run_dir: world.project.path().join(".codex/codex-mcp/runs"),
