@@ -38,7 +38,8 @@
 //!   never tear, atomic replaces), the indexes and the run catalog.
 //! - [`appserver`]: the app-server behind one `Backend` (a private process,
 //!   the shared server and its keeper over the files of
-//!   [`appserver::shared_files`], `unix://`), the WebSocket connection
+//!   [`appserver::shared_files`], `unix://`, a remote server with the bearer
+//!   of [`appserver::remote_auth`]), the WebSocket connection
 //!   to it (one worker owns the socket; requests are matched to answers by
 //!   id), the login check and which Codex a running server runs.
 //! - [`backpressure`]: the credits that bound the events between the

@@ -6,6 +6,7 @@ pub mod connection;
 pub mod keeper;
 pub mod keeper_identity;
 pub mod process;
+pub mod remote_auth;
 pub mod shared;
 pub mod shared_files;
 pub mod token;
