@@ -130,6 +130,11 @@ pub fn run(args: &RunsArgs) -> Result<(), RunsCliError> {
             codex,
             codex_home: Some(config.codex_home.clone()),
             pointer_dir: config.pointer_dir.clone(),
+            endpoints: config.endpoints.clone(),
+            default_remote: match &config.app_server {
+                crate::config::AppServerMode::Remote(endpoint) => Some(endpoint.clone()),
+                _ => None,
+            },
         })?);
     }
     let catalog = scope.load();
