@@ -665,6 +665,8 @@ async fn codex_then_codex_reply_on_one_thread() {
         fields.sort();
         (fields, schema["required"].clone())
     };
+    // Codex's own fields, and `endpoint` (issue 17: every tool that starts
+    // a turn takes one).
     assert_eq!(
         schema("codex"),
         (
@@ -675,6 +677,7 @@ async fn codex_then_codex_reply_on_one_thread() {
                 "config",
                 "cwd",
                 "developer-instructions",
+                "endpoint",
                 "model",
                 "profile",
                 "prompt",
