@@ -89,6 +89,7 @@ fn write_index(run_dir: &Path, runs: usize) -> std::io::Result<()> {
         ))
         .map_err(std::io::Error::other)?;
         let mut record = IndexRecord {
+            endpoint: None,
             event: IndexEvent::Start,
             run_id,
             thread_id: Some(format!("01a1fce2-5cf3-7a51-a4e9-{n:012x}")),

@@ -31,6 +31,20 @@ pub struct Health {
     /// What works but is worth knowing: a Codex newer than verified, an
     /// app-server on another Codex than the CLI. They leave `ok` alone.
     pub warnings: Vec<String>,
+    /// The named endpoints of `endpoints.toml` (a problem with the file is
+    /// in `problems`).
+    pub endpoints: Vec<EndpointHealth>,
+}
+
+/// One named endpoint as the check shows it: never a secret, nor the path
+/// of the file that holds one.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointHealth {
+    pub name: String,
+    pub url: String,
+    /// `capability-token`, `signed-bearer-token` or `none`.
+    pub auth: &'static str,
 }
 
 impl Health {
@@ -209,7 +223,19 @@ pub async fn check(
         }
     }
     let login = account::check(config, codex.as_ref().ok(), &mut problems).await;
+    problems.extend(config.endpoints.problem.iter().map(ToString::to_string));
+    let endpoints = config
+        .endpoints
+        .list
+        .iter()
+        .map(|endpoint| EndpointHealth {
+            name: endpoint.name.clone(),
+            url: endpoint.url.clone(),
+            auth: crate::config::endpoints::auth_kind(&endpoint.auth),
+        })
+        .collect();
     Health {
+        endpoints,
         ok: problems.is_empty(),
         codex_version,
         codex_support,

@@ -55,7 +55,8 @@
 //! - [`codex_config`]: what the sidecar adds to every thread's Codex config
 //!   (secret environment variables kept from commands).
 //! - [`config`] and [`shell_path`]: the settings, read from the environment
-//!   once; every path setting expanded as a shell would (`~`, `$HOME`) and
+//!   once, and the named app-servers of `endpoints.toml` (each served by a
+//!   `Supervisor` of its own, `actors::endpoints`); every path setting expanded as a shell would (`~`, `$HOME`) and
 //!   refused while still relative.
 //! - [`text`]: the one rule for cutting text in replies, errors and records.
 //! - [`timestamp`]: the one way a point in time is written (RFC 3339, UTC,

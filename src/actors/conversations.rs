@@ -35,6 +35,9 @@ pub struct ChatRequest {
     /// Told the run id as soon as the request's run starts (an MCP task
     /// shows it, and interrupts it on cancel).
     pub started: Option<tokio::sync::mpsc::UnboundedSender<RunId>>,
+    /// A new session's endpoint (`None`: the default); a resumed one goes
+    /// where it went.
+    pub endpoint: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,6 +179,7 @@ async fn ask(
                 .ok_or_else(|| EngineError::BadRequest("a new session needs a cwd".to_string()))?;
             let mut run = RunRequest::new(prompt, cwd);
             run.turn = turn;
+            run.endpoint = request.endpoint.clone();
             engine.run(run).await?
         }
         Some(session) => {
@@ -183,6 +187,7 @@ async fn ask(
                 .resume(ResumeRequest {
                     cwd: request.cwd.clone(),
                     turn,
+                    endpoint: request.endpoint.clone(),
                     ..ResumeRequest::new(ResumeTarget::Thread(session.clone()), prompt)
                 })
                 .await?

@@ -8,6 +8,7 @@ pub mod approvals;
 mod audit_writer;
 pub mod broker;
 pub mod conversations;
+mod endpoints;
 mod follow;
 pub mod person;
 mod request_check;
@@ -56,7 +57,8 @@ const WAIT_CALL_MARGIN: Duration = Duration::from_secs(10);
 /// The running actor system. Cheap to clone: it holds actor references.
 #[derive(Clone)]
 pub struct Engine {
-    supervisor: ActorRef<SupervisorMsg>,
+    /// The supervisor of each endpoint, and where each run went.
+    endpoints: endpoints::Endpoints,
     broker: ActorRef<BrokerMsg>,
     /// `None` in the copy the conversations actor itself holds.
     conversations: Option<ActorRef<ConversationMsg>>,
@@ -78,14 +80,15 @@ impl Engine {
             .map_err(|error| EngineError::Actor(error.to_string()))?;
         let args = SupervisorArgs {
             config: config.clone(),
-            codex,
+            codex: codex.clone(),
             broker: broker.clone(),
         };
         let (supervisor, _) = Actor::spawn(None, Supervisor, args)
             .await
             .map_err(|error| EngineError::Actor(error.to_string()))?;
+        let endpoints = endpoints::Endpoints::start(supervisor, &config, &codex, &broker).await?;
         let mut engine = Engine {
-            supervisor,
+            endpoints,
             broker,
             conversations: None,
             watchdog,
@@ -132,30 +135,46 @@ impl Engine {
         // The run's actor tells the broker it started (its start fails
         // otherwise, after the turn began): refuse before anything runs.
         self.needs(Watched::WaitBroker)?;
+        let served = self.endpoints.named(request.endpoint.as_deref())?;
         let (prompt, cwd) = (request.prompt.clone(), request.cwd.clone());
-        request_check::check(prompt, Some(cwd)).await?;
-        settle(
-            self.supervisor
+        request_check::check(prompt, Some(cwd), remote_of(&served.config)).await?;
+        let started = settle(
+            served
+                .supervisor
                 .call(
                     |reply| SupervisorMsg::StartRun(request, reply),
                     Some(START_CALL_TIMEOUT),
                 )
                 .await?,
-        )?
+        )??;
+        let endpoint = served.config.endpoint_name();
+        self.endpoints
+            .place(&started.run_id, &started.thread_id, endpoint);
+        Ok(started)
     }
 
     /// A new turn on the thread of an earlier run.
     pub async fn resume(&self, request: ResumeRequest) -> Result<RunStarted, EngineError> {
         self.needs(Watched::WaitBroker)?;
-        request_check::check(request.prompt.clone(), request.cwd.clone()).await?;
-        settle(
-            self.supervisor
+        let served = self
+            .endpoints
+            .of_target(&request.target, request.endpoint.as_deref())
+            .await?;
+        let remote = remote_of(&served.config);
+        request_check::check(request.prompt.clone(), request.cwd.clone(), remote).await?;
+        let started = settle(
+            served
+                .supervisor
                 .call(
                     |reply| SupervisorMsg::Resume(request, reply),
                     Some(START_CALL_TIMEOUT),
                 )
                 .await?,
-        )?
+        )??;
+        let endpoint = served.config.endpoint_name();
+        self.endpoints
+            .place(&started.run_id, &started.thread_id, endpoint);
+        Ok(started)
     }
 
     /// One wait slice: the result once the run ends, or its progress when
@@ -174,8 +193,9 @@ impl Engine {
             other => return other,
         }
         let id = run_id.clone();
+        let supervisor = &self.endpoints.of_run(run_id).await?.supervisor;
         let adopted = settle(
-            self.supervisor
+            supervisor
                 .call(
                     |reply| SupervisorMsg::Adopt(id, reply),
                     Some(START_CALL_TIMEOUT),
@@ -188,7 +208,7 @@ impl Engine {
             // Live in another sidecar: followed through its audit.
             Adopted::Followed(located) => {
                 self.needs(Watched::WaitBroker)?;
-                follow::follow(&self.broker, &self.supervisor, *located).await?;
+                follow::follow(&self.broker, supervisor, *located).await?;
                 self.wait_broker(run_id, soft).await
             }
         }
@@ -253,8 +273,9 @@ impl Engine {
         choice: approvals::Choice,
     ) -> Result<(), EngineError> {
         let (id, approval_id) = (run_id.clone(), approval_id.to_string());
+        let supervisor = &self.endpoints.of_run(run_id).await?.supervisor;
         settle(
-            self.supervisor
+            supervisor
                 .call(
                     |reply| SupervisorMsg::Approve {
                         run_id: id,
@@ -272,8 +293,9 @@ impl Engine {
     /// wake. A run that has ended is left alone.
     pub async fn interrupt(&self, run_id: &RunId) -> Result<Interrupted, EngineError> {
         let id = run_id.clone();
+        let supervisor = &self.endpoints.of_run(run_id).await?.supervisor;
         settle(
-            self.supervisor
+            supervisor
                 .call(
                     |reply| SupervisorMsg::Interrupt(id, reply),
                     Some(QUERY_CALL_TIMEOUT),
@@ -362,10 +384,12 @@ impl Engine {
                 .stop_and_wait(None, Some(QUERY_CALL_TIMEOUT))
                 .await;
         }
-        let _ = self
-            .supervisor
-            .stop_and_wait(None, Some(QUERY_CALL_TIMEOUT))
-            .await;
+        for served in self.endpoints.all() {
+            let _ = served
+                .supervisor
+                .stop_and_wait(None, Some(QUERY_CALL_TIMEOUT))
+                .await;
+        }
         self.broker.get_cell().unlink(watchdog);
         let _ = self
             .broker
@@ -376,6 +400,12 @@ impl Engine {
             .stop_and_wait(None, Some(QUERY_CALL_TIMEOUT))
             .await;
     }
+}
+
+/// A run's `cwd` is on another host: the endpoint's name, for the checks
+/// that then skip this machine's disk.
+fn remote_of(config: &Config) -> Option<&str> {
+    config.is_remote().then(|| config.endpoint_name())
 }
 
 /// A call's outcome as our error: the reply, or why there was none.

@@ -14,7 +14,27 @@ use crate::actors::types::EngineError;
 pub const MAX_PROMPT_CHARS: usize = 1 << 20;
 
 /// [`validate`] on the blocking pool: `cwd` is a directory look-up.
-pub async fn check(prompt: String, cwd: Option<PathBuf>) -> Result<(), EngineError> {
+/// `remote`: the endpoint's name when the run goes to another host, whose
+/// `cwd` is a path there: it must be absolute, and is not looked up here.
+pub async fn check(
+    prompt: String,
+    cwd: Option<PathBuf>,
+    remote: Option<&str>,
+) -> Result<(), EngineError> {
+    if let (Some(endpoint), Some(cwd)) = (remote, cwd.as_deref()) {
+        if cwd.as_os_str().is_empty() {
+            return Err(EngineError::BadRequest(format!(
+                "a run on endpoint {endpoint} needs cwd: the absolute path of its directory on that host"
+            )));
+        }
+        if !cwd.is_absolute() {
+            return Err(EngineError::BadRequest(format!(
+                "cwd {} is not an absolute path: a run on endpoint {endpoint} needs the absolute path of its directory on that host",
+                cwd.display()
+            )));
+        }
+        return validate(&prompt, None);
+    }
     tokio::task::spawn_blocking(move || validate(&prompt, cwd.as_deref()))
         .await
         .map_err(|error| EngineError::Actor(error.to_string()))?

@@ -279,6 +279,7 @@ mod tests {
         store::append_pointer(
             &config.pointer_index(),
             &store::PointerRecord {
+                endpoint: None,
                 run_id: run_id.clone(),
                 project_root: project.clone(),
                 run_dir: run_dir.clone(),

@@ -67,6 +67,9 @@ pub struct RunRequest {
     pub turn: TurnSettings,
     /// Config overrides and instructions for the new thread.
     pub extras: ThreadExtras,
+    /// A named endpoint of `endpoints.toml` (`None`: the default); `cwd`
+    /// is then a path on its host.
+    pub endpoint: Option<String>,
 }
 
 impl RunRequest {
@@ -77,6 +80,7 @@ impl RunRequest {
             run_name: None,
             turn: TurnSettings::default(),
             extras: ThreadExtras::default(),
+            endpoint: None,
         }
     }
 }
@@ -111,6 +115,9 @@ pub struct ResumeRequest {
     /// come to (gaps filled from the configured default), even on a thread
     /// Codex still has loaded.
     pub turn: TurnSettings,
+    /// Used only when no record says where the thread went (the run's own
+    /// endpoint wins).
+    pub endpoint: Option<String>,
 }
 
 impl ResumeRequest {
@@ -121,6 +128,7 @@ impl ResumeRequest {
             prompt: prompt.into(),
             cwd: None,
             turn: TurnSettings::default(),
+            endpoint: None,
         }
     }
 

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod endpoints;
 pub mod remote;
 
 use crate::protocol::{ApprovalPolicy, SandboxMode};
@@ -147,7 +148,7 @@ pub const DEFAULT_MAX_RESULT_CHARS: usize = 20_000;
 /// this one replaces called itself.
 pub const DEFAULT_ORIGIN: &str = "codex-persistent-mcp";
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("{name}={value:?} is not one of: {expected}")]
     NotOneOf {
@@ -294,11 +295,22 @@ pub struct Config {
     /// check and logged, while the default applies (a run need not fail
     /// over who answers its approvals).
     pub approvals_refused: Option<String>,
+    /// The named endpoints of `endpoints.toml` (read by [`Config::from_env`];
+    /// none from [`Config::from_lookup`]).
+    pub endpoints: endpoints::Endpoints,
+    /// The sidecar's own working directory, read once at start: where the
+    /// audit of a remote run goes (its `cwd` is on another host).
+    pub own_cwd: Option<PathBuf>,
 }
 
 impl Config {
     pub fn from_env() -> Result<Config, ConfigError> {
-        Config::from_lookup(|name| std::env::var(name).ok().filter(|value| !value.is_empty()))
+        let mut config =
+            Config::from_lookup(|name| std::env::var(name).ok().filter(|value| !value.is_empty()))?;
+        let home = std::env::var("HOME").ok().filter(|home| !home.is_empty());
+        config.endpoints = endpoints::Endpoints::load(&config.pointer_dir, home.as_deref());
+        config.own_cwd = std::env::current_dir().ok();
+        Ok(config)
     }
 
     pub fn from_lookup(env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
@@ -397,6 +409,8 @@ impl Config {
         Ok(Config {
             approvals,
             approvals_refused,
+            endpoints: endpoints::Endpoints::default(),
+            own_cwd: None,
             codex_home,
             pointer_dir,
             run_dir_override,
@@ -443,11 +457,46 @@ impl Config {
         })
     }
 
-    /// Where the audit of runs in `cwd` lives.
+    /// Where the audit of runs in `cwd` lives. A remote run's `cwd` is on
+    /// another host: its audit goes in the run dir of the sidecar's own
+    /// working directory (the pointer dir when that is unknown).
     pub fn run_dir(&self, cwd: &Path) -> PathBuf {
+        let project = match &self.app_server {
+            AppServerMode::Remote(_) => self.own_cwd.as_deref().unwrap_or(&self.pointer_dir),
+            _ => cwd,
+        };
         self.run_dir_override
             .clone()
-            .unwrap_or_else(|| cwd.join(".codex").join("codex-mcp").join("runs"))
+            .unwrap_or_else(|| project.join(".codex").join("codex-mcp").join("runs"))
+    }
+
+    /// The endpoint this configuration's app-server is: a named one's name,
+    /// else [`DEFAULT_ENDPOINT`].
+    pub fn endpoint_name(&self) -> &str {
+        match &self.app_server {
+            AppServerMode::Remote(endpoint) => &endpoint.name,
+            _ => DEFAULT_ENDPOINT,
+        }
+    }
+
+    /// Whether runs go to an app-server on another host (their `cwd` is a
+    /// path there).
+    pub fn is_remote(&self) -> bool {
+        matches!(self.app_server, AppServerMode::Remote(_))
+    }
+
+    /// This configuration for the runs of the endpoint called `name`: the
+    /// default is this one; a named one swaps in its app-server. `None`: no
+    /// such endpoint.
+    pub fn for_endpoint(&self, name: &str) -> Option<Config> {
+        if name == DEFAULT_ENDPOINT {
+            return Some(self.clone());
+        }
+        let endpoint = self.endpoints.get(name)?.clone();
+        Some(Config {
+            app_server: AppServerMode::Remote(endpoint),
+            ..self.clone()
+        })
     }
 
     /// The cross-project index: run id → project, thread, status.

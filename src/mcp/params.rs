@@ -116,7 +116,7 @@ pub enum ApprovalParam {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct RunParams {
     pub prompt: String,
-    /// Absolute project directory (default: the server's).
+    /// Absolute project dir (default: the server's).
     pub cwd: Option<String>,
     /// Title for listings.
     pub run_name: Option<String>,
@@ -125,13 +125,16 @@ pub struct RunParams {
     pub run_async: Option<bool>,
     pub permissions: Option<PermissionsParam>,
     pub sandbox: Option<SandboxParam>,
-    /// Not never: the person in the client is asked (a form), else you.
+    /// Not never: the person (a form), else you, answers.
     pub approval_policy: Option<ApprovalParam>,
     pub model: Option<String>,
     /// e.g. low, medium, high.
     pub reasoning_effort: Option<String>,
-    /// Interrupt the run after this many ms (default 30 min).
+    /// Interrupt after this many ms (default 30 min).
     pub timeout_ms: Option<u64>,
+    // No description: this tool is at its size budget (the name of an
+    // endpoints.toml entry; cwd is then a path on that host).
+    pub endpoint: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -199,6 +202,9 @@ pub struct LegacyCodexParams {
     pub developer_instructions: Option<String>,
     /// The prompt used when compacting the conversation.
     pub compact_prompt: Option<String>,
+    // No description: this tool is at its size budget (the name of an
+    // endpoints.toml entry; cwd is then a path on that host).
+    pub endpoint: Option<String>,
 }
 
 /// The `codex-reply` tool of Codex's removed built-in MCP server.
@@ -255,6 +261,8 @@ pub struct ConversationSettings {
     pub reasoning_effort: Option<String>,
     /// 1000..=600000 ms (default 120000).
     pub timeout_ms: Option<u64>,
+    /// New session's host, from endpoints.toml.
+    pub endpoint: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

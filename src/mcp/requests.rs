@@ -54,8 +54,9 @@ impl SidecarServer {
     ) -> Result<RunRequest, CallToolResult> {
         let mut turn = turn_settings_of!(params)?;
         turn.person = person.filter(|_| turn.interactive);
-        let mut request =
-            RunRequest::new(params.prompt, self.cwd_or_default(params.cwd.as_deref()));
+        let cwd = self.cwd_on(params.endpoint.as_deref(), params.cwd.as_deref());
+        let mut request = RunRequest::new(params.prompt, cwd);
+        request.endpoint = params.endpoint;
         request.run_name = params.run_name;
         request.turn = turn;
         Ok(request)
@@ -81,8 +82,9 @@ impl SidecarServer {
         &self,
         params: LegacyCodexParams,
     ) -> Result<RunRequest, CallToolResult> {
-        let mut request =
-            RunRequest::new(params.prompt, self.cwd_or_default(params.cwd.as_deref()));
+        let cwd = self.cwd_on(params.endpoint.as_deref(), params.cwd.as_deref());
+        let mut request = RunRequest::new(params.prompt, cwd);
+        request.endpoint = params.endpoint;
         request.turn.sandbox = params.sandbox.map(sandbox);
         request.turn.approval_policy = params.approval_policy.map(approval);
         request.turn.model = params.model;
@@ -135,6 +137,17 @@ impl SidecarServer {
             .unwrap_or_else(|| self.cwd.clone())
     }
 
+    /// A named endpoint's `cwd` is a path on its host, passed as given (the
+    /// engine refuses a relative or missing one); else as [`Self::cwd_or_default`].
+    fn cwd_on(&self, endpoint: Option<&str>, cwd: Option<&str>) -> PathBuf {
+        match endpoint {
+            Some(endpoint) if endpoint != crate::config::DEFAULT_ENDPOINT => {
+                PathBuf::from(cwd.unwrap_or_default())
+            }
+            _ => self.cwd_or_default(cwd),
+        }
+    }
+
     /// A conversation tool's prompt and settings as an engine request.
     pub(super) fn chat_request(
         &self,
@@ -149,8 +162,8 @@ impl SidecarServer {
                 )));
             }
             let cwd = match (&settings.session_id, settings.cwd.as_deref()) {
-                (_, Some(cwd)) => Some(self.absolute(cwd)),
-                (None, None) => Some(self.cwd.clone()),
+                (None, cwd) => Some(self.cwd_on(settings.endpoint.as_deref(), cwd)),
+                (Some(_), Some(cwd)) => Some(self.absolute(cwd)),
                 (Some(_), None) => None,
             };
             Ok(ChatRequest {
@@ -161,6 +174,7 @@ impl SidecarServer {
                 reasoning_effort: settings.reasoning_effort,
                 timeout: Duration::from_millis(timeout_ms),
                 started: None,
+                endpoint: settings.endpoint,
             })
         }
     }

@@ -12,11 +12,17 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::appserver::shared::{SharedPaths, SharedState};
+use crate::config::RemoteEndpoint;
 use crate::store::catalog::RunRow;
 
 /// The variable that carries the app-server's token to `codex resume
 /// --remote`: a name of ours, so the token never shows in a command line.
 pub const TOKEN_ENV: &str = "CODEX_RUNS_REMOTE_TOKEN";
+
+/// The variable the Codex CLI reads a PEM bundle of extra CAs from (its
+/// binary names it beside `SSL_CERT_FILE`): a `wss://` endpoint's `ca_file`
+/// goes there.
+pub const CA_ENV: &str = "CODEX_CA_CERTIFICATE";
 
 /// How long a connection to a run's app-server may take before it counts as
 /// gone. Loopback answers in well under a millisecond; a server that is
@@ -46,6 +52,15 @@ pub enum Plan {
         server: LiveServer,
         thread_id: String,
         cwd: PathBuf,
+    },
+    /// `codex resume --remote <url> [--remote-auth-token-env VAR] <thread>`
+    /// on another host's app-server (a remote run): its `cwd` is a path
+    /// there, so the command runs where the picker does.
+    OnEndpoint {
+        server: LiveServer,
+        thread_id: String,
+        /// The endpoint's CA, for a `wss://` proxy with a private one.
+        ca_file: Option<PathBuf>,
     },
     /// `codex resume <thread>`, from Codex's session files.
     Local { thread_id: String, cwd: PathBuf },
@@ -78,9 +93,19 @@ impl Plan {
         match self {
             Plan::Remote {
                 server, thread_id, ..
+            }
+            | Plan::OnEndpoint {
+                server, thread_id, ..
             } => {
                 let mut args = vec!["resume".into(), "--remote".into(), server.url.clone()];
                 let mut env = Vec::new();
+                if let Plan::OnEndpoint {
+                    ca_file: Some(ca_file),
+                    ..
+                } = self
+                {
+                    env.push((CA_ENV, ca_file.display().to_string()));
+                }
                 if let Some(token) = &server.token {
                     args.extend(["--remote-auth-token-env".into(), TOKEN_ENV.into()]);
                     env.push((TOKEN_ENV, token.clone()));
@@ -99,8 +124,45 @@ impl Plan {
     pub fn cwd(&self) -> Option<&Path> {
         match self {
             Plan::Remote { cwd, .. } | Plan::Local { cwd, .. } => Some(cwd),
-            Plan::NotYet(_) => None,
+            Plan::OnEndpoint { .. } | Plan::NotYet(_) => None,
         }
+    }
+}
+
+/// How to open `row`, a run on `endpoint` (another host), given the bearer
+/// minted for it (`bearer_for`, or why there is none). A plain `ws://` URL
+/// on another host cannot carry a token (the Codex CLI sends one only over
+/// `wss://` or to loopback), so that is said instead of starting an attach
+/// that could not authenticate.
+pub fn endpoint_plan(
+    row: &RunRow,
+    endpoint: &RemoteEndpoint,
+    bearer: Result<Option<String>, String>,
+) -> Plan {
+    let Some(thread_id) = row.thread_id.clone() else {
+        return plan(row, None);
+    };
+    if !endpoint.is_tls() && !endpoint.is_loopback() {
+        return Plan::NotYet(format!(
+            "run {} is on endpoint {} at {}: the Codex terminal UI sends its token only over \
+             wss:// or to loopback, so it cannot attach over plain ws:// to another host; put \
+             a TLS proxy or an SSH tunnel in front of it (docs/remote.md)",
+            row.run_id, endpoint.name, endpoint.url
+        ));
+    }
+    match bearer {
+        Ok(token) => Plan::OnEndpoint {
+            server: LiveServer {
+                url: endpoint.url.clone(),
+                token,
+            },
+            thread_id,
+            ca_file: endpoint.ca_file.clone(),
+        },
+        Err(why) => Plan::NotYet(format!(
+            "cannot attach to run {} on endpoint {}: {why}",
+            row.run_id, endpoint.name
+        )),
     }
 }
 
@@ -191,6 +253,72 @@ mod tests {
             "never on the command line"
         );
         assert_eq!(plan.cwd(), Some(Path::new("/work/project")));
+    }
+
+    fn endpoint(url: &str) -> RemoteEndpoint {
+        RemoteEndpoint {
+            name: "box".into(),
+            url: url.into(),
+            auth: crate::config::RemoteAuth::SignedBearer {
+                secret_file: "/s".into(),
+                issuer: None,
+                audience: None,
+            },
+            ca_file: None,
+        }
+    }
+
+    #[test]
+    fn a_remote_run_attaches_to_its_endpoint_with_a_fresh_token_in_the_environment() {
+        let box_url = "wss://box.example:4443";
+        let plan = endpoint_plan(
+            &row(Some("th-9")),
+            &endpoint(box_url),
+            Ok(Some("jwt.minted.now".into())),
+        );
+        let CommandLine { args, env } = plan.command_line().unwrap();
+        assert_eq!(
+            args,
+            [
+                "resume",
+                "--remote",
+                box_url,
+                "--remote-auth-token-env",
+                TOKEN_ENV,
+                "th-9"
+            ]
+        );
+        assert_eq!(env, [(TOKEN_ENV, "jwt.minted.now".to_string())]);
+        assert!(!args.iter().any(|arg| arg.contains("jwt.minted")));
+        // The run's cwd is on the box: the command runs where the picker is.
+        assert_eq!(plan.cwd(), None);
+    }
+
+    #[test]
+    fn a_plain_ws_remote_says_why_it_cannot_attach_instead_of_starting() {
+        let plan = endpoint_plan(
+            &row(Some("th-9")),
+            &endpoint("ws://10.0.0.2:4500"),
+            Ok(Some("t".into())),
+        );
+        let Plan::NotYet(why) = &plan else {
+            panic!("{plan:?}");
+        };
+        assert!(why.contains("wss://") && why.contains("box"), "{why}");
+        assert_eq!(plan.command_line(), None);
+        // Loopback ws:// (an SSH tunnel) is fine.
+        let tunnel = endpoint_plan(&row(Some("th")), &endpoint("ws://127.0.0.1:4600"), Ok(None));
+        assert!(matches!(tunnel, Plan::OnEndpoint { .. }), "{tunnel:?}");
+        let broken = endpoint_plan(
+            &row(Some("th")),
+            &endpoint(box_url_for_error()),
+            Err("the secret file is unreadable".into()),
+        );
+        assert!(matches!(broken, Plan::NotYet(why) if why.contains("unreadable")));
+    }
+
+    fn box_url_for_error() -> &'static str {
+        "wss://box.example:4443"
     }
 
     #[test]

@@ -130,6 +130,11 @@ pub fn run(args: &RunsArgs) -> Result<(), RunsCliError> {
             codex,
             codex_home: Some(config.codex_home.clone()),
             pointer_dir: config.pointer_dir.clone(),
+            endpoints: config.endpoints.clone(),
+            default_remote: match &config.app_server {
+                crate::config::AppServerMode::Remote(endpoint) => Some(endpoint.clone()),
+                _ => None,
+            },
         })?);
     }
     let catalog = scope.load();
@@ -255,6 +260,7 @@ mod tests {
 
         let catalog = Catalog {
             rows: vec![RunRow {
+                endpoint: None,
                 run_id: RunId::parse("20261121-052301-482-7f3a9c").unwrap(),
                 title: "Fix it".into(),
                 status: RunStatus::Completed,

@@ -19,6 +19,9 @@ use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use time::OffsetDateTime;
 
+use crate::appserver::remote_auth::bearer_for;
+use crate::config::endpoints::Endpoints;
+use crate::config::{DEFAULT_ENDPOINT, RemoteEndpoint};
 use crate::picker::attach::{self, Plan};
 use crate::picker::scope::Scope;
 use crate::picker::{Action, App};
@@ -67,6 +70,11 @@ pub struct Options {
     pub codex_home: Option<PathBuf>,
     /// Where the shared app-server's state and token live.
     pub pointer_dir: PathBuf,
+    /// The named endpoints a remote run's row can name.
+    pub endpoints: Endpoints,
+    /// The environment's app-server when it is on another host: where the
+    /// default endpoint's runs attach.
+    pub default_remote: Option<RemoteEndpoint>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -160,10 +168,15 @@ fn open(
     options: &Options,
     row: &crate::store::catalog::RunRow,
 ) -> Result<Option<String>, PickerError> {
-    let server = attach::live_server(row, &options.pointer_dir);
-    let plan = attach::plan(row, server);
-    let (Some(attach::CommandLine { args, env }), Some(cwd)) = (plan.command_line(), plan.cwd())
-    else {
+    let plan = match remote_endpoint(row, options) {
+        Some(Ok(endpoint)) => {
+            let bearer = bearer_for(&endpoint).map_err(|error| error.to_string());
+            attach::endpoint_plan(row, &endpoint, bearer)
+        }
+        Some(Err(why)) => Plan::NotYet(why),
+        None => attach::plan(row, attach::live_server(row, &options.pointer_dir)),
+    };
+    let Some(attach::CommandLine { args, env }) = plan.command_line() else {
         return Ok(match plan {
             Plan::NotYet(why) => Some(why),
             _ => None,
@@ -176,7 +189,10 @@ fn open(
         ));
     };
     let mut command = std::process::Command::new(codex);
-    command.args(&args).current_dir(cwd).envs(env);
+    command.args(&args).envs(env);
+    if let Some(cwd) = plan.cwd() {
+        command.current_dir(cwd);
+    }
     if let Some(home) = &options.codex_home {
         command.env("CODEX_HOME", home);
     }
@@ -189,6 +205,24 @@ fn open(
         Ok(status) => Some(format!("codex resume ended with {status}")),
         Err(error) => Some(format!("could not start {}: {error}", codex.display())),
     })
+}
+
+/// The app-server on another host a run went to: its endpoint of
+/// `endpoints.toml` by the name its records carry, or the environment's
+/// remote server for the default. `None`: a local run.
+fn remote_endpoint(
+    row: &crate::store::catalog::RunRow,
+    options: &Options,
+) -> Option<Result<RemoteEndpoint, String>> {
+    match row.endpoint.as_deref() {
+        None | Some(DEFAULT_ENDPOINT) => options.default_remote.clone().map(Ok),
+        Some(name) => Some(options.endpoints.get(name).cloned().ok_or_else(|| {
+            format!(
+                "run {} went to endpoint {name:?}, which endpoints.toml no longer names: cannot attach",
+                row.run_id
+            )
+        })),
+    }
 }
 
 /// File notifications for the source, each a `()` on `changes`.

@@ -66,6 +66,22 @@ fn mixed_runs_wide() {
 }
 
 #[test]
+fn a_remote_run_shows_its_endpoint_with_its_directory() {
+    let mut catalog = mixed();
+    for row in &mut catalog.rows {
+        row.endpoint = Some("buildbox".into());
+        row.cwd = "/srv/app".into();
+    }
+    let app = App::new(catalog, now());
+    let terminal = draw(&app, WIDE);
+    assert!(
+        find(terminal.backend().buffer(), "buildbox:/srv/app").is_some(),
+        "{}",
+        terminal.backend()
+    );
+}
+
+#[test]
 fn mixed_runs_narrow() {
     let app = mixed_app();
     insta::assert_snapshot!(draw(&app, NARROW).backend());

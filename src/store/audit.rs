@@ -460,6 +460,7 @@ mod tests {
 
         let pointer_index = root.path().join("home/mcp-wrapper/runs.index.jsonl");
         let pointer = PointerRecord {
+            endpoint: None,
             run_id: first.clone(),
             project_root: "/p".into(),
             run_dir: run_dir.clone(),

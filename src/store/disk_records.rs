@@ -210,6 +210,10 @@ pub struct ActiveRecord {
     /// When the record was last rewritten (RFC 3339, UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
+    /// The endpoint (`endpoints.toml`) the run went to; absent: the
+    /// default, as in every record written before endpoints existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
 }
 
 /// A pending approval as a listing shows it.
@@ -257,6 +261,10 @@ pub struct IndexRecord {
     /// ([`message_excerpt`]), so a listing needs no other file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_message: Option<String>,
+    /// The endpoint (`endpoints.toml`) the run went to; absent: the
+    /// default, as in every record written before endpoints existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
 }
 
 /// One line of the per-user pointer index: where a run's audit lives, so a
@@ -282,6 +290,10 @@ pub struct PointerRecord {
     /// End records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
+    /// The endpoint (`endpoints.toml`) the run went to; absent: the
+    /// default, as in every record written before endpoints existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
 }
 
 /// Records as the tests of the store, the resolver and the follower build
@@ -291,6 +303,7 @@ pub struct PointerRecord {
 impl ActiveRecord {
     pub fn for_test(run_id: &RunId, cwd: impl Into<PathBuf>) -> ActiveRecord {
         ActiveRecord {
+            endpoint: None,
             run_id: run_id.clone(),
             thread_id: "th".into(),
             turn_id: Some("turn".into()),
@@ -313,6 +326,7 @@ impl ActiveRecord {
 impl IndexRecord {
     pub fn for_test(run_id: &RunId, event: IndexEvent, cwd: impl Into<PathBuf>) -> IndexRecord {
         IndexRecord {
+            endpoint: None,
             event,
             run_id: run_id.clone(),
             thread_id: Some("th".into()),
@@ -408,6 +422,7 @@ mod tests {
     #[test]
     fn index_and_pointer_records_are_camel_case() {
         let record = IndexRecord {
+            endpoint: None,
             event: IndexEvent::End,
             run_id: id(),
             thread_id: Some("th".into()),

@@ -78,6 +78,9 @@ pub struct RunSummary {
     pub title: String,
     pub prompt: String,
     pub cwd: PathBuf,
+    /// A named endpoint's name: the run went to another host, and `cwd`
+    /// is a path there.
+    pub endpoint: Option<String>,
     pub thread_id: Option<String>,
     pub turn_id: Option<String>,
     pub model: Option<String>,
@@ -108,6 +111,7 @@ impl RunSummary {
             title: title_for(run_name, prompt),
             prompt: prompt.to_string(),
             cwd,
+            endpoint: None,
             thread_id: None,
             turn_id: None,
             model: None,
@@ -163,6 +167,13 @@ pub fn render_markdown(summary: &RunSummary) -> String {
     let _ = writeln!(out, "- Run: {}", code(s.run_id.as_str()));
     let _ = writeln!(out, "- Status: **{}**", s.status);
     let _ = writeln!(out, "- Directory: {}", code(&s.cwd.to_string_lossy()));
+    if let Some(endpoint) = &s.endpoint {
+        let _ = writeln!(
+            out,
+            "- Endpoint: {} (the directory is on its host)",
+            code(endpoint)
+        );
+    }
     if let Some(thread_id) = &s.thread_id {
         let _ = writeln!(out, "- Thread: {}", code(thread_id));
     }

@@ -77,6 +77,7 @@ pub(super) fn write_active(state: &mut RunState) {
         last_message: live.last_message,
         pending_approval: pending,
         updated_at: Some(now_rfc3339()),
+        endpoint: record.endpoint.clone(),
     };
     write(state, AuditWrite::Active(Box::new(active)));
     state.active_written = Instant::now();

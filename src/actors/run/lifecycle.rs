@@ -205,7 +205,7 @@ impl RunActor {
         state.sandbox = Some(settings.sandbox);
         state.interactive = settings.interactive;
         state.person = settings.person.clone();
-        let record = RunRecord::new(
+        let mut record = RunRecord::new(
             turn.run_id.clone(),
             turn.title.clone(),
             turn.prompt.clone(),
@@ -213,6 +213,7 @@ impl RunActor {
             settings.clone(),
             thread_id.clone(),
         );
+        record.endpoint = state.endpoint.clone();
         state.reports.send_message(RunReport::Route {
             thread_id,
             run: myself.clone(),
@@ -464,6 +465,7 @@ pub(super) fn index_record(record: &RunRecord, event: IndexEvent) -> IndexRecord
         cwd: record.cwd.clone(),
         status: record.status,
         at: now_rfc3339(),
+        endpoint: record.endpoint.clone(),
         duration_ms: record.duration_ms,
         error: record.error.clone(),
         total_tokens: ended.then(|| record.total_tokens()),
@@ -483,5 +485,6 @@ pub(super) fn pointer_record(record: &RunRecord, run_dir: &std::path::Path) -> P
         at: now_rfc3339(),
         total_tokens: ended.then(|| record.total_tokens()),
         duration_ms: record.duration_ms,
+        endpoint: record.endpoint.clone(),
     }
 }

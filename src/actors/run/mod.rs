@@ -123,6 +123,8 @@ pub struct RunArgs {
     pub pointer_index: PathBuf,
     pub app_server_url: String,
     pub app_server_token_file: Option<PathBuf>,
+    /// A named endpoint's name (`None`: the default), for its records.
+    pub endpoint: Option<String>,
     pub timeout: Duration,
     /// Where the caller waits for the run handle (`None` when recovering).
     pub reply: Option<RpcReplyPort<Result<RunStarted, EngineError>>>,
@@ -143,6 +145,8 @@ pub struct RunState {
     /// Where a terminal UI attaches: written into the active record.
     app_server_url: String,
     app_server_token_file: Option<PathBuf>,
+    /// A named endpoint's name (`None`: the default), for its records.
+    endpoint: Option<String>,
     /// The run owns `active/<runId>.json` (written at the start, or found
     /// when recovering) and keeps it current until the end removes it.
     active_owned: bool,
@@ -187,6 +191,7 @@ impl Actor for RunActor {
             reports: args.reports.clone(),
             broker: args.broker.clone(),
             run_dir: args.run_dir.clone(),
+            endpoint: args.endpoint.clone(),
             args: Some(args),
             record: None,
             audit: None,

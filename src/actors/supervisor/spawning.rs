@@ -309,6 +309,10 @@ impl SupervisorState {
                 .map(|link| link.url.clone())
                 .unwrap_or_default(),
             app_server_token_file: self.link.as_ref().and_then(|link| link.token_file.clone()),
+            endpoint: self
+                .config
+                .is_remote()
+                .then(|| self.config.endpoint_name().to_string()),
             timeout: timeout.unwrap_or(self.config.run_timeout),
             reply,
         }

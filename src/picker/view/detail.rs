@@ -83,7 +83,11 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
         ]));
     }
     let thread = row.thread_id.as_deref().unwrap_or("none yet");
-    let cwd = row.cwd.to_string_lossy();
+    // A remote run's directory is on its endpoint's host: `box:/srv/app`.
+    let cwd = match &row.endpoint {
+        Some(endpoint) => format!("{endpoint}:{}", row.cwd.to_string_lossy()),
+        None => row.cwd.to_string_lossy().into_owned(),
+    };
     let tail = [
         Line::from(vec![
             label("thread"),

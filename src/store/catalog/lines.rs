@@ -83,6 +83,8 @@ pub(super) struct IndexLine<'a> {
     pub total_tokens: Option<u64>,
     #[serde(borrow, default)]
     pub last_message: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    pub endpoint: Option<Text<'a>>,
 }
 
 /// A line of the pointer index (`PointerRecord`).
@@ -106,6 +108,8 @@ pub(super) struct PointerLine<'a> {
     pub total_tokens: Option<u64>,
     #[serde(default)]
     pub duration_ms: Option<u64>,
+    #[serde(borrow, default)]
+    pub endpoint: Option<Text<'a>>,
 }
 
 /// Fields the records write that the views leave unread on purpose.
@@ -167,6 +171,7 @@ mod tests {
     #[test]
     fn the_views_read_every_field_the_records_write() {
         let index = IndexRecord {
+            endpoint: None,
             event: IndexEvent::End,
             run_id: RunId::parse("20261121-052301-482-7f3a9c").unwrap(),
             thread_id: Some("th".into()),
@@ -204,6 +209,7 @@ mod tests {
         );
 
         let pointer = PointerRecord {
+            endpoint: None,
             run_id: index.run_id.clone(),
             project_root: "/p".into(),
             run_dir: "/p/runs".into(),

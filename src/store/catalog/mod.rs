@@ -81,6 +81,10 @@ pub struct RunRow {
     pub app_server_token_file: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The named endpoint (`endpoints.toml`) the run went to; absent: the
+    /// default. `cwd` is then a path on that endpoint's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
 }
 
 /// What a catalog read found: the rows, newest first, and what could not be
@@ -293,6 +297,9 @@ fn overlay_active(row: &mut RunRow, path: &Path, problems: &mut Vec<String>) {
     row.pending_approval = active.pending_approval.map(Box::new);
     row.app_server_url = Some(active.app_server_url);
     row.app_server_token_file = active.app_server_token_file;
+    if active.endpoint.is_some() {
+        row.endpoint = active.endpoint;
+    }
 }
 
 /// Says in words what a scan of `path` could not read. A last line still

@@ -56,6 +56,7 @@ impl IndexRows {
         })?;
         let row = &mut self.rows[at];
         fill(&mut row.thread_id, line.thread_id);
+        fill(&mut row.endpoint, line.endpoint);
         match line.event {
             IndexEvent::Start => {
                 // A start never reopens a run whose end was read.
@@ -81,6 +82,7 @@ impl IndexRows {
     pub fn absorb_index(&mut self, later: IndexRows) {
         self.absorb(later, |row, (), later, ()| {
             fill_value(&mut row.thread_id, later.thread_id);
+            fill_value(&mut row.endpoint, later.endpoint);
             fill_value(&mut row.started_at, later.started_at);
             if later.ended_at.is_some() {
                 row.status = later.status;
@@ -131,6 +133,7 @@ impl PointerRows {
             row.title = title.into_string();
         }
         replace(&mut row.thread_id, line.thread_id);
+        replace(&mut row.endpoint, line.endpoint);
         replace_value(&mut row.duration_ms, line.duration_ms);
         replace_value(&mut row.total_tokens, line.total_tokens);
         Ok(())
@@ -152,6 +155,7 @@ impl PointerRows {
                     row.title = later.title;
                 }
                 replace_value(&mut row.thread_id, later.thread_id);
+                replace_value(&mut row.endpoint, later.endpoint);
                 replace_value(&mut row.duration_ms, later.duration_ms);
                 replace_value(&mut row.total_tokens, later.total_tokens);
             });
@@ -265,6 +269,7 @@ impl RunRow {
             app_server_url: None,
             app_server_token_file: None,
             error: None,
+            endpoint: None,
         }
     }
 }

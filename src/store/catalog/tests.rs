@@ -18,6 +18,7 @@ fn id(n: u32) -> RunId {
 
 fn index(run: u32, event: IndexEvent, status: RunStatus) -> IndexRecord {
     IndexRecord {
+        endpoint: None,
         event,
         run_id: id(run),
         thread_id: Some(format!("thread-{run}")),
@@ -44,6 +45,7 @@ fn ended(run: u32, status: RunStatus) -> IndexRecord {
 
 fn active(run: u32) -> ActiveRecord {
     ActiveRecord {
+        endpoint: None,
         run_id: id(run),
         thread_id: format!("thread-{run}"),
         turn_id: Some("turn".into()),
@@ -250,6 +252,7 @@ fn an_end_without_its_start_is_still_listed() {
 
 fn pointer(run: u32, run_dir: &Path, status: RunStatus, title: &str) -> PointerRecord {
     PointerRecord {
+        endpoint: None,
         run_id: id(run),
         project_root: format!("/project-{run}").into(),
         run_dir: run_dir.to_path_buf(),

@@ -364,6 +364,7 @@ async fn twenty_listed_runs_fit_the_budget() {
         store::append_pointer(
             &world.pointer_dir.join("runs.index.jsonl"),
             &PointerRecord {
+                endpoint: None,
                 run_id: RunId::generate(),
                 project_root: world.project.path().into(),
                 run_dir: world.project.path().join(".codex/codex-mcp/runs"),
@@ -664,6 +665,8 @@ async fn codex_then_codex_reply_on_one_thread() {
         fields.sort();
         (fields, schema["required"].clone())
     };
+    // Codex's own fields, and `endpoint` (issue 17: every tool that starts
+    // a turn takes one).
     assert_eq!(
         schema("codex"),
         (
@@ -674,6 +677,7 @@ async fn codex_then_codex_reply_on_one_thread() {
                 "config",
                 "cwd",
                 "developer-instructions",
+                "endpoint",
                 "model",
                 "profile",
                 "prompt",

@@ -8,6 +8,7 @@ mod claude_print;
 mod cli;
 mod cold_start;
 mod drills;
+mod endpoints;
 mod engine;
 mod examples;
 mod follow;

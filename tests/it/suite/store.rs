@@ -61,6 +61,7 @@ fn pad(writer: usize, seq: usize, min: usize, max: usize) -> String {
 
 fn index_line(writer: usize, seq: usize) -> IndexRecord {
     IndexRecord {
+        endpoint: None,
         event: IndexEvent::Start,
         run_id: RunId::generate(),
         thread_id: Some(format!("thread-{writer}")),
@@ -207,6 +208,7 @@ fn many_processes_append_whole_lines() {
 
 fn crash_active(run_id: &RunId, round: usize, seq: usize) -> ActiveRecord {
     ActiveRecord {
+        endpoint: None,
         run_id: run_id.clone(),
         thread_id: format!("thread-{round}"),
         turn_id: Some(format!("turn-{seq}")),
