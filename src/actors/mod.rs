@@ -9,6 +9,7 @@ mod audit_writer;
 pub mod broker;
 pub mod conversations;
 mod follow;
+pub mod news;
 pub mod person;
 mod request_check;
 pub mod resolve;
@@ -63,12 +64,16 @@ pub struct Engine {
     watchdog: WatchdogRef,
     /// Which of those died, as the watchdog heard it.
     casualties: watch::Receiver<Casualties>,
+    /// The account's rate limits and the connection's warnings, as the
+    /// Supervisor last heard them.
+    news: news::AccountNews,
     config: Config,
 }
 
 impl Engine {
     pub async fn start(config: Config, codex: CodexBinary) -> Result<Engine, EngineError> {
         let (casualties_tx, casualties) = watch::channel(Casualties::new());
+        let news = news::AccountNews::default();
         let (watchdog, _) = Actor::spawn(None, Watchdog, casualties_tx)
             .await
             .map_err(|error| EngineError::Actor(error.to_string()))?;
@@ -79,6 +84,7 @@ impl Engine {
             config: config.clone(),
             codex,
             broker: broker.clone(),
+            news: news.clone(),
         };
         let (supervisor, _) = Actor::spawn(None, Supervisor, args)
             .await
@@ -89,6 +95,7 @@ impl Engine {
             conversations: None,
             watchdog,
             casualties,
+            news,
             config,
         };
         let args = ConversationsArgs {
@@ -120,6 +127,11 @@ impl Engine {
             .call(|reply| ConversationMsg::Ask(request, reply), Some(bound))
             .await;
         self.blame(Watched::Conversations, outcome)?
+    }
+
+    /// What Codex last said about the account and the connection.
+    pub fn news(&self) -> news::News {
+        self.news.snapshot()
     }
 
     pub fn config(&self) -> &Config {

@@ -166,6 +166,14 @@ pub struct RunResult {
     /// What of the run's audit could not be written (a read-only or full
     /// disk): the run itself went on.
     pub audit_error: Option<String>,
+    /// The account's rate limits as Codex last reported them during the
+    /// turn; empty when it reported none.
+    #[serde(skip_serializing_if = "crate::protocol::limits::RateLimits::is_empty")]
+    pub rate_limits: crate::protocol::limits::RateLimits,
+    /// What Codex warned about on the thread, and errors it retried past;
+    /// replies carry the first few, cut.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// What one wait slice ends with.

@@ -117,6 +117,8 @@ pub struct SupervisorArgs {
     pub config: Config,
     pub codex: CodexBinary,
     pub broker: BrokerRef,
+    /// Where the account's rate limits and connection warnings go.
+    pub news: crate::actors::news::AccountNews,
 }
 
 /// What a connect task found, sent back to the Supervisor.
