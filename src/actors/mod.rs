@@ -19,6 +19,7 @@ pub mod supervisor;
 pub mod types;
 pub mod watchdog;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorRef, ActorStatus};
@@ -33,6 +34,7 @@ use crate::codex_bin::CodexBinary;
 use crate::config::Config;
 use crate::store::RunId;
 use crate::store::catalog;
+use crate::store::run_slots::{RunSlot, RunSlots};
 use broker::{BrokerMsg, WaitBroker};
 pub use conversations::{ChatReply, ChatRequest};
 use conversations::{ConversationMsg, Conversations, ConversationsArgs};
@@ -67,6 +69,8 @@ pub struct Engine {
     /// The account's rate limits and the connection's warnings, as the
     /// Supervisor last heard them.
     news: news::AccountNews,
+    /// This sidecar's share of the cap on runs going at once.
+    slots: RunSlots,
     config: Config,
 }
 
@@ -96,6 +100,7 @@ impl Engine {
             watchdog,
             casualties,
             news,
+            slots: RunSlots::new(&config.pointer_dir, config.max_runs),
             config,
         };
         let args = ConversationsArgs {
@@ -129,6 +134,16 @@ impl Engine {
         self.blame(Watched::Conversations, outcome)?
     }
 
+    /// A place under `CODEX_MCP_WRAPPER_MAX_RUNS` for one more run, or
+    /// `Busy` at once; a lock and a directory read, on the blocking pool.
+    async fn take_slot(&self) -> Result<Option<Arc<RunSlot>>, EngineError> {
+        let slots = self.slots.clone();
+        let taken = tokio::task::spawn_blocking(move || slots.take())
+            .await
+            .map_err(|error| EngineError::Actor(error.to_string()))??;
+        Ok(taken.map(Arc::new))
+    }
+
     /// What Codex last said about the account and the connection.
     pub fn news(&self) -> news::News {
         self.news.snapshot()
@@ -139,12 +154,13 @@ impl Engine {
     }
 
     /// Starts a new thread and turn; returns as soon as the turn runs.
-    pub async fn run(&self, request: RunRequest) -> Result<RunStarted, EngineError> {
+    pub async fn run(&self, mut request: RunRequest) -> Result<RunStarted, EngineError> {
         // The run's actor tells the broker it started (its start fails
         // otherwise, after the turn began): refuse before anything runs.
         self.needs(Watched::WaitBroker)?;
         let (prompt, cwd) = (request.prompt.clone(), request.cwd.clone());
         request_check::check(prompt, Some(cwd)).await?;
+        request.turn.slot = self.take_slot().await?;
         settle(
             self.supervisor
                 .call(
@@ -156,9 +172,10 @@ impl Engine {
     }
 
     /// A new turn on the thread of an earlier run.
-    pub async fn resume(&self, request: ResumeRequest) -> Result<RunStarted, EngineError> {
+    pub async fn resume(&self, mut request: ResumeRequest) -> Result<RunStarted, EngineError> {
         self.needs(Watched::WaitBroker)?;
         request_check::check(request.prompt.clone(), request.cwd.clone()).await?;
+        request.turn.slot = self.take_slot().await?;
         settle(
             self.supervisor
                 .call(

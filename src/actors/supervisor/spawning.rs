@@ -170,6 +170,10 @@ impl SupervisorState {
             request.turn.timeout,
             Some(reply),
         );
+        let args = RunArgs {
+            slot: request.turn.slot,
+            ..args
+        };
         self.spawn_run(myself, args).await;
     }
 
@@ -216,6 +220,10 @@ impl SupervisorState {
             request.turn.timeout,
             Some(reply),
         );
+        let args = RunArgs {
+            slot: request.turn.slot,
+            ..args
+        };
         self.spawn_run(myself, args).await;
     }
 
@@ -311,6 +319,7 @@ impl SupervisorState {
             app_server_token_file: self.link.as_ref().and_then(|link| link.token_file.clone()),
             timeout: timeout.unwrap_or(self.config.run_timeout),
             reply,
+            slot: None,
         }
     }
 

@@ -3,7 +3,7 @@
 //! headers reach a run's result and the check, warnings come back, and
 //! the cap on concurrent runs refuses a run over it.
 
-use codex_mcp_sidecar::actors::RunStatus;
+use codex_mcp_sidecar::actors::{EngineError, RunStatus, WaitOutcome};
 use codex_mcp_sidecar::mcp::replies::{self, Page};
 use codex_mcp_sidecar_test_support::scripted_model::{
     RateLimitHeaders, RateLimitWindowHeaders, Script,
@@ -66,5 +66,64 @@ async fn rate_limits_from_the_model_headers_reach_the_result_and_the_check() {
     assert!(limits.len() < 100, "{limits}");
     // The engine keeps the last figures for `codex_wrapper_check`.
     assert_eq!(rig.engine.news().rate_limits, result.rate_limits);
+    rig.stop().await;
+}
+
+/// A run that streams for about `seconds` seconds.
+fn slow(seconds: u64) -> String {
+    let parts: Vec<String> = (0..seconds * 4).map(|n| format!("part {n} ")).collect();
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+    format!("Stream. {}", Script::stream(&parts, 250).marker())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cap_refuses_a_run_over_it_across_two_engines_and_frees_as_runs_end() {
+    let rig = EngineRig::start(&[("CODEX_MCP_WRAPPER_MAX_RUNS", "2")]).await;
+    // A second engine (a second sidecar) on the same pointer directory.
+    let other_home = tempfile::tempdir().unwrap();
+    rig.model.write_codex_home(other_home.path()).unwrap();
+    let other = codex_mcp_sidecar::actors::Engine::start(
+        crate::common::engine::config(
+            other_home.path(),
+            rig.pointer_dir.path(),
+            &[("CODEX_MCP_WRAPPER_MAX_RUNS", "2")],
+        ),
+        crate::common::codex_binary(),
+    )
+    .await
+    .unwrap();
+
+    let first = rig.run(slow(1)).await;
+    let second = other.run(rig.request(slow(6))).await.unwrap();
+    // Either sidecar refuses a third, at once, naming the count and setting.
+    for engine in [&rig.engine, &other] {
+        let asked = std::time::Instant::now();
+        let refused = engine.run(rig.request(slow(1))).await.unwrap_err();
+        assert!(asked.elapsed() < std::time::Duration::from_secs(2));
+        let message = refused.to_string();
+        assert!(matches!(refused, EngineError::Busy(_)), "{refused:?}");
+        assert_eq!(
+            message,
+            "busy: 2 runs are going (the cap, 2, is CODEX_MCP_WRAPPER_MAX_RUNS); wait for one of them to end (codex_wait), or raise the cap"
+        );
+    }
+    // Once the first ends, the other sidecar's next run takes its place.
+    assert_eq!(rig.finish(&first).await.status, RunStatus::Completed);
+    let third = other.run(rig.request(slow(1))).await.unwrap();
+    assert!(matches!(
+        rig.engine.run(rig.request(slow(1))).await,
+        Err(EngineError::Busy(_))
+    ));
+    for started in [&second, &third] {
+        let outcome = tokio::time::timeout(
+            crate::common::EVENT_TIMEOUT,
+            other.wait(&started.run_id, None),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert!(matches!(outcome, WaitOutcome::Finished(_)), "{outcome:?}");
+    }
+    other.shutdown().await;
     rig.stop().await;
 }
