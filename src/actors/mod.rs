@@ -211,7 +211,7 @@ impl Engine {
                 .await?,
         )??;
         match adopted {
-            Adopted::Finished(result) => Ok(WaitOutcome::Finished(result)),
+            Adopted::Finished(result) => Ok(WaitOutcome::Finished(*result)),
             Adopted::Live => self.wait_broker(run_id, soft).await,
             // Live in another sidecar: followed through its audit.
             Adopted::Followed(located) => {

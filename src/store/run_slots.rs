@@ -142,7 +142,7 @@ impl RunSlots {
                 continue;
             }
             if !process_table::alive(pid) {
-                let _ = fs::remove_file(&path);
+                let _ = fs::remove_file(path);
                 continue;
             }
             total += fs::read_to_string(&path)
@@ -156,7 +156,7 @@ impl RunSlots {
     fn write_mine(&self, count: usize) -> std::io::Result<()> {
         let path = &self.own_file;
         if count == 0 {
-            return match fs::remove_file(&path) {
+            return match fs::remove_file(path) {
                 Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
                 _ => Ok(()),
             };

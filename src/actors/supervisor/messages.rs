@@ -36,7 +36,7 @@ pub enum Interrupted {
 /// Whether a waited-on run that no actor had was finished, is now adopted,
 /// or is live in another sidecar, which still owns it: to be followed.
 pub enum Adopted {
-    Finished(RunResult),
+    Finished(Box<RunResult>),
     Live,
     Followed(Box<Located>),
 }

@@ -127,3 +127,37 @@ async fn the_cap_refuses_a_run_over_it_across_two_engines_and_frees_as_runs_end(
     other.shutdown().await;
     rig.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thread_warning_reaches_the_result_cut_to_the_reply_budget() {
+    let rig = EngineRig::start(&[]).await;
+    let started = rig
+        .run(format!("Say hi. {}", Script::text("hi").marker()))
+        .await;
+    let result = rig.finish(&started).await;
+    // Codex warns on the thread about a model its catalog does not know
+    // (the scripted `mock-model`); the turn completes all the same.
+    assert_eq!(result.status, RunStatus::Completed);
+    let warning = result
+        .warnings
+        .iter()
+        .find(|warning| warning.starts_with("Model metadata for `mock-model` not found"))
+        .unwrap_or_else(|| panic!("{:?}", result.warnings));
+    assert!(warning.chars().count() > 100, "{warning}");
+    // The reply: at most 3, each cut to 160 characters.
+    let reply = replies::finished(
+        &result,
+        Page {
+            offset: 0,
+            max_chars: 20_000,
+        },
+    );
+    let value = reply.structured_content.clone().unwrap();
+    let shown = value["warnings"].as_array().unwrap();
+    assert!(!shown.is_empty() && shown.len() <= replies::REPLY_WARNINGS);
+    for line in shown {
+        assert!(line.as_str().unwrap().chars().count() <= replies::REPLY_WARNING_CHARS);
+    }
+    assert!(serde_json::to_string(&value["warnings"]).unwrap().len() <= 3 * 170);
+    rig.stop().await;
+}
