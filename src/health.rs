@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use nix::unistd::{AccessFlags, access};
 use serde::Serialize;
 
+use crate::actors::news::News;
 use crate::appserver::account::{self, LoginHealth};
 use crate::appserver::remote_tls::remote_connect_options;
 use crate::appserver::shared::SharedPaths;
@@ -14,6 +15,12 @@ use crate::appserver::version::{ServerVersion, user_agent_version};
 use crate::appserver::{AppServerConnection, CapabilityToken, ConnectOptions, ConnectionError};
 use crate::codex_bin::{CodexBinary, NoUsableCodex, SUPPORTED_VERSIONS, VersionStanding};
 use crate::config::{AppServerMode, Config};
+use crate::protocol::limits::CompactRateLimits;
+use crate::text::cut;
+
+/// Each connection warning in the check is cut to this many characters, as
+/// a run's warnings are in its result; the whole is in the logs.
+const CODEX_WARNING_CHARS: usize = 160;
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -34,6 +41,15 @@ pub struct Health {
     /// The named endpoints of `endpoints.toml` (a problem with the file is
     /// in `problems`).
     pub endpoints: Vec<EndpointHealth>,
+    /// The account's rate-limit windows as Codex last reported them on this
+    /// sidecar's connection (a run's model response brings them); absent
+    /// before Codex reported any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<CompactRateLimits>,
+    /// What Codex warned about the whole connection (`configWarning`, a
+    /// `warning` naming no thread), the recent few, each cut.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub codex_warnings: Vec<String>,
 }
 
 /// One named endpoint as the check shows it: never a secret, nor the path
@@ -52,6 +68,19 @@ impl Health {
     pub fn add_problems(&mut self, problems: impl IntoIterator<Item = String>) {
         self.problems.extend(problems);
         self.ok = self.problems.is_empty();
+    }
+
+    /// Adds what the engine heard from Codex about the account and the
+    /// connection.
+    pub fn add_news(&mut self, news: News) {
+        if !news.rate_limits.is_empty() {
+            self.rate_limits = Some(news.rate_limits.compact());
+        }
+        self.codex_warnings = news
+            .warnings
+            .iter()
+            .map(|warning| cut(warning, CODEX_WARNING_CHARS))
+            .collect();
     }
 }
 
@@ -254,6 +283,8 @@ pub async fn check(
         },
         problems,
         warnings,
+        rate_limits: None,
+        codex_warnings: Vec::new(),
     }
 }
 

@@ -217,6 +217,9 @@ pub fn sidecar_env(
             "CODEX_MCP_WRAPPER_POINTER_DIR".into(),
             pointer_dir.display().to_string(),
         ),
+        // The benches start more runs at once (64 in B4) than the default
+        // cap of 32 lets through; they measure the sidecar, not the cap.
+        ("CODEX_MCP_WRAPPER_MAX_RUNS".into(), "0".into()),
     ];
     env.extend(
         extra

@@ -63,6 +63,9 @@ impl Endpoints {
                 config: config.clone(),
                 codex: codex.clone(),
                 broker: broker.clone(),
+                // Another server, maybe another account: its figures and
+                // warnings are its own (its runs' results carry them).
+                news: super::news::AccountNews::default(),
             };
             let (supervisor, _) = Actor::spawn(None, Supervisor, args)
                 .await

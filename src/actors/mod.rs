@@ -10,6 +10,7 @@ pub mod broker;
 pub mod conversations;
 mod endpoints;
 mod follow;
+pub mod news;
 pub mod person;
 mod request_check;
 pub mod resolve;
@@ -20,6 +21,7 @@ pub mod types;
 pub mod wait_many;
 pub mod watchdog;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorRef, ActorStatus};
@@ -34,6 +36,7 @@ use crate::codex_bin::CodexBinary;
 use crate::config::Config;
 use crate::store::RunId;
 use crate::store::catalog;
+use crate::store::run_slots::{RunSlot, RunSlots};
 use broker::{BrokerMsg, WaitBroker};
 pub use conversations::{ChatReply, ChatRequest};
 use conversations::{ConversationMsg, Conversations, ConversationsArgs};
@@ -66,12 +69,18 @@ pub struct Engine {
     watchdog: WatchdogRef,
     /// Which of those died, as the watchdog heard it.
     casualties: watch::Receiver<Casualties>,
+    /// The account's rate limits and the connection's warnings, as the
+    /// Supervisor last heard them.
+    news: news::AccountNews,
+    /// This sidecar's share of the cap on runs going at once.
+    slots: RunSlots,
     config: Config,
 }
 
 impl Engine {
     pub async fn start(config: Config, codex: CodexBinary) -> Result<Engine, EngineError> {
         let (casualties_tx, casualties) = watch::channel(Casualties::new());
+        let news = news::AccountNews::default();
         let (watchdog, _) = Actor::spawn(None, Watchdog, casualties_tx)
             .await
             .map_err(|error| EngineError::Actor(error.to_string()))?;
@@ -82,6 +91,7 @@ impl Engine {
             config: config.clone(),
             codex: codex.clone(),
             broker: broker.clone(),
+            news: news.clone(),
         };
         let (supervisor, _) = Actor::spawn(None, Supervisor, args)
             .await
@@ -93,6 +103,8 @@ impl Engine {
             conversations: None,
             watchdog,
             casualties,
+            news,
+            slots: RunSlots::new(&config.pointer_dir, config.max_runs),
             config,
         };
         let args = ConversationsArgs {
@@ -126,18 +138,34 @@ impl Engine {
         self.blame(Watched::Conversations, outcome)?
     }
 
+    /// A place under `CODEX_MCP_WRAPPER_MAX_RUNS` for one more run, or
+    /// `Busy` at once; a lock and a directory read, on the blocking pool.
+    async fn take_slot(&self) -> Result<Option<Arc<RunSlot>>, EngineError> {
+        let slots = self.slots.clone();
+        let taken = tokio::task::spawn_blocking(move || slots.take())
+            .await
+            .map_err(|error| EngineError::Actor(error.to_string()))??;
+        Ok(taken.map(Arc::new))
+    }
+
+    /// What Codex last said about the account and the connection.
+    pub fn news(&self) -> news::News {
+        self.news.snapshot()
+    }
+
     pub fn config(&self) -> &Config {
         &self.config
     }
 
     /// Starts a new thread and turn; returns as soon as the turn runs.
-    pub async fn run(&self, request: RunRequest) -> Result<RunStarted, EngineError> {
+    pub async fn run(&self, mut request: RunRequest) -> Result<RunStarted, EngineError> {
         // The run's actor tells the broker it started (its start fails
         // otherwise, after the turn began): refuse before anything runs.
         self.needs(Watched::WaitBroker)?;
         let served = self.endpoints.named(request.endpoint.as_deref())?;
         let (prompt, cwd) = (request.prompt.clone(), request.cwd.clone());
         request_check::check(prompt, Some(cwd), remote_of(&served.config)).await?;
+        request.turn.slot = self.take_slot().await?;
         let started = settle(
             served
                 .supervisor
@@ -154,7 +182,7 @@ impl Engine {
     }
 
     /// A new turn on the thread of an earlier run.
-    pub async fn resume(&self, request: ResumeRequest) -> Result<RunStarted, EngineError> {
+    pub async fn resume(&self, mut request: ResumeRequest) -> Result<RunStarted, EngineError> {
         self.needs(Watched::WaitBroker)?;
         let served = self
             .endpoints
@@ -162,6 +190,7 @@ impl Engine {
             .await?;
         let remote = remote_of(&served.config);
         request_check::check(request.prompt.clone(), request.cwd.clone(), remote).await?;
+        request.turn.slot = self.take_slot().await?;
         let started = settle(
             served
                 .supervisor
@@ -203,7 +232,7 @@ impl Engine {
                 .await?,
         )??;
         match adopted {
-            Adopted::Finished(result) => Ok(WaitOutcome::Finished(result)),
+            Adopted::Finished(result) => Ok(WaitOutcome::Finished(*result)),
             Adopted::Live => self.wait_broker(run_id, soft).await,
             // Live in another sidecar: followed through its audit.
             Adopted::Followed(located) => {

@@ -49,6 +49,10 @@ pub struct TurnSettings {
     /// With `interactive`: the person at the MCP client is asked first (an
     /// elicitation form); the caller answers what they hand back.
     pub person: Option<crate::actors::person::Person>,
+    /// The run's place under `CODEX_MCP_WRAPPER_MAX_RUNS`, taken by the
+    /// engine before the Supervisor sees the request; the run's actor holds
+    /// it and gives it back when it stops.
+    pub slot: Option<std::sync::Arc<crate::store::run_slots::RunSlot>>,
 }
 
 impl TurnSettings {
@@ -174,6 +178,14 @@ pub struct RunResult {
     /// What of the run's audit could not be written (a read-only or full
     /// disk): the run itself went on.
     pub audit_error: Option<String>,
+    /// The account's rate limits as Codex last reported them during the
+    /// turn; empty when it reported none.
+    #[serde(skip_serializing_if = "crate::protocol::limits::RateLimits::is_empty")]
+    pub rate_limits: crate::protocol::limits::RateLimits,
+    /// What Codex warned about on the thread, and errors it retried past;
+    /// replies carry the first few, cut.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// What one wait slice ends with.
@@ -240,6 +252,9 @@ pub enum EngineError {
     PersonAsked(String),
     #[error("{target} is still running; wait for it before starting another turn on its thread")]
     StillRunning { target: String },
+    /// A run over `CODEX_MCP_WRAPPER_MAX_RUNS`: refused at once, never queued.
+    #[error("busy: {0}; wait for one of them to end (codex_wait), or raise the cap")]
+    Busy(#[from] crate::store::run_slots::OverCap),
     #[error(
         "unknown session {0}: no run of this sidecar's index used that thread; start a new session with a cwd"
     )]

@@ -53,6 +53,7 @@ pub const ENV_DEFAULT_PERMISSIONS: &str = "CODEX_MCP_WRAPPER_DEFAULT_PERMISSIONS
 pub const ENV_ORIGIN: &str = "CODEX_PERSISTENT_MCP_ORIGIN";
 pub const ENV_MAX_RESULT_CHARS: &str = "CODEX_MCP_WRAPPER_MAX_RESULT_CHARS";
 pub const ENV_TOOLS: &str = "CODEX_MCP_WRAPPER_TOOLS";
+pub const ENV_MAX_RUNS: &str = "CODEX_MCP_WRAPPER_MAX_RUNS";
 /// `RUST_LOG` for an app-server the sidecar starts: its lines land in the
 /// stderr log of the runs active at the time.
 pub const ENV_APP_SERVER_LOG: &str = "CODEX_MCP_WRAPPER_APP_SERVER_LOG";
@@ -143,6 +144,12 @@ impl ToolFamilies {
 /// A final message longer than this is returned in pages: about 5k tokens,
 /// as much as a calling agent should take in at once.
 pub const DEFAULT_MAX_RESULT_CHARS: usize = 20_000;
+
+/// Runs one user has going at once, across the sidecars on one pointer
+/// directory, unless [`ENV_MAX_RUNS`] says otherwise: well past any fan-out
+/// an agent means (the issue's waits take 32 ids), low enough that a loop
+/// gone wrong is stopped before it spends the account's budget.
+pub const DEFAULT_MAX_RUNS: usize = 32;
 
 /// The origin header's default name, as the persistent-conversation server
 /// this one replaces called itself.
@@ -285,6 +292,9 @@ pub struct Config {
     pub origin: String,
     /// Longest final message one reply carries; the rest comes in pages.
     pub max_result_chars: usize,
+    /// Runs going at once across the sidecars of this pointer directory
+    /// (`None`: no cap, [`ENV_MAX_RUNS`]=0); one more is refused `busy`.
+    pub max_runs: Option<usize>,
     pub tools: ToolFamilies,
     /// Send progress notifications during blocking calls.
     pub progress: bool,
@@ -441,6 +451,19 @@ impl Config {
                     value,
                     expected: "a comma-separated list of sidecar, persistent, legacy, aliases",
                 })?,
+            },
+            max_runs: match env(ENV_MAX_RUNS) {
+                None => Some(DEFAULT_MAX_RUNS),
+                Some(value) => match value.trim().parse::<usize>() {
+                    Ok(0) => None,
+                    Ok(cap) => Some(cap),
+                    Err(_) => {
+                        return Err(ConfigError::NotCount {
+                            name: ENV_MAX_RUNS,
+                            value,
+                        });
+                    }
+                },
             },
             max_result_chars: match env(ENV_MAX_RESULT_CHARS) {
                 None => DEFAULT_MAX_RESULT_CHARS,

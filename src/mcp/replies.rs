@@ -21,6 +21,21 @@ const LISTED_TITLE_CHARS: usize = 40;
 /// is in the run's audit.
 const REPLY_ERROR_CHARS: usize = 160;
 
+/// A finished run's reply carries at most this many of its warnings, each
+/// cut to [`REPLY_WARNING_CHARS`]: enough to act on, under 600 bytes at
+/// worst; the run's audit (events and summary) keeps them all.
+pub const REPLY_WARNINGS: usize = 3;
+pub const REPLY_WARNING_CHARS: usize = 160;
+
+/// What a reply shows of a run's warnings.
+pub fn reply_warnings(warnings: &[String]) -> Vec<String> {
+    warnings
+        .iter()
+        .take(REPLY_WARNINGS)
+        .map(|warning| cut(warning, REPLY_WARNING_CHARS))
+        .collect()
+}
+
 pub fn handle(started: &RunStarted) -> CallToolResult {
     structured(json!({
         "runId": started.run_id,
@@ -100,6 +115,18 @@ pub fn finished(result: &RunResult, page: Page) -> CallToolResult {
             if let Some(object) = value.as_object_mut() {
                 object.insert(key.into(), Value::String(error));
             }
+        }
+    }
+    if let Some(object) = value.as_object_mut() {
+        if !result.rate_limits.is_empty() {
+            object.insert("rateLimits".into(), json!(result.rate_limits.compact()));
+        }
+        if !result.warnings.is_empty() {
+            let warnings = reply_warnings(&result.warnings);
+            for warning in &warnings {
+                text.push_str(&format!("\nwarning: {warning}"));
+            }
+            object.insert("warnings".into(), json!(warnings));
         }
     }
     if result.result.is_some() {

@@ -251,6 +251,8 @@ fn turn_settings(
         timeout: run_timeout(timeout_ms)?,
         interactive: asks(approval_policy),
         person: None,
+        // Taken by the engine.
+        slot: None,
     })
 }
 

@@ -248,6 +248,7 @@ impl SidecarServer {
         let mut health = crate::health::check(&self.config, &backend.codex, &self.cwd).await;
         if let Ok(engine) = &backend.engine {
             health.add_problems(engine.problems());
+            health.add_news(engine.news());
         }
         let value = serde_json::to_value(&health).unwrap_or_default();
         Ok(CallToolResult::structured(value))

@@ -41,6 +41,12 @@ pub enum NotificationKind {
     TokenUsageUpdated(TokenUsageUpdated),
     /// `error`
     Error(ErrorEvent),
+    /// `account/rateLimits/updated` (no thread: the account's)
+    RateLimitsUpdated(super::limits::RateLimitsUpdated),
+    /// `warning`
+    Warning(super::limits::WarningNote),
+    /// `configWarning` (no thread: the connection's)
+    ConfigWarning(super::limits::ConfigWarningNote),
     Other,
 }
 
@@ -100,6 +106,11 @@ impl ServerNotification {
                 typed(&method, &params).map(NotificationKind::TokenUsageUpdated)
             }
             "error" => typed(&method, &params).map(NotificationKind::Error),
+            "account/rateLimits/updated" => {
+                typed(&method, &params).map(NotificationKind::RateLimitsUpdated)
+            }
+            "warning" => typed(&method, &params).map(NotificationKind::Warning),
+            "configWarning" => typed(&method, &params).map(NotificationKind::ConfigWarning),
             _ => None,
         }
         .unwrap_or(NotificationKind::Other);

@@ -6,6 +6,7 @@ pub mod account;
 pub mod events;
 pub mod ids;
 pub mod jsonrpc;
+pub mod limits;
 #[cfg(test)]
 pub(crate) mod properties;
 pub mod types;

@@ -50,6 +50,7 @@ pub(crate) mod group_sync;
 mod markdown;
 pub mod paths;
 pub mod run_id;
+pub mod run_slots;
 pub mod summary;
 
 pub use audit::{

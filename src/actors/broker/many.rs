@@ -154,6 +154,8 @@ mod tests {
             duration_ms: 1,
             error: None,
             audit_error: None,
+            rate_limits: Default::default(),
+            warnings: Vec::new(),
         })
     }
 

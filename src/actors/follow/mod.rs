@@ -238,7 +238,7 @@ impl Follower {
             .and_then(|adopted| adopted);
         match adopted {
             Ok(Adopted::Finished(result)) => {
-                let _ = self.broker.cast(BrokerMsg::Ended(result));
+                let _ = self.broker.cast(BrokerMsg::Ended(*result));
                 true
             }
             // A run actor of ours took it over and tells the broker itself.

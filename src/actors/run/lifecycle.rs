@@ -437,6 +437,9 @@ impl RunActor {
             Some(audit) => audit.close().await,
             None => None,
         };
+        // Its place under the cap first: a caller woken by the broker may
+        // start another run at once.
+        state.slot = None;
         if let Some(record) = &state.record {
             // The router first: a caller woken by the broker may resume
             // at once, and must find the thread free and the run known.

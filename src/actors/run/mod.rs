@@ -12,6 +12,7 @@ pub use report::{RunReport, RunReportRef, StickySettings};
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -27,6 +28,7 @@ use crate::actors::types::{EngineError, RunStarted, RunStatus};
 use crate::appserver::{AppServerConnection, ConnectionError};
 use crate::protocol::ThreadId;
 use crate::protocol::{SandboxMode, ServerNotification, ServerRequest};
+use crate::store::run_slots::RunSlot;
 use crate::store::{ActiveRecord, AuditEvent, RunId};
 use active::write_active;
 
@@ -128,6 +130,9 @@ pub struct RunArgs {
     pub timeout: Duration,
     /// Where the caller waits for the run handle (`None` when recovering).
     pub reply: Option<RpcReplyPort<Result<RunStarted, EngineError>>>,
+    /// Its place under the cap on concurrent runs (`None`: uncounted, as a
+    /// recovered run is).
+    pub slot: Option<Arc<RunSlot>>,
 }
 
 pub struct RunState {
@@ -171,6 +176,9 @@ pub struct RunState {
     /// The paths of each file-change item seen starting, by item id: its
     /// approval request names only the item, and the caller wants the files.
     file_changes: HashMap<String, Vec<String>>,
+    /// Held until the run ends (or the actor stops): dropping it gives the
+    /// place back.
+    slot: Option<Arc<RunSlot>>,
 }
 
 impl Actor for RunActor {
@@ -185,7 +193,10 @@ impl Actor for RunActor {
     ) -> Result<RunState, ActorProcessingErr> {
         // Network and disk work happens in post_start, so that spawning does
         // not hold up the supervisor.
+        let mut args = args;
+        let slot = args.slot.take();
         Ok(RunState {
+            slot,
             span: tracing::info_span!("run", run_id = %args.run_id),
             connection: args.connection.clone(),
             reports: args.reports.clone(),

@@ -9,6 +9,7 @@ use std::time::Instant;
 use crate::actors::types::{Progress, RunResult, RunStatus, ThreadExtras};
 use crate::config::Permissions;
 use crate::protocol::ThreadId;
+use crate::protocol::limits::RateLimits;
 use crate::protocol::{
     ApprovalPolicy, NotificationKind, SandboxMode, ServerNotification, ThreadItem, TokenCounts,
     Turn, TurnStatus,
@@ -110,6 +111,12 @@ pub struct RunRecord {
     /// Something a listing shows (progress, message, tokens) changed since
     /// [`RunRecord::take_live_change`] was last asked.
     live_changed: bool,
+    /// The account's rate limits as the last update during the turn left
+    /// them (the Supervisor hands each live run the account's updates).
+    rate_limits: RateLimits,
+    /// What Codex warned about on this thread, and errors it retried past
+    /// (they did not fail the turn); in order, each once.
+    warnings: Vec<String>,
 }
 
 /// Commands in a progress line are cut to this many characters: the line is
@@ -165,6 +172,8 @@ impl RunRecord {
             doing: STARTING.to_string(),
             streaming: None,
             live_changed: false,
+            rate_limits: RateLimits::default(),
+            warnings: Vec::new(),
         }
     }
 
@@ -220,6 +229,17 @@ impl RunRecord {
             NotificationKind::Error(error) if ours(&error.turn_id) && !error.will_retry => {
                 self.error = Some(error.error.message.clone());
             }
+            NotificationKind::Error(error) if ours(&error.turn_id) => {
+                self.warn(&error.error.message);
+            }
+            NotificationKind::Warning(warning)
+                if warning.thread_id.as_deref() == Some(self.thread_id.as_str()) =>
+            {
+                self.warn(&warning.message);
+            }
+            NotificationKind::RateLimitsUpdated(update) => {
+                self.rate_limits = self.rate_limits.merge(update.rate_limits);
+            }
             NotificationKind::TurnCompleted(done) if ours(&done.turn.id) => {
                 let turn = done.turn.clone();
                 self.finish_with_turn(&turn);
@@ -228,6 +248,12 @@ impl RunRecord {
             _ => {}
         }
         None
+    }
+
+    fn warn(&mut self, message: &str) {
+        if !self.warnings.iter().any(|seen| seen == message) {
+            self.warnings.push(message.to_string());
+        }
     }
 
     fn note_item(&mut self, item: &ThreadItem) {
@@ -350,6 +376,8 @@ impl RunRecord {
             duration_ms: self.duration_ms.unwrap_or_else(|| self.elapsed_ms()),
             error: self.error.clone(),
             audit_error: None,
+            rate_limits: self.rate_limits,
+            warnings: self.warnings.clone(),
         }
     }
 

@@ -93,7 +93,7 @@ pub fn adopt(supervisor: &SupervisorRef, config: Config, run_id: RunId, reply: A
             let result =
                 tokio::task::spawn_blocking(move || resolve::finished_result(&located, &end))
                     .await
-                    .map(Adopted::Finished)
+                    .map(|result| Adopted::Finished(Box::new(result)))
                     .map_err(|error| EngineError::Actor(error.to_string()));
             let _ = reply.send(result);
             return;

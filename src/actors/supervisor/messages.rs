@@ -36,7 +36,7 @@ pub enum Interrupted {
 /// Whether a waited-on run that no actor had was finished, is now adopted,
 /// or is live in another sidecar, which still owns it: to be followed.
 pub enum Adopted {
-    Finished(RunResult),
+    Finished(Box<RunResult>),
     Live,
     Followed(Box<Located>),
 }
@@ -117,6 +117,8 @@ pub struct SupervisorArgs {
     pub config: Config,
     pub codex: CodexBinary,
     pub broker: BrokerRef,
+    /// Where the account's rate limits and connection warnings go.
+    pub news: crate::actors::news::AccountNews,
 }
 
 /// What a connect task found, sent back to the Supervisor.

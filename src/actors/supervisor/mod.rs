@@ -65,6 +65,7 @@ impl Actor for Supervisor {
             config: args.config,
             codex: args.codex,
             broker: args.broker,
+            news: args.news,
             link: None,
             generation: 0,
             admitting: None,

@@ -8,6 +8,7 @@ use super::state::SupervisorState;
 use crate::actors::run::{RunMsg, RunReport};
 use crate::appserver::ServerEvent;
 use crate::protocol::jsonrpc::RpcError;
+use crate::protocol::{NotificationKind, ServerNotification};
 
 /// JSON-RPC code for a server request no run claims.
 const UNROUTED_REQUEST: i64 = -32001;
@@ -17,6 +18,7 @@ impl SupervisorState {
         match event {
             ServerEvent::Notification(note) => {
                 let Some(thread) = note.thread_id() else {
+                    self.on_connection_note(&note);
                     return;
                 };
                 match self.routes.get(thread) {
@@ -69,6 +71,25 @@ impl SupervisorState {
                     );
                 }
             }
+        }
+    }
+
+    /// A notification about the account or the connection, not one thread:
+    /// rate limits are kept and handed to every live run (each result
+    /// carries the figures as its turn left them; the run's audit keeps
+    /// the notification); warnings are kept for the check.
+    fn on_connection_note(&self, note: &ServerNotification) {
+        match &note.kind {
+            NotificationKind::RateLimitsUpdated(update) => {
+                self.news.rate_limits(update.rate_limits);
+                for run in self.runs.values() {
+                    let copy = ServerNotification::new(note.method.clone(), note.params.clone());
+                    let _ = run.cast(RunMsg::Notification(copy));
+                }
+            }
+            NotificationKind::ConfigWarning(warning) => self.news.warning(warning.line()),
+            NotificationKind::Warning(warning) => self.news.warning(warning.message.clone()),
+            _ => {}
         }
     }
 

@@ -170,6 +170,10 @@ impl SupervisorState {
             request.turn.timeout,
             Some(reply),
         );
+        let args = RunArgs {
+            slot: request.turn.slot,
+            ..args
+        };
         self.spawn_run(myself, args).await;
     }
 
@@ -216,6 +220,10 @@ impl SupervisorState {
             request.turn.timeout,
             Some(reply),
         );
+        let args = RunArgs {
+            slot: request.turn.slot,
+            ..args
+        };
         self.spawn_run(myself, args).await;
     }
 
@@ -315,6 +323,7 @@ impl SupervisorState {
                 .then(|| self.config.endpoint_name().to_string()),
             timeout: timeout.unwrap_or(self.config.run_timeout),
             reply,
+            slot: None,
         }
     }
 

@@ -36,6 +36,8 @@ pub struct SupervisorState {
     pub(super) config: Config,
     pub(super) codex: CodexBinary,
     pub(super) broker: BrokerRef,
+    /// Rate limits and connection warnings, for `codex_wrapper_check`.
+    pub(super) news: crate::actors::news::AccountNews,
     pub(super) link: Option<Link>,
     pub(super) generation: u64,
     /// What keeps the app-server; `None` while a connect task holds it.

@@ -2,6 +2,7 @@ mod actors_doc;
 mod appserver;
 mod backpressure;
 mod bad_input;
+mod budget;
 mod claude_code;
 mod claude_dialog;
 mod claude_print;

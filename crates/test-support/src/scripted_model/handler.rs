@@ -1,6 +1,7 @@
 //! Routing: every request is recorded; `POST …/responses` is answered by its
 //! script, anything else with 404.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
@@ -36,13 +37,76 @@ const EXEC_YIELD_MS: u64 = 30_000;
 #[derive(Clone)]
 struct Server {
     log: Log,
+    rate_limits: RateLimitSetting,
     stopping: watch::Receiver<bool>,
 }
 
-pub fn router(log: Log, stopping: watch::Receiver<bool>) -> Router {
-    Router::new()
-        .fallback(handle)
-        .with_state(Server { log, stopping })
+/// One window's figures, as the `x-codex-{primary,secondary}-*` headers
+/// carry them (the names Codex reads: seen in codex-rs and in the strings
+/// of the 0.169.0 binary).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimitWindowHeaders {
+    pub used_percent: f64,
+    pub window_minutes: i64,
+    /// Unix seconds.
+    pub reset_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimitHeaders {
+    pub primary: RateLimitWindowHeaders,
+    pub secondary: Option<RateLimitWindowHeaders>,
+}
+
+impl RateLimitHeaders {
+    fn pairs(&self) -> Vec<(String, String)> {
+        let mut pairs = Vec::new();
+        for (name, window) in [
+            ("primary", Some(self.primary)),
+            ("secondary", self.secondary),
+        ] {
+            let Some(window) = window else { continue };
+            pairs.push((
+                format!("x-codex-{name}-used-percent"),
+                window.used_percent.to_string(),
+            ));
+            pairs.push((
+                format!("x-codex-{name}-window-minutes"),
+                window.window_minutes.to_string(),
+            ));
+            pairs.push((
+                format!("x-codex-{name}-reset-at"),
+                window.reset_at.to_string(),
+            ));
+        }
+        pairs
+    }
+}
+
+/// The figures answers carry, changed while the server runs.
+#[derive(Clone, Default)]
+pub(super) struct RateLimitSetting(Arc<Mutex<Option<RateLimitHeaders>>>);
+
+impl RateLimitSetting {
+    pub(super) fn set(&self, limits: Option<RateLimitHeaders>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = limits;
+    }
+
+    fn get(&self) -> Option<RateLimitHeaders> {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+pub(super) fn router(
+    log: Log,
+    rate_limits: RateLimitSetting,
+    stopping: watch::Receiver<bool>,
+) -> Router {
+    Router::new().fallback(handle).with_state(Server {
+        log,
+        rate_limits,
+        stopping,
+    })
 }
 
 async fn handle(State(server): State<Server>, request: Request) -> Response {
@@ -89,10 +153,19 @@ async fn handle(State(server): State<Server>, request: Request) -> Response {
         Some(script) => steps_for(&answer, script, &body),
         None => text_steps(&answer, DEFAULT_REPLY),
     };
-    Response::builder()
+    let mut builder = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "text/event-stream")
-        .header(header::CACHE_CONTROL, "no-cache")
+        .header(header::CACHE_CONTROL, "no-cache");
+    for (name, value) in server
+        .rate_limits
+        .get()
+        .map(|limits| limits.pairs())
+        .unwrap_or_default()
+    {
+        builder = builder.header(name, value);
+    }
+    builder
         .body(sse::body(server.log, seq, steps, server.stopping))
         .unwrap_or_else(|error| {
             tracing::warn!(%error, "could not build an SSE response");

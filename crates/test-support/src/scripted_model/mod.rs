@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use handler::{RateLimitHeaders, RateLimitWindowHeaders};
 pub use log::{RecordedRequest, RequestOutcome};
 pub use script::{Script, is_tool_follow_up, user_message_texts};
 
@@ -42,6 +43,8 @@ pub enum ScriptedModelError {
 pub struct ScriptedModel {
     addr: SocketAddr,
     log: Log,
+    /// The rate-limit headers every answer carries from now on.
+    rate_limits: handler::RateLimitSetting,
     shutdown: watch::Sender<bool>,
     server: Option<JoinHandle<()>>,
 }
@@ -68,7 +71,8 @@ impl ScriptedModel {
         let addr = listener.local_addr().map_err(ScriptedModelError::Bind)?;
         let log = Log::new();
         let (shutdown, stopping) = watch::channel(false);
-        let app = handler::router(log.clone(), stopping.clone());
+        let rate_limits = handler::RateLimitSetting::default();
+        let app = handler::router(log.clone(), rate_limits.clone(), stopping.clone());
         let mut until_stopped = stopping;
         let server = tokio::spawn(async move {
             let stopped = async move {
@@ -86,6 +90,7 @@ impl ScriptedModel {
         Ok(ScriptedModel {
             addr,
             log,
+            rate_limits,
             shutdown,
             server: Some(server),
         })
@@ -94,6 +99,13 @@ impl ScriptedModel {
     /// The `base_url` of a Codex model provider: `http://127.0.0.1:PORT/v1`.
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
+    }
+
+    /// Sends these rate-limit figures with every answer from now on, as
+    /// OpenAI's backend does (Codex turns them into
+    /// `account/rateLimits/updated`); `None` sends none, the default.
+    pub fn set_rate_limits(&self, limits: Option<RateLimitHeaders>) {
+        self.rate_limits.set(limits);
     }
 
     pub fn addr(&self) -> SocketAddr {
