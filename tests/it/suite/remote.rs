@@ -34,6 +34,10 @@ async fn engine_with(scratch: &TempDir, settings: &[(&str, String)]) -> Engine {
         .map(|(name, value)| (*name, value.as_str()))
         .collect();
     settings.push(("CODEX_MCP_WRAPPER_APP_SERVER_MODE", "shared"));
+    // A remote run's audit goes to the sidecar's own run directory, never
+    // under its cwd (a path on the remote host).
+    let run_dir = scratch.path().join("runs").display().to_string();
+    settings.push(("CODEX_MCP_WRAPPER_RUN_DIR", &run_dir));
     let config = config(
         &scratch.path().join("home"),
         &scratch.path().join("pointer"),
@@ -58,10 +62,12 @@ async fn completes(engine: &Engine, project: &Path, text: &str) -> RunId {
     started.run_id
 }
 
-/// The audit of the run is on this machine, in the project's run directory,
-/// and holds the turn's end.
-fn assert_audited_here(project: &Path, run_id: &RunId) {
-    let run_dir = project.join(".codex/codex-mcp/runs");
+/// The audit of the run is on this machine, in the sidecar's run directory
+/// (not under the run's cwd, a path on the remote host), and holds the
+/// turn's end.
+fn assert_audited_here(scratch: &TempDir, project: &Path, run_id: &RunId) {
+    assert!(!project.join(".codex").exists(), "nothing under the remote cwd");
+    let run_dir = scratch.path().join("runs");
     let events = store::read_events(&run_dir, run_id).unwrap();
     assert!(
         events.iter().any(|record| matches!(&record.event,
@@ -122,7 +128,7 @@ async fn a_run_completes_through_a_signed_bearer_with_issuer_and_audience() {
     )
     .await;
     let run_id = completes(&engine, project.path(), "signed and delivered").await;
-    assert_audited_here(project.path(), &run_id);
+    assert_audited_here(&scratch, project.path(), &run_id);
     // The turn ran on the remote server's model, not on one of ours.
     assert!(!server.model.requests().is_empty());
     engine.shutdown().await;
@@ -148,7 +154,7 @@ async fn a_run_completes_on_a_capability_token_server() {
     )
     .await;
     let run_id = completes(&engine, project.path(), "by capability").await;
-    assert_audited_here(project.path(), &run_id);
+    assert_audited_here(&scratch, project.path(), &run_id);
     engine.shutdown().await;
 }
 
@@ -219,7 +225,7 @@ async fn wss_through_a_tls_terminator_needs_the_test_ca_and_names_the_setting_wi
     )
     .await;
     let run_id = completes(&engine, project.path(), "sealed in transit").await;
-    assert_audited_here(project.path(), &run_id);
+    assert_audited_here(&scratch, project.path(), &run_id);
     engine.shutdown().await;
 
     // Without it, the certificate is not trusted, and the error says which
