@@ -66,7 +66,10 @@ async fn completes(engine: &Engine, project: &Path, text: &str) -> RunId {
 /// (not under the run's cwd, a path on the remote host), and holds the
 /// turn's end.
 fn assert_audited_here(scratch: &TempDir, project: &Path, run_id: &RunId) {
-    assert!(!project.join(".codex").exists(), "nothing under the remote cwd");
+    assert!(
+        !project.join(".codex").exists(),
+        "nothing under the remote cwd"
+    );
     let run_dir = scratch.path().join("runs");
     let events = store::read_events(&run_dir, run_id).unwrap();
     assert!(

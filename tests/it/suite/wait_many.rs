@@ -85,8 +85,15 @@ fn bytes(value: &Value) -> usize {
 }
 
 /// The structured reply's bytes besides the result itself.
+/// The reply less the run's own result: its final message, and what Codex
+/// warned about that run (the scripted model's unknown model always draws
+/// one warning; issue 18 bounds those on their own, 3 of 160 characters).
 fn envelope(value: &Value) -> usize {
-    bytes(value) - value.get("result").map_or(0, bytes)
+    let mut envelope = bytes(value) - value.get("result").map_or(0, bytes);
+    if let Some(warnings) = value.get("warnings") {
+        envelope -= bytes(warnings) + r#","warnings":"#.len();
+    }
+    envelope
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,8 +150,9 @@ async fn any_returns_runs_in_the_order_they_end_each_within_its_slice() {
             envelope(&value)
         );
         let message = parts(n).concat();
+        let warned = value.get("warnings").map_or(0, bytes);
         assert!(
-            text(&reply).len() <= message.len() + budget,
+            text(&reply).len() <= message.len() + warned + budget,
             "{}",
             text(&reply)
         );
