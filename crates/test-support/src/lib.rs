@@ -25,6 +25,8 @@
 
 pub mod app_server;
 pub mod codex;
+// Network namespaces are Linux's; the cross-host tests run only there.
+#[cfg(target_os = "linux")]
 pub mod netns;
 pub mod scripted_anthropic;
 pub mod scripted_model;

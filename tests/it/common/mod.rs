@@ -26,6 +26,7 @@ pub mod claude_tty;
 pub mod codex_setup;
 pub mod engine;
 pub mod mcp_traffic;
+#[cfg(target_os = "linux")]
 pub mod netns;
 pub mod raw_mcp;
 pub mod remote_server;

@@ -26,6 +26,8 @@ mod publishing;
 mod readme_registration;
 mod recovery;
 mod remote;
+// A second host in a network namespace: Linux only.
+#[cfg(target_os = "linux")]
 mod remote_faults;
 mod run_span;
 mod runs;
