@@ -35,8 +35,9 @@ macos-targets:
 
 # The picker's end-to-end tests drive a real terminal (tmux); the MCP
 # elicitation test runs a small MCP server in Python; the cross-host tests
-# make network namespaces with iproute2's `ip`. tmux and iproute2 come from
-# Debian's packages when missing.
+# make network namespaces with iproute2's `ip`; the wss:// tests make their
+# test CA with the `openssl` command. Each comes from Debian's packages when
+# missing.
 APT := $(if $(filter 0,$(shell id -u)),,sudo )apt-get
 system-tools:
 	@command -v python3 >/dev/null || { echo "python3 is needed by the tests" >&2; exit 1; }
@@ -44,6 +45,7 @@ system-tools:
 	@tmux -V
 	@command -v ip >/dev/null || $(APT) install -y -q iproute2 || { $(APT) update -q && $(APT) install -y -q iproute2; }
 	@ip -V
+	@command -v openssl >/dev/null || $(APT) install -y -q openssl || { $(APT) update -q && $(APT) install -y -q openssl; }
 
 # `npm ci` installs exactly the lockfile; re-run only when it changes.
 $(CODEX_STAMP): $(CODEX_CLI)/package.json $(CODEX_CLI)/package-lock.json
