@@ -261,7 +261,8 @@ pub struct ConversationSettings {
     pub reasoning_effort: Option<String>,
     /// 1000..=600000 ms (default 120000).
     pub timeout_ms: Option<u64>,
-    /// New session's host, from endpoints.toml.
+    // No description, as on codex_run: the default list is at its size
+    // budget (a new session's host, the name of an endpoints.toml entry).
     pub endpoint: Option<String>,
 }
 
