@@ -16,6 +16,7 @@
 //! request that never became one).
 
 use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -123,11 +124,16 @@ impl RunSlots {
     }
 
     fn lock(&self) -> std::io::Result<Flock<File>> {
-        fs::create_dir_all(&self.dir)?;
+        // Owner-only, as everything under the pointer dir.
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)?;
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(self.dir.join(LOCK_FILE))?;
         Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| errno.into())
     }

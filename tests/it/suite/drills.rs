@@ -194,10 +194,12 @@ async fn model_errors_and_cut_streams_fail_the_run_with_codexs_error() {
 async fn eight_sidecars_of_twenty_five_runs_share_one_app_server() {
     const SIDECARS: usize = 8;
     const RUNS_EACH: usize = 25;
+    // 200 runs go at once, past the default cap of 32 runs per user.
+    let uncapped = [("CODEX_MCP_WRAPPER_MAX_RUNS", "0")];
     let world = World::new().await;
     let mut sidecars = Vec::new();
     for _ in 0..SIDECARS {
-        sidecars.push(world.sidecar(&[], Stdio::null()));
+        sidecars.push(world.sidecar(&uncapped, Stdio::null()));
     }
     let clients: Vec<Client> = futures_util::future::join_all(sidecars)
         .await
