@@ -91,7 +91,9 @@ demo: setup
 # tool, approvals (commands, file changes, permissions, questions,
 # elicitations; asked of the caller, and of the person through a form), resume, interrupt, MCP tasks, the picker's attach and the
 # Codex terminal UI on a live turn, recovery, waits and interrupts from a
-# second sidecar, the shared and unix:// servers,
+# second sidecar, the shared and unix:// servers, remote servers (auth,
+# wss://, named endpoints, a second host and its network faults), waits on
+# several runs, rate limits, warnings and the run cap,
 # and the version checks. Filters of `cargo test --test it` (each names one
 # test, or a module ending in `::`).
 COMPAT_TESTS := \
@@ -118,7 +120,12 @@ COMPAT_TESTS := \
 	suite::recovery::a_new_sidecar_completes_the_wait_of_one_killed_mid_run \
 	suite::follow:: \
 	suite::shared::four_sidecars_at_once_share_one_app_server \
-	suite::unix::unix_mode_runs_on_someone_elses_server_and_never_stops_it
+	suite::unix::unix_mode_runs_on_someone_elses_server_and_never_stops_it \
+	suite::remote:: \
+	suite::remote_faults:: \
+	suite::endpoints:: \
+	suite::wait_many:: \
+	suite::budget::
 # The Claude Code tests, run again on the newest verified Claude Code.
 CLAUDE_TESTS := suite::claude_code:: suite::plugin:: suite::claude_print:: suite::claude_dialog::
 
