@@ -19,10 +19,14 @@ use crate::store::catalog::RunRow;
 /// --remote`: a name of ours, so the token never shows in a command line.
 pub const TOKEN_ENV: &str = "CODEX_RUNS_REMOTE_TOKEN";
 
-/// The variable the Codex CLI reads a PEM bundle of extra CAs from (its
-/// binary names it beside `SSL_CERT_FILE`): a `wss://` endpoint's `ca_file`
-/// goes there.
-pub const CA_ENV: &str = "CODEX_CA_CERTIFICATE";
+/// The variable through which `codex resume --remote wss://…` trusts a
+/// private CA: a `wss://` endpoint's `ca_file` goes there. Tried by hand
+/// against a TLS server with a test CA (Codex 0.169.0 and 0.171.0): with
+/// `SSL_CERT_FILE` the handshake passes, while `CODEX_CA_CERTIFICATE` (which
+/// the binary also names) leaves the remote client at `UnknownIssuer`. The
+/// file stands in for the system roots, so it must hold every CA the
+/// endpoint needs.
+pub const CA_ENV: &str = "SSL_CERT_FILE";
 
 /// How long a connection to a run's app-server may take before it counts as
 /// gone. Loopback answers in well under a millisecond; a server that is
@@ -292,6 +296,22 @@ mod tests {
         assert!(!args.iter().any(|arg| arg.contains("jwt.minted")));
         // The run's cwd is on the box: the command runs where the picker is.
         assert_eq!(plan.cwd(), None);
+    }
+
+    #[test]
+    fn a_wss_endpoint_with_its_own_ca_hands_the_ca_file_to_codex_as_ssl_cert_file() {
+        let mut with_ca = endpoint("wss://box.example:4443");
+        with_ca.ca_file = Some("/etc/box-ca.pem".into());
+        let plan = endpoint_plan(&row(Some("th-9")), &with_ca, Ok(Some("jwt.x".into())));
+        let CommandLine { args, env } = plan.command_line().unwrap();
+        assert_eq!(
+            env,
+            [
+                ("SSL_CERT_FILE", "/etc/box-ca.pem".to_string()),
+                (TOKEN_ENV, "jwt.x".to_string())
+            ]
+        );
+        assert!(!args.iter().any(|arg| arg.contains("jwt.x")));
     }
 
     #[test]
