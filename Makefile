@@ -122,6 +122,7 @@ COMPAT_TESTS := \
 	suite::shared::four_sidecars_at_once_share_one_app_server \
 	suite::unix::unix_mode_runs_on_someone_elses_server_and_never_stops_it \
 	suite::remote:: \
+	suite::picker_remote:: \
 	suite::remote_faults:: \
 	suite::endpoints:: \
 	suite::wait_many:: \

@@ -21,6 +21,7 @@ mod mcp;
 mod path_settings;
 mod person;
 mod picker;
+mod picker_remote;
 mod plugin;
 mod publishing;
 mod readme_registration;
