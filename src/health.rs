@@ -18,8 +18,9 @@ use crate::config::{AppServerMode, Config};
 use crate::protocol::limits::CompactRateLimits;
 use crate::text::cut;
 
-/// Each connection warning in the check is cut to this many characters, as
-/// a run's warnings are in its result; the whole is in the logs.
+/// Each connection warning in the check is at most this many characters
+/// (the `…` of a cut included), as a run's warnings are in its result; the
+/// whole is in the logs.
 const CODEX_WARNING_CHARS: usize = 160;
 
 #[derive(Debug, Clone, Serialize)]
@@ -79,7 +80,7 @@ impl Health {
         self.codex_warnings = news
             .warnings
             .iter()
-            .map(|warning| cut(warning, CODEX_WARNING_CHARS))
+            .map(|warning| cut(warning, CODEX_WARNING_CHARS - 1))
             .collect();
     }
 }

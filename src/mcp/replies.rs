@@ -22,7 +22,8 @@ const LISTED_TITLE_CHARS: usize = 40;
 const REPLY_ERROR_CHARS: usize = 160;
 
 /// A finished run's reply carries at most this many of its warnings, each
-/// cut to [`REPLY_WARNING_CHARS`]: enough to act on, under 600 bytes at
+/// at most [`REPLY_WARNING_CHARS`] characters, the `…` of a cut included:
+/// enough to act on, under 600 bytes at
 /// worst; the run's audit (events and summary) keeps them all.
 pub const REPLY_WARNINGS: usize = 3;
 pub const REPLY_WARNING_CHARS: usize = 160;
@@ -32,7 +33,7 @@ pub fn reply_warnings(warnings: &[String]) -> Vec<String> {
     warnings
         .iter()
         .take(REPLY_WARNINGS)
-        .map(|warning| cut(warning, REPLY_WARNING_CHARS))
+        .map(|warning| cut(warning, REPLY_WARNING_CHARS - 1))
         .collect()
 }
 

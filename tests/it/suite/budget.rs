@@ -161,3 +161,50 @@ async fn a_thread_warning_reaches_the_result_cut_to_the_reply_budget() {
     assert!(serde_json::to_string(&value["warnings"]).unwrap().len() <= 3 * 170);
     rig.stop().await;
 }
+
+/// A warning about the whole connection goes to `codex_wrapper_check`, not
+/// to a run: an exec-policy rules file Codex cannot parse makes the real
+/// app-server send `configWarning` ("Error parsing rules; custom rules not
+/// applied.") right after `initialize`, while the rest of the config holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_warning_reaches_the_check_and_not_the_result() {
+    let rig = EngineRig::start(&[]).await;
+    let rules = rig.codex_home.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(rules.join("broken.rules"), "prefix_rule(pattern = [\n").unwrap();
+    let started = rig
+        .run(format!("Say hi. {}", Script::text("hi").marker()))
+        .await;
+    let result = rig.finish(&started).await;
+    assert_eq!(result.status, RunStatus::Completed);
+    assert!(
+        !result.warnings.iter().any(|w| w.contains("rules")),
+        "a connection's warning is not the run's: {:?}",
+        result.warnings
+    );
+    // What the MCP tool answers: the check, with the engine's news.
+    let config = rig.engine.config().clone();
+    let codex = crate::common::codex_binary();
+    let mut health =
+        codex_mcp_sidecar::health::check(&config, &Ok(codex), rig.project.path()).await;
+    health.add_news(rig.engine.news());
+    let value = serde_json::to_value(&health).unwrap();
+    let warnings = value["codexWarnings"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        warnings.iter().any(|w| w
+            .as_str()
+            .unwrap_or_default()
+            .contains("Error parsing rules")),
+        "the check shows the config warning: {value}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .all(|w| w.as_str().unwrap_or_default().chars().count() <= 160),
+        "{warnings:?}"
+    );
+    rig.stop().await;
+}
