@@ -67,3 +67,39 @@ pub async fn stop_shared_server(world: &SidecarWorld, sidecar: &str, codex_home:
     let left = processes_naming(&world.url);
     assert!(left.is_empty(), "processes left: {left:?}");
 }
+
+/// Someone else's `codex app-server` (`command`: the binary and its
+/// arguments, maybe behind a launcher such as `ip netns exec`), on its own
+/// Codex home, in a process group of its own that the test kills, its
+/// output discarded.
+pub fn spawn_foreign_server(
+    mut command: tokio::process::Command,
+    codex_home: &Path,
+) -> tokio::process::Child {
+    command
+        .env("CODEX_HOME", codex_home)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the app-server starts")
+}
+
+/// Waits until `accepts` (a connect to the server) answers true, or fails
+/// the test after `timeout` saying that `what` never listened.
+pub async fn wait_until_listening<F, Fut>(what: &str, timeout: Duration, mut accepts: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !accepts().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} never listened"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

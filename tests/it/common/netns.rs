@@ -14,7 +14,6 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
 
 use codex_mcp_sidecar_test_support::netns::bind_in_namespace;
 use codex_mcp_sidecar_test_support::scripted_model::ScriptedModel;
@@ -23,6 +22,7 @@ use nix::unistd::Pid;
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
+use super::codex_setup::{spawn_foreign_server, wait_until_listening};
 use super::{EVENT_TIMEOUT, codex_bin};
 
 /// The app-server's port on the second host: the namespace is ours alone,
@@ -208,37 +208,25 @@ impl RemoteHost {
 
     async fn start_server(&mut self) {
         let listen = format!("ws://{}", self.server_addr());
-        let child = self
-            .namespace
-            .command(&codex_bin().display().to_string())
+        let mut command = self.namespace.command(&codex_bin().display().to_string());
+        command
             .args(["app-server", "--listen", &listen])
             .args([
                 "--ws-auth",
                 "signed-bearer-token",
                 "--ws-shared-secret-file",
             ])
-            .arg(self.secret_file())
-            .env("CODEX_HOME", self.codex_home.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the app-server starts");
+            .arg(self.secret_file());
+        let child = spawn_foreign_server(command, self.codex_home.path());
         self.server = Some(child);
         // Ready once it accepts a connection across the link.
-        let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
-        while tokio::net::TcpStream::connect(self.server_addr())
-            .await
-            .is_err()
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the app-server on the second host never listened"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let address = self.server_addr();
+        wait_until_listening(
+            "the app-server on the second host",
+            EVENT_TIMEOUT,
+            || async { tokio::net::TcpStream::connect(address).await.is_ok() },
+        )
+        .await;
     }
 
     /// Kills the app-server's whole process group: a server that stays away.

@@ -7,13 +7,12 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Duration;
 
 use codex_mcp_sidecar_test_support::scripted_model::ScriptedModel;
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
+use crate::common::codex_setup::{spawn_foreign_server, wait_until_listening};
 use crate::common::{EVENT_TIMEOUT, codex_bin};
 
 /// How the server checks its clients.
@@ -113,16 +112,9 @@ impl RemoteServer {
                 secret_file.clone().into(),
             ]),
         }
-        let child = Command::new(&args[0])
-            .args(&args[1..])
-            .env("CODEX_HOME", home.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+        let mut command = Command::new(&args[0]);
+        command.args(&args[1..]);
+        let child = spawn_foreign_server(command, home.path());
         let server = RemoteServer {
             child,
             url,
@@ -137,14 +129,11 @@ impl RemoteServer {
 
     /// Ready once the port accepts a connection.
     async fn wait_listening(&self, host: &str, port: u16) {
-        let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
-        while tokio::net::TcpStream::connect((host, port)).await.is_err() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the remote app-server never listened on {host}:{port}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let what = format!("the remote app-server on {host}:{port}");
+        wait_until_listening(&what, EVENT_TIMEOUT, || async {
+            tokio::net::TcpStream::connect((host, port)).await.is_ok()
+        })
+        .await;
     }
 
     pub fn pgid(&self) -> i32 {

@@ -5,8 +5,6 @@
 //! scripted model of its own; the default is a private server with another.
 
 use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
 
 use codex_mcp_sidecar::actors::{
     Engine, EngineError, ResumeRequest, ResumeTarget, RunRequest, RunResult, RunStatus, WaitOutcome,
@@ -18,6 +16,7 @@ use codex_mcp_sidecar_test_support::world::free_port;
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
+use crate::common::codex_setup::{spawn_foreign_server, wait_until_listening};
 use crate::common::engine::{EngineRig, config};
 use crate::common::{EVENT_TIMEOUT, codex_bin};
 
@@ -39,27 +38,15 @@ impl OtherHost {
         model.write_codex_home(home.path()).unwrap();
         let port = free_port();
         let url = format!("ws://127.0.0.1:{port}");
-        let child = Command::new(codex_bin())
-            .args(["app-server", "--listen", &url])
-            .env("CODEX_HOME", home.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the other host's app-server never listened"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let mut command = Command::new(codex_bin());
+        command.args(["app-server", "--listen", &url]);
+        let child = spawn_foreign_server(command, home.path());
+        wait_until_listening("the other host's app-server", EVENT_TIMEOUT, || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        })
+        .await;
         OtherHost {
             child,
             url,

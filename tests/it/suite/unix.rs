@@ -2,7 +2,6 @@
 //! and rides out a dropped connection by reconnecting.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,6 +14,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 
+use crate::common::codex_setup::{spawn_foreign_server, wait_until_listening};
 use crate::common::engine::config;
 use crate::common::{EVENT_TIMEOUT, codex_bin};
 
@@ -33,27 +33,17 @@ impl ForeignServer {
         let home = tempfile::tempdir().unwrap();
         model.write_codex_home(home.path()).unwrap();
         let socket = dir.join("app-server.sock");
-        let child = Command::new(codex_bin())
+        let mut command = Command::new(codex_bin());
+        command
             .arg("app-server")
             .arg("--listen")
-            .arg(format!("unix://{}", socket.display()))
-            .env("CODEX_HOME", home.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+            .arg(format!("unix://{}", socket.display()));
+        let child = spawn_foreign_server(command, home.path());
         // Ready once the socket accepts a connection.
-        let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
-        while UnixStream::connect(&socket).await.is_err() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the unix app-server never listened"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_until_listening("the unix app-server", EVENT_TIMEOUT, || async {
+            UnixStream::connect(&socket).await.is_ok()
+        })
+        .await;
         ForeignServer {
             child,
             socket,

@@ -17,6 +17,7 @@ use codex_mcp_sidecar_test_support::scripted_model::{RequestOutcome, Script};
 use semver::Version;
 use serde_json::{Value, json};
 
+use crate::common::codex_setup::{spawn_foreign_server, wait_until_listening};
 use crate::common::raw_mcp::RawMcp;
 use crate::common::{Events, codex_bin, codex_version, path_string, start_turn};
 use codex_mcp_sidecar_test_support::world::SidecarWorld;
@@ -345,22 +346,14 @@ async fn a_unix_server_on_another_codex_is_reported_and_left_alone() {
     let sockets = tempfile::tempdir().unwrap();
     let socket = sockets.path().join("app-server.sock");
     let url = format!("unix://{}", socket.display());
-    let mut server = tokio::process::Command::new(&old)
-        .args(["app-server", "--listen", &url])
-        .env("CODEX_HOME", world.codex_home.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut command = tokio::process::Command::new(&old);
+    command.args(["app-server", "--listen", &url]);
+    let mut server = spawn_foreign_server(command, world.codex_home.path());
     let pgid = server.id().unwrap() as i32;
-    let deadline = tokio::time::Instant::now() + STREAMING_TIMEOUT;
-    while tokio::net::UnixStream::connect(&socket).await.is_err() {
-        assert!(tokio::time::Instant::now() < deadline, "it never listened");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until_listening("the old Codex's server", STREAMING_TIMEOUT, || async {
+        tokio::net::UnixStream::connect(&socket).await.is_ok()
+    })
+    .await;
 
     let check = wrapper_check(&world, &new, &[(ENV_URL, &url)]).await;
     assert_eq!(check["appServer"]["mode"], "unix", "{check}");
