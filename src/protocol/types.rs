@@ -139,6 +139,22 @@ impl ThreadResponse {
         self.text("reasoningEffort")
     }
 
+    /// The sandbox the thread runs in, as a mode name (`read-only`) or a
+    /// policy object (`{"type": "readOnly", …}`); `None` when absent or of
+    /// a kind this sidecar does not know.
+    pub fn sandbox(&self) -> Option<SandboxMode> {
+        let value = self.extra.get("sandbox")?;
+        let name = value
+            .as_str()
+            .or_else(|| value.get("type").and_then(Value::as_str))?;
+        match name {
+            "read-only" | "readOnly" => Some(SandboxMode::ReadOnly),
+            "workspace-write" | "workspaceWrite" => Some(SandboxMode::WorkspaceWrite),
+            "danger-full-access" | "dangerFullAccess" => Some(SandboxMode::DangerFullAccess),
+            _ => None,
+        }
+    }
+
     fn text(&self, key: &str) -> Option<String> {
         self.extra
             .get(key)
@@ -379,5 +395,29 @@ mod tests {
             serde_json::to_value(params).unwrap(),
             json!({"approvalPolicy": "on-request", "sandbox": "danger-full-access"})
         );
+    }
+}
+
+#[cfg(test)]
+mod thread_response_tests {
+    use super::*;
+
+    /// The thread's sandbox reads as a mode name or as a policy object.
+    #[test]
+    fn the_sandbox_reads_from_a_name_or_a_policy() {
+        let response = |sandbox: Value| -> ThreadResponse {
+            serde_json::from_value(serde_json::json!({
+                "thread": {"id": "th"},
+                "model": "m",
+                "sandbox": sandbox,
+            }))
+            .unwrap()
+        };
+        let named = response(Value::from("workspace-write"));
+        assert_eq!(named.sandbox(), Some(SandboxMode::WorkspaceWrite));
+        let policy = response(serde_json::json!({"type": "readOnly", "networkAccess": false}));
+        assert_eq!(policy.sandbox(), Some(SandboxMode::ReadOnly));
+        assert_eq!(response(Value::from("other")).sandbox(), None);
+        assert_eq!(named.model().as_deref(), Some("m"));
     }
 }

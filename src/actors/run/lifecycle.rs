@@ -14,11 +14,13 @@ use super::{
 };
 use crate::actors::audit_writer::{AuditOp, AuditWrite, AuditWriter};
 use crate::actors::broker::BrokerMsg;
-use crate::actors::run_state::{RunRecord, RunSettings};
+use crate::actors::run_state::{RunRecord, RunSettings, effective_differences};
 use crate::actors::types::{EngineError, RunStarted, RunStatus};
 use crate::appserver::ConnectionError;
 use crate::protocol::ThreadId;
-use crate::protocol::{ThreadResumeParams, ThreadSettings, TurnStartParams, TurnStatus};
+use crate::protocol::{
+    ThreadResponse, ThreadResumeParams, ThreadSettings, TurnStartParams, TurnStatus,
+};
 use crate::store::{ActiveRecord, AuditEvent, IndexEvent, IndexRecord, PointerRecord, RunId};
 use crate::timestamp::now_rfc3339;
 
@@ -98,6 +100,7 @@ impl RunActor {
             reasoning_effort: response.reasoning_effort(),
         })?;
         self.open_record(myself, state, &turn, &settings, thread_id.clone())?;
+        note_effective(state, &settings, &response);
         self.write_early_records(state);
         let how = Subscribed::NewThread;
         self.start_turn(myself, state, turn, &settings, thread_id, how)
@@ -134,13 +137,15 @@ impl RunActor {
         // loaded thread: the turn carries what must change. The skipped
         // resume is kept in case `turn/start` says the thread is gone after
         // all.
-        let deferred = if state.connection.is_subscribed(&thread_id) {
-            Some(params)
+        let (deferred, resumed) = if state.connection.is_subscribed(&thread_id) {
+            (Some(params), None)
         } else {
-            state.connection.thread_resume(&params).await?;
-            None
+            (None, Some(state.connection.thread_resume(&params).await?))
         };
         self.open_record(myself, state, &turn, &settings, thread_id.clone())?;
+        if let Some(response) = &resumed {
+            note_effective(state, &settings, response);
+        }
         self.write_early_records(state);
         let how = Subscribed::Resumed {
             deferred,
@@ -489,5 +494,21 @@ pub(super) fn pointer_record(record: &RunRecord, run_dir: &std::path::Path) -> P
         total_tokens: ended.then(|| record.total_tokens()),
         duration_ms: record.duration_ms,
         endpoint: record.endpoint.clone(),
+    }
+}
+
+/// Warns in the run's result where the thread did not get the model or
+/// sandbox that was asked (what `thread/start` / `thread/resume` report).
+fn note_effective(state: &mut RunState, settings: &RunSettings, response: &ThreadResponse) {
+    let lines = effective_differences(
+        settings.model.as_deref(),
+        settings.sandbox,
+        response.model().as_deref(),
+        response.sandbox(),
+    );
+    if let Some(record) = state.record.as_mut() {
+        for line in &lines {
+            record.warn(line);
+        }
     }
 }

@@ -55,6 +55,44 @@ pub struct RunSettings {
     pub person: Option<crate::actors::person::Person>,
 }
 
+/// What the thread really got, where it is not what was asked: the model
+/// and sandbox `thread/start` or `thread/resume` reported, one warning line
+/// each (issue 18: a caller that asked for a model must not believe it ran
+/// when Codex chose another). Nothing when they match or were not said.
+pub fn effective_differences(
+    asked_model: Option<&str>,
+    asked_sandbox: SandboxMode,
+    got_model: Option<&str>,
+    got_sandbox: Option<SandboxMode>,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let (Some(asked), Some(got)) = (asked_model, got_model)
+        && asked != got
+    {
+        lines.push(format!(
+            "Codex runs this thread on model {got}, not {asked} as asked"
+        ));
+    }
+    if let Some(got) = got_sandbox
+        && got != asked_sandbox
+    {
+        lines.push(format!(
+            "Codex runs this thread in sandbox {}, not {} as asked",
+            sandbox_name(got),
+            sandbox_name(asked_sandbox)
+        ));
+    }
+    lines
+}
+
+fn sandbox_name(mode: SandboxMode) -> &'static str {
+    match mode {
+        SandboxMode::ReadOnly => "read-only",
+        SandboxMode::WorkspaceWrite => "workspace-write",
+        SandboxMode::DangerFullAccess => "danger-full-access",
+    }
+}
+
 impl RunSettings {
     /// For a run whose own settings are not known here (they died with the
     /// sidecar that started it): read-only, and approve nothing.
@@ -250,7 +288,8 @@ impl RunRecord {
         None
     }
 
-    fn warn(&mut self, message: &str) {
+    /// Adds a warning (once) to the run's result.
+    pub fn warn(&mut self, message: &str) {
         if !self.warnings.iter().any(|seen| seen == message) {
             self.warnings.push(message.to_string());
         }

@@ -173,3 +173,20 @@ fn long_commands_are_cut_in_the_progress_line() {
     assert_eq!(line.chars().count(), PROGRESS_COMMAND_CHARS + 1);
     assert_eq!(short_command("set -e\nmake"), "set -e …");
 }
+
+/// Only what differs from the ask makes a line; what Codex did not say
+/// makes none.
+#[test]
+fn the_thread_gets_a_line_only_where_it_differs_from_the_ask() {
+    use super::effective_differences;
+    use crate::protocol::SandboxMode::{ReadOnly, WorkspaceWrite};
+    assert!(effective_differences(Some("m"), ReadOnly, Some("m"), Some(ReadOnly)).is_empty());
+    assert!(effective_differences(None, ReadOnly, Some("m"), None).is_empty());
+    assert_eq!(
+        effective_differences(Some("gpt-x"), WorkspaceWrite, Some("gpt-y"), Some(ReadOnly)),
+        vec![
+            "Codex runs this thread on model gpt-y, not gpt-x as asked".to_string(),
+            "Codex runs this thread in sandbox read-only, not workspace-write as asked".to_string(),
+        ]
+    );
+}

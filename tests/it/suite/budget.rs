@@ -208,3 +208,35 @@ async fn a_config_warning_reaches_the_check_and_not_the_result() {
     );
     rig.stop().await;
 }
+
+/// The model and sandbox the real `thread/start` reports are held against
+/// what each run asked: the real Codex gives every run here what it asked
+/// (a model by name, and each sandbox), so no "Codex runs this thread …"
+/// line is added; a thread that got something else would carry one
+/// (`run_state::the_thread_gets_a_line_only_where_it_differs_from_the_ask`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thread_that_got_what_it_asked_adds_no_line() {
+    use codex_mcp_sidecar::config::Permissions;
+    let rig = EngineRig::start(&[]).await;
+    for permissions in [
+        Permissions::ReadOnly,
+        Permissions::WorkspaceWrite,
+        Permissions::Yolo,
+    ] {
+        let mut request = rig.request(format!("Say hi. {}", Script::text("hi").marker()));
+        request.turn.permissions = Some(permissions);
+        request.turn.model = Some("gpt-5.1-codex-mini".into());
+        let started = rig.engine.run(request).await.unwrap();
+        let result = rig.finish(&started).await;
+        assert_eq!(result.status, RunStatus::Completed);
+        assert!(
+            !result
+                .warnings
+                .iter()
+                .any(|line| line.starts_with("Codex runs this thread")),
+            "{permissions:?}: {:?}",
+            result.warnings
+        );
+    }
+    rig.stop().await;
+}
