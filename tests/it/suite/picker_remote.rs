@@ -28,8 +28,9 @@ const SCREEN_TIMEOUT: Duration = Duration::from_secs(40);
 
 const TITLE: &str = "Words for the picker on another host";
 
-/// The Codex terminal UI's command line as `ps` shows it, once it runs.
-async fn codex_ui_command_line() -> String {
+/// The command line of the Codex terminal UI attached to `url`, as `ps`
+/// shows it once it runs (other tests may run other UIs meanwhile).
+async fn codex_ui_command_line(url: &str) -> String {
     let deadline = tokio::time::Instant::now() + SCREEN_TIMEOUT;
     loop {
         let output = std::process::Command::new("ps")
@@ -39,7 +40,7 @@ async fn codex_ui_command_line() -> String {
         let listing = String::from_utf8_lossy(&output.stdout).into_owned();
         if let Some(line) = listing
             .lines()
-            .find(|line| line.contains("resume") && line.contains("--remote "))
+            .find(|line| line.contains("resume") && line.contains(&format!("--remote {url} ")))
         {
             return line.to_string();
         }
@@ -143,12 +144,11 @@ async fn enter_attaches_the_codex_ui_to_a_remote_run_through_wss() {
     picker.wait_for_text(&run_id, SCREEN_TIMEOUT).await;
     picker.keys(&["Enter"]);
     // The command line names the variable, never the token.
-    let command_line = codex_ui_command_line().await;
+    let command_line = codex_ui_command_line(&proxy.url()).await;
     assert!(
         command_line.contains(&format!("--remote-auth-token-env {TOKEN_ENV}")),
         "{command_line}"
     );
-    assert!(command_line.contains(&proxy.url()), "{command_line}");
     assert!(
         !command_line
             .split_whitespace()
