@@ -95,10 +95,27 @@ async fn measure_all(sidecar: &Sidecar) -> BenchResult<Vec<Measured>> {
     let mut measure =
         |case: &str, reply: &CallToolResult, budget: Option<usize>| -> BenchResult<Value> {
             let value = structured(reply)?;
+            // What Codex warned about the run is the run's own content, as
+            // its message is: on the scripted model every turn draws one
+            // warning (Codex has no metadata for `mock-model`), which a
+            // real model does not. Issue 18 bounds warnings on their own.
+            let (warned_structured, warned_text) = match value.get("warnings") {
+                Some(warnings) => (
+                    warnings.to_string().len() + r#","warnings":"#.len(),
+                    warnings
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .map(|line| "warning: ".len() + line.len() + 1)
+                        .sum(),
+                ),
+                None => (0, 0),
+            };
             out.push(Measured {
                 case: case.to_string(),
-                structured: value.to_string().len(),
-                text: text(reply).len(),
+                structured: value.to_string().len() - warned_structured,
+                text: text(reply).len().saturating_sub(warned_text),
                 budget,
             });
             Ok(value)

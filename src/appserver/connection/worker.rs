@@ -132,7 +132,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + PromptAck> Worker<S> {
     }
 
     pub(super) async fn run(mut self) {
-        let mut pings = tokio::time::interval(PING_INTERVAL);
+        // The first ping one interval in, not at once: the link has just
+        // answered the upgrade, and a pong racing the first answers (which
+        // Codex may write in two parts) is only a chance of a delayed-ACK
+        // wait on the call a fresh sidecar is timed by (B7).
+        let mut pings =
+            tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
         pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
         // When a frame last came in, or the worker last chose not to read
         // (frames it does not read say nothing about the link).
