@@ -16,7 +16,7 @@ use crate::appserver::{AppServerConnection, CapabilityToken, ConnectOptions, Con
 use crate::codex_bin::{CodexBinary, NoUsableCodex, SUPPORTED_VERSIONS, VersionStanding};
 use crate::config::{AppServerMode, Config};
 use crate::protocol::limits::CompactRateLimits;
-use crate::text::cut;
+use crate::text::cut_within;
 
 /// Each connection warning in the check is at most this many characters
 /// (the `…` of a cut included), as a run's warnings are in its result; the
@@ -80,7 +80,7 @@ impl Health {
         self.codex_warnings = news
             .warnings
             .iter()
-            .map(|warning| cut(warning, CODEX_WARNING_CHARS - 1))
+            .map(|warning| cut_within(warning, CODEX_WARNING_CHARS))
             .collect();
     }
 }

@@ -9,6 +9,15 @@ pub fn cut(text: &str, limit: usize) -> String {
     }
 }
 
+/// [`cut`] to at most `limit` characters in all, the `…` of a cut
+/// included: for lists whose entries have a size bound of their own.
+pub fn cut_within(text: &str, limit: usize) -> String {
+    if text.chars().count() <= limit {
+        return text.to_string();
+    }
+    cut(text, limit.saturating_sub(1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -19,5 +28,12 @@ mod tests {
         assert_eq!(cut("done!", 4), "done…");
         assert_eq!(cut("ééé", 2), "éé…");
         assert_eq!(cut("", 0), "");
+    }
+
+    #[test]
+    fn cut_within_counts_the_mark() {
+        assert_eq!(cut_within("done", 4), "done");
+        assert_eq!(cut_within("done!", 4), "don…");
+        assert_eq!(cut_within("done!", 4).chars().count(), 4);
     }
 }

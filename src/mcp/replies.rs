@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::actors::{ActiveRun, ChatReply, RunListing, RunResult, RunStarted, WaitOutcome};
 use crate::protocol::TokenCounts;
 use crate::store::{RunId, RunStatus};
-use crate::text::cut;
+use crate::text::{cut, cut_within};
 
 /// Titles in listings are cut to this many characters, so that 20 runs fit
 /// the 2.5 KB a listing may cost the caller.
@@ -33,7 +33,7 @@ pub fn reply_warnings(warnings: &[String]) -> Vec<String> {
     warnings
         .iter()
         .take(REPLY_WARNINGS)
-        .map(|warning| cut(warning, REPLY_WARNING_CHARS - 1))
+        .map(|warning| cut_within(warning, REPLY_WARNING_CHARS))
         .collect()
 }
 

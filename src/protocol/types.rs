@@ -396,11 +396,6 @@ mod tests {
             json!({"approvalPolicy": "on-request", "sandbox": "danger-full-access"})
         );
     }
-}
-
-#[cfg(test)]
-mod thread_response_tests {
-    use super::*;
 
     /// The thread's sandbox reads as a mode name or as a policy object.
     #[test]
